@@ -1,0 +1,43 @@
+"""spoe_sync: HAProxy's SPOE, the engine side of SPOP, for gevent WSGI apps and TCP proxies.
+
+Library logging goes through loguru and is off until the application opts in with
+``loguru.logger.enable("spoe_sync")``.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .errors import (
+    AgentConnectError,
+    AgentDisconnected,
+    AgentError,
+    ConfigError,
+    ConnectionLost,
+    EngineClosed,
+    HandshakeError,
+    MessageTooLarge,
+    ProcessingError,
+    ProcessingTimeout,
+    ProtocolError,
+    ResourceError,
+    SpoeConfigWarning,
+    SpoeError,
+)
+
+__all__ = [
+    "AgentConnectError",
+    "AgentDisconnected",
+    "AgentError",
+    "ConfigError",
+    "ConnectionLost",
+    "EngineClosed",
+    "HandshakeError",
+    "MessageTooLarge",
+    "ProcessingError",
+    "ProcessingTimeout",
+    "ProtocolError",
+    "ResourceError",
+    "SpoeConfigWarning",
+    "SpoeError",
+    "__version__",
+]
