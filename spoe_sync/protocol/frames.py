@@ -20,10 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
-from .constants import FLAG_ABORT, FLAG_FIN, DEFAULT_MAX_FRAME_SIZE, SPOP_VERSION, FrameType, VarScope, frame_status_reason
+from .constants import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FLAG_ABORT,
+    FLAG_FIN,
+    SPOP_VERSION,
+    FrameType,
+    VarScope,
+    frame_status_reason,
+)
 from .values import UInt32, Value
 
 __all__ = [
+    "KV",
     "Ack",
     "Action",
     "AgentDisconnect",
@@ -32,7 +41,6 @@ __all__ = [
     "Frame",
     "HaproxyDisconnect",
     "HaproxyHello",
-    "KV",
     "Message",
     "Notify",
     "SetVar",
