@@ -35,6 +35,17 @@ from .frames import (
     UnknownFrame,
     UnsetVar,
 )
+from .codec import (
+    MessageEncoder,
+    decode_frame,
+    decode_frame_body,
+    decode_payload,
+    encode_frame,
+    encode_messages,
+    encode_notify,
+    encode_raw_frame,
+    encode_value,
+)
 from .values import Int32, Int64, UInt32, UInt64, Value, data_type_of
 
 __all__ = [
@@ -59,6 +70,7 @@ __all__ = [
     "Int32",
     "Int64",
     "Message",
+    "MessageEncoder",
     "Notify",
     "SetVar",
     "StreamStatus",
@@ -69,5 +81,13 @@ __all__ = [
     "Value",
     "VarScope",
     "data_type_of",
+    "decode_frame",
+    "decode_frame_body",
+    "decode_payload",
+    "encode_frame",
+    "encode_messages",
+    "encode_notify",
+    "encode_raw_frame",
+    "encode_value",
     "frame_status_reason",
 ]
