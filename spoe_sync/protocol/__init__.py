@@ -5,6 +5,17 @@ Nothing here touches a socket, gevent or a logger (SPOE.txt §3).
 
 from __future__ import annotations
 
+from .codec import (
+    MessageEncoder,
+    decode_frame,
+    decode_frame_body,
+    decode_payload,
+    encode_frame,
+    encode_messages,
+    encode_notify,
+    encode_raw_frame,
+    encode_value,
+)
 from .constants import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_WAITING_FRAMES,
@@ -34,17 +45,6 @@ from .frames import (
     SetVar,
     UnknownFrame,
     UnsetVar,
-)
-from .codec import (
-    MessageEncoder,
-    decode_frame,
-    decode_frame_body,
-    decode_payload,
-    encode_frame,
-    encode_messages,
-    encode_notify,
-    encode_raw_frame,
-    encode_value,
 )
 from .values import Int32, Int64, UInt32, UInt64, Value, data_type_of
 
