@@ -31,6 +31,7 @@ __all__ = [
     "ResourceError",
     "SpoeConfigWarning",
     "SpoeError",
+    "VariableError",
 ]
 
 
@@ -237,3 +238,22 @@ class ProcessingInterrupted(ProcessingError):
 
 class EngineClosed(SpoeError):
     """The engine was used after :meth:`Engine.close`."""
+
+
+class VariableError(SpoeError, ValueError):
+    """A variable name is invalid, a value cannot be stored, or a variable cap
+    (count or bytes) would be exceeded.
+
+    :attr name: the variable name concerned (``None`` when it is about a value);
+    :attr reason: a short code: ``invalid-name``, ``unknown-scope``,
+        ``too-many-vars``, ``too-many-bytes``, ``bad-value``.
+    """
+
+    def __init__(self, message: str, name: str | None = None, reason: str = "invalid-name") -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.message, self.name, self.reason))

@@ -1,0 +1,458 @@
+"""HAProxy variables: the ``proc``, ``sess``, ``txn``, ``req`` and ``res`` scopes.
+
+Names are full HAProxy names, ``"<scope>.<name>"`` (``"txn.iprep.score"``), the
+same text a haproxy.cfg writes in ``var(...)``.  Three stores hold them, by
+lifetime (SPOE.txt §2.2 "option var-prefix", agent-ecosystem.md §5):
+
+* :class:`ProcVars`: ``proc.*``, one per engine (HAProxy: the process);
+* :class:`Session`: ``sess.*``, one per client connection;
+* :class:`Vars`: one per stream; holds ``txn.*``, ``req.*`` and ``res.*`` itself
+  and reads ``sess.*`` through its session and ``proc.*`` through the engine's
+  :class:`ProcVars`.  It is the rules layer's ``VarLookup``.
+
+Values are plain Python: ``bool``, ``int`` (signed 64-bit, as HAProxy's
+``SMP_T_SINT``), ``str``, ``bytes``, ``IPv4Address``, ``IPv6Address``.  Storing
+``None`` removes the variable: HAProxy has no NULL variable, and an agent's
+set-var with a NULL value unsets (haproxy-engine-behaviour.md §4).
+
+Every store has a cap on its variable count and on its size in bytes, so a
+rogue agent (or ``option force-set-var``, which SPOE.txt warns "opens to a
+variety of attacks") cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
+
+from ..errors import VariableError
+from ..protocol.values import Value
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_VARS",
+    "SCOPES",
+    "ProcVars",
+    "Session",
+    "VarLimits",
+    "Vars",
+    "check_var_name",
+    "normalize_value",
+    "split_var_name",
+    "var_size",
+]
+
+#: HAProxy's variable scopes usable by SPOE (``check`` belongs to health checks).
+SCOPES = ("proc", "sess", "txn", "req", "res")
+
+#: Default cap on the variables of one store.  Real agents set a handful (criteo's
+#: dynamic ``token_claim_*`` names are the widest seen: tens); 1024 leaves room
+#: while bounding a flood.
+DEFAULT_MAX_VARS = 1024
+#: Default cap on the bytes of one store: enough for a DataDog body sample
+#: (bounded by tune.bufsize, 16 KiB) many times over.
+DEFAULT_MAX_BYTES = 1 << 20
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+# vars_hash_name()/vars_fill_desc() in haproxy/src/vars.c: isalnum() in the C
+# locale, '_' and '.'; written out so that no Unicode digit or letter slips in.
+_NAME_RE = re.compile(r"[A-Za-z0-9_.]+\Z")
+
+# Reasons a name or a value is refused (also used by actions.py in DroppedVar).
+REASON_INVALID_NAME = "invalid-name"
+REASON_BAD_SCOPE = "unknown-scope"
+REASON_TOO_MANY = "too-many-vars"
+REASON_TOO_BIG = "too-many-bytes"
+REASON_BAD_VALUE = "bad-value"
+
+
+@dataclass(frozen=True, slots=True)
+class VarLimits:
+    """Caps on one variable store.
+
+    :param max_vars: most variables the store may hold at once.
+    :param max_bytes: most bytes the store may hold: each variable counts the
+        UTF-8 length of its name plus the size of its value (:func:`var_size`).
+    """
+
+    max_vars: int = DEFAULT_MAX_VARS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_vars < 0 or self.max_bytes < 0:
+            raise ValueError("variable limits must not be negative")
+
+
+def split_var_name(full_name: str) -> tuple[str, str]:
+    """``"txn.iprep.score"`` -> ``("txn", "iprep.score")``.
+
+    :raises VariableError: unknown scope, empty name, or a character outside
+        ``[A-Za-z0-9_.]`` (HAProxy's rule).
+    """
+    reason = check_var_name(full_name)
+    if reason is not None:
+        raise VariableError(_REASON_TEXT[reason].format(name=full_name), full_name, reason)
+    scope, _, name = full_name.partition(".")
+    return scope, name
+
+
+def check_var_name(full_name: object) -> str | None:
+    """``None`` when ``full_name`` is a valid variable name, else the reason."""
+    if not isinstance(full_name, str):
+        return REASON_INVALID_NAME
+    scope, dot, name = full_name.partition(".")
+    if not dot or scope not in SCOPES:
+        return REASON_BAD_SCOPE
+    if not _NAME_RE.match(name):
+        return REASON_INVALID_NAME
+    return None
+
+
+_REASON_TEXT = {
+    REASON_BAD_SCOPE: "variable {name!r} has no valid scope (proc, sess, txn, req or res)",
+    REASON_INVALID_NAME: "variable name {name!r} is empty or not made of [A-Za-z0-9_.]",
+}
+
+
+def normalize_value(value: object) -> Value:
+    """The value as stored: a plain ``int`` (wire subclasses dropped, so a
+    variable read back is sent as INT64, as HAProxy sends an ``SMP_T_SINT``),
+    ``bytes`` for any bytes-like object.
+
+    :raises VariableError: for a type no variable can hold, or an integer
+        outside the signed 64-bit range.
+    """
+    if value is None or type(value) in (bool, str, bytes, IPv4Address, IPv6Address):
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise VariableError(f"integer {value} does not fit a signed 64-bit variable",
+                                None, REASON_BAD_VALUE)
+        return int(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (IPv4Address, IPv6Address)):
+        return value
+    raise VariableError(f"a variable cannot hold a {type(value).__name__}", None, REASON_BAD_VALUE)
+
+
+def var_size(name: str, value: Value) -> int:
+    """Bytes a variable counts against :attr:`VarLimits.max_bytes`."""
+    size = len(name)
+    if isinstance(value, str):
+        size += len(value.encode("utf-8", "surrogateescape"))
+    elif isinstance(value, bytes):
+        size += len(value)
+    elif isinstance(value, bool):
+        size += 1
+    elif isinstance(value, int):
+        size += 8
+    elif isinstance(value, IPv4Address):
+        size += 4
+    elif isinstance(value, IPv6Address):
+        size += 16
+    return size
+
+
+class _Store:
+    """The variables of some scopes, keyed by scope then by the name after it,
+    with the byte and count accounting of :class:`VarLimits`."""
+
+    __slots__ = ("_bytes", "_count", "_data", "limits")
+
+    def __init__(self, scopes: tuple[str, ...], limits: VarLimits | None) -> None:
+        self.limits = limits or VarLimits()
+        self._data: dict[str, dict[str, Value]] = {scope: {} for scope in scopes}
+        self._bytes = 0
+        self._count = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (see :func:`var_size`)."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _get(self, scope: str, name: str) -> Value:
+        return self._data[scope].get(name)
+
+    def _room(self, scope: str, name: str, value: Value) -> str | None:
+        """``None`` when ``value`` fits under the caps, else the reason."""
+        bag = self._data[scope]
+        old = bag.get(name, _MISSING)
+        added = var_size(name, value)
+        count = self._count
+        if old is _MISSING:
+            count += 1
+        else:
+            added -= var_size(name, old)  # type: ignore[arg-type]
+        if count > self.limits.max_vars:
+            return REASON_TOO_MANY
+        if self._bytes + added > self.limits.max_bytes:
+            return REASON_TOO_BIG
+        return None
+
+    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True) -> str | None:
+        """Store an already normalized, non-None value; the refusal reason or None."""
+        if enforce:
+            reason = self._room(scope, name, value)
+            if reason is not None:
+                return reason
+        bag = self._data[scope]
+        old = bag.get(name, _MISSING)
+        if old is _MISSING:
+            self._count += 1
+        else:
+            self._bytes -= var_size(name, old)  # type: ignore[arg-type]
+        bag[name] = value
+        self._bytes += var_size(name, value)
+        return None
+
+    def _pop(self, scope: str, name: str) -> bool:
+        bag = self._data[scope]
+        if name not in bag:
+            return False
+        self._bytes -= var_size(name, bag.pop(name))
+        self._count -= 1
+        return True
+
+    def _clear(self, scope: str) -> None:
+        for name in list(self._data[scope]):
+            self._pop(scope, name)
+
+    def _view(self, scope: str) -> Mapping[str, Value]:
+        return MappingProxyType(self._data[scope])
+
+
+_MISSING = object()
+
+
+def _own_name(full_name: str, scope: str) -> str:
+    got, name = split_var_name(full_name)
+    if got != scope:
+        raise VariableError(f"variable {full_name!r} is not in scope {scope!r}", full_name,
+                            REASON_BAD_SCOPE)
+    return name
+
+
+class ProcVars(_Store):
+    """The ``proc.*`` variables of one engine, shared by all its streams.
+
+    A name is *registered* by ``register-var-names`` or by a reference in the
+    configuration (``var(proc.pfx.x)``): HAProxy 2.6 creates such a variable
+    empty and permanent, so an agent may set it, and unsetting it only empties
+    it.  An agent may not create any other ``proc`` name without
+    ``option force-set-var`` (haproxy-engine-behaviour.md §4).
+    """
+
+    __slots__ = ("_registered",)
+
+    def __init__(self, registered: tuple[str, ...] | list[str] = (), *,
+                 limits: VarLimits | None = None) -> None:
+        super().__init__(("proc",), limits)
+        self._registered: set[str] = set()
+        for full_name in registered:
+            self.register(full_name)
+
+    def register(self, full_name: str) -> None:
+        """Register ``proc.<name>`` so that agents may set it.
+
+        :raises VariableError: the name is invalid or not in the proc scope.
+        """
+        self._registered.add(_own_name(full_name, "proc"))
+
+    @property
+    def registered(self) -> frozenset[str]:
+        """The registered full names."""
+        return frozenset("proc." + name for name in self._registered)
+
+    def exists(self, full_name: str) -> bool:
+        """True when an agent may set ``full_name`` without force-set-var:
+        registered, or currently set."""
+        scope, _, name = full_name.partition(".")
+        return scope == "proc" and (name in self._registered or name in self._data["proc"])
+
+    def get(self, full_name: str, default: Value = None) -> Value:
+        scope, _, name = full_name.partition(".")
+        if scope != "proc":
+            return default
+        value = self._data["proc"].get(name)
+        return default if value is None else value
+
+    def set(self, full_name: str, value: object) -> None:
+        """Set (or, with ``None``, unset) a ``proc`` variable.
+
+        :raises VariableError: bad name or value, or a cap would be exceeded.
+        """
+        _set(self, "proc", _own_name(full_name, "proc"), value, full_name)
+
+    def unset(self, full_name: str) -> bool:
+        """Remove the variable; True if it was set."""
+        return self._pop("proc", _own_name(full_name, "proc"))
+
+    def scope(self) -> Mapping[str, Value]:
+        """Read-only live view ``{"pfx.name": value}``."""
+        return self._view("proc")
+
+
+class Session(_Store):
+    """The ``sess.*`` variables of one client connection (HTTP keep-alive
+    requests, or a proxied TCP connection, share them)."""
+
+    __slots__ = ()
+
+    def __init__(self, *, limits: VarLimits | None = None) -> None:
+        super().__init__(("sess",), limits)
+
+    def get(self, full_name: str, default: Value = None) -> Value:
+        scope, _, name = full_name.partition(".")
+        if scope != "sess":
+            return default
+        value = self._data["sess"].get(name)
+        return default if value is None else value
+
+    def set(self, full_name: str, value: object) -> None:
+        """Set (or, with ``None``, unset) a ``sess`` variable.
+
+        :raises VariableError: bad name or value, or a cap would be exceeded.
+        """
+        _set(self, "sess", _own_name(full_name, "sess"), value, full_name)
+
+    def unset(self, full_name: str) -> bool:
+        return self._pop("sess", _own_name(full_name, "sess"))
+
+    def scope(self) -> Mapping[str, Value]:
+        """Read-only live view ``{"pfx.name": value}``."""
+        return self._view("sess")
+
+
+def _set(store: _Store, scope: str, name: str, value: object, full_name: str) -> None:
+    value = normalize_value(value)
+    if value is None:
+        store._pop(scope, name)
+        return
+    reason = store._put(scope, name, value)
+    if reason is not None:
+        raise VariableError(
+            f"cannot set {full_name!r}: {reason} (limits: {store.limits.max_vars} variables, "
+            f"{store.limits.max_bytes} bytes)", full_name, reason)
+
+
+class Vars(_Store):
+    """The variables one stream sees, by full name, in all five scopes.
+
+    ``txn``/``req``/``res`` live here (capped by ``limits``); ``sess`` lives on
+    ``session`` (a private one when none is given: sess variables then last as
+    long as the stream) and ``proc`` on ``proc`` (a private one when none is
+    given)::
+
+        vars.get("txn.iprep.score")          # 87, or None when unset
+        vars["txn.iprep.score"]              # KeyError when unset
+        vars.set("txn.app.user", "bob")
+        vars.scope("sess")                   # read-only {"iprep.score": 87}
+    """
+
+    __slots__ = ("proc", "session")
+
+    def __init__(self, session: Session | None = None, proc: ProcVars | None = None, *,
+                 limits: VarLimits | None = None) -> None:
+        super().__init__(("txn", "req", "res"), limits)
+        self.session = session if session is not None else Session(limits=limits)
+        self.proc = proc if proc is not None else ProcVars(limits=limits)
+
+    def _owner(self, scope: str) -> _Store | None:
+        if scope in self._data:
+            return self
+        if scope == "sess":
+            return self.session
+        if scope == "proc":
+            return self.proc
+        return None
+
+    def get(self, full_name: str, default: Value = None) -> Value:
+        """The value of ``full_name``, or ``default`` when it is not set (or the
+        name is not a variable name).  This is the rules layer's ``VarLookup``."""
+        scope, _, name = full_name.partition(".")
+        store = self._owner(scope)
+        if store is None:
+            return default
+        value = store._data[scope].get(name)
+        return default if value is None else value
+
+    def __getitem__(self, full_name: str) -> Value:
+        value = self.get(full_name)
+        if value is None:
+            raise KeyError(full_name)
+        return value
+
+    def __contains__(self, full_name: object) -> bool:
+        return isinstance(full_name, str) and self.get(full_name) is not None
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        """Full names of every variable set, scope by scope (proc first)."""
+        for scope in SCOPES:
+            store = self._owner(scope)
+            assert store is not None
+            for name in list(store._data[scope]):
+                yield f"{scope}.{name}"
+
+    def items(self) -> Iterator[tuple[str, Value]]:
+        for full_name in self:
+            yield full_name, self.get(full_name)
+
+    def set(self, full_name: str, value: object) -> None:
+        """Set a variable in any scope; ``None`` unsets it.
+
+        :raises VariableError: invalid name, unsupported value, or a cap of the
+            store holding that scope would be exceeded.
+        """
+        scope, name = split_var_name(full_name)
+        store = self._owner(scope)
+        assert store is not None
+        _set(store, scope, name, value, full_name)
+
+    def unset(self, full_name: str) -> bool:
+        """Remove a variable; True if it was set.
+
+        :raises VariableError: invalid name.
+        """
+        scope, name = split_var_name(full_name)
+        store = self._owner(scope)
+        assert store is not None
+        return store._pop(scope, name)
+
+    def scope(self, scope: str) -> Mapping[str, Value]:
+        """Read-only live view of one scope, keyed by the name after the scope
+        (``{"iprep.score": 87}``).
+
+        :raises VariableError: unknown scope.
+        """
+        store = self._owner(scope)
+        if store is None:
+            raise VariableError(f"unknown variable scope {scope!r}", scope, REASON_BAD_SCOPE)
+        return store._view(scope)
+
+    def clear(self, scope: str) -> None:
+        """Drop every variable of ``txn``, ``req`` or ``res`` (end of a
+        transaction or of one direction of it)."""
+        if scope not in self._data:
+            raise VariableError(f"a stream can only clear txn, req or res, not {scope!r}",
+                                scope, REASON_BAD_SCOPE)
+        self._clear(scope)
+
+    def as_dict(self) -> dict[str, Value]:
+        """A snapshot ``{full_name: value}`` of every variable the stream sees."""
+        return dict(self.items())
+
+    def __repr__(self) -> str:
+        return f"<Vars {len(self)} own, {len(self.session)} sess, {len(self.proc)} proc>"
