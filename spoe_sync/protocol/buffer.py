@@ -1,0 +1,120 @@
+"""Cutting the agent's byte stream into whole frames (SPOE.txt §3.2).
+
+Every SPOP frame is prefixed by its length on 4 bytes.  HAProxy reads that
+length first and refuses the frame at once if it exceeds the connection's
+*current* max-frame-size (the configured value before the handshake, the
+negotiated one after it): status 3, fatal (``spoe_recv_frame()``).  We do the
+same **before** buffering the body, so that an agent announcing a 4 GiB frame
+never makes us wait for, or keep, more than max-frame-size bytes of it.
+"""
+
+from __future__ import annotations
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .constants import FrameStatus
+
+__all__ = ["ReceiveBuffer"]
+
+_PREFIX = 4
+
+
+class ReceiveBuffer:
+    """Bytes received from an agent, yielded back one whole frame at a time.
+
+    :param max_frame_size: the largest frame body (length prefix excluded) we
+        accept; assign :attr:`max_frame_size` when the handshake negotiates a
+        new value, it applies to every frame not yet returned.
+
+    ``next_frame()`` returns the frame *body* (type byte onwards, as
+    :func:`spoe_sync.protocol.decode_frame_body` takes it) or ``None`` when no
+    whole frame is buffered yet.  Bytes that follow an oversized length prefix
+    are dropped on arrival: they cannot be used (the stream is lost) and must
+    not pile up.
+    """
+
+    __slots__ = ("_buf", "_eof", "_oversized", "_pos", "_scan", "max_frame_size")
+
+    def __init__(self, max_frame_size: int) -> None:
+        self.max_frame_size = int(max_frame_size)
+        self._buf = bytearray()
+        self._pos = 0  # start of the unread part of _buf
+        self._scan = 0  # start of the first frame not known to be complete
+        self._eof = False
+        self._oversized = False
+
+    def __len__(self) -> int:
+        """Bytes received and not yet returned as a frame."""
+        return len(self._buf) - self._pos
+
+    def __repr__(self) -> str:
+        return (f"<ReceiveBuffer {len(self)} bytes, max_frame_size={self.max_frame_size}, "
+                f"eof={self._eof}>")
+
+    @property
+    def eof(self) -> bool:
+        """True once :meth:`feed` was called with ``b""`` (the agent closed)."""
+        return self._eof
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes read from the socket; ``b""`` records the end of the stream.
+
+        :raises LocalProtocolError: when data is fed after the end of the stream.
+        """
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise LocalProtocolError("data received after the end of the stream")
+        if self._oversized:
+            return
+        self._buf += data
+        self._find_oversized()
+
+    def next_frame(self) -> bytes | None:
+        """The body of the next whole frame, or ``None`` if more bytes are needed.
+
+        :raises RemoteProtocolError: status 3 when the next frame announces a
+            length over :attr:`max_frame_size` (raised again on every call: the
+            stream cannot be resynchronised after that).
+        """
+        pos = self._pos
+        if len(self._buf) - pos < _PREFIX:
+            return None
+        length = int.from_bytes(self._buf[pos : pos + _PREFIX], "big")
+        if length > self.max_frame_size:
+            raise RemoteProtocolError(
+                f"the agent announced a frame of {length} bytes, over the max-frame-size of "
+                f"{self.max_frame_size}", status=FrameStatus.TOO_BIG)
+        end = pos + _PREFIX + length
+        if len(self._buf) < end:
+            return None
+        body = bytes(self._buf[pos + _PREFIX : end])
+        if end >= len(self._buf):
+            self._buf.clear()
+            self._pos = self._scan = 0
+        else:
+            self._pos = end
+            self._scan = max(self._scan, end)
+            if end > 65536 and end * 2 > len(self._buf):
+                # Compact now and then rather than on every frame: deleting the
+                # head of a bytearray moves everything behind it.
+                del self._buf[:end]
+                self._scan -= end
+                self._pos = 0
+        return body
+
+    def _find_oversized(self) -> None:
+        """Walk the complete frames buffered after the read position and stop at
+        the first incomplete one: if its prefix is over the limit, drop its body."""
+        buf = self._buf
+        scan = max(self._scan, self._pos)
+        while len(buf) - scan >= _PREFIX:
+            length = int.from_bytes(buf[scan : scan + _PREFIX], "big")
+            if length > self.max_frame_size:
+                del buf[scan + _PREFIX :]
+                self._oversized = True
+                break
+            if len(buf) < scan + _PREFIX + length:
+                break
+            scan += _PREFIX + length
+        self._scan = scan

@@ -1,0 +1,531 @@
+"""The engine side of one SPOP connection, sans I/O (SPOE.txt §3.2.3, h11's shape).
+
+One :class:`EngineConnection` per TCP connection to an agent.  It never touches
+a socket: the caller writes what the methods return and feeds what it reads::
+
+    conn = EngineConnection(max_frame_size=16380)
+    sock.sendall(conn.initiate())                    # HAPROXY-HELLO
+    while True:
+        ev = conn.next_event()
+        if ev is NEED_DATA:
+            conn.receive_data(sock.recv(65536))      # b"" = the agent closed
+        elif isinstance(ev, HelloDone):
+            break
+    for frame in conn.send_notify(sid, fid, payload):
+        sock.sendall(frame)
+
+``next_event()`` raises :class:`~spoe_sync.errors.RemoteProtocolError` when the
+agent breaks SPOP; its ``.status`` is the code HAProxy would send, and the
+connection then only allows :meth:`~EngineConnection.disconnect`.  Any other
+exception escaping ``next_event()`` is a bug.
+
+What is HAProxy's here (haproxy-engine-behaviour.md §1-2): the HELLO bytes, the
+AGENT-HELLO checks and their status codes, the mode negotiation, how an ACK is
+matched per mode, the DISCONNECT texts, ignoring frames of unknown type.  What
+is ours: fragmented ACKs are reassembled instead of refused with status 10.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any, Union
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .buffer import ReceiveBuffer
+from .codec import decode_frame_body, decode_payload, encode_frame, encode_messages, encode_notify
+from .constants import DEFAULT_MAX_FRAME_SIZE, FLAG_ABORT, MIN_FRAME_SIZE, FrameStatus, FrameType
+from .fragments import Reassembler, abort_frame, fragment_notify
+from .frames import (
+    Ack,
+    AgentDisconnect,
+    AgentHello,
+    Fragment,
+    HaproxyDisconnect,
+    HaproxyHello,
+    Notify,
+)
+from .hello import Mode, Negotiated, check_hello_header, negotiate
+
+__all__ = [
+    "NEED_DATA",
+    "AckReceived",
+    "AgentDisconnected",
+    "ConnectionClosed",
+    "ConnectionState",
+    "EngineConnection",
+    "Event",
+    "HelloDone",
+]
+
+#: The largest ACK payload a fragmented ACK may reassemble to.  An unfragmented
+#: ACK is bounded by max-frame-size; without this bound a fragmented one would not be.
+DEFAULT_MAX_ACK_SIZE = 1 << 20
+
+
+# --------------------------------------------------------------------------- events
+
+
+class _Sentinel(type):
+    """Metaclass of sentinels: the class is its own instance, so that
+    ``type(NEED_DATA) is NEED_DATA`` and its repr is its name (as in h11)."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _Sentinel:
+        cls = super().__new__(mcs, name, bases, namespace)
+        cls.__class__ = cls  # type: ignore[assignment]
+        return cls
+
+    def __repr__(cls) -> str:
+        return cls.__name__
+
+
+class NEED_DATA(_Sentinel, metaclass=_Sentinel):
+    """No whole frame is buffered: read from the socket and call ``receive_data``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HelloDone:
+    """The agent's AGENT-HELLO was accepted; the connection is ready.
+
+    :attr hello: the frame as received.
+    :attr mode: ``"sync"``, ``"pipelining"`` or ``"async"``.
+    :attr max_frame_size: the negotiated frame size, the limit both ways from now.
+    :attr fragmentation: the agent can receive fragmented NOTIFY frames.
+    """
+
+    hello: AgentHello
+    mode: Mode
+    max_frame_size: int
+    fragmentation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """An ACK arrived (put together first if the agent sent it in fragments).
+
+    :attr ack: the frame; ``ack.actions`` are the actions to apply.
+    :attr matched: it answers a NOTIFY sent on this connection, which is no
+        longer waiting.  Only async connections report unmatched ACKs: the
+        engine matches those across its connections (SPOE.txt §3.2.1 "async").
+    :attr fragmented: the NOTIFY it answers was sent in fragments.
+    :attr aborted: the agent aborted the processing (ABORT on the ACK of a
+        fragmented NOTIFY, or an aborted fragmented ACK): the stream fails with
+        status 4 and no action applies.  ABORT on an ordinary ACK is ignored, as
+        in HAProxy (haproxy-engine-behaviour.md §2.3).
+    """
+
+    ack: Ack
+    matched: bool = True
+    fragmented: bool = False
+    aborted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDisconnected:
+    """The agent sent AGENT-DISCONNECT (SPOE.txt §3.2.9): close the socket; no
+    HAPROXY-DISCONNECT is due in reply (HAProxy sends none).
+
+    :attr status_code: the agent's code; None when its frame had none or could
+        not be read.
+    :attr message: the agent's text, None when absent.
+    """
+
+    status_code: int | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """Nothing more will come from the agent: it closed (EOF) or the
+    conversation is over.  Close the socket.
+
+    :attr partial: bytes of an incomplete frame left unread at EOF.
+    """
+
+    partial: int = 0
+
+
+Event = Union[HelloDone, AckReceived, AgentDisconnected, ConnectionClosed]
+
+
+# --------------------------------------------------------------------------- states
+
+
+class ConnectionState(enum.Enum):
+    """HAProxy's applet states, reduced to what the protocol sees
+    (``enum spoe_appctx_state``)."""
+
+    CONNECTING = "CONNECTING"  #: created; the HAPROXY-HELLO is not out yet
+    HELLO_SENT = "HELLO_SENT"  #: waiting for the AGENT-HELLO
+    READY = "READY"  #: handshake done: NOTIFY out, ACK in
+    DISCONNECTING = "DISCONNECTING"  #: our HAPROXY-DISCONNECT is out; waiting for the agent's
+    CLOSED = "CLOSED"  #: nothing more to read; close the socket
+    ERROR = "ERROR"  #: the agent broke SPOP; only disconnect() is allowed
+
+
+_S = ConnectionState
+# (state, input) -> next state.  Anything missing is a LocalProtocolError: the
+# caller did something the current state does not allow (h11's rule).
+_TRANSITIONS: dict[tuple[ConnectionState, str], ConnectionState] = {
+    (_S.CONNECTING, "initiate"): _S.HELLO_SENT,
+    (_S.HELLO_SENT, "hello"): _S.READY,
+    (_S.HELLO_SENT, "disconnect"): _S.DISCONNECTING,
+    (_S.READY, "disconnect"): _S.DISCONNECTING,
+    (_S.ERROR, "disconnect"): _S.DISCONNECTING,
+    (_S.HELLO_SENT, "remote_error"): _S.ERROR,
+    (_S.READY, "remote_error"): _S.ERROR,
+    (_S.HELLO_SENT, "agent_disconnect"): _S.CLOSED,
+    (_S.READY, "agent_disconnect"): _S.CLOSED,
+    (_S.DISCONNECTING, "agent_disconnect"): _S.CLOSED,
+    (_S.HELLO_SENT, "eof"): _S.CLOSED,
+    (_S.READY, "eof"): _S.CLOSED,
+    (_S.DISCONNECTING, "eof"): _S.CLOSED,
+}
+
+
+@dataclass(slots=True)
+class _Waiting:
+    fragmented: bool
+    frames: int
+
+
+# --------------------------------------------------------------------------- connection
+
+
+class EngineConnection:
+    """The engine (HAProxy) side of one SPOP connection.
+
+    :param max_frame_size: the ``max-frame-size`` we announce (256 or more);
+        the agent's answer may lower it.
+    :param pipelining: ``option pipelining`` (kept only if the agent has it).
+    :param async_: ``option async`` (kept only if the agent has it).
+    :param send_frag_payload: ``option send-frag-payload``: a NOTIFY too big for
+        one frame is sent in fragments when the agent announced ``fragmentation``.
+    :param engine_id: the ``engine-id`` text; a random UUIDv4 when None.  Not
+        sent in a health check (HAProxy has no engine there).
+    :param healthcheck: the HELLO of ``option spop-check``: ``healthcheck``
+        true, empty capabilities, no engine-id; no NOTIFY may follow.
+    :param max_ack_size: the largest payload a fragmented ACK may reach.
+    :raises LocalProtocolError: status 9 for a max-frame-size out of range.
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, pipelining: bool = True,
+                 async_: bool = True, send_frag_payload: bool = True,
+                 engine_id: str | None = None, healthcheck: bool = False, *,
+                 max_ack_size: int = DEFAULT_MAX_ACK_SIZE) -> None:
+        if not MIN_FRAME_SIZE <= max_frame_size <= 0xFFFFFFFF:
+            raise LocalProtocolError(f"max-frame-size {max_frame_size} is not between "
+                                     f"{MIN_FRAME_SIZE} and {0xFFFFFFFF}", FrameStatus.BAD_FRAME_SIZE)
+        self.configured_max_frame_size = max_frame_size
+        self.pipelining = pipelining
+        self.async_ = async_
+        self.send_frag_payload = send_frag_payload
+        self.healthcheck = healthcheck
+        self.engine_id: str | None = None if healthcheck else (engine_id or str(uuid.uuid4()))
+        self.state = ConnectionState.CONNECTING
+        #: What the handshake settled (None before HelloDone).
+        self.negotiated: Negotiated | None = None
+        #: The AGENT-HELLO accepted (None before HelloDone).
+        self.agent_hello: AgentHello | None = None
+        #: The error that put the connection in ERROR.
+        self.error: RemoteProtocolError | None = None
+        #: The status of our HAPROXY-DISCONNECT, once sent.
+        self.disconnect_status: int | None = None
+        #: The agent's AGENT-DISCONNECT, once received.
+        self.agent_disconnect: AgentDisconnected | None = None
+        #: ACKs matching nothing and dropped (sync with nothing pending, pipelining).
+        self.ignored_acks = 0
+        #: Frames skipped: unknown or unexpected types (SPOE.txt §3.2.2).
+        self.ignored_frames = 0
+        self._buffer = ReceiveBuffer(max_frame_size)
+        self._reassembler = Reassembler(max_ack_size)
+        self._waiting: dict[tuple[int, int], _Waiting] = {}
+
+    def __repr__(self) -> str:
+        return (f"<EngineConnection {self.state.name} mode={self.mode} "
+                f"max_frame_size={self.max_frame_size} waiting={self.waiting}>")
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def mode(self) -> Mode | None:
+        """``"sync"``, ``"pipelining"`` or ``"async"`` after the handshake, else None."""
+        return None if self.negotiated is None else self.negotiated.mode
+
+    @property
+    def max_frame_size(self) -> int:
+        """The negotiated frame size after the handshake; the configured one before."""
+        if self.negotiated is None:
+            return self.configured_max_frame_size
+        return self.negotiated.max_frame_size
+
+    @property
+    def agent_fragmentation(self) -> bool:
+        """The agent announced ``fragmentation`` (it can receive fragmented NOTIFY)."""
+        return self.negotiated is not None and self.negotiated.fragmentation
+
+    @property
+    def waiting(self) -> int:
+        """Frames sent on this connection and not acknowledged yet."""
+        return len(self._waiting)
+
+    def is_waiting(self, stream_id: int, frame_id: int) -> bool:
+        """The NOTIFY ``(stream_id, frame_id)`` was sent here and not acknowledged."""
+        return (stream_id, frame_id) in self._waiting
+
+    @property
+    def capabilities(self) -> str:
+        """The ``capabilities`` of our HELLO: HAProxy's order, never ``fragmentation``
+        (HAProxy never announces it, and we do not either)."""
+        if self.healthcheck:
+            return ""
+        return ",".join(name for name, on in (("pipelining", self.pipelining),
+                                              ("async", self.async_)) if on)
+
+    # ------------------------------------------------------------------ sending
+
+    def _transition(self, what: str) -> None:
+        try:
+            self.state = _TRANSITIONS[(self.state, what)]
+        except KeyError:
+            raise LocalProtocolError(f"cannot {what.replace('_', ' ')} in state {self.state.name}",
+                                     FrameStatus.INVALID) from None
+
+    def hello_frame(self) -> HaproxyHello:
+        """The HAPROXY-HELLO as HAProxy 2.6 builds it (``spoe_prepare_hahello_frame()``)."""
+        return HaproxyHello.make(max_frame_size=self.configured_max_frame_size,
+                                 capabilities=self.capabilities, engine_id=self.engine_id,
+                                 healthcheck=self.healthcheck)
+
+    def initiate(self) -> bytes:
+        """The HAPROXY-HELLO bytes to write first.
+
+        :raises LocalProtocolError: when called twice.
+        """
+        self._transition("initiate")
+        return encode_frame(self.hello_frame())
+
+    def send_notify(self, stream_id: int, frame_id: int, payload: bytes) -> list[bytes]:
+        """The wire frames of one NOTIFY: one frame, or fragments when the payload
+        does not fit, ``send_frag_payload`` is on and the agent announced
+        ``fragmentation``.  Write them all, in order.  The NOTIFY then waits for
+        its ACK on this connection.
+
+        :param payload: the LIST-OF-MESSAGES bytes (``MessageEncoder`` /
+            ``encode_messages``).
+        :raises LocalProtocolError: status 3 when it is too big and cannot be
+            fragmented (nothing was sent; the connection is still usable); when
+            the connection is not READY, is a health check, already waits for
+            these ids, or is in sync mode with a NOTIFY already waiting.
+        """
+        if self.state is not ConnectionState.READY or self.healthcheck:
+            what = "a health check" if self.healthcheck else f"state {self.state.name}"
+            raise LocalProtocolError(f"cannot send a NOTIFY in {what}", FrameStatus.INVALID)
+        key = (stream_id, frame_id)
+        if key in self._waiting:
+            raise LocalProtocolError(f"NOTIFY ({stream_id}, {frame_id}) is already waiting for its ACK",
+                                     FrameStatus.INVALID)
+        if self.mode == "sync" and self._waiting:
+            raise LocalProtocolError("sync mode: a NOTIFY is already waiting for its ACK",
+                                     FrameStatus.INVALID)
+        frame = encode_notify(stream_id, frame_id, payload)
+        limit = self.max_frame_size
+        if len(frame) - 4 <= limit:
+            self._waiting[key] = _Waiting(False, 1)
+            return [frame]
+        if not self.send_frag_payload or not self.agent_fragmentation:
+            why = ("option send-frag-payload is off" if not self.send_frag_payload
+                   else "the agent did not announce fragmentation")
+            raise LocalProtocolError(f"NOTIFY of {len(frame) - 4} bytes is over the max-frame-size "
+                                     f"of {limit} and {why}: nothing sent", FrameStatus.TOO_BIG)
+        frames = fragment_notify(stream_id, frame_id, payload, limit)
+        self._waiting[key] = _Waiting(True, len(frames))
+        return frames
+
+    def send(self, frame: Notify | HaproxyDisconnect) -> bytes:
+        """h11's ``send(event) -> bytes``: a :class:`Notify` (all its frames,
+        joined) or a :class:`HaproxyDisconnect`."""
+        if isinstance(frame, Notify):
+            payload = encode_messages(frame.messages)
+            return b"".join(self.send_notify(frame.stream_id, frame.frame_id, payload))
+        if isinstance(frame, HaproxyDisconnect):
+            code = frame.status_code
+            text = frame.message
+            return self.disconnect(int(code) if isinstance(code, int) else 0,
+                                   text if isinstance(text, str) else None)
+        raise LocalProtocolError(f"the engine does not send {type(frame).__name__} frames",
+                                 FrameStatus.INVALID)
+
+    def abandon(self, stream_id: int, frame_id: int, *, frames_written: int | None = None) -> bytes:
+        """Forget a waiting NOTIFY (its processing timed out, or its ACK came on
+        another connection): a later ACK for it matches nothing.
+
+        :param frames_written: how many of its frames the caller wrote, when it
+            stopped part-way through a fragmented NOTIFY.
+        :returns: ``b""``, or the FIN|ABORT frame to write when a fragmented
+            NOTIFY was left part-way (as HAProxy does).
+        """
+        waiting = self._waiting.pop((stream_id, frame_id), None)
+        if waiting is None or not waiting.fragmented or frames_written is None:
+            return b""
+        if 0 < frames_written < waiting.frames:
+            return abort_frame(stream_id, frame_id)
+        return b""
+
+    def disconnect(self, status: int = 0, message: str | None = None) -> bytes:
+        """The HAPROXY-DISCONNECT to write (``message`` defaults to HAProxy's
+        reason text for ``status``); then wait for the agent's AGENT-DISCONNECT or
+        EOF.  Frames still waiting stay counted: the caller fails them.
+
+        :raises LocalProtocolError: before ``initiate()``, or when already
+            disconnecting or closed.
+        """
+        self._transition("disconnect")
+        self.disconnect_status = status
+        return encode_frame(HaproxyDisconnect.make(status, message))
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes read from the agent; ``b""`` means it closed the connection.
+
+        :raises LocalProtocolError: data after ``b""``.
+        """
+        self._buffer.feed(data)
+
+    def next_event(self) -> Event | type[NEED_DATA]:
+        """The next event: :class:`HelloDone`, :class:`AckReceived`,
+        :class:`AgentDisconnected`, :class:`ConnectionClosed`, or ``NEED_DATA``.
+
+        :raises RemoteProtocolError: the agent broke SPOP (``.status`` is the SPOP
+            status to send with :meth:`disconnect`); raised again on every call.
+        :raises LocalProtocolError: before :meth:`initiate`.
+        """
+        state = self.state
+        if state is ConnectionState.ERROR:
+            assert self.error is not None
+            raise self.error
+        if state is ConnectionState.CLOSED:
+            return ConnectionClosed()
+        if state is ConnectionState.CONNECTING:
+            raise LocalProtocolError("call initiate() before next_event()", FrameStatus.INVALID)
+        buffer = self._buffer
+        while True:
+            try:
+                body = buffer.next_frame()
+            except RemoteProtocolError as exc:
+                if self.state is ConnectionState.DISCONNECTING:
+                    # The stream is lost but we are leaving anyway.
+                    self.state = ConnectionState.CLOSED
+                    return ConnectionClosed(len(buffer))
+                raise self._fail(exc) from None
+            if body is None:
+                if buffer.eof:
+                    self._transition("eof")
+                    return ConnectionClosed(len(buffer))
+                return NEED_DATA
+            event = self._handle(body)
+            if event is not None:
+                return event
+
+    def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
+        self._transition("remote_error")
+        self.error = exc
+        return exc
+
+    def _handle(self, body: bytes) -> Event | None:
+        if body and body[0] == FrameType.AGENT_DISCONNECT:
+            # Checked first in every state, as HAProxy does.
+            event = _agent_disconnected(body)
+            self._transition("agent_disconnect")
+            self.agent_disconnect = event
+            return event
+        state = self.state
+        if state is ConnectionState.HELLO_SENT:
+            return self._handle_hello(body)
+        if state is ConnectionState.READY:
+            return self._handle_ready(body)
+        # DISCONNECTING: "All other frames will be ignored" (SPOE.txt §3.2.8).
+        self.ignored_frames += 1
+        return None
+
+    def _handle_hello(self, body: bytes) -> Event:
+        try:
+            check_hello_header(body)
+            try:
+                frame = decode_frame_body(body)
+            except RemoteProtocolError as exc:
+                raise RemoteProtocolError(f"invalid AGENT-HELLO: {exc.message}",
+                                          FrameStatus.INVALID) from None
+            assert isinstance(frame, AgentHello)  # the header check saw type 101 and FIN
+            negotiated = negotiate(frame, max_frame_size=self.configured_max_frame_size,
+                                   pipelining=self.pipelining, async_=self.async_,
+                                   healthcheck=self.healthcheck)
+        except RemoteProtocolError as exc:
+            raise self._fail(exc) from None
+        self._transition("hello")
+        self.negotiated = negotiated
+        self.agent_hello = frame
+        self._buffer.max_frame_size = negotiated.max_frame_size
+        return HelloDone(frame, negotiated.mode, negotiated.max_frame_size, negotiated.fragmentation)
+
+    def _handle_ready(self, body: bytes) -> Event | None:
+        if len(body) < 7 or body[0] not in (FrameType.ACK, FrameType.UNSET):
+            # HAProxy silently skips frames other than ACK (SPOE.txt §3.2.2).
+            self.ignored_frames += 1
+            return None
+        try:
+            frame = decode_frame_body(body)
+            if isinstance(frame, Fragment):
+                done = self._reassembler.feed(frame)
+                if done is None:
+                    return None
+                if done.abort:
+                    ack = Ack(done.stream_id, done.frame_id, (), done.flags)
+                    return self._match(ack, aborted_ack=True)
+                decoded = decode_payload(FrameType.ACK, done.payload, stream_id=done.stream_id,
+                                         frame_id=done.frame_id)
+                assert isinstance(decoded, Ack)
+                return self._match(decoded, aborted_ack=False)
+            assert isinstance(frame, Ack)
+            return self._match(frame, aborted_ack=False)
+        except RemoteProtocolError as exc:
+            raise self._fail(exc) from None
+
+    def _match(self, ack: Ack, *, aborted_ack: bool) -> Event | None:
+        """haproxy-engine-behaviour.md §2.3: exact match on both ids; what an
+        unknown ACK does depends on the mode."""
+        waiting = self._waiting.pop((ack.stream_id, ack.frame_id), None)
+        if waiting is not None:
+            aborted = aborted_ack or (waiting.fragmented and bool(ack.flags & FLAG_ABORT))
+            return AckReceived(ack, True, waiting.fragmented, aborted)
+        mode = self.mode
+        if mode == "async":
+            return AckReceived(ack, False, False, aborted_ack)
+        if mode == "sync" and self._waiting:
+            raise RemoteProtocolError(
+                f"ACK ({ack.stream_id}, {ack.frame_id}) does not answer the NOTIFY waiting "
+                f"{next(iter(self._waiting))}", FrameStatus.FRAMEID_NOTFOUND)
+        # pipelining, or sync with nothing pending any more (it timed out).
+        self.ignored_acks += 1
+        return None
+
+
+def _agent_disconnected(body: bytes) -> AgentDisconnected:
+    """The status and message of an AGENT-DISCONNECT, keys matched by prefix
+    as in ``spoe_handle_agentdiscon_frame()``; an unreadable frame still ends the
+    connection."""
+    try:
+        frame = decode_frame_body(body)
+    except RemoteProtocolError:
+        return AgentDisconnected(None, None)
+    status: int | None = None
+    message: str | None = None
+    if isinstance(frame, AgentDisconnect):
+        for key, value in frame.items:
+            if key.startswith("status-code") and isinstance(value, int) and not isinstance(value, bool):
+                status = int(value)
+            elif key.startswith("message") and isinstance(value, str):
+                message = value
+    return AgentDisconnected(status, message)
