@@ -12,7 +12,14 @@ from __future__ import annotations
 import pytest
 
 from spoe_sync.errors import RemoteProtocolError
-from spoe_sync.protocol import FLAG_FIN, Int32, Int64, UInt32, UInt64, encode_raw_frame, encode_value
+from spoe_sync.protocol import (
+    FLAG_FIN,
+    Int32,
+    Int64,
+    UInt32,
+    UInt64,
+    encode_value,
+)
 from spoe_sync.protocol.connection import EngineConnection, HelloDone
 from spoe_sync.protocol.frames import AgentHello
 from spoe_sync.protocol.hello import negotiate, parse_capabilities, parse_version, select_mode
