@@ -421,6 +421,27 @@ class Vars(_Store):
         assert store is not None
         _set(store, scope, name, value, full_name)
 
+    def try_set(self, full_name: str, value: Value, *, enforce_limits: bool = True) -> str | None:
+        """Set without raising: ``None`` on success, else the reason code
+        (``invalid-name``, ``unknown-scope``, ``bad-value``, ``too-many-vars``,
+        ``too-many-bytes``).  ``None`` as value unsets.  ``enforce_limits=False``
+        is for the engine's own few variables (set-on-error and the timings),
+        which an agent that filled the store must not be able to suppress."""
+        reason = check_var_name(full_name)
+        if reason is not None:
+            return reason
+        scope, _, name = full_name.partition(".")
+        store = self._owner(scope)
+        assert store is not None
+        try:
+            value = normalize_value(value)
+        except VariableError as exc:
+            return exc.reason
+        if value is None:
+            store._pop(scope, name)
+            return None
+        return store._put(scope, name, value, enforce=enforce_limits)
+
     def unset(self, full_name: str) -> bool:
         """Remove a variable; True if it was set.
 

@@ -1,0 +1,182 @@
+"""SPOE logging: the per-processing log line and the library's own log.
+
+The line is SPOE.txt §4's, exactly as HAProxy 2.6 prints it
+(haproxy-engine-behaviour.md §6)::
+
+    SPOE: [<agent>] <EVENT:<name>> sid=<sid> st=<status> <reqT>/<qT>/<wT>/<resT>/<pT> <idles>/<applets> <nb_sending>/<nb_waiting> <nb_errors>/<nb_processed>
+
+``GROUP:<name>`` for groups.  It is emitted at *notice* when ``st=0`` and at
+*warning* otherwise, only for a processing that ran to an end (``pT != -1``),
+not at all for ``st=0`` under ``option dontlog-normal``, and only to the
+agent's ``log`` destinations: no ``log`` line, no SPOE log, as in HAProxy.
+``log global`` means the application's loguru sinks.
+
+loguru is used here and nowhere else in spoe_sync.  Every record is emitted
+from this module, so it carries a ``spoe_sync...`` name, and the library is
+disabled (``logger.disable("spoe_sync")``) until the application calls
+``logger.enable("spoe_sync")``.  loguru has no *notice* level: notice lines go
+out at ``INFO``.  Records carry ``extra`` keys ``spoe_agent``, ``spoe_kind``,
+``spoe_name`` and ``spoe_status`` for filtering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from loguru import logger as _logger
+
+from .syslog import NOTICE, WARNING, LogSink, make_sink
+
+if TYPE_CHECKING:
+    from .result import ProcessingResult, Timings
+
+__all__ = [
+    "LOGGER_NAME",
+    "LogCounters",
+    "SpoeLog",
+    "debug",
+    "format_spoe_line",
+    "info",
+    "warning",
+]
+
+#: The name the application enables: ``logger.enable("spoe_sync")``.
+LOGGER_NAME = "spoe_sync"
+
+_logger.disable(LOGGER_NAME)
+
+# syslog severity -> loguru level name (loguru has no notice, emerg, alert, crit)
+_LOGURU_LEVELS = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
+
+
+def debug(message: str) -> None:
+    """A library debug record (dropped names, protocol detail)."""
+    _logger.debug(message)
+
+
+def info(message: str) -> None:
+    _logger.info(message)
+
+
+def warning(message: str) -> None:
+    _logger.warning(message)
+
+
+class _Counters(Protocol):
+    """The agent counters of haproxy-engine-behaviour.md §3.5 (what
+    ``engine.metrics()`` returns)."""
+
+    @property
+    def idles(self) -> int: ...
+    @property
+    def applets(self) -> int: ...
+    @property
+    def sending(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def processed(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogCounters:
+    """The counters a log line shows, read after the processing ended
+    (``processed`` already counts it)."""
+
+    idles: int = 0
+    applets: int = 0
+    sending: int = 0
+    waiting: int = 0
+    errors: int = 0
+    processed: int = 0
+
+
+def format_spoe_line(agent: str, kind: str, name: str, sid: int, status: int,
+                     timings: Timings | str, counters: _Counters) -> str:
+    """The SPOE log line (SPOE.txt §4), without a syslog header."""
+    return (f"SPOE: [{agent}] <{kind.upper()}:{name}> sid={sid} st={int(status)} {timings} "
+            f"{counters.idles}/{counters.applets} {counters.sending}/{counters.waiting} "
+            f"{counters.errors}/{counters.processed}")
+
+
+class _AgentLogOptions(Protocol):
+    name: str
+    logs: Sequence[Any]
+    log_global: bool
+    dontlog_normal: bool
+
+
+class SpoeLog:
+    """The SPOE log of one agent: its ``log`` destinations and options.
+
+    :param agent: the agent name shown in ``[...]``.
+    :param targets: the agent's ``log`` lines (:class:`spoe_sync.config.LogTarget`)
+        or ready :class:`~spoe_sync.engine.syslog.LogSink` objects.
+    :param log_global: ``log global``: also log through loguru.
+    :param dontlog_normal: ``option dontlog-normal``.
+    :param tag: the syslog TAG / APP-NAME (HAProxy puts its program name).
+    :param hostname: HOSTNAME of rfc3164/rfc5424 headers (HAProxy 2.6 without
+        ``log-send-hostname`` sends ``localhost`` and ``-``).
+    :raises ValueError: a target is invalid (unknown facility, format, ...).
+    """
+
+    def __init__(self, agent: str, targets: Iterable[Any] = (), *, log_global: bool = False,
+                 dontlog_normal: bool = False, tag: str = "spoe_sync",
+                 hostname: str | None = None) -> None:
+        self.agent = agent
+        self.sinks: tuple[LogSink, ...] = tuple(
+            t if isinstance(t, LogSink) else make_sink(t, tag=tag, hostname=hostname)
+            for t in targets)
+        self.log_global = log_global
+        self.dontlog_normal = dontlog_normal
+
+    @classmethod
+    def from_agent(cls, agent: _AgentLogOptions, **options: Any) -> SpoeLog:
+        """From a :class:`spoe_sync.config.AgentConfig` (``name``, ``logs``,
+        ``log_global``, ``dontlog_normal``)."""
+        return cls(agent.name, agent.logs, log_global=agent.log_global,
+                   dontlog_normal=agent.dontlog_normal, **options)
+
+    @property
+    def enabled(self) -> bool:
+        """False when the agent has no ``log`` line: nothing is ever logged."""
+        return bool(self.sinks) or self.log_global
+
+    def processing(self, result: ProcessingResult, sid: int, counters: _Counters) -> str | None:
+        """Log one finished processing; returns the line when it was logged
+        (to at least the loguru path or one sink), else ``None``.
+
+        Nothing is logged for a skipped processing, one that never ran to an
+        end (``pT == -1``), or ``st=0`` under ``dontlog-normal``.
+        """
+        if not self.enabled or result.skipped or result.timings.process < 0:
+            return None
+        status = int(result.status)
+        if status == 0 and self.dontlog_normal:
+            return None
+        line = format_spoe_line(self.agent, result.kind, result.name, sid, status,
+                                result.timings, counters)
+        self.emit(line, NOTICE if status == 0 else WARNING, kind=result.kind, name=result.name,
+                  status=status)
+        return line
+
+    def emit(self, line: str, severity: int, **extra: Any) -> None:
+        """Send any line (e.g. HAProxy's emerg "failed to create SPOE applet")
+        to the agent's destinations at a syslog ``severity`` (0..7)."""
+        for sink in self.sinks:
+            sink.emit(line, severity)
+        if self.log_global:
+            fields = {f"spoe_{k}": v for k, v in extra.items()}
+            _logger.bind(spoe_agent=self.agent, **fields).log(_LOGURU_LEVELS[severity], line)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+    def __repr__(self) -> str:
+        where = [repr(s) for s in self.sinks] + (["loguru"] if self.log_global else [])
+        return f"<SpoeLog [{self.agent}] -> {', '.join(where) or 'nowhere'}>"
