@@ -22,6 +22,7 @@ surrogates, an object of no SPOP type).
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv6Address
@@ -78,6 +79,8 @@ _INT_CLASSES: dict[int, Callable[[int], int]] = {
     DataType.INT32: Int32, DataType.UINT32: UInt32, DataType.INT64: Int64, DataType.UINT64: UInt64,
 }
 _HEAD = struct.Struct(">IBI")  # FRAME-LENGTH, FRAME-TYPE, FLAGS
+_TYPE_FLAGS = struct.Struct(">BI")
+_LENGTH = struct.Struct(">I")
 
 
 def _frame_name(frame_type: int) -> str:
@@ -414,6 +417,40 @@ class _Fallback(Exception):
     """Anything unusual: let the grammar path decide."""
 
 
+def _setters(cls: Any, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    # Frozen __init__ pays an object.__setattr__ call per field: a third of the
+    # cost of decoding an ACK.  These frames have no __post_init__ to skip.
+    assert not hasattr(cls, "__post_init__")
+    assert [f.name for f in dataclasses.fields(cls)] == list(names)
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_ACK_SLOTS = _setters(Ack, "stream_id", "frame_id", "actions", "flags", "truncated")
+_SET_VAR_SLOTS = _setters(SetVar, "scope", "name", "value")
+
+
+def _new_ack(sid: int, fid: int, actions: tuple[Action, ...], flags: int) -> Ack:
+    s_sid, s_fid, s_actions, s_flags, s_truncated = _ACK_SLOTS
+    ack: Ack = object.__new__(Ack)
+    s_sid(ack, sid)
+    s_fid(ack, fid)
+    s_actions(ack, actions)
+    s_flags(ack, flags)
+    s_truncated(ack, False)
+    return ack
+
+
+def _new_set_var(scope: VarScope, name: str, value: Value) -> SetVar:
+    s_scope, s_name, s_value = _SET_VAR_SLOTS
+    action: SetVar = object.__new__(SetVar)
+    s_scope(action, scope)
+    s_name(action, name)
+    s_value(action, value)
+    return action
+
+
+
+
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = buf[pos]
     pos += 1
@@ -473,27 +510,34 @@ def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
     raise _Fallback
 
 
+def _fast_actions(flags: int, sid: int, fid: int, buf: bytes, pos: int) -> Ack:
+    end = len(buf)
+    actions: list[Action] = []
+    while pos < end:
+        atype = buf[pos]
+        nb_args = buf[pos + 1]
+        scope = buf[pos + 2]
+        size = buf[pos + 3]
+        pos += 4
+        if scope > 4 or size >= 240 or pos + size > end:
+            raise _Fallback
+        name = buf[pos:pos + size].decode("utf-8", "surrogateescape")
+        pos += size
+        if atype == 1 and nb_args == 3:
+            value, pos = _read_value(buf, pos)
+            actions.append(_new_set_var(_SCOPES[scope], name, value))
+        elif atype == 2 and nb_args == 2:
+            actions.append(UnsetVar(_SCOPES[scope], name))
+        else:
+            raise _Fallback
+    return _new_ack(sid, fid, tuple(actions), flags)
+
+
 def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: int) -> Frame:
     kind = grammar.payload_kind(ftype, flags)
     end = len(buf)
     if kind == "actions":
-        actions: list[Action] = []
-        while pos < end:
-            atype = buf[pos]
-            nb_args = buf[pos + 1]
-            scope = buf[pos + 2]
-            if scope > 4:
-                raise _Fallback
-            if atype == 1 and nb_args == 3:
-                name, pos = _read_name(buf, pos + 3)
-                value, pos = _read_value(buf, pos)
-                actions.append(SetVar(_SCOPES[scope], name, value))
-            elif atype == 2 and nb_args == 2:
-                name, pos = _read_name(buf, pos + 3)
-                actions.append(UnsetVar(_SCOPES[scope], name))
-            else:
-                raise _Fallback
-        return Ack(sid, fid, tuple(actions), flags)
+        return _fast_actions(flags, sid, fid, buf, pos)
     if kind == "kv":
         items: list[KV] = []
         while pos < end:
@@ -517,6 +561,22 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
     raise _Fallback  # raw payloads are cheap on the grammar path
 
 
+def _fast_frame(buf: bytes, start: int) -> Frame:
+    """The frame whose body starts at ``start`` and ends with ``buf``."""
+    if len(buf) - start < 7:
+        raise _Fallback
+    ftype, flags = _TYPE_FLAGS.unpack_from(buf, start)
+    sid = buf[start + 5]
+    fid = buf[start + 6]
+    pos = start + 7
+    if sid >= 240 or fid >= 240:
+        sid, pos = _read_varint(buf, start + 5)
+        fid, pos = _read_varint(buf, pos)
+    if ftype == FrameType.ACK and flags & FLAG_FIN:
+        return _fast_actions(flags, sid, fid, buf, pos)
+    return _fast_payload(ftype, flags, sid, fid, buf, pos)
+
+
 def decode_frame_body(body: bytes) -> Frame:
     """Decode one frame without its 4-byte length prefix (what a receive buffer
     yields once it has checked the length against max-frame-size).
@@ -525,13 +585,7 @@ def decode_frame_body(body: bytes) -> Frame:
     """
     buf = bytes(body)
     try:
-        if len(buf) < 7:
-            raise _Fallback
-        ftype = buf[0]
-        flags = int.from_bytes(buf[1:5], "big")
-        sid, pos = _read_varint(buf, 5)
-        fid, pos = _read_varint(buf, pos)
-        return _fast_payload(ftype, flags, sid, fid, buf, pos)
+        return _fast_frame(buf, 0)
     except (_Fallback, IndexError):
         return decode_frame_body_by_grammar(buf)
 
@@ -542,13 +596,17 @@ def decode_frame(data: bytes) -> Frame:
     :raises RemoteProtocolError: the frame is malformed or its FRAME-LENGTH does
         not match the bytes given (status 4).
     """
-    if len(data) < 4:
-        raise RemoteProtocolError(f"malformed frame: {len(data)} bytes, no FRAME-LENGTH", 4)
-    size = int.from_bytes(data[:4], "big")
-    if size != len(data) - 4:
+    buf = bytes(data)
+    if len(buf) < 4:
+        raise RemoteProtocolError(f"malformed frame: {len(buf)} bytes, no FRAME-LENGTH", 4)
+    (size,) = _LENGTH.unpack_from(buf)
+    if size != len(buf) - 4:
         raise RemoteProtocolError(
-            f"malformed frame: FRAME-LENGTH says {size} bytes, {len(data) - 4} given", 4)
-    return decode_frame_body(data[4:])
+            f"malformed frame: FRAME-LENGTH says {size} bytes, {len(buf) - 4} given", 4)
+    try:
+        return _fast_frame(buf, 4)
+    except (_Fallback, IndexError):
+        return decode_frame_body_by_grammar(buf[4:])
 
 
 def decode_payload(frame_type: int, payload: bytes, *, flags: int = FLAG_FIN,
