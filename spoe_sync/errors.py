@@ -21,6 +21,7 @@ __all__ = [
     "EngineClosed",
     "ExpressionError",
     "HandshakeError",
+    "HeaderBlockError",
     "LocalProtocolError",
     "MessageTooLarge",
     "ProcessingError",
@@ -99,6 +100,10 @@ class ExpressionError(SpoeError, ValueError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (type(self), (self.message, self.text, self.position))
+
+
+class HeaderBlockError(SpoeError, ValueError):
+    """A ``req.hdrs_bin``-style header block is malformed (``decode_hdrs_bin``)."""
 
 
 # --------------------------------------------------------------------------- config

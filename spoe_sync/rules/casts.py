@@ -1,0 +1,144 @@
+"""HAProxy sample types and the casts between them (src/sample.c ``sample_casts``).
+
+Runtime values are plain Python: bool, int (sint), str (STRING text; bytes that are not UTF-8 are
+kept as surrogate escapes, like :mod:`spoe_sync.protocol.values`), bytes (bin), IPv4Address,
+IPv6Address.  ``None`` is a failed fetch.  A cast that HAProxy cannot do yields ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from ..protocol.values import Value
+
+__all__ = ["TYPES", "cast", "int_of_text", "to_bytes", "to_text", "type_of"]
+
+TYPES = ("any", "bool", "sint", "addr", "ipv4", "ipv6", "str", "bin", "meth")
+
+_INT_PREFIX = re.compile(rb"\s*([-+]?)(\d*)")
+
+
+def to_bytes(text: str) -> bytes:
+    """STRING text back to the bytes HAProxy holds."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def to_text(data: bytes) -> str:
+    """Bytes as STRING text (lossless)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def type_of(value: Value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "sint"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (bytes, bytearray)):
+        return "bin"
+    if isinstance(value, IPv4Address):
+        return "ipv4"
+    if isinstance(value, IPv6Address):
+        return "ipv6"
+    return "any"
+
+
+def _wrap64(n: int) -> int:
+    n &= (1 << 64) - 1
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def int_of_text(data: bytes) -> int | None:
+    """HAProxy's ``c_str2int``: ``read_int64`` on the prefix; empty input fails.
+
+    ``"12abc"`` is 12 and ``"abc"`` is 0, as in HAProxy.
+    """
+    if not data:
+        return None
+    m = _INT_PREFIX.match(data)
+    digits = m.group(2) if m else b""
+    n = int(digits) if digits else 0
+    return _wrap64(-n if m and m.group(1) == b"-" else n)
+
+
+def _parse_ip(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ip_address(text.strip("\x00"))
+    except ValueError:
+        return None
+
+
+def _v4_of_v6(addr: IPv6Address) -> IPv4Address | None:
+    """An IPv4 address embedded as ::ffff:a.b.c.d, ::a.b.c.d or 2002:a.b.c.d:: (v6tov4)."""
+    packed = addr.packed
+    if packed[:10] == bytes(10) and packed[10:12] in (b"\xff\xff", b"\x00\x00"):
+        return IPv4Address(packed[12:])
+    if packed[:2] == b"\x20\x02":
+        return IPv4Address(packed[2:6])
+    return None
+
+
+def cast(value: Value, to: str) -> Value:
+    """Convert ``value`` to HAProxy type ``to`` the way HAProxy's implicit casts do."""
+    if value is None or to in ("any", type_of(value)):
+        return value
+    src = type_of(value)
+    if to == "meth":
+        to = "str"
+        if src == "str":
+            return value
+    if to == "addr":
+        if src in ("ipv4", "ipv6"):
+            return value
+        to = "ipv4" if src == "sint" else "addr"
+    if to == "str":
+        if src == "bool":
+            return "1" if value else "0"
+        if src == "sint":
+            return str(value)
+        if src in ("ipv4", "ipv6"):
+            return str(value)
+        if src == "bin":
+            return to_text(bytes(value))  # type: ignore[arg-type]
+        return None
+    if to == "bin":
+        text = cast(value, "str")
+        return None if text is None else to_bytes(text)  # type: ignore[arg-type]
+    if to == "sint":
+        if src == "bool":
+            return int(value)  # type: ignore[arg-type]
+        if src == "str":
+            return int_of_text(to_bytes(value))  # type: ignore[arg-type]
+        if src == "bin":
+            return int_of_text(bytes(value))  # type: ignore[arg-type]
+        if src == "ipv4":
+            return int(value)  # type: ignore[arg-type]
+        return None
+    if to == "bool":
+        if src == "sint":
+            return value != 0
+        if src in ("str", "bin"):
+            n = cast(value, "sint")
+            return None if n is None else n != 0
+        return None
+    if to == "ipv4":
+        if src == "sint":
+            return IPv4Address(value & 0xFFFFFFFF)  # type: ignore[operator]
+        if src == "ipv6":
+            return _v4_of_v6(value)  # type: ignore[arg-type]
+        if src in ("str", "bin"):
+            ip = _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
+            return ip if isinstance(ip, IPv4Address) else None
+        return None
+    if to == "ipv6":
+        if src == "ipv4":
+            return IPv6Address(b"\x00" * 10 + b"\xff\xff" + value.packed)  # type: ignore[union-attr]
+        if src in ("str", "bin"):
+            ip = _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
+            return ip if isinstance(ip, IPv6Address) else None
+        return None
+    if to == "addr":  # from str/bin
+        return _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
+    return None

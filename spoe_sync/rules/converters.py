@@ -1,0 +1,293 @@
+"""Converters (configuration.txt §7.3.1): ``fn(value, args, ctx) -> Value``.
+
+The input is first cast to the converter's input type as HAProxy does; a cast or a conversion
+that fails gives ``None`` (the sample is then NULL), never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from ..protocol.values import Value
+from .casts import _wrap64, to_bytes, to_text
+
+__all__ = ["CONVERTERS", "ConverterDef"]
+
+ConvFn = Callable[[Any, tuple[Any, ...], Any], Value]
+
+
+@dataclass(frozen=True)
+class ConverterDef:
+    name: str
+    args: tuple[str, ...]
+    in_type: str
+    out: str
+    fn: ConvFn
+
+
+CONVERTERS: dict[str, ConverterDef] = {}
+
+
+def conv(name: str, *args: str, in_: str, out: str) -> Callable[[ConvFn], ConvFn]:
+    def register(fn: ConvFn) -> ConvFn:
+        CONVERTERS[name] = ConverterDef(name, tuple(args), in_, out, fn)
+        return fn
+    return register
+
+
+# --------------------------------------------------------------------------- text
+
+conv("lower", in_="str", out="str")(lambda v, a, c: v.lower() if v.isascii() else
+                                      "".join(ch.lower() if ch.isascii() else ch for ch in v))
+conv("upper", in_="str", out="str")(lambda v, a, c: "".join(
+    ch.upper() if ch.isascii() else ch for ch in v))
+conv("ltrim", "str", in_="str", out="str")(lambda v, a, c: v.lstrip(a[0]))
+conv("rtrim", "str", in_="str", out="str")(lambda v, a, c: v.rstrip(a[0]))
+conv("cut_crlf", in_="str", out="str")(lambda v, a, c: re.split("[\r\n]", v, maxsplit=1)[0])
+conv("length", in_="str", out="sint")(lambda v, a, c: len(to_bytes(v)))
+conv("debug", "str?", "str?", in_="any", out="any")(lambda v, a, c: v)
+
+
+@conv("regsub", "regex", "str", "str?", in_="str", out="str")
+def _regsub(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    rx, subst = args[0], args[1]
+    flags = args[2] if len(args) > 2 else ""
+    if "i" in flags and not rx.flags & re.IGNORECASE:
+        rx = re.compile(rx.pattern, rx.flags | re.IGNORECASE)
+    # HAProxy's subst uses \1..\9 back-references; Python's expand does the same.
+    return rx.sub(lambda m: m.expand(subst), v, count=0 if "g" in flags else 1)
+
+
+@conv("field", "int", "str", "int?", in_="str", out="str")
+def _field(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    index, delims = args[0], args[1]
+    count = args[2] if len(args) > 2 else 1
+    parts = re.split("[" + re.escape(delims) + "]", v) if delims else [v]
+    if index < 0:
+        parts = parts[::-1]
+        index = -index
+    if index == 0 or index > len(parts):
+        return ""
+    picked = parts[index - 1:] if count == 0 else parts[index - 1:index - 1 + count]
+    return delims[0].join(picked[::-1] if args[0] < 0 else picked) if delims else picked[0]
+
+
+@conv("word", "int", "str", "int?", in_="str", out="str")
+def _word(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    index, delims = args[0], args[1]
+    count = args[2] if len(args) > 2 else 1
+    words = [w for w in re.split("[" + re.escape(delims) + "]", v) if w]
+    if index < 0:
+        words = words[::-1]
+        index = -index
+    if index == 0 or index > len(words):
+        return ""
+    picked = words[index - 1:] if count == 0 else words[index - 1:index - 1 + count]
+    return delims[0].join(picked[::-1] if args[0] < 0 else picked)
+
+
+_JSON_ESC = {"\"": "\\\"", "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+             "\r": "\\r", "\t": "\\t"}
+
+
+@conv("json", "str?", in_="str", out="str")
+def _json(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    mode = args[0] if args and args[0] else "utf8"
+    out = []
+    for ch in v:
+        if ch in _JSON_ESC:
+            out.append(_JSON_ESC[ch])
+        elif ord(ch) < 0x20 or (mode == "ascii" and ord(ch) > 0x7E):
+            out.append(f"\\u{ord(ch) if mode == 'ascii' or ord(ch) < 0x20 else 0:04x}")
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8
+            if mode in ("utf8s", "utf8ps"):
+                continue
+            if mode in ("utf8p", "utf8ps"):
+                out.append("\\ufffd")
+                continue
+            return None  # "utf8": invalid input fails the conversion
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@conv("url_dec", "int?", in_="str", out="str")
+def _url_dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    # HAProxy turns '+' into ' ' in the query part only (or everywhere when the arg is 1).
+    data = to_bytes(v)
+    in_form = bool(args and args[0])
+    if not in_form and b"?" in data:
+        path, query = data.split(b"?", 1)
+        data = path + b"?" + query.replace(b"+", b" ")
+    elif in_form:
+        data = data.replace(b"+", b" ")
+    if re.search(rb"%(?![0-9A-Fa-f]{2})", data):
+        return None  # invalid escape: the conversion fails
+    return to_text(unquote_to_bytes(data))
+
+
+@conv("url_enc", "str?", in_="str", out="str")
+def _url_enc(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    return quote(to_bytes(v), safe="")
+
+
+# --------------------------------------------------------------------------- binary
+
+
+conv("base64", in_="bin", out="str")(lambda v, a, c: base64.b64encode(v).decode())
+conv("ub64enc", in_="bin", out="str")(
+    lambda v, a, c: base64.urlsafe_b64encode(v).decode().rstrip("="))
+conv("hex", in_="bin", out="str")(lambda v, a, c: v.hex().upper())
+
+
+@conv("b64dec", in_="str", out="bin")
+def _b64dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    try:
+        return base64.b64decode(to_bytes(v), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+@conv("ub64dec", in_="str", out="bin")
+def _ub64dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    data = to_bytes(v)
+    try:
+        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+@conv("hex2i", in_="str", out="sint")
+def _hex2i(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    m = re.match(r"[0-9A-Fa-f]*", v)
+    return _wrap64(int(m.group(0), 16)) if m and m.group(0) else 0
+
+
+@conv("bytes", "int", "int?", in_="bin", out="bin")
+def _bytes(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
+    offset = args[0]
+    if offset > len(v):
+        return None
+    return v[offset:] if len(args) < 2 else v[offset:offset + args[1]]
+
+
+conv("sha1", in_="bin", out="bin")(lambda v, a, c: hashlib.sha1(v).digest())
+conv("sha2", "int?", in_="bin", out="bin")(
+    lambda v, a, c: hashlib.new(f"sha{a[0] if a else 256}", v).digest())
+conv("crc32", "int?", in_="bin", out="sint")(lambda v, a, c: zlib.crc32(v))
+
+
+@conv("djb2", "int?", in_="bin", out="sint")
+def _djb2(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
+    h = 5381
+    for b in v:
+        h = (h * 33 + b) & 0xFFFFFFFF
+    return h
+
+
+@conv("sdbm", "int?", in_="bin", out="sint")
+def _sdbm(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
+    h = 0
+    for b in v:
+        h = (b + (h << 6) + (h << 16) - h) & 0xFFFFFFFF
+    return h
+
+
+# --------------------------------------------------------------------------- integers and bools
+
+
+def _int_arg(arg: Any, ctx: Any) -> int | None:
+    """Arithmetic args are an integer or a variable name (HAProxy's ``sample_conv_var2smp``)."""
+    if isinstance(arg, int):
+        return arg
+    value = ctx.vars.get(arg) if ctx is not None and ctx.vars is not None else None
+    if isinstance(value, bool):
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
+def _arith(name: str, op: Callable[[int, int], int | None]) -> None:
+    def fn(v: int, args: tuple[Any, ...], ctx: Any) -> Value:
+        other = _int_arg(args[0], ctx)
+        if other is None:
+            return None
+        result = op(v, other)
+        return None if result is None else _wrap64(result)
+    conv(name, "intvar", in_="sint", out="sint")(fn)
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        return (1 << 63) - 1  # HAProxy returns LLONG_MAX on division by zero
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _mod(a: int, b: int) -> int:
+    if b == 0:
+        return 0
+    return a - _div(a, b) * b
+
+
+_arith("add", lambda a, b: a + b)
+_arith("sub", lambda a, b: a - b)
+_arith("mul", lambda a, b: a * b)
+_arith("div", _div)
+_arith("mod", _mod)
+_arith("and", lambda a, b: a & b)
+_arith("or", lambda a, b: a | b)
+_arith("xor", lambda a, b: a ^ b)
+conv("neg", in_="sint", out="sint")(lambda v, a, c: _wrap64(-v))
+conv("cpl", in_="sint", out="sint")(lambda v, a, c: _wrap64(~v))
+conv("bool", in_="sint", out="bool")(lambda v, a, c: v != 0)
+conv("not", in_="sint", out="bool")(lambda v, a, c: v == 0)
+conv("odd", in_="sint", out="bool")(lambda v, a, c: bool(v & 1))
+conv("even", in_="sint", out="bool")(lambda v, a, c: not v & 1)
+
+
+@conv("iif", "str", "str", in_="bool", out="str")
+def _iif(v: bool, args: tuple[Any, ...], ctx: Any) -> Value:
+    return args[0] if v else args[1]
+
+
+@conv("strcmp", "var", in_="str", out="sint")
+def _strcmp(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    other = ctx.vars.get(args[0]) if ctx is not None and ctx.vars is not None else None
+    if not isinstance(other, (str, bytes)):
+        return None
+    a, b = to_bytes(v), other if isinstance(other, bytes) else to_bytes(other)
+    return (a > b) - (a < b)
+
+
+@conv("concat", "str?", "varopt?", "str?", in_="str", out="str")
+def _concat(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    mid = ""
+    if len(args) > 1 and args[1]:
+        value = ctx.vars.get(args[1]) if ctx is not None and ctx.vars is not None else None
+        if value is not None:
+            mid = value if isinstance(value, str) else to_text(value) if isinstance(
+                value, bytes) else str(value)
+    return (args[0] if args else "") + v + mid + (args[2] if len(args) > 2 else "")
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+@conv("ipmask", "msk4", "msk6?", in_="addr", out="addr")
+def _ipmask(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
+    if isinstance(v, IPv4Address):
+        return IPv4Network(f"{v}/{args[0]}", strict=False).network_address
+    if isinstance(v, IPv6Address):
+        if len(args) < 2:
+            return None
+        return IPv6Network(f"{v}/{args[1]}", strict=False).network_address
+    return None

@@ -1,0 +1,379 @@
+"""HTTP fetches (configuration.txt §7.3.6), computed from the request/response as received."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol.values import Value
+from ..casts import int_of_text, to_text
+from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
+from . import fetch
+
+_MAX_HDR_HISTORY = 10  # HAProxy's MAX_HDR_HISTORY: -occ beyond this fails
+
+
+def _split_commas(value: bytes) -> list[bytes]:
+    """``http_find_hdr_value_end()``: commas split values, except inside quoted strings."""
+    out: list[bytes] = []
+    start, quoted, qdpair = 0, False, False
+    for i, c in enumerate(value):
+        if qdpair:
+            qdpair = False
+        elif quoted:
+            if c == 0x5C:
+                qdpair = True
+            elif c == 0x22:
+                quoted = False
+        elif c == 0x22:
+            quoted = True
+        elif c == 0x2C:
+            out.append(value[start:i])
+            start = i + 1
+    out.append(value[start:])
+    return [v.strip(b" \t") for v in out]
+
+
+def _values(headers: Any, name: str | None, full: bool) -> list[bytes]:
+    if headers is None:
+        return []
+    want = None if name is None else name.encode("latin-1", "replace").lower()
+    out: list[bytes] = []
+    for n, v in htx_headers(headers):
+        if want is None or n == want:
+            out.extend([v] if full else _split_commas(v))
+    return out
+
+
+def _occurrence(values: list[bytes], occ: int) -> Value:
+    if occ == 0:
+        occ = -1  # no explicit occurrence: the last one
+    if occ > 0:
+        return to_text(values[occ - 1]) if occ <= len(values) else None
+    if -occ > _MAX_HDR_HISTORY or -occ > len(values):
+        return None
+    return to_text(values[occ])
+
+
+def _hdr_args(args: tuple[Any, ...]) -> tuple[str | None, int]:
+    name = args[0] if args and args[0] != "" else None
+    occ = args[1] if len(args) > 1 else 0
+    return name, occ
+
+
+def _req_headers(ctx: Any) -> Any:
+    req = ctx.samples.request
+    return None if req is None else req.headers
+
+
+def _res_headers(ctx: Any) -> Any:
+    res = ctx.samples.response
+    return None if res is None else res.headers
+
+
+def _register_header_fetches(prefix: str, getter: Any) -> None:
+    def hdr(ctx: Any, args: tuple[Any, ...]) -> Value:
+        name, occ = _hdr_args(args)
+        return _occurrence(_values(getter(ctx), name, False), occ)
+
+    def hdr_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+        name, occ = _hdr_args(args)
+        if occ:
+            return [hdr(ctx, args)]
+        return [to_text(v) for v in _values(getter(ctx), name, False)]
+
+    def fhdr(ctx: Any, args: tuple[Any, ...]) -> Value:
+        name, occ = _hdr_args(args)
+        return _occurrence(_values(getter(ctx), name, True), occ)
+
+    def fhdr_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+        name, occ = _hdr_args(args)
+        if occ:
+            return [fhdr(ctx, args)]
+        return [to_text(v) for v in _values(getter(ctx), name, True)]
+
+    def hdr_cnt(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        return None if headers is None else len(_values(headers, _hdr_args(args)[0], False))
+
+    def fhdr_cnt(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        return None if headers is None else len(_values(headers, _hdr_args(args)[0], True))
+
+    def hdr_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        v = hdr(ctx, args)
+        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+
+    def hdrs(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        return None if headers is None else to_text(hdrs_text(htx_headers(headers)))
+
+    def hdrs_bin(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        return None if headers is None else encode_hdrs_bin(htx_headers(headers))
+
+    def hdr_names(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        if headers is None:
+            return None
+        delim = (args[0][:1] if args and args[0] else ",").encode()
+        return to_text(delim.join(n for n, _ in htx_headers(headers)))
+
+    fetch(f"{prefix}.hdr", "str?", "int?", out="str", many=hdr_many)(hdr)
+    fetch(f"{prefix}.fhdr", "str?", "int?", out="str", many=fhdr_many)(fhdr)
+    fetch(f"{prefix}.hdr_cnt", "str?", out="sint")(hdr_cnt)
+    fetch(f"{prefix}.fhdr_cnt", "str?", out="sint")(fhdr_cnt)
+    fetch(f"{prefix}.hdr_val", "str?", "int?", out="sint")(hdr_val)
+    fetch(f"{prefix}.hdrs", out="str")(hdrs)
+    fetch(f"{prefix}.hdrs_bin", out="bin")(hdrs_bin)
+    fetch(f"{prefix}.hdr_names", "str?", out="str")(hdr_names)
+
+
+_register_header_fetches("req", _req_headers)
+_register_header_fetches("res", _res_headers)
+
+
+# --------------------------------------------------------------------------- cookies
+
+
+def _cookie_value_end(s: bytes, i: int) -> int:
+    quoted = i < len(s) and s[i] == 0x22
+    if quoted:
+        i += 1
+    while i < len(s):
+        c = s[i]
+        if quoted:
+            if c == 0x22:
+                quoted = False
+        elif c in b";,":
+            break
+        i += 1
+    return i
+
+
+def _cookies(line: bytes, request: bool) -> list[tuple[bytes, bytes]]:
+    """``http_extract_cookie_value()``: (name, value) pairs of one Cookie/Set-Cookie line."""
+    out: list[tuple[bytes, bytes]] = []
+    i, end = 0, len(line)
+    while i < end:
+        while i < end and line[i] in b" \t":
+            i += 1
+        j = i
+        while j < end and line[j] not in b"=;" and not (request and line[j] == 0x2C):
+            j += 1
+        name = line[i:j].rstrip(b" \t")
+        if j < end and line[j] == 0x3D:
+            vbeg = j + 1
+            while vbeg < end and line[vbeg] in b" \t":
+                vbeg += 1
+            nxt = _cookie_value_end(line, vbeg)
+            value = line[vbeg:nxt].rstrip(b" \t")
+            if not name.startswith(b"$"):
+                out.append((name, value))
+        else:
+            nxt = j
+        if not request:
+            break  # Set-Cookie: only the first attr=value names the cookie
+        i = nxt + 1
+    return out
+
+
+def _cookie_values(headers: Any, header: bytes, name: str | None, request: bool) -> list[bytes]:
+    if headers is None:
+        return []
+    want = (name or "").encode("utf-8", "surrogateescape")
+    return [v for n, line in htx_headers(headers) if n == header
+            for cn, v in _cookies(line, request) if cn == want]
+
+
+def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: bool) -> None:
+    def cook(ctx: Any, args: tuple[Any, ...]) -> Value:
+        vals = _cookie_values(getter(ctx), header, args[0] if args else None, request)
+        return to_text(vals[-1]) if vals else None
+
+    def cook_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+        return [to_text(v) for v in
+                _cookie_values(getter(ctx), header, args[0] if args else None, request)]
+
+    def cook_cnt(ctx: Any, args: tuple[Any, ...]) -> Value:
+        headers = getter(ctx)
+        if headers is None:
+            return None
+        return len(_cookie_values(headers, header, args[0] if args else None, request))
+
+    def cook_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        v = cook(ctx, args)
+        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+
+    fetch(f"{prefix}.cook", "str?", out="str", many=cook_many)(cook)
+    fetch(f"{prefix}.cook_cnt", "str?", out="sint")(cook_cnt)
+    fetch(f"{prefix}.cook_val", "str?", out="sint")(cook_val)
+
+
+_register_cookie_fetches("req", _req_headers, b"cookie", True)
+_register_cookie_fetches("res", _res_headers, b"set-cookie", False)
+
+
+# --------------------------------------------------------------------------- start lines
+
+
+def _path_start(uri: str) -> int | None:
+    """``http_get_path()``: index of the path in a request-target, ``None`` if it has none."""
+    if not uri or uri[0] == "*":
+        return None
+    i = 0
+    if uri[0].isascii() and uri[0].isalpha():
+        i = 1
+        while i < len(uri) and uri[i].isascii() and (uri[i].isalnum() or uri[i] in "+-."):
+            i += 1
+        if uri[i:i + 3] != "://":
+            return None
+        i += 3
+    slash = uri.find("/", i)
+    return None if slash < 0 else slash
+
+
+def _target(ctx: Any) -> str | None:
+    req = ctx.samples.request
+    return None if req is None else req.target
+
+
+@fetch("method", out="meth")
+def _method(ctx: Any, args: tuple[Any, ...]) -> Value:
+    req = ctx.samples.request
+    return None if req is None else req.method
+
+
+@fetch("url", out="str")
+def _url(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _target(ctx)
+
+
+@fetch("path", out="str")
+def _path(ctx: Any, args: tuple[Any, ...]) -> Value:
+    uri = _target(ctx)
+    start = None if uri is None else _path_start(uri)
+    if uri is None or start is None:
+        return None
+    return uri[start:].split("?", 1)[0]
+
+
+@fetch("pathq", out="str")
+def _pathq(ctx: Any, args: tuple[Any, ...]) -> Value:
+    uri = _target(ctx)
+    start = None if uri is None else _path_start(uri)
+    return None if uri is None or start is None else uri[start:]
+
+
+@fetch("query", out="str")
+def _query(ctx: Any, args: tuple[Any, ...]) -> Value:
+    uri = _target(ctx)
+    if uri is None or "?" not in uri:
+        return None  # no '?': nothing; '?' last: the empty string (coraza relies on both)
+    return uri.split("?", 1)[1]
+
+
+@fetch("base", out="str")
+def _base(ctx: Any, args: tuple[Any, ...]) -> Value:
+    req = ctx.samples.request
+    path = _path(ctx, ())
+    if req is None or path is None:
+        return None
+    host = _occurrence(_values(req.headers, "host", True), -1)
+    return (host or "") + path
+
+
+@fetch("url_param", "str?", "str?", out="str")
+def _url_param(ctx: Any, args: tuple[Any, ...]) -> Value:
+    query = _query(ctx, ())
+    if query is None:
+        return None
+    name = args[0] if args else ""
+    delim = args[1][:1] if len(args) > 1 and args[1] else "&"
+    for item in query.split("#", 1)[0].split(delim):
+        key, eq, value = item.partition("=")
+        if eq and (not name or key == name):
+            return value
+    return None
+
+
+def _version(token: str | None) -> Value:
+    """``smp_fetch_rqver``: what follows the '/' of the protocol token."""
+    if not token or "/" not in token:
+        return None
+    rest = token.split("/", 1)[1]
+    return rest or None
+
+
+@fetch("req.ver", out="str")
+def _req_ver(ctx: Any, args: tuple[Any, ...]) -> Value:
+    req = ctx.samples.request
+    return None if req is None else _version(req.version)
+
+
+@fetch("res.ver", out="str")
+def _res_ver(ctx: Any, args: tuple[Any, ...]) -> Value:
+    res = ctx.samples.response
+    return None if res is None else _version(res.version)
+
+
+@fetch("status", out="sint")
+def _status(ctx: Any, args: tuple[Any, ...]) -> Value:
+    res = ctx.samples.response
+    return None if res is None else res.status
+
+
+@fetch("req.proto_http", out="bool")
+def _proto_http(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return ctx.samples.request is not None
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def _body(info: Any) -> bytes | None:
+    if info is None:
+        return None
+    return info.body if info.body is not None else b""
+
+
+def _body_size(info: Any) -> Value:
+    if info is None:
+        return None
+    cl = _values(info.headers, "content-length", True)
+    if cl:
+        n = int_of_text(cl[-1])
+        if n is not None and n >= 0:
+            return n
+    return len(info.body or b"")
+
+
+@fetch("req.body", out="bin")
+def _req_body(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _body(ctx.samples.request)
+
+
+@fetch("res.body", out="bin")
+def _res_body(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _body(ctx.samples.response)
+
+
+@fetch("req.body_len", out="sint")
+def _req_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
+    body = _body(ctx.samples.request)
+    return None if body is None else len(body)
+
+
+@fetch("res.body_len", out="sint")
+def _res_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
+    body = _body(ctx.samples.response)
+    return None if body is None else len(body)
+
+
+@fetch("req.body_size", out="sint")
+def _req_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _body_size(ctx.samples.request)
+
+
+@fetch("res.body_size", out="sint")
+def _res_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _body_size(ctx.samples.response)

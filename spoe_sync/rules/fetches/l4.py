@@ -1,0 +1,81 @@
+"""Layer 4/5 and internal-state fetches: src dst ports, ssl_fc, fe_id, unique-id, payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol.values import Value
+from . import fetch
+
+
+@fetch("src", out="addr")
+def _src(ctx: Any, args: tuple[Any, ...]) -> Value:
+    c = ctx.samples.client
+    return c[0] if c else None
+
+
+@fetch("src_port", out="sint")
+def _src_port(ctx: Any, args: tuple[Any, ...]) -> Value:
+    c = ctx.samples.client
+    return c[1] if c else None
+
+
+@fetch("dst", out="addr")
+def _dst(ctx: Any, args: tuple[Any, ...]) -> Value:
+    c = ctx.samples.local
+    return c[0] if c else None
+
+
+@fetch("dst_port", out="sint")
+def _dst_port(ctx: Any, args: tuple[Any, ...]) -> Value:
+    c = ctx.samples.local
+    return c[1] if c else None
+
+
+@fetch("ssl_fc", out="bool")
+def _ssl_fc(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return bool(ctx.samples.ssl)
+
+
+@fetch("fe_id", out="sint")
+def _fe_id(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return ctx.samples.frontend_id
+
+
+@fetch("unique-id", out="str")
+def _unique_id(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return ctx.samples.unique_id
+
+
+def _payload(data: bytes | None, args: tuple[Any, ...]) -> Value:
+    if data is None:
+        return None
+    offset, length = args
+    if length == 0:
+        # "if <length> is zero, the whole buffer from <offset> to the end is extracted"
+        return data[offset:] if offset <= len(data) else None
+    if offset + length > len(data):
+        return None  # HAProxy waits for more data; once the buffer is final, the fetch fails
+    return data[offset:offset + length]
+
+
+@fetch("req.payload", "int", "int", out="bin")
+def _req_payload(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _payload(ctx.samples.req_payload, args)
+
+
+@fetch("res.payload", "int", "int", out="bin")
+def _res_payload(ctx: Any, args: tuple[Any, ...]) -> Value:
+    return _payload(ctx.samples.res_payload, args)
+
+
+@fetch("req.len", out="sint")
+def _req_len(ctx: Any, args: tuple[Any, ...]) -> Value:
+    data = ctx.samples.req_payload
+    return None if data is None else len(data)
+
+
+@fetch("res.len", out="sint")
+def _res_len(ctx: Any, args: tuple[Any, ...]) -> Value:
+    data = ctx.samples.res_payload
+    return None if data is None else len(data)

@@ -1,0 +1,113 @@
+"""Header blocks as HAProxy builds them for ``req.hdrs``/``res.hdrs`` and ``*.hdrs_bin``.
+
+HAProxy's HTX stores header names lower-cased and values without surrounding blanks, in arrival
+order, duplicates kept (agent-ecosystem.md §3.2/§3.3):
+
+* text: ``name: value\\r\\n`` per header, then ``\\r\\n``;
+* binary: ``varint(len(name)) name varint(len(value)) value`` per header, then ``00 00``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import HeaderBlockError
+
+__all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers"]
+
+_BLANKS = b" \t"
+
+
+def htx_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers as HAProxy's HTX holds them: names lower-cased, values stripped of SP/HTAB."""
+    return [(n.lower(), v.strip(_BLANKS)) for n, v in headers]
+
+
+def hdrs_text(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The ``req.hdrs`` block of already-normalized headers."""
+    return b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
+
+
+def _varint(n: int) -> bytes:
+    """SPOP varint (SPOE.txt §3.1)."""
+    if n < 240:
+        return bytes((n,))
+    out = bytearray((n & 0xFF) | 0xF0,)
+    n = (n - 240) >> 4
+    while n >= 128:
+        out.append((n & 0xFF) | 0x80)
+        n = (n - 128) >> 7
+    out.append(n)
+    return bytes(out)
+
+
+def _as_bytes(x: str | bytes) -> bytes:
+    return x if isinstance(x, bytes) else x.encode("utf-8", "surrogateescape")
+
+
+def encode_hdrs_bin(headers: Iterable[tuple[str | bytes, str | bytes]]) -> bytes:
+    """Build a ``req.hdrs_bin`` block from ``(name, value)`` pairs, verbatim and in order,
+    with the ``00 00`` terminator.  (The fetch itself lower-cases names first; this helper
+    encodes what it is given, so tests can build exact agent inputs.)
+
+    >>> encode_hdrs_bin([("host", "a")])
+    b'\\x04host\\x01a\\x00\\x00'
+    """
+    out = bytearray()
+    for name, value in headers:
+        n, v = _as_bytes(name), _as_bytes(value)
+        if not n:
+            raise HeaderBlockError("a header name may not be empty (it would end the block)")
+        out += _varint(len(n)) + n + _varint(len(v)) + v
+    out += b"\x00\x00"
+    return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos >= len(data):
+        raise HeaderBlockError(f"truncated header block at offset {pos}")
+    n = data[pos]
+    pos += 1
+    if n < 240:
+        return n, pos
+    shift = 4
+    while True:
+        if pos >= len(data):
+            raise HeaderBlockError(f"truncated varint at offset {pos}")
+        b = data[pos]
+        pos += 1
+        n += b << shift
+        shift += 7
+        if b < 128:
+            return n, pos
+        if shift > 70:
+            raise HeaderBlockError(f"varint too long at offset {pos}")
+
+
+def decode_hdrs_bin(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Parse a ``hdrs_bin`` block strictly, as DataDog's agent does: every length must fit,
+    the block must end with the ``00 00`` pair and nothing may follow it.
+
+    :raises HeaderBlockError: on a malformed block.
+    """
+    data = bytes(data)
+    out: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while True:
+        nlen, pos = _read_varint(data, pos)
+        if pos + nlen > len(data):
+            raise HeaderBlockError(f"header name length {nlen} runs past the block end")
+        name = data[pos:pos + nlen]
+        pos += nlen
+        vlen, pos = _read_varint(data, pos)
+        if pos + vlen > len(data):
+            raise HeaderBlockError(f"header value length {vlen} runs past the block end")
+        value = data[pos:pos + vlen]
+        pos += vlen
+        if not name:
+            if value:
+                raise HeaderBlockError("empty header name with a non-empty value")
+            if pos != len(data):
+                raise HeaderBlockError(f"{len(data) - pos} bytes after the 00 00 terminator")
+            return out
+        out.append((name, value))

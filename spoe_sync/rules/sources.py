@@ -1,0 +1,174 @@
+"""Where fetches read from: the raw data of one stream.
+
+A :class:`SampleSource` exposes what HAProxy's fetches look at (addresses, the request and response
+as received, TCP payload); the fetch functions compute every sample from that, so a WSGI app, a TCP
+proxy and a test all get HAProxy's exact semantics.  :class:`StaticSamples` is the exception: it
+answers fetch expressions from a dict, for tests and scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from ..protocol.values import Value
+
+__all__ = [
+    "NOTSET",
+    "Address",
+    "RequestInfo",
+    "ResponseInfo",
+    "SampleSource",
+    "StaticSamples",
+    "TCPSamples",
+    "normalize_headers",
+    "to_address",
+]
+
+IPAddress = IPv4Address | IPv6Address
+Address = tuple[IPAddress, int]
+HeaderList = tuple[tuple[bytes, bytes], ...]
+
+
+class _NotSet:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOTSET"
+
+
+NOTSET = _NotSet()
+
+
+def _header_bytes(x: str | bytes) -> bytes:
+    if isinstance(x, bytes):
+        return x
+    try:
+        return x.encode("latin-1")  # PEP 3333 strings carry bytes as latin-1
+    except UnicodeEncodeError:
+        return x.encode("utf-8", "surrogateescape")
+
+
+def normalize_headers(headers: Iterable[tuple[str | bytes, str | bytes]]) -> HeaderList:
+    """Headers as ``((name, value), ...)`` bytes, order and case kept."""
+    return tuple((_header_bytes(n), _header_bytes(v)) for n, v in headers)
+
+
+def to_address(addr: object) -> Address | None:
+    """``(host, port)`` (host as text or address object) to ``(ip_address, port)``; anything
+    else (a UNIX socket path, ``None``, a bad value) is ``None``."""
+    if not isinstance(addr, tuple) or len(addr) < 2:
+        return None
+    host, port = addr[0], addr[1]
+    try:
+        ip = host if isinstance(host, (IPv4Address, IPv6Address)) else ip_address(
+            str(host).split("%", 1)[0])
+        return ip, int(port)
+    except (ValueError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """An HTTP request as received.
+
+    :attr target: the raw request-target (``/a%20b?x=1``), as text.
+    :attr version: the protocol token, e.g. ``"HTTP/1.1"``.
+    :attr headers: ``(name, value)`` bytes in arrival order and original case.
+    :attr body: the buffered body; ``None`` when the integration did not buffer it.
+    """
+
+    method: str
+    target: str
+    version: str = "HTTP/1.1"
+    headers: HeaderList = ()
+    body: bytes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", normalize_headers(self.headers))
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """An HTTP response: status, headers (WSGI ``start_response`` form accepted), body."""
+
+    status: int
+    headers: HeaderList = ()
+    body: bytes | None = None
+    version: str = "HTTP/1.1"
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", normalize_headers(self.headers))
+        object.__setattr__(self, "status", int(self.status))
+
+
+@dataclass
+class SampleSource:
+    """The data of one stream that fetches read.  Every field may be missing (``None``), which
+    makes the fetches that need it fail (NULL), as in HAProxy.
+
+    :attr client: ``(ip, port)`` of the client (``src``, ``src_port``).
+    :attr local: ``(ip, port)`` the client connected to (``dst``, ``dst_port``).
+    :attr ssl: the client connection uses TLS (``ssl_fc``).
+    :attr req_payload: bytes at the start of the request channel (``req.payload``, ``req.len``).
+    :attr res_payload: same for the response channel (``res.payload``, ``res.len``).
+    :attr unique_id: the stream's unique id (``unique-id``; NULL when there is none, as in
+        HAProxy without ``unique-id-format``).
+    :attr frontend_id: the numeric id reported by ``fe_id``.
+    """
+
+    client: Address | None = None
+    local: tuple[IPAddress | None, int | None] | None = None
+    ssl: bool = False
+    request: RequestInfo | None = None
+    response: ResponseInfo | None = None
+    req_payload: bytes | None = None
+    res_payload: bytes | None = None
+    unique_id: str | None = None
+    frontend_id: int | None = None
+
+    def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
+        """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let
+        the fetch compute it from the fields above."""
+        return NOTSET
+
+
+class TCPSamples(SampleSource):
+    """Samples of a TCP connection (the proxy's client side).
+
+    :param client_addr: the peer address as returned by ``accept()``.
+    :param local_addr: the local address (``sock.getsockname()``).
+    :param payload: the bytes peeked from the client so far (``req.payload``, ``req.len``).
+    :param ssl: the client connection is TLS (``ssl_fc``).
+    """
+
+    def __init__(self, client_addr: object, local_addr: object = None, payload: bytes = b"",
+                 ssl: bool = False, *, res_payload: bytes | None = None,
+                 unique_id: str | None = None, frontend_id: int | None = None) -> None:
+        super().__init__(client=to_address(client_addr), local=to_address(local_addr),
+                         ssl=bool(ssl), req_payload=bytes(payload), res_payload=res_payload,
+                         unique_id=unique_id, frontend_id=frontend_id)
+
+
+@dataclass
+class StaticSamples(SampleSource):
+    """Samples from a dict keyed by fetch expressions as written in a config.
+
+    ``StaticSamples({"src": IPv4Address("10.0.0.1"), "req.hdr(host)": "a.example"})``.  Keys are
+    the fetch part (converters still run on the value); a missing key means the fetch failed.
+    Literal fetches (``str()``, ``int()``...) and ``var()`` never consult the mapping.
+    """
+
+    mapping: Mapping[str, Value] = field(default_factory=dict)
+
+    def __init__(self, mapping: Mapping[str, Value] | None = None, **fields: object) -> None:
+        super().__init__(**fields)  # type: ignore[arg-type]
+        self.mapping = dict(mapping or {})
+
+    def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
+        for key in keys:
+            if key in self.mapping:
+                return self.mapping[key]
+        return None

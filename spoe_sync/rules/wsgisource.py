@@ -1,0 +1,142 @@
+"""Samples of a WSGI request (PEP 3333 environ), with the raw data a server can add.
+
+A plain environ loses what HAProxy's fetches see: header order, duplicates and spelling, the raw
+request-target, the local address.  A server that has them passes them in these environ keys
+(:func:`handler_environ` fills them from a gevent.pywsgi ``WSGIHandler``; see
+``spoe_sync.samples.SpoeWSGIHandler``):
+
+``spoe_sync.raw_headers``  ``[(name, value), ...]`` in arrival order, original case
+``spoe_sync.raw_uri``      the request-target exactly as received
+``spoe_sync.local_addr``   ``(ip, port)`` of the accepting socket (``dst``, ``dst_port``)
+``spoe_sync.body``         the buffered request body (bytes) for ``req.body``
+``spoe_sync.unique_id``    the stream's unique id (``unique-id``)
+
+Without them: headers come from ``HTTP_*``/``CONTENT_TYPE``/``CONTENT_LENGTH`` (order of the
+environ, duplicates already joined by the server), the target is rebuilt from ``PATH_INFO`` and
+``QUERY_STRING`` (so ``query`` cannot tell "no ?" from "? and nothing"), and ``dst`` is known
+only when ``SERVER_NAME`` is an IP address.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import quote
+
+from .sources import RequestInfo, ResponseInfo, SampleSource, to_address
+
+__all__ = ["RAW_HEADERS_KEY", "RAW_URI_KEY", "WSGISamples", "handler_environ"]
+
+RAW_HEADERS_KEY = "spoe_sync.raw_headers"
+RAW_URI_KEY = "spoe_sync.raw_uri"
+LOCAL_ADDR_KEY = "spoe_sync.local_addr"
+BODY_KEY = "spoe_sync.body"
+UNIQUE_ID_KEY = "spoe_sync.unique_id"
+
+
+def handler_environ(handler: Any) -> dict[str, Any]:
+    """The ``spoe_sync.*`` environ keys from a gevent.pywsgi ``WSGIHandler`` (duck-typed: reads
+    ``handler.headers._headers``, ``handler.path`` and ``handler.socket.getsockname()``)."""
+    out: dict[str, Any] = {}
+    raw = getattr(getattr(handler, "headers", None), "_headers", None)
+    if isinstance(raw, list):
+        out[RAW_HEADERS_KEY] = [(str(n), str(v)) for n, v in raw]
+    path = getattr(handler, "path", None)
+    if isinstance(path, str):
+        out[RAW_URI_KEY] = path
+    sock = getattr(handler, "socket", None)
+    try:
+        local = sock.getsockname() if sock is not None else None
+    except OSError:
+        local = None
+    if isinstance(local, tuple):
+        out[LOCAL_ADDR_KEY] = local[:2]
+    return out
+
+
+def _environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for key, value in environ.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            out.append((key[5:].replace("_", "-").lower(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            out.append((key.replace("_", "-").lower(), value))
+    return out
+
+
+def _target(environ: Mapping[str, Any]) -> str:
+    for key in (RAW_URI_KEY, "REQUEST_URI", "RAW_URI"):
+        value = environ.get(key)
+        if isinstance(value, str) and value:
+            return value
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    raw = quote(path.encode("latin-1", "replace"), safe="/;=,:@!$&'()*+-._~") or "/"
+    query = environ.get("QUERY_STRING")
+    return raw + ("?" + query if query else "")
+
+
+def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
+    addr = to_address(environ.get(LOCAL_ADDR_KEY))
+    if addr is not None:
+        return addr
+    port: int | None
+    try:
+        port = int(environ.get("SERVER_PORT", ""))
+    except ValueError:
+        port = None
+    host: Any = environ.get("SERVER_ADDR") or environ.get("SERVER_NAME")
+    try:
+        host = ip_address(str(host))
+    except ValueError:
+        host = None
+    return None if host is None and port is None else (host, port)
+
+
+class WSGISamples(SampleSource):
+    """Samples of one WSGI request.
+
+    :param environ: the PEP 3333 environ (plus the optional ``spoe_sync.*`` keys above).
+    :param response: the response, for ``status``, ``res.*`` (response events).
+    :param body: the buffered request body for ``req.body``; by default the
+        ``spoe_sync.body`` environ key.  ``wsgi.input`` is never read here.
+    :param unique_id: the value of ``unique-id`` (NULL when not given).
+    """
+
+    def __init__(self, environ: Mapping[str, Any], *, response: ResponseInfo | None = None,
+                 body: bytes | None = None, unique_id: str | None = None,
+                 ssl: bool | None = None, frontend_id: int | None = None) -> None:
+        self.environ = environ
+        raw = environ.get(RAW_HEADERS_KEY)
+        headers = raw if isinstance(raw, (list, tuple)) else _environ_headers(environ)
+        if body is None:
+            env_body = environ.get(BODY_KEY)
+            body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
+        request = RequestInfo(
+            method=str(environ.get("REQUEST_METHOD", "GET")),
+            target=_target(environ),
+            version=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            headers=tuple(headers),
+            body=body,
+        )
+        if ssl is None:
+            ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
+        uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
+        super().__init__(
+            client=to_address((environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT"))),
+            local=_local(environ),
+            ssl=bool(ssl),
+            request=request,
+            response=response,
+            unique_id=uid if isinstance(uid, str) else None,
+            frontend_id=frontend_id,
+        )
+
+    def with_response(self, response: ResponseInfo) -> WSGISamples:
+        """A copy that also sees ``response`` (for ``on-http-response`` and ``http-response``)."""
+        clone = copy.copy(self)
+        clone.response = response
+        return clone
