@@ -1,0 +1,260 @@
+"""The variable store: full HAProxy names in the proc/sess/txn/req/res scopes, their
+lifetimes (agent-ecosystem.md §5), value normalization, per-store caps, and reading
+them back with ``var()`` (SPOE.txt §2.2 "option var-prefix", "register-var-names")."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from spoe_sync.engine.vars import (
+    ProcVars,
+    Session,
+    VarLimits,
+    Vars,
+    check_var_name,
+    split_var_name,
+    var_size,
+)
+from spoe_sync.errors import SpoeError, VariableError
+from spoe_sync.protocol import Int32, Int64, UInt32, UInt64
+from spoe_sync.rules import EvalContext, StaticSamples, parse_sample
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("txn.iprep.score", None, id="txn-prefixed"),
+        pytest.param("sess.a_b.C9", None, id="underscore-digits"),
+        pytest.param("proc.x", None, id="proc"),
+        pytest.param("req.x", None, id="req"),
+        pytest.param("res.x", None, id="res"),
+        pytest.param("txn.iprep.", None, id="trailing-dot-is-haproxy-valid"),
+        pytest.param("txn.", "invalid-name", id="empty-name"),
+        pytest.param("txn.b-ad", "invalid-name", id="dash"),
+        pytest.param("txn.x y", "invalid-name", id="space"),
+        pytest.param("txn.caf\u00e9", "invalid-name", id="non-ascii-letter"),
+        pytest.param("txn.\u0663", "invalid-name", id="unicode-digit"),
+        pytest.param("txn", "unknown-scope", id="no-dot"),
+        pytest.param("check.x", "unknown-scope", id="check-scope-not-spoe"),
+        pytest.param("TXN.x", "unknown-scope", id="scope-is-case-sensitive"),
+        pytest.param("", "unknown-scope", id="empty"),
+    ],
+)
+def test_check_var_name(name, reason):
+    assert check_var_name(name) == reason
+    if reason is None:
+        assert split_var_name(name) == tuple(name.split(".", 1))
+    else:
+        with pytest.raises(VariableError) as info:
+            split_var_name(name)
+        assert info.value.reason == reason
+        assert isinstance(info.value, SpoeError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param(True, True, id="bool"),
+        pytest.param(0, 0, id="int-zero"),
+        pytest.param(-(1 << 63), -(1 << 63), id="int64-min"),
+        pytest.param(UInt32(7), 7, id="uint32-becomes-int"),
+        pytest.param(Int32(-5), -5, id="int32-becomes-int"),
+        pytest.param(Int64(9), 9, id="int64-becomes-int"),
+        pytest.param(UInt64(12), 12, id="uint64-becomes-int"),
+        pytest.param("caf\u00e9", "caf\u00e9", id="str"),
+        pytest.param(b"\x00\xff", b"\x00\xff", id="bytes"),
+        pytest.param(bytearray(b"ab"), b"ab", id="bytearray-becomes-bytes"),
+        pytest.param(memoryview(b"cd"), b"cd", id="memoryview-becomes-bytes"),
+        pytest.param(IPv4Address("192.0.2.7"), IPv4Address("192.0.2.7"), id="ipv4"),
+        pytest.param(IPv6Address("2001:db8::1"), IPv6Address("2001:db8::1"), id="ipv6"),
+    ],
+)
+def test_values_are_stored_as_plain_python(value, stored):
+    vars = Vars()
+    vars.set("txn.t.v", value)
+    got = vars["txn.t.v"]
+    assert got == stored
+    assert type(got) is type(stored)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(1 << 63, id="int-too-big"),
+        pytest.param(-(1 << 63) - 1, id="int-too-small"),
+        pytest.param(1.5, id="float"),
+        pytest.param(["x"], id="list"),
+    ],
+)
+def test_unstorable_values_raise(value):
+    vars = Vars()
+    with pytest.raises(VariableError) as info:
+        vars.set("txn.t.v", value)
+    assert info.value.reason == "bad-value"
+    assert "txn.t.v" not in vars
+    assert vars.try_set("txn.t.v", value) == "bad-value"
+
+
+def test_get_getitem_contains_and_none_unsets():
+    vars = Vars()
+    assert vars.get("txn.a") is None
+    assert vars.get("txn.a", 3) == 3
+    assert vars.get("bogus") is None
+    with pytest.raises(KeyError):
+        vars["txn.a"]
+    vars.set("txn.a", 0)
+    assert "txn.a" in vars and vars["txn.a"] == 0 and vars.get("txn.a", 3) == 0
+    vars.set("txn.a", None)
+    assert "txn.a" not in vars
+    assert vars.unset("txn.a") is False
+    vars.set("txn.a", "x")
+    assert vars.unset("txn.a") is True and len(vars) == 0
+
+
+def test_iteration_goes_scope_by_scope():
+    proc = ProcVars()
+    vars = Vars(Session(), proc)
+    for name in ("res.r", "txn.t", "req.q", "sess.s", "proc.p"):
+        vars.set(name, 1)
+    assert list(vars) == ["proc.p", "sess.s", "txn.t", "req.q", "res.r"]
+    assert vars.as_dict() == dict.fromkeys(["proc.p", "sess.s", "txn.t", "req.q", "res.r"], 1)
+
+
+def test_sess_vars_live_on_the_session_and_txn_on_the_stream():
+    session, proc = Session(), ProcVars()
+    first, second = Vars(session, proc), Vars(session, proc)
+    first.set("sess.iprep.score", 87)
+    first.set("txn.iprep.score", 1)
+    first.set("proc.iprep.hits", 2)
+    assert second.get("sess.iprep.score") == 87
+    assert second.get("txn.iprep.score") is None
+    assert second.get("proc.iprep.hits") == 2
+    assert session.get("sess.iprep.score") == 87 and proc.get("proc.iprep.hits") == 2
+    assert Vars().get("sess.iprep.score") is None  # a stream without session gets its own
+
+
+def test_scope_view_is_read_only_and_live():
+    vars = Vars()
+    view = vars.scope("sess")
+    vars.set("sess.iprep.score", 87)
+    assert dict(view) == {"iprep.score": 87}
+    with pytest.raises(TypeError):
+        view["iprep.score"] = 1  # type: ignore[index]
+    with pytest.raises(VariableError):
+        vars.scope("check")
+
+
+def test_clear_one_direction():
+    vars = Vars()
+    vars.set("req.a", 1)
+    vars.set("res.b", 2)
+    vars.set("txn.c", 3)
+    vars.clear("req")
+    assert list(vars) == ["txn.c", "res.b"]
+    assert vars.nbytes == var_size("c", 3) + var_size("b", 2)
+    with pytest.raises(VariableError):
+        vars.clear("sess")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "size"),
+    [
+        pytest.param("ab", 5, 2 + 8, id="int"),
+        pytest.param("ab", True, 2 + 1, id="bool"),
+        pytest.param("ab", "\u00e9", 2 + 2, id="str-utf8-bytes"),
+        pytest.param("ab", b"xyz", 2 + 3, id="bytes"),
+        pytest.param("ab", IPv4Address("10.0.0.1"), 2 + 4, id="ipv4"),
+        pytest.param("ab", IPv6Address("::1"), 2 + 16, id="ipv6"),
+    ],
+)
+def test_var_size(name, value, size):
+    assert var_size(name, value) == size
+
+
+@pytest.mark.parametrize(
+    ("limits", "writes", "refused_at", "reason"),
+    [
+        pytest.param(VarLimits(max_vars=2), [("txn.a", 1), ("txn.b", 1), ("txn.c", 1)], 2,
+                     "too-many-vars", id="count"),
+        pytest.param(VarLimits(max_vars=2), [("txn.a", 1), ("req.b", 1), ("res.c", 1)], 2,
+                     "too-many-vars", id="count-spans-txn-req-res"),
+        pytest.param(VarLimits(max_bytes=20), [("txn.a", "x" * 10), ("txn.b", "y" * 10)], 1,
+                     "too-many-bytes", id="bytes"),
+        pytest.param(VarLimits(max_vars=1), [("txn.a", 1), ("txn.a", 2), ("txn.a", "abc")], None,
+                     None, id="replacing-is-not-a-new-var"),
+        pytest.param(VarLimits(max_bytes=11), [("txn.a", "x" * 10), ("txn.a", "x" * 11)], 1,
+                     "too-many-bytes", id="growing-a-var"),
+        pytest.param(VarLimits(max_vars=1), [("txn.a", 1), ("txn.a", None), ("txn.b", 1)], None,
+                     None, id="unset-frees-room"),
+    ],
+)
+def test_stream_caps(limits, writes, refused_at, reason):
+    vars = Vars(limits=limits)
+    for i, (name, value) in enumerate(writes):
+        if i == refused_at:
+            before = vars.as_dict()
+            with pytest.raises(VariableError) as info:
+                vars.set(name, value)
+            assert info.value.reason == reason and info.value.name == name
+            assert vars.as_dict() == before
+            assert vars.try_set(name, value) == reason
+            assert vars.try_set(name, value, enforce_limits=False) is None
+            return
+        vars.set(name, value)
+    assert refused_at is None
+    assert vars.nbytes == sum(var_size(n.split(".", 1)[1], v) for n, v in vars.items())
+
+
+def test_session_and_proc_have_their_own_caps():
+    session = Session(limits=VarLimits(max_vars=1))
+    proc = ProcVars(limits=VarLimits(max_vars=1))
+    vars = Vars(session, proc, limits=VarLimits(max_vars=100))
+    vars.set("sess.a", 1)
+    vars.set("proc.a", 1)
+    for name in ("sess.b", "proc.b"):
+        with pytest.raises(VariableError) as info:
+            vars.set(name, 1)
+        assert info.value.reason == "too-many-vars"
+    vars.set("txn.b", 1)
+
+
+def test_proc_registration_survives_unset():
+    proc = ProcVars(["proc.iprep.q"])
+    assert proc.registered == frozenset({"proc.iprep.q"})
+    assert proc.exists("proc.iprep.q") and proc.get("proc.iprep.q") is None
+    assert not proc.exists("proc.iprep.other")
+    proc.set("proc.iprep.other", 1)
+    assert proc.exists("proc.iprep.other")
+    proc.unset("proc.iprep.other")
+    assert not proc.exists("proc.iprep.other")
+    proc.set("proc.iprep.q", 1)
+    proc.unset("proc.iprep.q")
+    assert proc.exists("proc.iprep.q")  # permanent, as HAProxy's config-created proc vars
+    with pytest.raises(VariableError):
+        proc.register("txn.iprep.q")
+    with pytest.raises(VariableError):
+        Session().set("txn.x", 1)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        pytest.param("var(txn.iprep.score)", 87, id="txn"),
+        pytest.param("var(sess.iprep.user)", "bob", id="sess"),
+        pytest.param("var(proc.iprep.hits)", 3, id="proc"),
+        pytest.param("var(txn.iprep.none)", None, id="unset-is-null"),
+    ],
+)
+def test_rules_layer_reads_vars_through_varlookup(expr, expected):
+    vars = Vars()
+    vars.set("txn.iprep.score", 87)
+    vars.set("sess.iprep.user", "bob")
+    vars.set("proc.iprep.hits", 3)
+    assert parse_sample(expr).evaluate(EvalContext(StaticSamples({}), vars)) == expected
+
+
+def test_limits_validate():
+    with pytest.raises(ValueError):
+        VarLimits(max_vars=-1)
