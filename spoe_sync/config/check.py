@@ -1,0 +1,216 @@
+"""``spoe-sync check``: load SPOE files like ``haproxy -c`` and say what was loaded.
+
+Errors are printed as ``[file:line] message`` (all of them), warnings as
+``[file:line] warning: message``, then a short summary per engine. With a haproxy.cfg,
+every ``filter spoe`` line of it is checked with its backend, and the ``send-spoe-group``
+rules of the proxies are checked against the engines' groups.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import TextIO
+
+from ..errors import ConfigError, SpoeConfigWarning
+from .backends import Backend, check_backend
+from .haproxy_cfg import HaproxyConfig, ProxySection, load_haproxy_cfg
+from .loader import load_config
+from .model import SpoeConfig
+
+__all__ = ["format_summary", "run_check"]
+
+_RULE_POINTS = {("tcp-request", "content"): "tcp-request content",
+                ("tcp-response", "content"): "tcp-response content",
+                ("http-request", None): "http-request", ("http-response", None): "http-response"}
+
+
+def run_check(path: str | None = None, *, engine: str | None = None, haproxy: str | None = None,
+              out: TextIO | None = None) -> int:
+    """Check one SPOE file (``path``, ``engine``) or every SPOE filter of ``haproxy``.
+
+    :returns: 0 when valid (warnings allowed), 1 when an error was found, 2 on misuse.
+    """
+    out = out if out is not None else sys.stdout
+    if (path is None) == (haproxy is None):
+        print("spoe-sync check: give a SPOE file, or --haproxy haproxy.cfg", file=out)
+        return 2
+    if path is not None:
+        config = _load(out, path, engine, "frontend")
+        if config is None:
+            return 1
+        print(format_summary(config), file=out)
+        return 0
+    assert haproxy is not None
+    try:
+        cfg = load_haproxy_cfg(haproxy)
+    except ConfigError as exc:
+        _print_errors(out, exc)
+        return 1
+    return _check_haproxy(cfg, out)
+
+
+def _load(out: TextIO, path: str, engine: str | None, proxy: str) -> SpoeConfig | None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpoeConfigWarning)
+        try:
+            config = load_config(path, engine, proxy=proxy)
+        except ConfigError as exc:
+            config = None
+            error: ConfigError | None = exc
+        else:
+            error = None
+    for w in caught:
+        if issubclass(w.category, SpoeConfigWarning):
+            print(_warning_line(w.message), file=out)
+    if error is not None:
+        _print_errors(out, error)
+    return config
+
+
+def _warning_line(warning: Warning | str) -> str:
+    text = str(warning)
+    if text.startswith("["):
+        loc, _, rest = text.partition("] ")
+        return f"{loc}] warning: {rest}"
+    return f"warning: {text}"
+
+
+def _print_errors(out: TextIO, exc: ConfigError) -> None:
+    for e in exc.errors:
+        print(f"{e.location} {e.message}" if e.location else e.message, file=out)
+
+
+def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
+    if not cfg.filters:
+        print(f"[{cfg.filename}] no 'filter spoe' line found", file=out)
+        return 1
+    failed = False
+    engines: dict[str, dict[str, SpoeConfig]] = {}
+    for flt in cfg.filters:
+        where = f"[{cfg.filename}:{flt.lineno}]"
+        config = _load(out, flt.path, flt.engine, flt.proxy_kind)
+        if config is None:
+            print(f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'",
+                  file=out)
+            failed = True
+            continue
+        seen = engines.setdefault(flt.proxy, {})
+        if config.engine_id in seen:
+            print(f"{where} Proxy {flt.proxy} : duplicated name for SPOE engine "
+                  f"'{config.engine_id}'.", file=out)
+            failed = True
+            continue
+        seen[config.engine_id] = config
+        try:
+            backend = check_backend(config, cfg.backends)
+        except ConfigError as exc:
+            print(f"{where} Proxy {flt.proxy} : {exc.message}", file=out)
+            failed = True
+            continue
+        print(format_summary(config, backend, proxy=flt.proxy), file=out)
+    for proxy in cfg.proxies.values():
+        failed |= _check_send_spoe_group(cfg, proxy, engines.get(proxy.name, {}), out)
+    return 1 if failed else 0
+
+
+def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
+                           engines: Mapping[str, SpoeConfig], out: TextIO) -> bool:
+    failed = False
+    for rule in proxy.rules:
+        words = rule.words
+        if "send-spoe-group" not in words:
+            continue
+        i = words.index("send-spoe-group")
+        point = _RULE_POINTS.get((words[0], words[1] if words[0].startswith("tcp") else None))
+        where = f"[{cfg.filename}:{rule.lineno}]"
+        if len(words) < i + 3 or (len(words) > i + 3 and words[i + 3] not in ("if", "unless")):
+            print(f"{where} '{' '.join(words[: i + 1])}' : expects 2 arguments: "
+                  "<engine-id> <group-id>", file=out)
+            failed = True
+            continue
+        if point is None:
+            print(f"{where} 'send-spoe-group' is not available in '{' '.join(words[:2])}'",
+                  file=out)
+            failed = True
+            continue
+        engine_id, group = words[i + 1], words[i + 2]
+        config = engines.get(engine_id)
+        if config is None:
+            print(f"{where} Proxy '{proxy.name}': unable to find SPOE engine '{engine_id}' "
+                  f"used by the send-spoe-group '{group}'.", file=out)
+            failed = True
+            continue
+        if group not in config.groups:
+            print(f"{where} Proxy '{proxy.name}': unable to find SPOE group '{group}' into "
+                  f"SPOE engine '{engine_id}' configuration.", file=out)
+            failed = True
+            continue
+        for msg in config.group_messages(group):
+            for arg in msg.args:
+                why = arg.expr.unavailable_at(point)
+                if why is not None:
+                    print(f"{where} Invalid SPOE message '{msg.name}' used by SPOE group "
+                          f"'{group}' at {msg.filename}:{msg.lineno}: {why}", file=out)
+                    failed = True
+                    break
+    return failed
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "unset"
+    ms = round(seconds * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def _fmt_message(msg) -> str:  # type: ignore[no-untyped-def]
+    args = ", ".join(f"{a.name}={a.expr.text}" if a.name else a.expr.text for a in msg.args)
+    cond = " (conditional)" if msg.condition is not None else ""
+    return f"{msg.name}({args}){cond}"
+
+
+def format_summary(config: SpoeConfig, backend: Backend | None = None, *,
+                   proxy: str | None = None) -> str:
+    """A few lines saying what was loaded: agent, backend, timeouts, messages per event,
+    groups and options."""
+    a = config.agent
+    head = f"{config.filename}: valid"
+    if config.scope is not None:
+        head += f", engine [{config.scope}]"
+    if proxy is not None:
+        head += f" (filter of proxy '{proxy}')"
+    lines = [head, f"  agent      {a.name} (variables txn.{a.var_prefix}.*)"]
+    if backend is not None:
+        servers = ", ".join(f"{s.label}={s.address}" for s in backend.servers) or "no server"
+        lines.append(f"  backend    {backend.name}: {servers} (balance {backend.balance})")
+    else:
+        lines.append(f"  backend    {a.use_backend}")
+    t = a.timeouts
+    lines.append(f"  timeouts   hello {_fmt_time(t.hello)}, idle {_fmt_time(t.idle)}, "
+                 f"processing {_fmt_time(t.processing)}")
+    if config.events:
+        for event, msgs in config.events.items():
+            lines.append(f"  event      {event}: " + ", ".join(_fmt_message(m) for m in msgs))
+    else:
+        lines.append("  event      (no message is sent on an event)")
+    for name in config.groups:
+        msgs = config.group_messages(name)
+        lines.append(f"  group      {name}: " + (", ".join(_fmt_message(m) for m in msgs) or "empty"))
+    caps = [c for c, on in (("pipelining", a.pipelining), ("async", a.async_),
+                            ("send-frag-payload", a.send_frag_payload)) if on]
+    opts = [f"capabilities {','.join(caps) or 'none'}", f"max-frame-size {a.max_frame_size}"]
+    for label, var in (("set-on-error", a.set_on_error), ("set-process-time", a.set_process_time),
+                       ("set-total-time", a.set_total_time)):
+        if var:
+            opts.append(f"{label} {a.var_name(var)}")
+    if a.continue_on_error:
+        opts.append("continue-on-error")
+    lines.append("  options    " + ", ".join(opts))
+    if config.warnings:
+        lines.append(f"  warnings   {len(config.warnings)}")
+    return "\n".join(lines)
