@@ -1,0 +1,533 @@
+"""The applet pool: every agent connection of one engine, shared by all its streams.
+
+Usage (part 2 of the engine, and anyone driving SPOP frames directly)::
+
+    pool = AppletPool(agent_config, backend, engine_id=None, connect=None)  # no I/O yet
+    outcome = pool.process(stream_id, frame_id, payload, deadline)        # -> FrameOutcome
+    pool.metrics()                                                         # -> PoolMetrics
+    pool.close(timeout=5.0)
+
+* :meth:`AppletPool.process` blocks the calling greenlet only, until the ACK, the
+  ``deadline`` (a :func:`time.monotonic` instant; status 1) or a failure.  It never
+  raises for what an agent or the network does: every such end is a status in the
+  returned :class:`~spoe_sync.engine.models.FrameOutcome`.  ``payload`` is the
+  NOTIFY payload (LIST-OF-MESSAGES, e.g. from ``MessageEncoder``); ids are the
+  caller's, and a ``(stream_id, frame_id)`` must not be in flight twice.  A late
+  ACK for a frame that timed out is ignored.
+* Nothing connects and no greenlet is spawned before the first ``process`` (gunicorn
+  forks after loading the application); a pool used in a process other than the
+  one that first used it drops everything it had and starts afresh.
+
+How the pool decides (pure bookkeeping in :meth:`AppletPool._assign`, I/O in the
+applets, as httpcore's pool does):
+
+1. Frames queue in FIFO order.  A queued frame goes to the live applet with the
+   most free slots (``max-waiting-frames`` in pipelining/async, 1 in sync).  A freed
+   slot (ACK, timeout) immediately pulls the next queued frame, in every mode.
+2. A new applet is opened only when the queued frames outnumber the slots that
+   applets still in their handshake will bring, within ``maxconnrate``
+   (HAProxy's per-second sliding window), the servers' ``maxconn`` and at most
+   ``max_connecting`` handshakes at once.  So 500 concurrent streams against a
+   pipelining agent with ``max-waiting-frames 20`` use about 25 connections.
+3. A server without a working applet is probed by one connection at a time; a
+   failed connect or handshake backs it off (exponential, capped).  When no applet
+   is alive or opening and none may be opened, queued and new frames fail at once
+   with the status of the last failure (256+N, or 2): no reconnect storm, no wait
+   for the processing timeout when the cause is known.
+4. When a connection ends, its frames that were written get 256+N; frames not yet
+   written go back to the head of the queue.  In async mode written frames keep
+   waiting while another async applet can still bring their ACK, and all fail at
+   once when none can.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+from ..errors import EngineClosed
+from ..protocol.connection import AckReceived
+from .applet import Applet, AppletState, Connector, default_connect
+from .backoff import Backoff
+from .balance import Balancer, ServerState
+from .models import FrameOutcome, PoolMetrics, ServerMetrics
+from .ratelimit import RateCounter
+from .waiting import FrameRequest, RequestState, WaitingTable, new_engine_id
+
+__all__ = ["DEFAULT_HELLO_TIMEOUT", "AppletPool", "PoolSettings"]
+
+#: ``timeout hello`` when the configuration sets none (HAProxy would wait forever).
+DEFAULT_HELLO_TIMEOUT = 5.0
+#: ``timeout connect`` when the backend sets none.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: TCP+SPOP handshakes in progress at once, pool-wide.
+DEFAULT_MAX_CONNECTING = 8
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What the applets need from ``spoe-agent`` and its backend, resolved once."""
+
+    max_frame_size: int = 16380
+    max_waiting_frames: int = 20
+    pipelining: bool = True
+    async_: bool = True
+    send_frag_payload: bool = True
+    maxconnrate: int = 0
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
+    hello_timeout: float = DEFAULT_HELLO_TIMEOUT
+    idle_timeout: float | None = None
+    idle_status: int = 2
+
+    @classmethod
+    def from_config(cls, agent: Any, backend: Any) -> PoolSettings:
+        timeouts = getattr(agent, "timeouts", None)
+        hello = getattr(timeouts, "hello", None)
+        idle = getattr(timeouts, "idle", None)
+        idle_status = 2
+        # Backend ``timeout server`` shorter than ``timeout idle`` ends idle
+        # connections first, with an I/O error (haproxy-engine-behaviour.md §3.1).
+        server_timeout = getattr(backend, "timeout_server", None)
+        if server_timeout is not None and (idle is None or server_timeout < idle):
+            idle, idle_status = server_timeout, 1
+        connect = getattr(backend, "timeout_connect", None)
+        return cls(
+            max_frame_size=int(getattr(agent, "max_frame_size", 16380)),
+            max_waiting_frames=max(int(getattr(agent, "max_waiting_frames", 20)), 1),
+            pipelining=bool(getattr(agent, "pipelining", True)),
+            async_=bool(getattr(agent, "async_", True)),
+            send_frag_payload=bool(getattr(agent, "send_frag_payload", True)),
+            maxconnrate=int(getattr(agent, "maxconnrate", 0) or 0),
+            connect_timeout=connect if connect is not None else DEFAULT_CONNECT_TIMEOUT,
+            hello_timeout=hello if hello is not None else DEFAULT_HELLO_TIMEOUT,
+            idle_timeout=idle,
+            idle_status=idle_status,
+        )
+
+
+def _servers_of(backend: Any) -> tuple[Sequence[Any], str, str]:
+    if isinstance(backend, str):
+        return (backend,), "roundrobin", "backend"
+    if isinstance(backend, Sequence):
+        return tuple(backend), "roundrobin", "backend"
+    return (tuple(backend.servers), getattr(backend, "balance", "roundrobin") or "roundrobin",
+            getattr(backend, "name", "backend"))
+
+
+class AppletPool:
+    """The shared applets of one engine (see the module docstring).
+
+    :param agent_config: a :class:`spoe_sync.config.AgentConfig` (or any object
+        with its attribute names).
+    :param backend: a :class:`spoe_sync.config.Backend`, a list of server
+        addresses, or one address.
+    :param engine_id: the engine-id announced in every HAPROXY-HELLO (a new
+        UUIDv4 by default).
+    :param connect: ``connect(server_state, timeout) -> socket``; defaults to
+        TCP (TCP_NODELAY) or unix sockets.
+    :param max_connecting: handshakes allowed in progress at once.
+    :param max_applets: a hard cap on applets (None: only the rules above).
+    :param backoff: ``(base, cap)`` seconds of the per-server reconnection backoff.
+    """
+
+    def __init__(self, agent_config: Any, backend: Any, *, engine_id: str | None = None,
+                 connect: Connector | None = None, max_connecting: int = DEFAULT_MAX_CONNECTING,
+                 max_applets: int | None = None, backoff: tuple[float, float] = (0.05, 5.0)) -> None:
+        self.agent = agent_config
+        self.agent_name: str = getattr(agent_config, "name", "agent")
+        self.settings = PoolSettings.from_config(agent_config, backend)
+        self.engine_id = engine_id or new_engine_id()
+        self.connector: Connector = connect or default_connect
+        self.max_connecting = max(int(max_connecting), 1)
+        self.max_applets = max_applets
+        servers, algorithm, self.backend_name = _servers_of(backend)
+        if not servers:
+            raise ValueError(f"backend '{self.backend_name}' has no server")
+        self._backend = backend
+        self._server_specs = servers
+        self._algorithm = algorithm
+        self._backoff = backoff
+        self._pid: int | None = None
+        self._closed = False
+        self._reset_state()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset_state(self) -> None:
+        base, cap = self._backoff
+        self.servers = tuple(ServerState(s, Backoff(base=base, cap=cap))
+                             for s in self._server_specs)
+        self.balancer = Balancer(self.servers, self._algorithm)
+        self.conn_rate = RateCounter(1.0)
+        self.table = WaitingTable()
+        self._queue: deque[FrameRequest] = deque()
+        self._nb_queued = 0
+        self._nb_assigned = 0
+        self._nb_waiting = 0
+        self._applets: set[Applet] = set()
+        self._ready: list[Applet] = []
+        self._connecting = 0
+        self._orphans: set[FrameRequest] = set()
+        self._next_ident = 1
+        self._retry: gevent.Greenlet | None = None
+        self._idle_event = Event()
+        self._idle_event.set()
+        self.connections_opened = 0
+        self.frames_sent = 0
+        self.acks_received = 0
+        self._checker: Any = None
+
+    def _ensure_process(self) -> None:
+        """First use in this process: start health checks.  First use after a
+        fork: forget the parent's applets (their sockets belong to it)."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        if self._pid is not None:
+            for applet in list(self._applets):
+                sock = applet.sock
+                applet.sock = None
+                if sock is not None:
+                    try:
+                        os.close(sock.detach())
+                    except OSError:
+                        pass
+            self._reset_state()
+        self._pid = pid
+        if getattr(self._backend, "spop_check", False):
+            from .healthcheck import HealthChecker
+            self._checker = HealthChecker(self, self.servers)
+            self._checker.start()
+
+    # ------------------------------------------------------------------ the stream side
+
+    def process(self, stream_id: int, frame_id: int, payload: bytes,
+                deadline: float | None) -> FrameOutcome:
+        """Send one NOTIFY and wait for its ACK (blocks this greenlet only).
+
+        :param payload: the NOTIFY payload (LIST-OF-MESSAGES bytes).
+        :param deadline: :func:`time.monotonic` instant after which the frame is
+            abandoned with status 1; None waits without limit.
+        :raises EngineClosed: after :meth:`close`.
+        :raises ValueError: the same ``(stream_id, frame_id)`` is already in flight.
+        """
+        if self._closed:
+            raise EngineClosed(f"SPOE agent '{self.agent_name}': the engine is closed")
+        self._ensure_process()
+        now = time.monotonic()
+        request = FrameRequest(stream_id, frame_id, payload, deadline, now)
+        self.table.add(request)
+        self._idle_event.clear()
+        if (not self.settings.send_frag_payload
+                and len(payload) > self.settings.max_frame_size - 32):
+            # Too big and may not be fragmented: fail before connecting anything
+            # (haproxy-engine-behaviour.md §2.4, st=3 with -1 timings).
+            request.finish(3, error="NOTIFY payload exceeds max-frame-size and "
+                                    "send-frag-payload is off")
+        else:
+            self._queue.append(request)
+            self._nb_queued += 1
+            try:
+                self._assign()
+            except Exception as exc:  # a bug must not hang the stream
+                request.finish(255, error=f"internal error: {exc!r}")
+        if request.state is not RequestState.DONE:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                request.done.wait(timeout)
+            except BaseException:
+                # The stream's greenlet was killed or timed out by its caller:
+                # give the frame up so that nothing leaks, then let it propagate.
+                self._abandon(request, 1, "interrupted by the caller")
+                raise
+            if request.state is not RequestState.DONE:
+                self._abandon(request, 1, "timeout processing")
+        return self._outcome(request)
+
+    def _outcome(self, request: FrameRequest) -> FrameOutcome:
+        self.table.discard(request)
+        self._orphans.discard(request)
+        if not self.table:
+            self._idle_event.set()
+        end = time.monotonic()
+        start = request.t_start
+        written = request.t_written
+        acked = request.t_acked
+        return FrameOutcome(
+            status=request.status,
+            ack=request.ack,
+            queue_ms=int((written - start) * 1000) if written >= 0 else -1,
+            wait_ms=int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1,
+            total_ms=int((end - start) * 1000),
+            error=request.error,
+            server=request.server,
+        )
+
+    def _abandon(self, request: FrameRequest, status: int, error: str) -> None:
+        state = request.state
+        if state is RequestState.DONE:
+            return
+        if state is RequestState.QUEUED:
+            self._nb_queued -= 1  # left in the deque, skipped when popped
+        elif state is RequestState.ASSIGNED:
+            self._nb_assigned -= 1
+        elif state is RequestState.WAITING:
+            self._nb_waiting -= 1
+        applet = request.applet
+        request.finish(status, error=error)
+        if applet is not None:
+            applet.release(request, abandon=True)
+            self._assign()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _assign(self) -> None:
+        """Give queued frames to applets with a free slot, open applets when
+        needed and allowed, fail queued frames when nothing can take them."""
+        queue = self._queue
+        while self._nb_queued:
+            applet = self._pick_applet()
+            if applet is None:
+                break
+            request = queue.popleft()
+            if request.state is not RequestState.QUEUED:
+                continue
+            self._nb_queued -= 1
+            status = applet.submit(request)
+            if status:
+                request.finish(status, error=request.error)
+            else:
+                self._nb_assigned += 1
+        if not self._nb_queued:
+            if queue and len(queue) > 64:
+                self._compact()
+            return
+        self._open_applets()
+        if self._nb_queued and not self._applets:
+            status, error = self._unavailable()
+            self._fail_queue(status, error)
+
+    def _pick_applet(self) -> Applet | None:
+        best: Applet | None = None
+        best_free = 0
+        for applet in self._ready:
+            free = applet.free
+            if free > best_free:
+                best, best_free = applet, free
+        return best
+
+    def _compact(self) -> None:
+        self._queue = deque(r for r in self._queue if r.state is RequestState.QUEUED)
+
+    def _open_applets(self) -> None:
+        if self._closed:
+            return
+        settings = self.settings
+        guess = settings.max_waiting_frames if (settings.pipelining or settings.async_) else 1
+        demand = self._nb_queued - self._connecting * guess
+        while demand > 0:
+            if self.max_applets is not None and len(self._applets) >= self.max_applets:
+                return
+            if self._connecting >= self.max_connecting:
+                return
+            if settings.maxconnrate and not self.conn_rate.allows(settings.maxconnrate):
+                if self._applets:
+                    self._schedule_retry(self.conn_rate.delay(settings.maxconnrate))
+                return
+            server = self.balancer.choose()
+            if server is None:
+                waits = [s.backoff.remaining() for s in self.servers if s.up and s.backoff.failures]
+                if self._applets and waits:
+                    self._schedule_retry(min(waits))
+                return
+            self._open(server)
+            demand -= guess
+
+    def _open(self, server: ServerState) -> None:
+        self.conn_rate.add()
+        self.connections_opened += 1
+        server.connections += 1
+        server.connecting += 1
+        self._connecting += 1
+        ident = self._next_ident
+        self._next_ident += 1
+        self._applets.add(Applet(self, server, ident))
+
+    def _schedule_retry(self, delay: float) -> None:
+        if self._retry is not None and not self._retry.dead:
+            return
+        self._retry = gevent.spawn_later(max(delay, 0.001), self._retry_assign)
+
+    def _retry_assign(self) -> None:
+        self._retry = None
+        self._assign()
+
+    def _unavailable(self) -> tuple[int, str]:
+        """The status for frames no applet can take: the last failure of a server
+        that is backing off (256+N, or 2 for a failed connect), else 2."""
+        failed = [s for s in self.servers if s.backoff.failures and s.last_status is not None]
+        if failed:
+            last = max(failed, key=lambda s: s.last_failure_at)
+            return last.last_status or 2, f"{last.name}: {last.last_error}"
+        if not any(s.up for s in self.servers):
+            return 2, f"no server of backend '{self.backend_name}' is up"
+        return 2, "no agent connection available (maxconnrate reached)"
+
+    def _fail_queue(self, status: int, error: str) -> None:
+        queue, self._queue = self._queue, deque()
+        self._nb_queued = 0
+        for request in queue:
+            if request.state is RequestState.QUEUED:
+                request.finish(status, error=error)
+
+    # ------------------------------------------------------------------ applet events
+
+    def _on_applet_ready(self, applet: Applet) -> None:
+        server = applet.server
+        server.connecting -= 1
+        server.ready += 1
+        self._connecting -= 1
+        self._ready.append(applet)
+        self._assign()
+
+    def _on_written(self, requests: list[FrameRequest], now: float) -> None:
+        for request in requests:
+            if request.state is RequestState.ASSIGNED:
+                request.state = RequestState.WAITING
+                request.t_written = now
+                self._nb_assigned -= 1
+                self._nb_waiting += 1
+                self.frames_sent += 1
+
+    def _on_ack(self, applet: Applet, event: AckReceived) -> None:
+        ack = event.ack
+        matched = event.matched
+        request = self.table.get((ack.stream_id, ack.frame_id))
+        if request is None or request.state is RequestState.DONE:
+            return  # late ACK of an abandoned frame
+        owner = request.applet
+        if not matched or owner is not applet:
+            # Cross-connection ACKs are only valid between async connections.
+            if applet.mode != "async" or (owner is not None and owner.mode != "async"):
+                return
+        now = time.monotonic()
+        if request.state is RequestState.ASSIGNED:
+            self._nb_assigned -= 1
+            request.t_written = now
+        else:
+            self._nb_waiting -= 1
+        request.t_acked = now
+        self.acks_received += 1
+        applet.server.backoff.success()
+        if event.aborted:
+            request.finish(4, error="the agent aborted the fragmented NOTIFY")
+        else:
+            request.finish(0, ack=ack)
+        self._orphans.discard(request)
+        if owner is not None:
+            owner.release(request, abandon=owner is not applet)
+        if self._nb_queued:
+            self._assign()
+
+    def _on_applet_closed(self, applet: Applet, status: int | None, error: str, *,
+                          failure: bool, was: AppletState) -> None:
+        server = applet.server
+        self._applets.discard(applet)
+        server.connections -= 1
+        if was is AppletState.READY:
+            server.ready -= 1
+            self._ready.remove(applet)
+        else:
+            server.connecting -= 1
+            self._connecting -= 1
+        stream_status = 2 if status is None else 256 + status
+        if failure and applet.acks == 0 and not self._closed:
+            server.record_failure(stream_status, error, time.monotonic())
+        elif failure:
+            server.last_status, server.last_error = stream_status, error
+        async_survivors = applet.mode == "async" and any(a.mode == "async" for a in self._ready)
+        requeue: list[FrameRequest] = []
+        for request in list(applet.inflight.values()):
+            applet.inflight.pop(request.key, None)
+            request.applet = None
+            if request.state is RequestState.ASSIGNED:
+                self._nb_assigned -= 1
+                request.state = RequestState.QUEUED
+                requeue.append(request)
+            elif async_survivors:
+                self._orphans.add(request)  # another connection may bring its ACK
+            else:
+                self._nb_waiting -= 1
+                request.finish(stream_status, error=error)
+        if applet.mode == "async" and not async_survivors:
+            for request in list(self._orphans):
+                if request.state is RequestState.WAITING:
+                    self._nb_waiting -= 1
+                    request.finish(stream_status, error=error)
+            self._orphans.clear()
+        if requeue:
+            self._queue.extendleft(reversed(requeue))
+            self._nb_queued += len(requeue)
+        if self._nb_queued:
+            self._assign()
+
+    # ------------------------------------------------------------------ public helpers
+
+    def metrics(self) -> PoolMetrics:
+        """A snapshot of the SPOE.txt §4 counters and of every server."""
+        servers = tuple(ServerMetrics(
+            name=s.name, address=s.address, up=s.up, connections=s.connections, ready=s.ready,
+            connect_attempts=s.connect_attempts, connect_errors=s.connect_errors,
+            last_error=s.last_error, last_status=s.last_status,
+            backoff_remaining=round(s.backoff.remaining(), 3)) for s in self.servers)
+        return PoolMetrics(
+            applets=len(self._applets),
+            idles=sum(1 for a in self._ready if a.free > 0),
+            nb_sending=self._nb_queued + self._nb_assigned,
+            nb_waiting=self._nb_waiting,
+            servers=servers,
+            connections_opened=self.connections_opened,
+            frames_sent=self.frames_sent,
+            acks_received=self.acks_received,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop taking frames, let those in flight finish (up to ``timeout``
+        seconds), then send HAPROXY-DISCONNECT status 0 on every applet and close.
+        Frames still unanswered at the end get 256 (connection closed normally)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pid != os.getpid():
+            return  # never used here: nothing to close (or the parent's sockets)
+        if self._checker is not None:
+            self._checker.stop()
+        if timeout is None or timeout > 0:
+            self._idle_event.wait(timeout)
+        if self._retry is not None:
+            self._retry.kill(block=False)
+        self._fail_queue(256, "engine closed")
+        applets = list(self._applets)
+        for applet in applets:
+            applet.close(0)
+        gevent.joinall([a.reader for a in applets], timeout=2.0)
+        for request in self.table.values():
+            if request.state is not RequestState.DONE:
+                request.finish(256, error="engine closed")
+
+    def __repr__(self) -> str:
+        m = self.metrics()
+        return (f"<AppletPool {self.agent_name} [Frames: {m.nb_sending} sending, "
+                f"{m.nb_waiting} waiting | Applets: {m.applets} total, {m.idles} idle]>")
+

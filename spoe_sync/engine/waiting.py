@@ -1,0 +1,112 @@
+"""Frames in flight and the engine-wide waiting table.
+
+A :class:`FrameRequest` is one NOTIFY from the moment a stream hands it to the
+pool until it ends (ACK, timeout, failure).  The stream's greenlet parks on the
+request's event; whoever ends the request (an applet's reader, the pool) sets it.
+
+The :class:`WaitingTable` maps ``(stream-id, frame-id)`` to the request for the
+whole engine.  In async mode (SPOE.txt §3.2.1) an ACK may come back on any
+connection of the engine, so matching must look beyond the connection that sent
+the NOTIFY; HAProxy 2.6 keeps such a table per thread and per engine-id.  Here
+there is one table and one engine-id per engine.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from gevent.event import Event
+
+if TYPE_CHECKING:
+    from ..protocol import Ack
+    from .applet import Applet
+
+__all__ = ["FrameRequest", "RequestState", "WaitingTable", "new_engine_id"]
+
+
+def new_engine_id() -> str:
+    """A random UUIDv4 text, HAProxy's engine-id format."""
+    return str(uuid.uuid4())
+
+
+class RequestState(enum.Enum):
+    QUEUED = "queued"      # in the pool's sending queue
+    ASSIGNED = "assigned"  # handed to an applet, bytes not all written yet
+    WAITING = "waiting"    # written, waiting for the ACK
+    DONE = "done"
+
+
+class FrameRequest:
+    """One NOTIFY in flight (internal; streams see :class:`FrameOutcome`)."""
+
+    __slots__ = ("ack", "applet", "deadline", "done", "error", "frame_id", "key", "payload",
+                 "server", "state", "status", "stream_id", "t_acked", "t_start", "t_written")
+
+    def __init__(self, stream_id: int, frame_id: int, payload: bytes, deadline: float | None,
+                 now: float) -> None:
+        self.stream_id = stream_id
+        self.frame_id = frame_id
+        self.key = (stream_id, frame_id)
+        self.payload = payload
+        self.deadline = deadline
+        self.state = RequestState.QUEUED
+        self.applet: Applet | None = None
+        self.status = -1
+        self.ack: Ack | None = None
+        self.error: str | None = None
+        self.server: str | None = None
+        self.t_start = now
+        self.t_written = -1.0
+        self.t_acked = -1.0
+        self.done = Event()
+
+    def finish(self, status: int, ack: Ack | None = None, error: str | None = None) -> None:
+        """End the request (idempotent: the first ending wins) and wake its stream."""
+        if self.state is RequestState.DONE:
+            return
+        self.state = RequestState.DONE
+        self.status = status
+        self.ack = ack
+        self.error = error
+        self.payload = b""
+        self.done.set()
+
+    def __repr__(self) -> str:
+        return f"<FrameRequest sid={self.stream_id} fid={self.frame_id} {self.state.value}>"
+
+
+class WaitingTable:
+    """``(stream-id, frame-id)`` -> :class:`FrameRequest` for every frame of the
+    engine between submission and its end."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self) -> None:
+        self._table: dict[tuple[int, int], FrameRequest] = {}
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._table
+
+    def add(self, request: FrameRequest) -> None:
+        if request.key in self._table:
+            raise ValueError(f"frame (stream-id {request.stream_id}, frame-id "
+                             f"{request.frame_id}) is already in flight")
+        self._table[request.key] = request
+
+    def get(self, key: tuple[int, int]) -> FrameRequest | None:
+        return self._table.get(key)
+
+    def discard(self, request: FrameRequest) -> None:
+        if self._table.get(request.key) is request:
+            del self._table[request.key]
+
+    def values(self) -> list[FrameRequest]:
+        return list(self._table.values())
+
+    def clear(self) -> None:
+        self._table.clear()
