@@ -7,6 +7,7 @@ Library logging goes through loguru and is off until the application opts in wit
 from __future__ import annotations
 
 from ._version import __version__
+from .config import load_config
 from .errors import (
     AgentConnectError,
     AgentDisconnected,
@@ -40,4 +41,5 @@ __all__ = [
     "SpoeConfigWarning",
     "SpoeError",
     "__version__",
+    "load_config",
 ]

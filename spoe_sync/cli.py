@@ -28,6 +28,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .config.check import run_check
+
+    if (args.file is None) == (args.haproxy is None) or (args.haproxy and args.engine):
+        print("spoe-sync check: give FILE [--engine NAME], or --haproxy HAPROXY_CFG", file=sys.stderr)
+        return 2
+    return run_check(args.file, engine=args.engine, haproxy=args.haproxy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoe-sync",
@@ -44,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("hex", nargs="+", help="the frame as hex, or - for standard input")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser(
+        "check",
+        help="check a SPOE configuration file the way haproxy -c does",
+        description="Load a SPOE file (or every 'filter spoe' of a haproxy.cfg, with its "
+        "backends) and print every error as [file:line] message, the warnings, and a "
+        "summary. Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    p.add_argument("file", nargs="?", help="the SPOE configuration file")
+    p.add_argument("--engine", help="the [scope] to read (filter spoe engine NAME)")
+    p.add_argument("--haproxy", metavar="HAPROXY_CFG",
+                   help="check every 'filter spoe' line of this haproxy.cfg")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 
