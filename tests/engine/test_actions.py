@@ -1,0 +1,260 @@
+"""Applying ACK actions to a stream's variables as HAProxy 2.6 does (SPOE.txt §3.4,
+haproxy-engine-behaviour.md §4): "<scope>.<var-prefix>.<name>" in a 64-byte buffer,
+names cut at NUL and limited to [A-Za-z0-9_.], NULL unsets, integers as signed 64-bit,
+proc names only when they exist or with force-set-var, the per-stream caps, and every
+dropped name reported (and debug-logged).  ACKs are decoded from wire bytes by the real
+codec where the wire matters."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+from loguru import logger
+
+from spoe_sync.engine.actions import (
+    MAX_VAR_NAME_BYTES,
+    ActionReport,
+    agent_value,
+    apply_ack,
+    apply_actions,
+    spoe_var_name,
+)
+from spoe_sync.engine.vars import ProcVars, Session, VarLimits, Vars
+from spoe_sync.protocol import (
+    Ack,
+    Int32,
+    Int64,
+    UInt32,
+    UInt64,
+    UnsetVar,
+    VarScope,
+    decode_frame,
+)
+from spoe_sync.protocol import SetVar as S
+from tests.conformance.harness import frame, set_var_action, spop_string, varint
+
+SESS, TXN, PROC, REQ, RES = VarScope.SESS, VarScope.TXN, VarScope.PROC, VarScope.REQ, VarScope.RES
+
+
+def apply(*actions, vars=None, prefix="iprep", **kw):
+    vars = vars if vars is not None else Vars()
+    return vars, apply_actions(actions, vars, var_prefix=prefix, **kw)
+
+
+@pytest.mark.parametrize(
+    ("scope", "prefix", "name", "full"),
+    [
+        pytest.param(PROC, "iprep", "q", "proc.iprep.q", id="proc"),
+        pytest.param(SESS, "iprep", "ip_score", "sess.iprep.ip_score", id="sess"),
+        pytest.param(TXN, "my.pfx", "a.b", "txn.my.pfx.a.b", id="dotted"),
+        pytest.param(REQ, "p", "x", "req.p.x", id="req"),
+        pytest.param(RES, "p", "x", "res.p.x", id="res"),
+        pytest.param(TXN, "p", "code\x00junk", "txn.p.code", id="cut-at-nul"),
+        pytest.param(TXN, "p", "\x00", "txn.p.", id="only-nul"),
+    ],
+)
+def test_spoe_var_name(scope, prefix, name, full):
+    assert spoe_var_name(scope, prefix, name) == full
+
+
+@pytest.mark.parametrize(
+    ("name", "stored_as", "reason"),
+    [
+        pytest.param("ip_score", "sess.iprep.ip_score", None, id="plain"),
+        pytest.param("x" * (MAX_VAR_NAME_BYTES - len("sess.iprep.")), "sess.iprep." + "x" * 52, None,
+                     id="exactly-63-bytes"),
+        pytest.param("x" * 53, "sess.iprep." + "x" * 53, "name-too-long", id="64-bytes"),
+        pytest.param("ok\x00" + "x" * 80, "sess.iprep.ok", None, id="nul-cut-before-length-check"),
+        pytest.param("b-ad", "sess.iprep.b-ad", "invalid-name", id="dash"),
+        pytest.param("caf\u00e9", "sess.iprep.caf\u00e9", "invalid-name", id="non-ascii"),
+        pytest.param("", "sess.iprep.", None, id="empty-name-leaves-trailing-dot"),
+    ],
+)
+def test_name_rules(name, stored_as, reason):
+    vars, report = apply(S(SESS, name, 1))
+    if reason is None:
+        assert vars[stored_as] == 1
+        assert report.vars_set == {stored_as: 1} and report.dropped == ()
+    else:
+        assert stored_as not in vars and len(vars.session) == 0
+        assert [(d.name, d.reason, d.action) for d in report.dropped] == [(stored_as, reason, "set-var")]
+
+
+def test_a_dropped_action_does_not_stop_the_next():
+    vars, report = apply(S(TXN, "b-ad", 1), S(TXN, "good", 2), UnsetVar(TXN, "b-ad"))
+    assert vars.as_dict() == {"txn.iprep.good": 2}
+    assert [str(d) for d in report.dropped] == ["txn.iprep.b-ad (invalid-name)",
+                                                "txn.iprep.b-ad (invalid-name)"]
+    assert [d.action for d in report.dropped] == ["set-var", "unset-var"]
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param(Int32(4294967291), 4294967291, id="int32-32bit-pattern-not-sign-extended"),
+        pytest.param(Int64(-5), -5, id="int64-negative"),
+        pytest.param(UInt64((1 << 64) - 1), -1, id="uint64-max-is-minus-1"),
+        pytest.param(UInt64(1 << 63), -(1 << 63), id="uint64-high-bit"),
+        pytest.param(UInt32(42), 42, id="uint32"),
+        pytest.param(87, 87, id="plain-int"),
+        pytest.param(True, True, id="bool-true"),
+        pytest.param(False, False, id="bool-false"),
+        pytest.param("text", "text", id="string"),
+        pytest.param(b"\x00bin", b"\x00bin", id="binary"),
+        pytest.param(IPv4Address("192.0.2.1"), IPv4Address("192.0.2.1"), id="ipv4"),
+        pytest.param(IPv6Address("2001:db8::2"), IPv6Address("2001:db8::2"), id="ipv6"),
+    ],
+)
+def test_value_conversion(value, stored):
+    assert agent_value(value) == stored
+    vars, report = apply(S(TXN, "v", value))
+    got = vars["txn.iprep.v"]
+    assert got == stored and type(got) is type(stored)
+    assert report.vars_set["txn.iprep.v"] == stored
+
+
+@pytest.mark.parametrize(
+    ("typed_data", "stored"),
+    [
+        pytest.param(b"\x02" + varint(4294967291), 4294967291, id="int32-as-32bit-pattern"),
+        pytest.param(b"\x02" + varint(-5), -5, id="int32-as-64bit-pattern"),
+        pytest.param(b"\x05" + varint((1 << 64) - 1), -1, id="uint64-max"),
+        pytest.param(b"\x03" + varint(300), 300, id="uint32"),
+        pytest.param(b"\x11", True, id="bool-true"),
+        pytest.param(b"\x01", False, id="bool-false"),
+        pytest.param(b"\x08" + spop_string("ok"), "ok", id="string"),
+        pytest.param(b"\x09" + spop_string(b"\xff\x00"), b"\xff\x00", id="binary"),
+        pytest.param(b"\x06\xc0\x00\x02\x07", IPv4Address("192.0.2.7"), id="ipv4"),
+    ],
+)
+def test_wire_values_from_a_decoded_ack(typed_data, stored):
+    ack = decode_frame(frame(103, set_var_action(1, "v", typed_data), 1, 1))
+    vars = Vars()
+    apply_ack(ack, vars, var_prefix="iprep")
+    got = vars["sess.iprep.v"]
+    assert got == stored and type(got) is type(stored)
+
+
+def test_null_value_unsets():
+    vars = Vars()
+    vars.set("sess.iprep.score", 5)
+    ack = decode_frame(frame(103, set_var_action(1, "score", b"\x00"), 1, 1))
+    report = apply_ack(ack, vars, var_prefix="iprep")
+    assert "sess.iprep.score" not in vars
+    assert dict(report.vars_set) == {"sess.iprep.score": None}
+
+
+def test_unset_var_in_every_scope():
+    proc = ProcVars()
+    vars = Vars(Session(), proc)
+    for scope in ("proc", "sess", "txn", "req", "res"):
+        vars.set(f"{scope}.iprep.x", 1)
+    _, report = apply(*(UnsetVar(s, "x") for s in (PROC, SESS, TXN, REQ, RES)), vars=vars)
+    assert list(vars) == []
+    assert report.dropped == () and set(report.vars_set.values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("registered", "preset", "force", "allowed"),
+    [
+        pytest.param((), False, False, False, id="unregistered-dropped"),
+        pytest.param(("proc.iprep.q",), False, False, True, id="register-var-names"),
+        pytest.param(("proc.other.q",), False, False, False, id="registered-under-other-prefix"),
+        pytest.param((), True, False, True, id="already-set"),
+        pytest.param((), False, True, True, id="force-set-var"),
+    ],
+)
+def test_proc_scope_needs_an_existing_name(registered, preset, force, allowed):
+    proc = ProcVars(registered)
+    if preset:
+        proc.set("proc.iprep.q", 0)
+    _, report = apply(S(PROC, "q", 9), vars=Vars(proc=proc), force_set_var=force)
+    if allowed:
+        assert proc.get("proc.iprep.q") == 9 and report.dropped == ()
+    else:
+        assert proc.get("proc.iprep.q") is None
+        assert [(d.name, d.reason) for d in report.dropped] == [("proc.iprep.q", "proc-not-registered")]
+
+
+@pytest.mark.parametrize(
+    ("scope", "name"),
+    [pytest.param(s, n, id=n) for s, n in ((SESS, "sess"), (TXN, "txn"), (REQ, "req"), (RES, "res"))],
+)
+def test_other_scopes_are_created_freely(scope, name):
+    vars, report = apply(S(scope, "dyn_claim_7", "v"))
+    assert vars[f"{name}.iprep.dyn_claim_7"] == "v" and report.dropped == ()
+
+
+def test_caps_drop_with_reason_and_later_small_actions_still_apply():
+    vars = Vars(limits=VarLimits(max_vars=2, max_bytes=100))
+    _, report = apply(S(TXN, "a", 1), S(TXN, "big", "x" * 200), S(TXN, "b", 2), S(TXN, "c", 3),
+                      S(TXN, "a", 4), vars=vars)
+    assert vars.as_dict() == {"txn.iprep.a": 4, "txn.iprep.b": 2}
+    assert [(d.name, d.reason) for d in report.dropped] == [
+        ("txn.iprep.big", "too-many-bytes"), ("txn.iprep.c", "too-many-vars")]
+
+
+def test_a_flood_cannot_exceed_the_caps():
+    vars = Vars(limits=VarLimits(max_vars=50, max_bytes=4096))
+    actions = [S(TXN, f"v{i}", "y" * 100) for i in range(1000)]
+    _, report = apply(*actions, vars=vars, force_set_var=True)
+    assert len(vars) <= 50 and vars.nbytes <= 4096
+    assert len(report.vars_set) + len(report.dropped) == 1000
+
+
+def test_vars_set_keeps_the_order_of_the_last_change():
+    _, report = apply(S(TXN, "a", 1), S(TXN, "b", 2), S(TXN, "a", 3), UnsetVar(TXN, "b"))
+    assert list(report.vars_set.items()) == [("txn.iprep.a", 3), ("txn.iprep.b", None)]
+    with pytest.raises(TypeError):
+        report.vars_set["x"] = 1  # type: ignore[index]
+
+
+def test_truncated_ack_applies_the_actions_before_the_bad_one():
+    payload = (set_var_action(1, "a", b"\x03" + varint(1))
+               + b"\x02\x02\x02" + spop_string("gone")      # unset-var, fine
+               + b"\x07\x03\x02" + spop_string("x") + b"\x00"  # unknown action type: stop
+               + set_var_action(1, "never", b"\x03" + varint(2)))
+    ack = decode_frame(frame(103, payload, 1, 1))
+    assert ack.truncated
+    vars = Vars()
+    vars.set("txn.iprep.gone", 1)
+    report = apply_ack(ack, vars, var_prefix="iprep")
+    assert report.truncated
+    assert vars.as_dict() == {"sess.iprep.a": 1}
+    assert "sess.iprep.never" not in vars
+
+
+def test_whole_ack_is_not_truncated():
+    report = apply_ack(Ack(1, 1, (S(TXN, "a", 1),)), Vars(), var_prefix="p")
+    assert report == ActionReport(report.vars_set, (), False) and dict(report.vars_set) == {"txn.p.a": 1}
+
+
+@pytest.fixture
+def debug_records():
+    records: list = []
+    sink_id = logger.add(records.append, level="DEBUG", format="{message}")
+    logger.enable("spoe_sync")
+    try:
+        yield records
+    finally:
+        logger.disable("spoe_sync")
+        logger.remove(sink_id)
+
+
+def test_dropped_names_and_truncation_go_to_the_debug_log(debug_records):
+    apply_actions([S(TXN, "b-ad", 1), S(PROC, "q", 1)], Vars(), var_prefix="iprep", truncated=True,
+                  agent="iprep-agent")
+    texts = [r.record["message"] for r in debug_records]
+    assert texts == [
+        "SPOE: [iprep-agent] set-var 'txn.iprep.b-ad' dropped: invalid-name",
+        "SPOE: [iprep-agent] set-var 'proc.iprep.q' dropped: proc-not-registered",
+        "SPOE: [iprep-agent] ACK action list malformed after 2 action(s); the rest was ignored",
+    ]
+    assert {r.record["level"].name for r in debug_records} == {"DEBUG"}
+    assert all(r.record["name"].startswith("spoe_sync.") for r in debug_records)
+
+
+def test_nothing_is_logged_when_everything_applied(debug_records):
+    apply_actions([S(TXN, "ok", 1)], Vars(), var_prefix="iprep")
+    assert debug_records == []
