@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .config import load_config
+from .engine.healthcheck import healthcheck
 from .errors import (
     AgentConnectError,
     AgentDisconnected,
@@ -41,5 +42,6 @@ __all__ = [
     "SpoeConfigWarning",
     "SpoeError",
     "__version__",
+    "healthcheck",
     "load_config",
 ]
