@@ -123,6 +123,10 @@ def _untagged(tagged: Any) -> Value:
         return bool(tagged.tag.flags == 1)
     if dtype in _INT_CLASSES:
         return _INT_CLASSES[dtype](tagged.value)
+    if dtype == DataType.STRING and tagged.tag.flags:
+        # HAProxy (spoe_decode_data) keeps a STRING as text only when the type
+        # byte is exactly 0x08; with flags it becomes binary.
+        return bytes(tagged.value.encode("utf-8", "surrogateescape"))
     value: Value = tagged.value
     return value
 
@@ -489,7 +493,7 @@ def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
     pos += 1
     if dtype == 8:
         data, pos = _read_bytes(buf, pos)
-        return data.decode("utf-8", "surrogateescape"), pos
+        return (data.decode("utf-8", "surrogateescape") if tag == 8 else data), pos
     if 2 <= dtype <= 5:
         raw, pos = _read_varint(buf, pos)
         if dtype & 1:  # UINT32, UINT64

@@ -1,0 +1,195 @@
+"""Test helpers for the SPOP codec: construct's ``common()`` idiom, frame
+builders written independently of the code under test, hypothesis strategies,
+and the golden frames.
+
+The builders here are a straight transcription of SPOE.txt §3 and HAProxy's
+``intops.h``; they never call spoe_sync, so a test comparing spoe_sync's bytes
+with them can fail.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import struct
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from hypothesis import strategies as st
+
+from spoe_sync.protocol import (
+    Ack,
+    AgentDisconnect,
+    AgentHello,
+    Fragment,
+    HaproxyDisconnect,
+    HaproxyHello,
+    Int32,
+    Int64,
+    Message,
+    Notify,
+    SetVar,
+    UInt32,
+    UInt64,
+    UnknownFrame,
+    UnsetVar,
+    VarScope,
+)
+
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "golden")
+U64 = (1 << 64) - 1
+
+
+# --------------------------------------------------------------------------- construct idiom
+
+
+def common(fmt: Any, data: bytes, obj: Any, size: int | None = None) -> None:
+    """construct's ``tests/declarativeunittest.py::common``: ``data`` parses to
+    ``obj``, ``obj`` builds to ``data`` (and, when given, ``sizeof`` is ``size``)."""
+    assert fmt.parse(data) == obj
+    assert fmt.build(obj) == data
+    if size is not None:
+        assert fmt.sizeof() == size
+
+
+def raises(fn: Callable[..., Any], *args: Any, **kw: Any) -> type[BaseException] | None:
+    """The class of the exception ``fn(*args, **kw)`` raises, or None."""
+    try:
+        fn(*args, **kw)
+    except Exception as exc:  # the point is to report any class
+        return type(exc)
+    return None
+
+
+# --------------------------------------------------------------------------- independent builders
+
+
+def varint(value: int) -> bytes:
+    """``encode_varint()`` of haproxy/include/haproxy/intops.h, transcribed."""
+    assert 0 <= value <= U64
+    if value < 240:
+        return bytes((value,))
+    out = bytearray([(value & 0xFF) | 240])
+    value = (value - 240) >> 4
+    while value >= 128:
+        out.append((value & 0xFF) | 128)
+        value = (value - 128) >> 7
+    out.append(value)
+    return bytes(out)
+
+
+def name(text: str | bytes) -> bytes:
+    """An untyped name: varint length + bytes."""
+    raw = text.encode() if isinstance(text, str) else text
+    return varint(len(raw)) + raw
+
+
+def t_null() -> bytes:
+    return b"\x00"
+
+
+def t_bool(value: bool) -> bytes:
+    return b"\x11" if value else b"\x01"
+
+
+def t_int(type_id: int, value: int) -> bytes:
+    """An integer of type 2-5 as its uint64 bit pattern."""
+    return bytes((type_id,)) + varint(value & U64)
+
+
+def t_ipv4(text: str) -> bytes:
+    return b"\x06" + IPv4Address(text).packed
+
+
+def t_ipv6(text: str) -> bytes:
+    return b"\x07" + IPv6Address(text).packed
+
+
+def t_str(text: str | bytes) -> bytes:
+    return b"\x08" + name(text)
+
+
+def t_bin(data: bytes) -> bytes:
+    return b"\x09" + name(data)
+
+
+def kv(key: str, typed: bytes) -> bytes:
+    return name(key) + typed
+
+
+def message(msg_name: str, *args: tuple[str, bytes]) -> bytes:
+    return name(msg_name) + bytes((len(args),)) + b"".join(kv(k, v) for k, v in args)
+
+
+def set_var(scope: int, var: str, typed: bytes) -> bytes:
+    return bytes((1, 3, scope)) + name(var) + typed
+
+
+def unset_var(scope: int, var: str) -> bytes:
+    return bytes((2, 2, scope)) + name(var)
+
+
+def frame(ftype: int, payload: bytes, *, flags: int = 1, sid: int = 0, fid: int = 0) -> bytes:
+    """FRAME-LENGTH + FRAME-TYPE + FLAGS + STREAM-ID + FRAME-ID + payload."""
+    body = struct.pack(">BI", ftype, flags) + varint(sid) + varint(fid) + payload
+    return struct.pack(">I", len(body)) + body
+
+
+# --------------------------------------------------------------------------- golden frames
+
+
+def golden_cases() -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+    """(name, wire bytes, JSON sidecar) of every frame captured from HAProxy 2.6.12."""
+    for path in sorted(glob.glob(os.path.join(GOLDEN_DIR, "*", "*.hex"))):
+        with open(path) as f:
+            data = bytes.fromhex(f.read().strip())
+        with open(path[:-4] + ".json") as f:
+            sidecar = json.load(f)
+        yield os.path.basename(path)[:-4], data, sidecar
+
+
+# --------------------------------------------------------------------------- hypothesis strategies
+
+texts = st.text(max_size=40) | st.binary(max_size=40).map(lambda b: b.decode("utf-8", "surrogateescape"))
+int64s = st.integers(-(1 << 63), (1 << 63) - 1)
+uint64s = st.integers(0, U64)
+ipv4s = st.integers(0, (1 << 32) - 1).map(IPv4Address)
+ipv6s = st.integers(0, (1 << 128) - 1).map(IPv6Address)
+
+values = st.one_of(
+    st.none(), st.booleans(), int64s, int64s.map(Int64), int64s.map(Int32), uint64s.map(UInt32),
+    uint64s.map(UInt64), st.sampled_from([0, 239, 240, 2287, 2288, -1, -(1 << 63), (1 << 63) - 1]),
+    texts, st.binary(max_size=300), ipv4s, ipv6s,
+)
+"""Every SPOP value; integers of every wire type over their whole range."""
+
+decoded_values = values.map(lambda v: Int64(v) if type(v) is int else v)
+"""Values as the decoder returns them (a plain int comes back as Int64)."""
+
+ids = st.one_of(st.integers(0, 300), uint64s)
+flags = st.integers(0, 0xFFFFFFFF)
+fin_flags = flags.map(lambda f: f | 1)
+no_fin_flags = flags.map(lambda f: f & ~1)
+scopes = st.sampled_from(list(VarScope))
+kv_items = st.lists(st.tuples(texts, decoded_values), max_size=6).map(tuple)
+messages = st.builds(Message, texts, st.lists(st.tuples(texts, decoded_values), max_size=8).map(tuple))
+actions = st.one_of(st.builds(SetVar, scopes, texts, decoded_values), st.builds(UnsetVar, scopes, texts))
+
+
+def _kv_frame(cls: Any) -> Any:
+    return st.builds(cls, kv_items, flags, ids, ids)
+
+
+frames = st.one_of(
+    _kv_frame(HaproxyHello), _kv_frame(AgentHello), _kv_frame(HaproxyDisconnect),
+    _kv_frame(AgentDisconnect),
+    st.builds(Notify, ids, ids, st.lists(messages, max_size=4).map(tuple), fin_flags),
+    st.builds(Ack, ids, ids, st.lists(actions, max_size=5).map(tuple), fin_flags),
+    st.builds(Fragment, st.sampled_from([3, 103]), ids, ids, st.binary(max_size=60), no_fin_flags),
+    st.builds(Fragment, st.just(0), ids, ids, st.binary(max_size=60), flags),
+    st.builds(UnknownFrame, st.sampled_from([4, 50, 99, 100, 104, 255]), ids, ids,
+              st.binary(max_size=60), flags),
+)
+"""Every frame that decodes back to itself (a decoder's view of the world)."""
