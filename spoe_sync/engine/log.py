@@ -65,42 +65,59 @@ def warning(message: str) -> None:
 
 
 class _Counters(Protocol):
-    """The agent counters of haproxy-engine-behaviour.md §3.5 (what
-    ``engine.metrics()`` returns)."""
+    """The agent counters of haproxy-engine-behaviour.md §3.5, by HAProxy's names."""
 
     @property
     def idles(self) -> int: ...
     @property
     def applets(self) -> int: ...
     @property
-    def sending(self) -> int: ...
+    def nb_sending(self) -> int: ...
     @property
-    def waiting(self) -> int: ...
+    def nb_waiting(self) -> int: ...
     @property
-    def errors(self) -> int: ...
+    def nb_errors(self) -> int: ...
     @property
-    def processed(self) -> int: ...
+    def nb_processed(self) -> int: ...
+
+
+class _PoolCounters(Protocol):
+    @property
+    def idles(self) -> int: ...
+    @property
+    def applets(self) -> int: ...
+    @property
+    def nb_sending(self) -> int: ...
+    @property
+    def nb_waiting(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class LogCounters:
     """The counters a log line shows, read after the processing ended
-    (``processed`` already counts it)."""
+    (``nb_processed`` already counts it)."""
 
     idles: int = 0
     applets: int = 0
-    sending: int = 0
-    waiting: int = 0
-    errors: int = 0
-    processed: int = 0
+    nb_sending: int = 0
+    nb_waiting: int = 0
+    nb_errors: int = 0
+    nb_processed: int = 0
+
+    @classmethod
+    def from_pool(cls, pool: _PoolCounters, *, nb_errors: int, nb_processed: int) -> LogCounters:
+        """From the pool's metrics (:class:`~spoe_sync.engine.PoolMetrics`) and the
+        engine's processing counters."""
+        return cls(pool.idles, pool.applets, pool.nb_sending, pool.nb_waiting, nb_errors,
+                   nb_processed)
 
 
 def format_spoe_line(agent: str, kind: str, name: str, sid: int, status: int,
                      timings: Timings | str, counters: _Counters) -> str:
     """The SPOE log line (SPOE.txt §4), without a syslog header."""
     return (f"SPOE: [{agent}] <{kind.upper()}:{name}> sid={sid} st={int(status)} {timings} "
-            f"{counters.idles}/{counters.applets} {counters.sending}/{counters.waiting} "
-            f"{counters.errors}/{counters.processed}")
+            f"{counters.idles}/{counters.applets} {counters.nb_sending}/{counters.nb_waiting} "
+            f"{counters.nb_errors}/{counters.nb_processed}")
 
 
 class _AgentLogOptions(Protocol):

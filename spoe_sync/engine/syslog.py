@@ -16,7 +16,8 @@ tests/conformance/test_log_haproxy.py)::
 
 PRI is ``facility * 8 + severity``.  The line is cut to ``len`` bytes (default
 1024) and ends with ``"\\n"``.  A ``level`` drops less severe messages; a
-``minlevel`` raises more severe ones' severity to it.
+``minlevel`` raises more severe ones' severity to it; ``sample <ranges>:<size>``
+keeps only the lines whose position in each cycle of ``size`` is in ``ranges``.
 
 Sending never blocks the caller and never raises into it: sockets are
 non-blocking gevent sockets, and a datagram the kernel will not take now is
@@ -40,6 +41,7 @@ __all__ = [
     "LEVELS",
     "NOTICE",
     "WARNING",
+    "FdSink",
     "LogSink",
     "StreamSink",
     "SyslogSink",
@@ -164,8 +166,10 @@ class LogSink:
     def __init__(self, *, facility: str | int | None = None, level: str | int | None = None,
                  minlevel: str | int | None = None, fmt: str | None = None,
                  maxlen: int | None = None, tag: str = "spoe_sync",
-                 hostname: str | None = None) -> None:
+                 hostname: str | None = None, sample: str | None = None) -> None:
         self.facility = facility_code(facility)
+        self._sample = _parse_sample(sample) if sample else None
+        self._sample_idx = 0
         self.level = level_code(level, 7)
         self.minlevel = level_code(minlevel, 0)
         self.format = (fmt or "local").lower()
@@ -183,6 +187,11 @@ class LogSink:
         True when it was delivered."""
         if severity > self.level:
             return False
+        if self._sample is not None:
+            positions, size = self._sample
+            self._sample_idx = self._sample_idx % size + 1
+            if self._sample_idx not in positions:
+                return False
         severity = max(severity, self.minlevel)
         try:
             data = format_line(message, fmt=self.format, facility=self.facility, severity=severity,
@@ -202,6 +211,20 @@ class LogSink:
         """Release the destination (idempotent)."""
 
 
+def _parse_sample(text: str) -> tuple[frozenset[int], int]:
+    """``"1-3,7:10"`` -> ({1, 2, 3, 7}, 10): HAProxy's ``sample`` ranges (1-based
+    positions in a cycle of ``size`` lines)."""
+    ranges, _, size_text = text.partition(":")
+    size = int(size_text)
+    if size <= 0:
+        raise ValueError(f"invalid log sample size in '{text}'")
+    positions: set[int] = set()
+    for part in ranges.split(","):
+        low, _, high = part.partition("-")
+        positions.update(range(int(low), int(high or low) + 1))
+    return frozenset(positions), size
+
+
 class StreamSink(LogSink):
     """``log stdout`` / ``log stderr``: one line per message on the process's
     current ``sys.stdout``/``sys.stderr``."""
@@ -219,6 +242,21 @@ class StreamSink(LogSink):
 
     def __repr__(self) -> str:
         return f"<StreamSink {self.stream} {self.format}>"
+
+
+class FdSink(LogSink):
+    """``log fd@<n>``: lines written to an inherited file descriptor.  A write
+    that fails (or would block, on a non-blocking descriptor) drops the line."""
+
+    def __init__(self, fd: int | str, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.fd = int(fd)
+
+    def _deliver(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def __repr__(self) -> str:
+        return f"<FdSink fd@{self.fd} {self.format}>"
 
 
 def _udp_address(address: object) -> tuple[str, int]:
@@ -248,8 +286,9 @@ def _unix_path(address: object) -> str:
 
 
 class SyslogSink(LogSink):
-    """Syslog datagrams over UDP (IPv4/IPv6) or a unix datagram socket (e.g.
-    ``/dev/log``), through a non-blocking gevent socket."""
+    """Syslog datagrams over UDP (IPv4/IPv6), a unix datagram socket (e.g.
+    ``/dev/log``) or an abstract one (``abns``), through a non-blocking gevent
+    socket."""
 
     def __init__(self, kind: str, address: object, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
@@ -258,6 +297,9 @@ class SyslogSink(LogSink):
         self._dest: object
         if kind == "unix":
             self._dest = _unix_path(address)
+            family = gsocket.AF_UNIX
+        elif kind == "abns":
+            self._dest = "\0" + str(address)
             family = gsocket.AF_UNIX
         elif kind == "udp":
             host, port = _udp_address(address)
@@ -300,10 +342,13 @@ def make_sink(target: _Target, *, tag: str = "spoe_sync", hostname: str | None =
     options = {
         "facility": target.facility, "level": target.level, "minlevel": target.minlevel,
         "fmt": target.format, "maxlen": target.maxlen, "tag": tag, "hostname": hostname,
+        "sample": getattr(target, "sample", None),
     }
     if target.kind in ("stdout", "stderr"):
         return StreamSink(target.kind, **options)
-    if target.kind in ("udp", "unix"):
+    if target.kind == "fd":
+        return FdSink(str(target.address), **options)
+    if target.kind in ("udp", "unix", "abns"):
         try:
             return SyslogSink(target.kind, target.address, **options)
         except OSError as exc:
