@@ -7,11 +7,17 @@ sources and the ``hdrs_bin`` helpers.
 
 from __future__ import annotations
 
+from .acl import Acl, AclExpr, AclRegistry
+from .condition import Condition, parse_condition
 from .hdrs import decode_hdrs_bin, encode_hdrs_bin
 from .sample import EvalContext, SampleExpr, VarLookup, parse_sample
 from .sources import RequestInfo, ResponseInfo, SampleSource, StaticSamples, TCPSamples
 
 __all__ = [
+    "Acl",
+    "AclExpr",
+    "AclRegistry",
+    "Condition",
     "EvalContext",
     "RequestInfo",
     "ResponseInfo",
@@ -22,5 +28,6 @@ __all__ = [
     "VarLookup",
     "decode_hdrs_bin",
     "encode_hdrs_bin",
+    "parse_condition",
     "parse_sample",
 ]
