@@ -35,7 +35,14 @@ from typing import Any, Union
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .buffer import ReceiveBuffer
 from .codec import decode_frame_body, decode_payload, encode_frame, encode_messages, encode_notify
-from .constants import DEFAULT_MAX_FRAME_SIZE, FLAG_ABORT, MIN_FRAME_SIZE, FrameStatus, FrameType
+from .constants import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FLAG_ABORT,
+    MIN_FRAME_SIZE,
+    FrameStatus,
+    FrameType,
+    frame_status_reason,
+)
 from .fragments import Reassembler, abort_frame, fragment_notify
 from .frames import (
     Ack,
@@ -57,7 +64,18 @@ __all__ = [
     "EngineConnection",
     "Event",
     "HelloDone",
+    "haproxy_reason",
 ]
+
+# HAProxy 2.6's spoe_frm_err_reasons differs from SPOE.txt's table for code 10
+# (observed on the wire); constants.frame_status_reason() has SPOE.txt's wording.
+_HAPROXY_REASONS = {int(FrameStatus.FRAG_NOT_SUPPORTED): "fragmentation not supported"}
+
+
+def haproxy_reason(status: int) -> str:
+    """The ``message`` HAProxy 2.6 puts in a HAPROXY-DISCONNECT for ``status``."""
+    return _HAPROXY_REASONS.get(status) or frame_status_reason(status)
+
 
 #: The largest ACK payload a fragmented ACK may reassemble to.  An unfragmented
 #: ACK is bounded by max-frame-size; without this bound a fragmented one would not be.
@@ -383,7 +401,8 @@ class EngineConnection:
         """
         self._transition("disconnect")
         self.disconnect_status = status
-        return encode_frame(HaproxyDisconnect.make(status, message))
+        text = haproxy_reason(status) if message is None else message
+        return encode_frame(HaproxyDisconnect.make(status, text))
 
     # ------------------------------------------------------------------ receiving
 

@@ -251,7 +251,7 @@ def test_failed_handshake_and_haproxys_disconnect(agent_hello, status, golden_fi
 @pytest.mark.parametrize("status, text", [
     pytest.param(0, "normal", id="0"),
     pytest.param(2, "a timeout occurred", id="2"),
-    pytest.param(10, "payload fragmentation is not supported", id="10"),
+    pytest.param(10, "fragmentation not supported", id="10_observed_not_spoe_txt"),
     pytest.param(12, "frame-id not found", id="12"),
     pytest.param(13, "resource allocation error", id="13"),
     pytest.param(42, "an unknown error occurred", id="unknown"),
