@@ -111,7 +111,8 @@ def format_line(message: str, *, fmt: str | None = None, facility: int = 1, seve
                 hostname: str | None = None, now: datetime | None = None) -> bytes:
     """One log datagram, HAProxy's way (see the module docstring).
 
-    :param now: the time to stamp (aware or naive local time); default: now.
+    :param now: the time to stamp: aware (printed in its own offset) or naive
+        local time; default: now.
     """
     fmt = (fmt or "local").lower()
     if fmt not in FORMATS:
@@ -119,7 +120,9 @@ def format_line(message: str, *, fmt: str | None = None, facility: int = 1, seve
     pri = facility * 8 + severity
     pid = os.getpid() if pid is None else pid
     if fmt in ("local", "rfc3164", "rfc5424", "timed", "iso"):
-        now = (now or datetime.now()).astimezone()
+        now = now or datetime.now()
+        if now.tzinfo is None:  # local time, with its UTC offset as HAProxy prints it
+            now = now.astimezone()
     if fmt in ("local", "rfc3164"):
         assert now is not None
         stamp = f"{_MONTHS[now.month - 1]} {now.day:2d} {now:%H:%M:%S}"
