@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spoe_sync.errors import LocalProtocolError, RemoteProtocolError
 from spoe_sync.protocol import (
@@ -276,7 +278,7 @@ def test_agent_disconnect_during_hello():
 
 def test_eof_during_hello_and_mid_frame():
     pair = ConnectionPair()
-    assert pair.to_engine(Agent.hello()[:10] + b"") == []
+    assert pair.to_engine(Agent.hello()[:10]) == []
     assert pair.to_engine(b"") == [ConnectionClosed(partial=10)]
     assert pair.conn.state is ConnectionState.CLOSED
     assert pair.conn.next_event() == ConnectionClosed()
@@ -602,7 +604,63 @@ def test_agent_disconnect_with_odd_items():
 def test_eof_while_ready():
     pair = ready("async")
     pair.notify(1, 1, MSG)
-    assert pair.to_engine(Agent.ack(1, 1) + b"") == [AckReceived(Ack(1, 1, ()), True)]
+    assert pair.to_engine(Agent.ack(1, 1)) == [AckReceived(Ack(1, 1, ()), True)]
     assert pair.to_engine(b"") == [ConnectionClosed()]
     with pytest.raises(LocalProtocolError):
         pair.conn.receive_data(b"late")
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def drive(conn: EngineConnection, data: bytes, chunk: int) -> None:
+    """Feed ``data`` in chunks and drain events; only RemoteProtocolError may escape."""
+    for i in range(0, len(data), chunk):
+        conn.receive_data(data[i:i + chunk])
+        for _ in range(len(data) + 2):
+            event = conn.next_event()
+            if event is NEED_DATA or isinstance(event, (ConnectionClosed, AgentDisconnected)):
+                break
+        else:
+            raise AssertionError("next_event() did not settle")
+        if conn.state is ConnectionState.CLOSED:
+            return
+
+
+def valid_stream() -> bytes:
+    payload = encode_frame(Ack(1, 1, ACTIONS))[11:]
+    return b"".join([Agent.hello("pipelining,async,fragmentation", 1024), Agent.ack(1, 1, SCORE),
+                     *ack_fragments(2, 1, payload, [10, 300]), Agent.disconnect(3, "x")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_mutated_streams_raise_only_remote_protocol_errors(data):
+    stream = bytearray(valid_stream())
+    for _ in range(data.draw(st.integers(1, 6), label="mutations")):
+        pos = data.draw(st.integers(0, len(stream) - 1), label="pos")
+        stream[pos] = data.draw(st.integers(0, 255), label="byte")
+    if data.draw(st.booleans(), label="truncate"):
+        stream = stream[: data.draw(st.integers(0, len(stream)), label="cut")]
+    conn = EngineConnection(max_frame_size=2048)
+    conn.initiate()
+    chunk = data.draw(st.sampled_from([1, 7, 64, 1 << 16]), label="chunk")
+    try:
+        drive(conn, bytes(stream), chunk)
+        if conn.state is not ConnectionState.CLOSED:
+            conn.receive_data(b"")
+            assert isinstance(conn.next_event(), ConnectionClosed)
+    except RemoteProtocolError as exc:
+        assert 1 <= exc.status <= 13
+        assert conn.state is ConnectionState.ERROR
+        conn.disconnect(exc.status)
+
+
+@settings(max_examples=200, deadline=None)
+@given(junk=st.binary(max_size=300))
+def test_random_bytes_after_the_handshake(junk):
+    pair = ready("async")
+    try:
+        drive(pair.conn, junk, 1 << 16)
+    except RemoteProtocolError as exc:
+        assert exc.status in (3, 4, 11)
