@@ -4,10 +4,15 @@ row by row against haproxy-engine-behaviour.md §1.2 (HAProxy 2.6's
 HAProxy sends, and the odd ones HAProxy accepts.
 
 The frames go through the whole engine connection as bytes (receive buffer,
-header checks, codec, negotiation), as they would from a socket.
+header checks, codec, negotiation), as they would from a socket.  Our
+HAPROXY-HELLO (SPOE.txt §3.2.4) and HAPROXY-DISCONNECT (§3.2.8) are compared
+byte for byte with frames captured from HAProxy 2.6 (tests/golden/).
 """
 
 from __future__ import annotations
+
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,10 +23,12 @@ from spoe_sync.protocol import (
     Int64,
     UInt32,
     UInt64,
+    decode_frame,
+    encode_frame,
     encode_value,
 )
-from spoe_sync.protocol.connection import EngineConnection, HelloDone
-from spoe_sync.protocol.frames import AgentHello
+from spoe_sync.protocol.connection import AgentDisconnected, EngineConnection, HelloDone
+from spoe_sync.protocol.frames import AgentDisconnect, AgentHello, HaproxyHello
 from spoe_sync.protocol.hello import negotiate, parse_capabilities, parse_version, select_mode
 
 
@@ -242,3 +249,66 @@ def test_select_mode():
     assert select_mode(pipelining=True, async_=True) == "async"
     assert select_mode(pipelining=True, async_=False) == "pipelining"
     assert select_mode(pipelining=False, async_=False) == "sync"
+
+
+# --------------------------------------------------------------------------- against captures
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+
+def golden(folder: str, name: str) -> bytes:
+    return bytes.fromhex((GOLDEN / folder / f"{name}.hex").read_text().strip())
+
+
+@pytest.mark.parametrize("options, golden_file", [
+    pytest.param({}, ("a_default", "a_hello_default"), id="defaults"),
+    pytest.param({"pipelining": False}, ("b1_nopipelining", "b1_hello_nopipelining"), id="no_pipelining"),
+    pytest.param({"async_": False}, ("b2_noasync", "b2_hello_noasync"), id="no_async"),
+    pytest.param({"pipelining": False, "async_": False},
+                 ("b_nopipelining_noasync", "b_hello_nopipelining_noasync"), id="neither"),
+    pytest.param({"max_frame_size": 1024}, ("b3_maxframe_1024", "b3_hello_maxframe_1024"),
+                 id="max_frame_size_1024"),
+])
+def test_haproxy_hello_is_haproxys_byte_for_byte(options, golden_file):
+    theirs = golden(*golden_file)
+    engine_id = decode_frame(theirs).engine_id  # type: ignore[union-attr]
+    assert isinstance(engine_id, str)
+    assert EngineConnection(engine_id=engine_id, **options).initiate() == theirs
+
+
+def test_healthcheck_hello_is_haproxys_byte_for_byte():
+    ours = EngineConnection(healthcheck=True, engine_id="ignored-in-checks").initiate()
+    assert ours == golden("d_healthcheck", "d_hello_healthcheck")
+
+
+def test_generated_engine_id_is_a_uuid4():
+    ids = set()
+    for _ in range(3):
+        hello = decode_frame(EngineConnection().initiate())
+        assert isinstance(hello, HaproxyHello)
+        parsed = uuid.UUID(str(hello.engine_id))
+        assert parsed.version == 4 and str(parsed) == hello.engine_id
+        ids.add(hello.engine_id)
+    assert len(ids) == 3
+
+
+@pytest.mark.parametrize("payload, status, golden_file", [
+    pytest.param(kv("version", "2.0") + kv("max-frame-size", UInt32(20000)) + kv("capabilities", ""), 9,
+                 ("e1_bad_max_frame_size", "e1_disconnect_max_frame_too_big"), id="too_big"),
+    pytest.param(kv("version", "2.0") + kv("max-frame-size", UInt32(100)) + kv("capabilities", ""), 9,
+                 ("e6_too_small_max_frame", "e6_disconnect_max_frame_too_small"), id="too_small"),
+    pytest.param(kv("version", "3.0") + REST, 8, ("e2_bad_version", "e2_disconnect_bad_version"),
+                 id="bad_version"),
+    pytest.param(REST, 5, ("e8_missing_version", "e8_disconnect_missing_version"), id="missing_version"),
+])
+def test_refusal_and_haproxys_disconnect_bytes(payload, status, golden_file):
+    conn = EngineConnection()
+    conn.initiate()
+    conn.receive_data(hello_frame(payload))
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert info.value.status == status
+    assert conn.disconnect(info.value.status) == golden(*golden_file)
+    conn.receive_data(encode_frame(AgentDisconnect.make(status, "bye")))
+    assert conn.next_event() == AgentDisconnected(status, "bye")
+    assert conn.state.name == "CLOSED"
