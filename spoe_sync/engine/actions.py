@@ -52,6 +52,7 @@ REASON_NAME_TOO_LONG = "name-too-long"
 REASON_PROC_NOT_REGISTERED = "proc-not-registered"
 
 _UINT64_MASK = (1 << 64) - 1
+_LABELS = tuple(scope.label for scope in sorted(VarScope))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def spoe_var_name(scope: VarScope | int, var_prefix: str, name: str) -> str:
     cut = name.find("\x00")
     if cut >= 0:
         name = name[:cut]
-    return f"{VarScope(scope).label}.{var_prefix}.{name}"
+    return f"{_LABELS[scope]}.{var_prefix}.{name}"
 
 
 def agent_value(value: Value) -> Value:

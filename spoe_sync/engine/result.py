@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import (
     MessageTooLarge,
@@ -174,9 +174,9 @@ class ProcessingResult:
 
     @classmethod
     def from_report(cls, kind: str, name: str, report: ActionReport, actions: tuple[Action, ...],
-                    **fields: object) -> ProcessingResult:
+                    **fields: Any) -> ProcessingResult:
         """A result carrying what :func:`~spoe_sync.engine.actions.apply_actions` did."""
-        return cls(kind, name, actions=actions, vars_set=report.vars_set,  # type: ignore[arg-type]
+        return cls(kind, name, actions=actions, vars_set=report.vars_set,
                    dropped_vars=report.dropped, actions_truncated=report.truncated, **fields)
 
     def raise_for_status(self) -> ProcessingResult:

@@ -30,7 +30,7 @@ import os
 import sys
 from datetime import datetime
 from ipaddress import ip_address
-from typing import Protocol
+from typing import Any, Protocol
 
 from gevent import socket as gsocket
 
@@ -297,7 +297,7 @@ class SyslogSink(LogSink):
         super().__init__(**options)  # type: ignore[arg-type]
         self.kind = kind
         self._sock: gsocket.socket | None = None
-        self._dest: object
+        self._dest: Any
         if kind == "unix":
             self._dest = _unix_path(address)
             family = gsocket.AF_UNIX

@@ -398,7 +398,7 @@ class Vars(_Store):
     def __contains__(self, full_name: object) -> bool:
         return isinstance(full_name, str) and self.get(full_name) is not None
 
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[str]:
         """Full names of every variable set, scope by scope (proc first)."""
         for scope in SCOPES:
             store = self._owner(scope)
