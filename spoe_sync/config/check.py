@@ -106,7 +106,8 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         try:
             backend = check_backend(config, cfg.backends)
         except ConfigError as exc:
-            print(f"{where} Proxy {flt.proxy} : {exc.message}", file=out)
+            print(f"{exc.location or where} Proxy {flt.proxy} : {exc.message} (filter spoe at "
+                  f"{cfg.filename}:{flt.lineno})", file=out)
             failed = True
             continue
         print(format_summary(config, backend, proxy=flt.proxy), file=out)

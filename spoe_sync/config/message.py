@@ -6,8 +6,8 @@ typo in a fetch name fails when the file is loaded, with HAProxy's wording.
 
 from __future__ import annotations
 
-from .. import rules
 from ..errors import ExpressionError
+from ..rules import AclRegistry, parse_condition, parse_sample
 from .drafts import ArgDraft, GroupDraft, MessageDraft, ReaderState
 from .model import EVENTS
 from .syntax import invalid_char
@@ -63,7 +63,7 @@ def _args(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> N
         if not eq:
             name, text = "", args[i]
         try:
-            expr = rules.parse_sample(text)
+            expr = parse_sample(text)
         except ExpressionError as exc:
             st.error(f"'args': {exc.message}.", lineno)
             return
@@ -103,8 +103,15 @@ def _event(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> 
     msg.event = event
     msg.event_lineno = lineno
     if args[2] in ("if", "unless"):
+        words = _words(args, 2)
+        if len(words) == 1:
+            # HAProxy builds a condition without any term: 'if' never matches,
+            # 'unless' always does. Say it, it is surely not what was meant.
+            st.problems.warn(f"'event {event} {words[0]}' has an empty condition: the message "
+                             f"is {'never' if words[0] == 'if' else 'always'} sent.", lineno)
+            words = [words[0], "FALSE"]
         try:
-            cond = rules.parse_condition(_words(args, 2), _acls(msg), base_dir=st.base_dir)
+            cond = parse_condition(words, _acls(msg), base_dir=st.base_dir)
         except ExpressionError as exc:
             st.error(f"error detected while parsing an 'event {event}' condition : "
                      f"{exc.message}.", lineno)
@@ -118,10 +125,10 @@ def _event(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> 
     # HAProxy (only 'if'/'unless' replaces msg->cond).
 
 
-def _acls(msg: MessageDraft):  # type: ignore[no-untyped-def]
+def _acls(msg: MessageDraft) -> AclRegistry:
     """The message-local ACLs, made on first use."""
     if msg.acls is None:
-        msg.acls = rules.AclRegistry()
+        msg.acls = AclRegistry()
     return msg.acls
 
 
