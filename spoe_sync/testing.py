@@ -407,3 +407,31 @@ def _close(sock: Any) -> None:
         sock.close()
     except OSError:
         pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m spoe_sync.testing [--port N] [--capabilities C] [--delay S] ...``:
+    run a FakeAgent in its own process, print its address, serve until stdin
+    closes (or SIGTERM)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m spoe_sync.testing", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--capabilities", default="pipelining,async")
+    parser.add_argument("--max-frame-size", type=int, default=16380)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--fault", choices=FAULTS)
+    args = parser.parse_args(argv)
+    agent = FakeAgent(capabilities=args.capabilities, max_frame_size=args.max_frame_size,
+                      delays=args.delay or None, fault=args.fault, host=args.host, port=args.port)
+    with agent:
+        print(agent.address, flush=True)
+        from gevent.os import tp_read
+        while tp_read(sys.stdin.fileno(), 4096):
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -200,6 +200,14 @@ class Applet:
         if self.held == key and self.state is AppletState.READY:
             self.close(2)
 
+    def forget(self) -> None:
+        """After a fork: stop this copy of the applet without a word to the agent
+        or to the pool (the parent process still owns the connection)."""
+        self.state = AppletState.CLOSED
+        for greenlet in (self._hold_timer, self._writer, self.reader):
+            if greenlet is not None and greenlet is not gevent.getcurrent():
+                greenlet.kill(block=False)
+
     def close(self, status: int = 0) -> None:
         """Send HAPROXY-DISCONNECT ``status`` and close (pool shutdown).  The
         reader greenlet does it, so that only it ever reads the socket."""

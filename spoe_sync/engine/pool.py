@@ -191,14 +191,15 @@ class AppletPool:
         if self._pid == pid:
             return
         if self._pid is not None:
-            for applet in list(self._applets):
-                sock = applet.sock
-                applet.sock = None
-                if sock is not None:
-                    try:
-                        os.close(sock.detach())
-                    except OSError:
-                        pass
+            # The parent's applets were copied with the process: stop their
+            # greenlets (so their I/O watchers go) and close our copies of their
+            # sockets, which does not end the parent's connections.
+            applets = list(self._applets)
+            for applet in applets:
+                applet.forget()
+            gevent.joinall([a.reader for a in applets], timeout=1.0)
+            if self._checker is not None:
+                self._checker.stop()
             self._reset_state()
         self._pid = pid
         if getattr(self._backend, "spop_check", False):
@@ -482,6 +483,8 @@ class AppletPool:
 
     def metrics(self) -> PoolMetrics:
         """A snapshot of the SPOE.txt §4 counters and of every server."""
+        if self._pid is not None and self._pid != os.getpid():
+            self._ensure_process()  # the parent's figures are not ours
         servers = tuple(ServerMetrics(
             name=s.name, address=s.address, up=s.up, connections=s.connections, ready=s.ready,
             connect_attempts=s.connect_attempts, connect_errors=s.connect_errors,
