@@ -28,6 +28,8 @@ class ArgError(Exception):
 
 
 def _var_name(text: str) -> str:
+    if not text:
+        raise ArgError("Empty variable name cannot be accepted", validation=True)
     scope, _, rest = text.partition(".")
     if scope not in _SCOPES or not rest:
         raise ArgError(f"invalid variable name '{text}'. A variable name must be start by its "
@@ -108,6 +110,14 @@ def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
     """
     given = call.args
     mandatory = [s for s in spec if not s.endswith("?")]
+    # A missing string argument is an empty string for HAProxy (``str`` is ``str()``).
+    while len(given) < len(mandatory) and mandatory[len(given)] in ("str", "hex", "var"):
+        kind = mandatory[len(given)]
+        if kind == "hex":
+            raise ArgError("(null)", validation=True)
+        if kind == "var":
+            raise ArgError("Empty variable name cannot be accepted", validation=True)
+        given = (*given, "")
     if len(given) > len(spec):
         rest = "," + ",".join(given[len(spec):]) + ")" if spec else ",".join(given) + ")"
         raise ArgError(f"expected ')' before '{rest}'", position=len(spec) + 1)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from ..protocol.values import Value
-from .casts import _wrap64, to_bytes, to_text
+from .casts import _wrap64, cast, to_bytes, to_text
 
 __all__ = ["CONVERTERS", "ConverterDef"]
 
@@ -172,12 +172,17 @@ def _hex2i(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
     return _wrap64(int(m.group(0), 16)) if m and m.group(0) else 0
 
 
-@conv("bytes", "int", "int?", in_="bin", out="bin")
-def _bytes(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
-    offset = args[0]
-    if offset > len(v):
+@conv("bytes", "int", "int?", in_="any", out="bin")
+def _bytes(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
+    # The sample keeps its type: a string stays a string (observed with HAProxy 2.6).
+    data = to_bytes(v) if isinstance(v, str) else cast(v, "bin")
+    if not isinstance(data, bytes):
         return None
-    return v[offset:] if len(args) < 2 else v[offset:offset + args[1]]
+    offset = args[0]
+    if offset > len(data):
+        return None
+    out = data[offset:] if len(args) < 2 else data[offset:offset + args[1]]
+    return to_text(out) if isinstance(v, str) else out
 
 
 conv("sha1", in_="bin", out="bin")(lambda v, a, c: hashlib.sha1(v).digest())
@@ -276,7 +281,7 @@ def _concat(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
         if value is not None:
             mid = value if isinstance(value, str) else to_text(value) if isinstance(
                 value, bytes) else str(value)
-    return (args[0] if args else "") + v + mid + (args[2] if len(args) > 2 else "")
+    return v + (args[0] if args else "") + mid + (args[2] if len(args) > 2 else "")
 
 
 # --------------------------------------------------------------------------- addresses

@@ -18,9 +18,28 @@ __all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers"]
 _BLANKS = b" \t"
 
 
+def _clean_connection(value: bytes) -> bytes:
+    """HAProxy's H1 mux drops the ``close``/``keep-alive`` tokens of Connection headers."""
+    words = [w.strip(_BLANKS) for w in value.split(b",")]
+    kept = [w for w in words if w and w.lower() not in (b"close", b"keep-alive")]
+    return b", ".join(kept)
+
+
 def htx_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Headers as HAProxy's HTX holds them: names lower-cased, values stripped of SP/HTAB."""
-    return [(n.lower(), v.strip(_BLANKS)) for n, v in headers]
+    """Headers as HAProxy's HTX holds them after its H1 parser: names lower-cased, values
+    stripped of SP/HTAB, Connection cleaned of ``close``/``keep-alive`` (and dropped when
+    nothing is left), Content-Length dropped when Transfer-Encoding is present."""
+    out = []
+    for n, v in headers:
+        name, value = n.lower(), v.strip(_BLANKS)
+        if name == b"connection":
+            value = _clean_connection(value)
+            if not value:
+                continue
+        out.append((name, value))
+    if any(n == b"transfer-encoding" for n, _ in out):
+        out = [(n, v) for n, v in out if n != b"content-length"]
+    return out
 
 
 def hdrs_text(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -32,7 +51,7 @@ def _varint(n: int) -> bytes:
     """SPOP varint (SPOE.txt §3.1)."""
     if n < 240:
         return bytes((n,))
-    out = bytearray((n & 0xFF) | 0xF0,)
+    out = bytearray([(n & 0xFF) | 0xF0])
     n = (n - 240) >> 4
     while n >= 128:
         out.append((n & 0xFF) | 0x80)

@@ -1,0 +1,266 @@
+"""Sample expressions and ACL conditions against HAProxy 2.6 (SPOE.txt §2.3 ``args``,
+configuration.txt §7; agent-ecosystem.md §2-3: types, NULL vs empty, req.hdrs/req.hdrs_bin).
+
+For one SPOE message with many args and a set of raw HTTP requests, HAProxy's NOTIFY (decoded by
+spoe_sync.protocol.decode_frame) and spoe_sync's evaluation of the same expressions on the same
+bytes, served by gevent.pywsgi, must agree on names, order, types and values (ports and ids
+aside).  Then the same for ACL conditions: ``http-request set-var(...) if <cond>`` in HAProxy vs
+``Condition.evaluate``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from spoe_sync.protocol import Notify, data_type_of, decode_frame
+from spoe_sync.rules import AclRegistry, EvalContext, parse_condition, parse_sample
+
+from .harness import NOTIFY, free_port, http_request, run_haproxy
+from .rules_support import EvalServer, raw_exchange, raw_requests
+
+pytestmark = pytest.mark.timeout(60)
+
+# (arg name, expression).  Ports differ between the two servers and are compared by type only.
+ARGS: list[tuple[str, str]] = [
+    ("ip", "src"), ("dst", "dst"), ("sport", "src_port"), ("dport", "dst_port"),
+    ("path", "path"), ("pathq", "pathq"), ("query", "query"), ("url", "url"),
+    ("method", "method"), ("ver", "req.ver"), ("host", "req.hdr(host)"), ("hdr", "hdr(Host)"),
+    ("list_last", "req.hdr(x-list)"), ("list_first", "req.hdr(x-list,1)"),
+    ("list_m2", "req.hdr(x-list,-2)"), ("list_3", "req.hdr(x-list,3)"),
+    ("list_9", "req.hdr(x-list,9)"), ("fhdr", "req.fhdr(x-list)"),
+    ("fhdr1", "req.fhdr(x-list,1)"), ("ua", "req.fhdr(user-agent)"),
+    ("spaces", "req.fhdr(x-spaces)"), ("missing", "req.hdr(x-missing)"),
+    ("hdr_cnt", "req.hdr_cnt(x-list)"), ("fhdr_cnt", "req.fhdr_cnt(x-list)"),
+    ("hdr_names", "req.hdr_names"), ("cook", "req.cook(sid)"), ("cook_other", "req.cook(other)"),
+    ("cook_empty", "req.cook(empty)"), ("cook_missing", "req.cook(nope)"),
+    ("cook_cnt", "req.cook_cnt(sid)"), ("hdrs", "req.hdrs"), ("hdrs_bin", "req.hdrs_bin"),
+    ("body", "req.body"), ("body_size", "req.body_size"), ("body_len", "req.body_len"),
+    ("uid", "unique-id"), ("ssl", "ssl_fc"), ("t", "always_true"), ("f", "always_false"),
+    ("http", "req.proto_http"), ("base", "base"), ("urlp", "url_param(x)"),
+    ("urlp_missing", "url_param(nope)"),
+    ("ip6", "ipv6(2001:db8::1)"), ("ip4", "ipv4(10.1.2.3)"), ("bin", "bin(deadbeef)"),
+    ("str", "str(hello)"), ("empty_str", "str()"), ("str_noparen", "str"), ("neg", "int(-5)"), ("zero", "int(0)"),
+    ("max", "int(9223372036854775807)"), ("min", "int(-9223372036854775808)"),
+    ("b1", "bool(true)"), ("b0", "bool(0)"),
+    ("var_s", "var(txn.s)"), ("var_i", "var(txn.i)"), ("var_unset", "var(txn.nope)"),
+    ("var_default", "var(txn.nope,dflt)"),
+    ("lower", "req.hdr(host),lower"), ("upper", "path,upper"), ("b64", "str(hello),base64"),
+    ("hex", "bin(00ff10),hex"), ("length", "path,length"), ("json", "req.fhdr(x-list),json"),
+    ("url_dec", "path,url_dec"), ("url_dec_q", "url,url_dec"),
+    ("regsub", "path,regsub(/,_,g)"), ("regsub1", "path,regsub(/,_)"),
+    ("field", "path,field(2,/)"), ("word", "path,word(1,/)"), ("bytes", "str(hello),bytes(1,3)"),
+    ("add", "int(40),add(2)"), ("sub_var", "int(50),sub(txn.i)"), ("div0", "int(7),div(0)"),
+    ("mod", "int(-7),mod(3)"), ("bool_c", "int(3),bool"), ("not_c", "int(3),not"),
+    ("ipmask", "src,ipmask(24)"), ("src_str", "src,upper"), ("int_str", "int(12),lower"),
+    ("sha1", "str(abc),sha1,hex"), ("crc32", "str(abc),crc32"), ("djb2", "str(abc),djb2"),
+    ("ltrim", "str(xxaxx),ltrim(x)"), ("rtrim", "str(xxaxx),rtrim(x)"),
+    ("hex2i", "str(ff),hex2i"), ("neg_c", "int(5),neg"), ("cpl", "int(5),cpl"),
+    ("iif", "bool(1),iif(yes,no)"), ("concat", "str(a),concat(<,txn.s,>)"),
+    ("", "src"), ("unnamed", "str(last)"),
+]
+
+PORT_ARGS = {"sport", "dport"}
+
+
+def spoe_conf(args: list[tuple[str, str]]) -> str:
+    lines = ["[conf]", "spoe-agent conf", "    groups grp", "    option var-prefix conf",
+             "    timeout hello 2s", "    timeout idle 30s", "    timeout processing 2s",
+             "    use-backend agents", "spoe-message all", "    event on-frontend-http-request"]
+    lines += [f"    args {name}={expr}" if name else f"    args {expr}" for name, expr in args]
+    lines += ["spoe-group grp", "    messages all", ""]
+    return "\n".join(lines)
+
+
+def haproxy_cfg(http_port: int, agent_port: int) -> str:
+    return f"""\
+global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{http_port}
+    option http-buffer-request
+    filter spoe engine conf config spoe.conf
+    http-request set-var(txn.s) str(deny)
+    http-request set-var(txn.i) int(42)
+    http-request send-spoe-group conf grp
+    http-request return status 200 content-type text/plain string ok
+backend agents
+    mode tcp
+    server a1 127.0.0.1:{agent_port}
+"""
+
+
+VARS = {"txn.s": "deny", "txn.i": 42}
+
+
+def _typed(args):
+    return [(name, data_type_of(value).name, value) for name, value in args]
+
+
+def _without_ports(rows):
+    return [(n, t, None if n in PORT_ARGS else v) for n, t, v in rows]
+
+
+@pytest.fixture(scope="module")
+def haproxy_notifies(haproxy_bin, tmp_path_factory):
+    """Every request of raw_requests() sent through HAProxy; the decoded message args."""
+    from .harness import RecordingAgent
+
+    workdir = tmp_path_factory.mktemp("rules-args")
+    port = free_port()
+    out: dict[str, list[tuple[str, object]]] = {}
+    with RecordingAgent() as agent, run_haproxy(
+            haproxy_bin, haproxy_cfg(port, agent.port), workdir,
+            files={"spoe.conf": spoe_conf(ARGS)}, ready_port=port):
+        for i, (name, raw) in enumerate(raw_requests(), 1):
+            assert b" 200 " in raw_exchange(port, raw).split(b"\r\n", 1)[0]
+            frame = decode_frame(agent.wait_for(NOTIFY, i)[i - 1].data)
+            assert isinstance(frame, Notify)
+            (message,) = frame.messages
+            assert message.name == "all"
+            out[name] = list(message.args)
+    return out
+
+
+@pytest.fixture(scope="module")
+def spoe_sync_args():
+    exprs = [(name, parse_sample(expr)) for name, expr in ARGS]
+
+    def evaluate(samples):
+        ctx = EvalContext(samples, VARS)
+        return [(name, expr.evaluate(ctx)) for name, expr in exprs]
+
+    with EvalServer(evaluate) as server:
+        return {name: server.request(raw) for name, raw in raw_requests()}
+
+
+@pytest.mark.parametrize("request_name", [pytest.param(n, id=n) for n, _ in raw_requests()])
+def test_message_args_match_haproxy(request_name, haproxy_notifies, spoe_sync_args):
+    theirs = _typed(haproxy_notifies[request_name])
+    ours = _typed(spoe_sync_args[request_name])
+    assert [r[0] for r in ours] == [r[0] for r in theirs]
+    assert _without_ports(ours) == _without_ports(theirs)
+
+
+# --------------------------------------------------------------------------- ACL conditions
+
+NAMED_ACLS = [
+    "api path_beg /api /some",
+    "api path_end .json",
+    "localnet src -f ips.lst",
+    "is_host hdr(host) -i golden.example",
+    "ua_curl req.fhdr(user-agent) -m sub curl",
+    "host_file hdr(host) -i -f hosts.lst",
+]
+
+PATTERN_FILES = {
+    "ips.lst": "# comment in column 0\n  10.0.0.0/8\n \t127.0.0.1\n#127.0.0.2\n\n::2\n",
+    # leading blanks are stripped, trailing ones kept: "h " never equals "h"
+    "hosts.lst": "  golden.example\n#h\nabs.example:8080\nh \n",
+}
+
+CONDITIONS = [
+    "if api", "if !api", "unless api", "if TRUE", "if FALSE", "if HTTP", "if HTTP_1.0",
+    "if HTTP_1.1", "if HTTP_2.0", "if METH_GET", "if METH_POST", "if METH_DELETE",
+    "if HTTP_URL_SLASH", "if HTTP_URL_ABS", "if HTTP_URL_STAR", "if HTTP_CONTENT",
+    "if LOCALHOST", "if localnet", "if ! localnet", "if { src -f ips.lst }", "if host_file",
+    "if is_host ua_curl", "if is_host || api", "if api or is_host", "if !is_host !api",
+    "if { hdr_beg(host) -i golden. }", "if { hdr(x-list) -m str b }",
+    "if { hdr(x-list) -m str c,d }", "if { req.hdr(x-list,1) -m str a }",
+    "if { req.fhdr(x-list) -m beg a }", "if { hdr_cnt(x-list) gt 1 }",
+    "if { req.cook(sid) -m found }", "if { req.cook(sid) -m str abc }",
+    "if { req.cook(empty) -m found }", "if { req.cook(empty) -m len 0 }",
+    "if { var(txn.s) -m str deny }", "if { var(txn.s) -m str }", "if { var(txn.i) -m int gt 40 }",
+    "if { var(txn.i) -m int 100:399 }", "if { var(txn.i) -m bool }",
+    "if { var(txn.nope) -m found }", "if !{ var(txn.nope) -m found }",
+    "if { var(txn.s) -m bool }", "if { path,url_dec -m reg -i ^/API }", "if { path -m dir some }",
+    "if { url -m dom abs }", "if { query -m found }", "if { query -m len 0 }",
+    "if { method GET HEAD }", "if { method PURGE }", "if { req.ver 1.1 }",
+    "if { url_param(x) -m int eq 1 }", "if { req.body_size gt 5 }",
+    "if { req.body -m sub world }", "if { src 127.0.0.0/8 }", "if { src ::ffff:127.0.0.1 }",
+    "if { src 10.0.0.0/8 }", "if { dst_port gt 0 }", "if { req.hdrs -m sub x-list }",
+    "if { req.hdr(host),lower -m str golden.example }", "if { path_len gt 3 }",
+    "if { url_sub ? }", "if { path_reg ^/[a-z]+$ }", "if { hdr_dom(host) -i example }",
+    "if { hdr_end(host) .example }", "if { ssl_fc }", "if { always_true } { always_false }",
+    "if { src -m ip 127.0.0.1 } || { always_false }", "if { req.hdr(x-empty) -m found }",
+    "if { req.hdr(x-empty) -m len 0 }", "if { req.hdr(connection) -m found }",
+    "if { req.hdr(x-latin) -m reg caf. }", "if { req.hdr(x-long) -m len ge 300 }",
+    "if { url_beg http:// } { hdr(host) -m end :8080 }", "if { path -m end -i /P }",
+    "if { req.cook_cnt(sid) eq 2 }", "if { hdr_val(content-length) 11 }",
+]
+
+
+def acl_haproxy_cfg(http_port: int) -> str:
+    acls = "\n".join(f"    acl {line}" for line in NAMED_ACLS)
+    rules = "\n".join(f"    http-request set-var(txn.r{i}) int(1) {cond}"
+                      for i, cond in enumerate(CONDITIONS))
+    fmt = ",".join(f"%[var(txn.r{i})]" for i in range(len(CONDITIONS)))
+    return f"""\
+global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{http_port}
+    option http-buffer-request
+{acls}
+    http-request set-var(txn.s) str(deny)
+    http-request set-var(txn.i) int(42)
+{rules}
+    http-request return status 200 content-type text/plain lf-string "R={fmt};ok"
+"""
+
+
+@pytest.fixture(scope="module")
+def acl_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("rules-acl")
+    for name, text in PATTERN_FILES.items():
+        (workdir / name).write_text(text)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def haproxy_decisions(haproxy_bin, acl_workdir):
+    port = free_port()
+    out: dict[str, list[bool]] = {}
+    with run_haproxy(haproxy_bin, acl_haproxy_cfg(port), acl_workdir, ready_port=port):
+        for name, raw in raw_requests():
+            response = raw_exchange(port, raw)
+            if raw.startswith(b"HEAD "):
+                continue  # no body to read the decisions from
+            body = response.split(b"\r\n\r\n", 1)[1]
+            flags = body.split(b"R=", 1)[1].split(b";", 1)[0].split(b",")
+            out[name] = [f == b"1" for f in flags]
+    return out
+
+
+@pytest.fixture(scope="module")
+def spoe_sync_decisions(acl_workdir):
+    acls = AclRegistry()
+    for line in NAMED_ACLS:
+        name, *words = line.split()
+        acls.add(name, words, base_dir=str(acl_workdir))
+    conditions = [parse_condition(c.split(), acls, base_dir=str(acl_workdir)) for c in CONDITIONS]
+
+    def evaluate(samples):
+        ctx = EvalContext(samples, VARS)
+        return [c.evaluate(ctx) for c in conditions]
+
+    with EvalServer(evaluate) as server:
+        return {name: server.request(raw) for name, raw in raw_requests()}
+
+
+@pytest.mark.parametrize("request_name", [pytest.param(n, id=n) for n, raw in raw_requests()
+                                          if not raw.startswith(b"HEAD ")])
+def test_conditions_decide_like_haproxy(request_name, haproxy_decisions, spoe_sync_decisions):
+    theirs = dict(zip(CONDITIONS, haproxy_decisions[request_name]))
+    ours = dict(zip(CONDITIONS, spoe_sync_decisions[request_name]))
+    assert len(theirs) == len(CONDITIONS)
+    assert ours == theirs
