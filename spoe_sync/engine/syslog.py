@@ -200,7 +200,7 @@ class LogSink:
             data = format_line(message, fmt=self.format, facility=self.facility, severity=severity,
                                maxlen=self.maxlen, tag=self.tag, hostname=self.hostname)
             self._deliver(data)
-        except (OSError, ValueError, UnicodeError) as exc:
+        except Exception as exc:  # a log line must never break the stream that logs it
             self.dropped += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False

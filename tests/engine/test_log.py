@@ -282,11 +282,17 @@ def test_standard_streams(capsys, stream):
     assert getattr(capsys.readouterr(), "out" if stream == "stdout" else "err") == MSG + "\n"
 
 
+def test_a_missing_standard_stream_drops_without_raising(monkeypatch):
+    sink = StreamSink("stdout")
+    monkeypatch.setattr(sys, "stdout", None)
+    assert sink.emit("m", NOTICE) is False and sink.dropped == 1
+
+
 def test_fd_sink_writes_to_the_descriptor():
     read_end, write_end = os.pipe()
     try:
-        sink = FdSink(write_end, fmt="short")
-        assert sink.emit("m", WARNING)
+        sink = make_sink(parse_log_target([f"fd@{write_end}", "format", "short", "local0"]))
+        assert isinstance(sink, FdSink) and sink.emit("m", WARNING)
         assert os.read(read_end, 100) == b"<4>m\n"
     finally:
         os.close(read_end)
