@@ -1,7 +1,7 @@
 """The protocol layer against HAProxy 2.6 itself (SPOE.txt §3.2.3-3.2.6,
 haproxy-engine-behaviour.md §1-2).
 
-HAProxy talks to the recording agent; then, for what it sent:
+HAProxy talks to recording agents; then, for what it sent:
 
 * our decoder reads every frame (HELLO, NOTIFY with every type HAProxy
   produces, fragmented NOTIFY, health-check HELLO, DISCONNECT);
@@ -9,12 +9,20 @@ HAProxy talks to the recording agent; then, for what it sent:
   and, once HAProxy's engine-id is substituted, byte for byte, for several
   ``spoe-agent`` option sets and for ``option spop-check``;
 * our fragment splitting gives HAProxy's frames, and our reassembly reads them;
-* an AGENT-HELLO HAProxy refuses is refused by us with the same status code.
+* an AGENT-HELLO HAProxy refuses is refused by us with the same status code,
+  and our HAPROXY-DISCONNECT is HAProxy's, byte for byte.
+
+To stay fast, each group of cases shares one HAProxy process: one frontend,
+SPOE scope, backend and recording agent per case.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 import pytest
 
@@ -35,6 +43,8 @@ from .harness import (
     HAPROXY_DISCONNECT,
     HAPROXY_HELLO,
     NOTIFY,
+    HTTPResponse,
+    RecordingAgent,
     agent_hello,
     frame,
     free_port,
@@ -44,19 +54,7 @@ from .harness import (
     run_haproxy,
 )
 
-SPOE_CONF = """\
-[conf]
-spoe-agent conf
-    messages {messages}
-    option var-prefix conf
-    option set-on-error err
-{options}
-    timeout hello 2s
-    timeout idle 30s
-    timeout processing {processing}
-    use-backend agents
-    log global
-
+MESSAGES = """\
 spoe-message check-client-ip
     args ip=src path=path
     event on-frontend-http-request
@@ -71,10 +69,43 @@ spoe-message big
 """
 
 
-def haproxy_cfg(http_port: int, agent_port: int, check: bool = False) -> str:
-    checks = "    option spop-check\n" if check else ""
-    server_check = " check inter 100ms" if check else ""
-    return f"""\
+@dataclass
+class Case:
+    """One frontend + SPOE scope + backend + recording agent of a shared HAProxy."""
+
+    name: str
+    hello: bytes = field(default_factory=agent_hello)
+    options: str = ""
+    messages: str = "check-client-ip"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    check: bool = False
+    agent: Any = None
+    port: int = 0
+    response: HTTPResponse | None = None
+
+
+def spoe_conf(cases: list[Case], processing: str) -> str:
+    scopes = []
+    for case in cases:
+        options = "".join(f"    {line}\n" for line in case.options.split(";") if line)
+        scopes.append(f"""\
+[{case.name}]
+spoe-agent {case.name}
+    messages {case.messages}
+    option var-prefix conf
+    option set-on-error err
+{options}    timeout hello 2s
+    timeout idle 30s
+    timeout processing {processing}
+    use-backend be_{case.name}
+    log global
+
+{MESSAGES}""")
+    return "\n".join(scopes)
+
+
+def haproxy_cfg(cases: list[Case]) -> str:
+    parts = ["""\
 global
     nbthread 1
     log stdout format raw local0 info
@@ -85,102 +116,131 @@ defaults
     timeout client 5s
     timeout server 5s
     timeout check 1s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    filter spoe engine conf config spoe.conf
+"""]
+    for case in cases:
+        if not case.check:
+            parts.append(f"""\
+frontend fe_{case.name}
+    bind 127.0.0.1:{case.port}
+    filter spoe engine {case.name} config spoe.conf
     http-request return status 200 content-type text/plain lf-string "err=%[var(txn.conf.err)]"
-backend agents
+""")
+        check = "    option spop-check\n" if case.check else ""
+        server_check = " check inter 100ms" if case.check else ""
+        parts.append(f"""\
+backend be_{case.name}
     mode tcp
-{checks}    server a1 127.0.0.1:{agent_port}{server_check}
-"""
+{check}    server a1 127.0.0.1:{case.agent.port}{server_check}
+""")
+    return "".join(parts)
 
 
-def run(haproxy_bin, agent, tmp_path, *, options="", messages="check-client-ip", check=False,
-        processing="2s", headers=None):
-    """Start HAProxy, make one request (unless only checking), and return the
-    HTTP response (None for checks)."""
-    port = free_port()
-    spoe = SPOE_CONF.format(messages=messages, options=options, processing=processing)
-    with run_haproxy(haproxy_bin, haproxy_cfg(port, agent.port, check), tmp_path,
-                     files={"spoe.conf": spoe}, ready_port=port):
-        if check:
-            agent.wait_for(HAPROXY_HELLO)
-            return None
-        hdrs = [("Host", "conformance.test"), *(headers or [])]
-        return http_request(port, target="/some/path?q=1", headers=hdrs)
+def run_cases(haproxy_bin: str, workdir: Any, cases: list[Case], processing: str = "2s") -> Iterator[dict[str, Case]]:
+    """Start one HAProxy for all cases, make one request per (non-check) case,
+    wait for the check HELLOs; yields the cases by name, agents closed after."""
+    for case in cases:
+        case.agent = RecordingAgent(hello=case.hello)
+        case.port = free_port()
+    try:
+        first = next(c.port for c in cases if not c.check)
+        with run_haproxy(haproxy_bin, haproxy_cfg(cases), workdir,
+                         files={"spoe.conf": spoe_conf(cases, processing)}, ready_port=first):
+            for case in cases:
+                if case.check:
+                    case.agent.wait_for(HAPROXY_HELLO)
+                else:
+                    headers = [("Host", "conformance.test"), *case.headers]
+                    case.response = http_request(case.port, target="/some/path?q=1", headers=headers)
+        yield {case.name: case for case in cases}
+    finally:
+        # Each close waits for the agent's threads to notice; wait for all at once.
+        closers = [threading.Thread(target=case.agent.close) for case in cases]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(timeout=5)
 
 
-def decode_all(agent):
-    """Every recorded frame goes through our decoder without error."""
-    frames = [decode_frame(received.data) for received in agent.frames]
+# --------------------------------------------------------------------------- accepted handshakes
+
+HELLO_CASES = {
+    # name: (spoe-agent options, EngineConnection options, capabilities, max-frame-size)
+    "defaults": ("", {}, "pipelining,async", 16380),
+    "nopipe_noasync": ("no option pipelining;no option async", {"pipelining": False, "async_": False},
+                       "", 16380),
+    "nopipe": ("no option pipelining", {"pipelining": False}, "async", 16380),
+    "frame1024": ("max-frame-size 1024", {"max_frame_size": 1024}, "pipelining,async", 1024),
+}
+BIG = "b" * 1000
+
+
+@pytest.fixture(scope="module")
+def accepted(haproxy_bin, tmp_path_factory):
+    cases = [Case(name, agent_hello(max_frame_size=size), options)
+             for name, (options, _, _, size) in HELLO_CASES.items()]
+    cases += [
+        Case("types", messages="all-types"),
+        # HAProxy encodes against its own max-frame-size (the agent's answer is
+        # learnt too late for the first request), so both are 256 here.
+        Case("frag", agent_hello(capabilities="pipelining,async,fragmentation", max_frame_size=256),
+             "max-frame-size 256", "big", [("X-Big", BIG)]),
+        Case("check", check=True),
+    ]
+    yield from run_cases(haproxy_bin, tmp_path_factory.mktemp("accepted"), cases)
+
+
+def decoded(case: Case) -> list[Any]:
+    """Every frame HAProxy sent to this agent, through our decoder."""
+    frames = [decode_frame(received.data) for received in case.agent.frames]
     assert frames, "HAProxy sent nothing"
     return frames
 
 
-# --------------------------------------------------------------------------- HELLO
-
-
-HELLO_CASES = [
-    pytest.param("", {}, "pipelining,async", 16380, id="defaults"),
-    pytest.param("    no option pipelining\n    no option async", {"pipelining": False, "async_": False},
-                 "", 16380, id="no_pipelining_no_async"),
-    pytest.param("    no option pipelining", {"pipelining": False}, "async", 16380, id="no_pipelining"),
-    pytest.param("    max-frame-size 1024", {"max_frame_size": 1024}, "pipelining,async", 1024,
-                 id="max_frame_size_1024"),
-]
-
-
-@pytest.mark.parametrize("options, ours, capabilities, size", HELLO_CASES)
-def test_our_hello_is_haproxys(haproxy_bin, recording_agent, tmp_path, options, ours, capabilities, size):
-    recording_agent.hello = agent_hello(max_frame_size=size)
-    response = run(haproxy_bin, recording_agent, tmp_path, options=options)
-    assert response is not None and response.body == b"err="
-    frames = decode_all(recording_agent)
+@pytest.mark.parametrize("name", list(HELLO_CASES))
+def test_our_hello_is_haproxys(accepted, name):
+    _, ours, capabilities, size = HELLO_CASES[name]
+    case = accepted[name]
+    assert case.response.body == b"err="
+    frames = decoded(case)
     theirs = frames[0]
     assert isinstance(theirs, HaproxyHello)
     assert (theirs.capabilities, theirs.max_frame_size, theirs.supported_versions) == (capabilities, size, "2.0")
-    conn = EngineConnection(**ours)
-    mine = decode_frame(conn.initiate())
+    mine = decode_frame(EngineConnection(**ours).initiate())
     assert isinstance(mine, HaproxyHello)
-    # Field for field, engine-id aside (HAProxy draws its own UUIDv4).
-    strip = lambda hello: [(k, type(v), v) for k, v in hello.items if k != "engine-id"]  # noqa: E731
-    assert strip(mine) == strip(theirs)
+
+    # Field for field, engine-id aside (HAProxy draws its own UUIDv4)...
+    def fields(hello: HaproxyHello) -> list[tuple[str, type, object]]:
+        return [(k, type(v), v) for k, v in hello.items if k != "engine-id"]
+
+    assert fields(mine) == fields(theirs)
     assert [k for k, _ in mine.items] == [k for k, _ in theirs.items]
-    # Byte for byte once its engine-id is ours.
+    # ...and byte for byte once its engine-id is ours.
     assert isinstance(theirs.engine_id, str) and len(theirs.engine_id) == 36
-    same_id = EngineConnection(engine_id=theirs.engine_id, **ours)
-    assert same_id.initiate() == recording_agent.frames[0].data
+    assert EngineConnection(engine_id=theirs.engine_id, **ours).initiate() == case.agent.frames[0].data
     notify = frames[1]
     assert isinstance(notify, Notify)
     assert notify.messages[0].args == (("ip", IPv4Address("127.0.0.1")), ("path", "/some/path"))
 
 
-def test_healthcheck_hello_is_haproxys(haproxy_bin, recording_agent, tmp_path):
-    run(haproxy_bin, recording_agent, tmp_path, check=True)
-    received = recording_agent.frames[0]
+def test_healthcheck_hello_is_haproxys(accepted):
+    received = accepted["check"].agent.frames[0]
     theirs = decode_frame(received.data)
     assert isinstance(theirs, HaproxyHello) and theirs.healthcheck and theirs.engine_id is None
     assert EngineConnection(healthcheck=True).initiate() == received.data
 
 
-def test_the_handshake_haproxy_accepts_we_accept(haproxy_bin, recording_agent, tmp_path):
-    """The recording agent's AGENT-HELLO, which HAProxy took (the NOTIFY came),
-    completes our handshake too."""
-    run(haproxy_bin, recording_agent, tmp_path)
-    recording_agent.wait_for(NOTIFY)
+def test_the_agent_hello_haproxy_accepts_we_accept(accepted):
+    case = accepted["defaults"]
+    case.agent.wait_for(NOTIFY)  # HAProxy took the AGENT-HELLO
     conn = EngineConnection()
     conn.initiate()
-    conn.receive_data(recording_agent.hello)
+    conn.receive_data(case.hello)
     event = conn.next_event()
     assert isinstance(event, HelloDone) and event.mode == "async"
 
 
-# --------------------------------------------------------------------------- NOTIFY
-
-
-def test_decoder_reads_every_type_haproxy_sends(haproxy_bin, recording_agent, tmp_path):
-    run(haproxy_bin, recording_agent, tmp_path, messages="all-types")
-    notify = next(f for f in decode_all(recording_agent) if isinstance(f, Notify))
+def test_decoder_reads_every_type_haproxy_sends(accepted):
+    notify = next(f for f in decoded(accepted["types"]) if isinstance(f, Notify))
     (message,) = notify.messages
     args = dict(message.args)
     assert message.name == "all-types"
@@ -196,57 +256,59 @@ def test_decoder_reads_every_type_haproxy_sends(haproxy_bin, recording_agent, tm
     assert message.args[-1] == ("", IPv4Address("127.0.0.1"))  # the unnamed arg
 
 
-def test_fragmented_notify_is_ours(haproxy_bin, recording_agent, tmp_path):
-    """With ``max-frame-size 256`` and an agent announcing fragmentation, HAProxy
-    cuts the NOTIFY (it encodes against its configured size: the agent's answer
-    alone is learnt too late for the first request); our reassembly reads it and our splitting gives the same
-    frames (the cuts fall inside one long STRING here)."""
-    recording_agent.hello = agent_hello(capabilities="pipelining,async,fragmentation", max_frame_size=256)
-    big = "b" * 1000
-    response = run(haproxy_bin, recording_agent, tmp_path, messages="big", headers=[("X-Big", big)],
-                   options="    max-frame-size 256")
-    assert response is not None and response.body == b"err="
-    received = [r for r in recording_agent.frames if r.type in (NOTIFY, 0)]
+def test_fragmented_notify_is_ours(accepted):
+    """HAProxy cuts the NOTIFY; our reassembly reads it and our splitting gives
+    the same frames (the cuts fall inside one long STRING here)."""
+    case = accepted["frag"]
+    assert case.response.body == b"err="
+    received = [r for r in case.agent.frames if r.type in (NOTIFY, 0)]
     frames = [decode_frame(r.data) for r in received]
     assert len(frames) == 5 and all(isinstance(f, Fragment) for f in frames)
     assert all(len(r.data) - 4 <= 256 for r in received)
     reassembler = Reassembler(1 << 20)
-    done = [reassembler.feed(f) for f in frames]  # type: ignore[arg-type]
-    assert done[:-1] == [None] * 4 and done[-1] is not None and done[-1].flags == FLAG_FIN
-    notify = decode_payload(done[-1].frame_type, done[-1].payload, stream_id=done[-1].stream_id,
-                            frame_id=done[-1].frame_id)
+    done = [reassembler.feed(f) for f in frames]
+    whole = done[-1]
+    assert done[:-1] == [None] * 4 and whole is not None and whole.flags == FLAG_FIN
+    notify = decode_payload(whole.frame_type, whole.payload, stream_id=whole.stream_id,
+                            frame_id=whole.frame_id)
     assert isinstance(notify, Notify)
-    assert notify.messages[0].args == (("big", big),)
-    ours = fragment_notify(done[-1].stream_id, done[-1].frame_id, done[-1].payload, 256)
+    assert notify.messages[0].args == (("big", BIG),)
+    ours = fragment_notify(whole.stream_id, whole.frame_id, whole.payload, 256)
     assert ours == [r.data for r in received]
 
 
 # --------------------------------------------------------------------------- refused AGENT-HELLO
 
 
-def hello_body(payload: bytes, flags: int = FLAG_FIN, ids: tuple[int, int] = (0, 0)) -> bytes:
-    return frame(101, payload, ids[0], ids[1], flags)
+def hello_with(payload: bytes, flags: int = FLAG_FIN, stream_id: int = 0) -> bytes:
+    return frame(101, payload, stream_id, 0, flags)
 
 
-REFUSED = [
-    pytest.param(agent_hello(max_frame_size=20000), 9, id="max_frame_size_too_big"),
-    pytest.param(agent_hello(version="2.0.1"), 8, id="version_2_0_1"),
-    pytest.param(hello_body(kv_uint32("max-frame-size", 16380) + kv_string("capabilities", "")), 5,
-                 id="no_version"),
-    pytest.param(hello_body(kv_string("version", "2.0") + kv_string("capabilities", "")), 6,
-                 id="no_max_frame_size"),
-    pytest.param(hello_body(kv_string("version", "2.0") + kv_uint32("max-frame-size", 16380), flags=0), 10,
-                 id="fin_not_set"),
-    pytest.param(hello_body(kv_string("version", "2.0") + kv_uint32("max-frame-size", 16380), ids=(1, 0)), 4,
-                 id="stream_id_not_zero"),
-]
+VERSION = kv_string("version", "2.0")
+SIZE = kv_uint32("max-frame-size", 16380)
+REFUSED = {
+    "too_big": (agent_hello(max_frame_size=20000), 9),
+    "version_2_0_1": (agent_hello(version="2.0.1"), 8),
+    "no_version": (hello_with(SIZE + kv_string("capabilities", "")), 5),
+    "no_size": (hello_with(VERSION + kv_string("capabilities", "")), 6),
+    "no_fin": (hello_with(VERSION + SIZE, flags=0), 10),
+    "stream_id": (hello_with(VERSION + SIZE, stream_id=1), 4),
+}
 
 
-@pytest.mark.parametrize("hello, status", REFUSED)
-def test_refused_hello_same_status_as_haproxy(haproxy_bin, recording_agent, tmp_path, hello, status):
-    recording_agent.hello = hello
-    run(haproxy_bin, recording_agent, tmp_path, processing="150ms")
-    disconnect = decode_frame(recording_agent.wait_for(HAPROXY_DISCONNECT)[0].data)
+@pytest.fixture(scope="module")
+def refused(haproxy_bin, tmp_path_factory):
+    cases = [Case(name, hello) for name, (hello, _) in REFUSED.items()]
+    # HAProxy reconnects in a loop after each refusal until the processing timeout.
+    yield from run_cases(haproxy_bin, tmp_path_factory.mktemp("refused"), cases, processing="100ms")
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_hello_same_status_as_haproxy(refused, name):
+    hello, status = REFUSED[name]
+    case = refused[name]
+    theirs = case.agent.wait_for(HAPROXY_DISCONNECT)[0].data
+    disconnect = decode_frame(theirs)
     assert isinstance(disconnect, HaproxyDisconnect)
     assert disconnect.status_code == status
     conn = EngineConnection()
@@ -255,4 +317,4 @@ def test_refused_hello_same_status_as_haproxy(haproxy_bin, recording_agent, tmp_
     with pytest.raises(RemoteProtocolError) as info:
         conn.next_event()
     assert info.value.status == status
-    assert conn.disconnect(info.value.status) == recording_agent.of_type(HAPROXY_DISCONNECT)[0].data
+    assert conn.disconnect(info.value.status) == theirs
