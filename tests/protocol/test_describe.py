@@ -1,0 +1,116 @@
+"""``spoe-sync decode HEX``: the annotated decode of one frame (SPOE.txt §3.1-3.4),
+on golden frames from HAProxy 2.6.12, on ACKs (including HAProxy's truncation
+rule, haproxy-engine-behaviour.md §4), on malformed frames (what could be read,
+the error and the SPOP status) and on text that is not hex.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from spoe_sync.protocol.describe import describe_hex, parse_hex
+
+from .helpers import GOLDEN_DIR, frame, message, set_var, t_int, t_str
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _golden_hex(path: str) -> str:
+    with open(os.path.join(GOLDEN_DIR, path)) as f:
+        return f.read().strip()
+
+
+def test_golden_notify_every_field() -> None:
+    out = describe_hex(_golden_hex("c_notify_types/c_notify_types.hex"))
+    for expected in [
+        "FRAME-LENGTH = 411 (uint32 big-endian)",
+        "FRAME-TYPE = 3 NOTIFY",
+        "FLAGS = 0x00000001 (FIN=1, ABORT=0)",
+        "MESSAGE-NAME = 'all-types'",
+        "NB-ARGS = 28 (1 byte)",
+        "ARG[0] (ip) IPV4 = 127.0.0.1",
+        "ARG[8] (t) type byte 0x11: type=1 BOOL (low nibble), flags=0x1 (high nibble) -> True",
+        "ARG[10] (ip6) IPV6 = 2001:db8::1",
+        "-> as int64: -5",
+        "ARG[27] (<unnamed>) IPV4 = 127.0.0.1",
+        "MESSAGE-NAME = 'second-msg'",
+        "=> Notify (stream-id 0, frame-id 1, flags 0x00000001): 2 message(s)",
+    ]:
+        assert expected in out
+    assert "ERROR" not in out and "error" not in out
+
+
+def test_lines_carry_offsets_and_bytes() -> None:
+    out = describe_hex(_golden_hex("a_default/a_agent_hello_reply.hex"))
+    assert "0033  fc f0 06" not in out  # HAPROXY-HELLO offsets, not this frame's
+    assert "0028  fc f0 06" in out and "max-frame-size] UINT32 value = 16380" in out
+    assert "=> AgentHello" in out
+
+
+def test_whitespace_and_prefix_are_ignored() -> None:
+    text = _golden_hex("e4_soft_stop/e4_disconnect_soft_stop.hex")
+    spaced = "0x" + " ".join(text[i:i + 2] for i in range(0, len(text), 2)) + "\n"
+    assert describe_hex(spaced) == describe_hex(text)
+    assert "status-code=UInt32(0)" in describe_hex(text)
+
+
+def test_ack_truncation_is_explained_not_an_error() -> None:
+    data = frame(103, set_var(2, "a", t_int(4, 1)) + b"\x07\x02\x02\x01x", sid=1, fid=1)
+    out = describe_hex(data.hex())
+    assert "ACTION[0] type = 1 set-var" in out and "VAR-SCOPE = 2 txn" in out
+    assert "ACTION[1] malformed (unknown action type 7)" in out
+    assert "ignores the last 5 byte(s)" in out
+    assert "1 action(s), truncated" in out
+
+
+@pytest.mark.parametrize(("data", "where", "status"), [
+    pytest.param(frame(3, message("m", ("a", t_str("xyz")))[:-2]), "MESSAGE-NAME = 'm'", 4,
+                 id="length-mismatch"),
+    pytest.param(frame(3, message("m", ("a", b"\x0e"))), "ARG[0] name = 'a'", 4, id="reserved-type"),
+    pytest.param(frame(101, b"\x05ver"), "FRAME-TYPE = 101 AGENT-HELLO", 4, id="kv-name-cut"),
+    pytest.param(bytes.fromhex("0000"), "FRAME-LENGTH cut short", 4, id="two-bytes"),
+])
+def test_malformed_frame_shows_what_was_read_then_error_and_status(
+        data: bytes, where: str, status: int) -> None:
+    out = describe_hex(data.hex())
+    assert where in out
+    assert "=> error: malformed" in out
+    assert f"=> SPOP status {status} (invalid frame received)" in out
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("", "no hex digits", id="empty"),
+    pytest.param("0g", "not hex: 'g'", id="bad-char"),
+    pytest.param("000", "odd number of hex digits", id="odd"),
+])
+def test_bad_hex_is_a_value_error(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_hex(text)
+    with pytest.raises(ValueError, match=message):
+        describe_hex(text)
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "spoe_sync.cli", "decode", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False)
+
+
+def test_cli_decodes_a_real_capture() -> None:
+    text = _golden_hex("a_default/a_notify_ip_src.hex")
+    done = _cli(text)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == describe_hex(text)
+    assert "MESSAGE-NAME = 'check-client-ip'" in done.stdout
+
+
+def test_cli_reads_stdin_and_rejects_bad_hex() -> None:
+    text = _golden_hex("d_healthcheck/d_hello_healthcheck.hex")
+    done = _cli("-", stdin=text + "\n")
+    assert done.returncode == 0 and "healthcheck=True" in done.stdout
+    bad = _cli("xyz")
+    assert bad.returncode == 1 and "not hex" in bad.stderr and not bad.stdout
