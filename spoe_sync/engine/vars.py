@@ -183,9 +183,6 @@ class _Store:
     def __len__(self) -> int:
         return self._count
 
-    def _get(self, scope: str, name: str) -> Value:
-        return self._data[scope].get(name)
-
     def _room(self, scope: str, name: str, value: Value) -> str | None:
         """``None`` when ``value`` fits under the caps, else the reason."""
         bag = self._data[scope]
@@ -245,7 +242,37 @@ def _own_name(full_name: str, scope: str) -> str:
     return name
 
 
-class ProcVars(_Store):
+class _ScopeStore(_Store):
+    """A store of one scope, addressed by full names of that scope."""
+
+    __slots__ = ()
+    SCOPE = ""
+
+    def __init__(self, limits: VarLimits | None) -> None:
+        super().__init__((self.SCOPE,), limits)
+
+    def get(self, full_name: str, default: Value = None) -> Value:
+        scope, _, name = full_name.partition(".")
+        value = self._data[self.SCOPE].get(name) if scope == self.SCOPE else None
+        return default if value is None else value
+
+    def set(self, full_name: str, value: object) -> None:
+        """Set (or, with ``None``, unset) a variable of this scope.
+
+        :raises VariableError: bad name or value, or a cap would be exceeded.
+        """
+        _set(self, self.SCOPE, _own_name(full_name, self.SCOPE), value, full_name)
+
+    def unset(self, full_name: str) -> bool:
+        """Remove the variable; True if it was set."""
+        return self._pop(self.SCOPE, _own_name(full_name, self.SCOPE))
+
+    def scope(self) -> Mapping[str, Value]:
+        """Read-only live view ``{"pfx.name": value}``."""
+        return self._view(self.SCOPE)
+
+
+class ProcVars(_ScopeStore):
     """The ``proc.*`` variables of one engine, shared by all its streams.
 
     A name is *registered* by ``register-var-names`` or by a reference in the
@@ -256,10 +283,11 @@ class ProcVars(_Store):
     """
 
     __slots__ = ("_registered",)
+    SCOPE = "proc"
 
     def __init__(self, registered: tuple[str, ...] | list[str] = (), *,
                  limits: VarLimits | None = None) -> None:
-        super().__init__(("proc",), limits)
+        super().__init__(limits)
         self._registered: set[str] = set()
         for full_name in registered:
             self.register(full_name)
@@ -282,58 +310,16 @@ class ProcVars(_Store):
         scope, _, name = full_name.partition(".")
         return scope == "proc" and (name in self._registered or name in self._data["proc"])
 
-    def get(self, full_name: str, default: Value = None) -> Value:
-        scope, _, name = full_name.partition(".")
-        if scope != "proc":
-            return default
-        value = self._data["proc"].get(name)
-        return default if value is None else value
 
-    def set(self, full_name: str, value: object) -> None:
-        """Set (or, with ``None``, unset) a ``proc`` variable.
-
-        :raises VariableError: bad name or value, or a cap would be exceeded.
-        """
-        _set(self, "proc", _own_name(full_name, "proc"), value, full_name)
-
-    def unset(self, full_name: str) -> bool:
-        """Remove the variable; True if it was set."""
-        return self._pop("proc", _own_name(full_name, "proc"))
-
-    def scope(self) -> Mapping[str, Value]:
-        """Read-only live view ``{"pfx.name": value}``."""
-        return self._view("proc")
-
-
-class Session(_Store):
+class Session(_ScopeStore):
     """The ``sess.*`` variables of one client connection (HTTP keep-alive
     requests, or a proxied TCP connection, share them)."""
 
     __slots__ = ()
+    SCOPE = "sess"
 
     def __init__(self, *, limits: VarLimits | None = None) -> None:
-        super().__init__(("sess",), limits)
-
-    def get(self, full_name: str, default: Value = None) -> Value:
-        scope, _, name = full_name.partition(".")
-        if scope != "sess":
-            return default
-        value = self._data["sess"].get(name)
-        return default if value is None else value
-
-    def set(self, full_name: str, value: object) -> None:
-        """Set (or, with ``None``, unset) a ``sess`` variable.
-
-        :raises VariableError: bad name or value, or a cap would be exceeded.
-        """
-        _set(self, "sess", _own_name(full_name, "sess"), value, full_name)
-
-    def unset(self, full_name: str) -> bool:
-        return self._pop("sess", _own_name(full_name, "sess"))
-
-    def scope(self) -> Mapping[str, Value]:
-        """Read-only live view ``{"pfx.name": value}``."""
-        return self._view("sess")
+        super().__init__(limits)
 
 
 def _set(store: _Store, scope: str, name: str, value: object, full_name: str) -> None:
