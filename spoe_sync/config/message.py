@@ -65,7 +65,7 @@ def _args(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> N
         try:
             expr = parse_sample(text)
         except ExpressionError as exc:
-            st.error(f"'args': {exc.message}.", lineno)
+            st.error(f"'args': {_dot(exc.message)}", lineno)
             return
         msg.args.append(ArgDraft(name, expr, lineno))
         i += 1
@@ -87,7 +87,7 @@ def _acl(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> No
         _acls(msg).add(name, words, base_dir=st.base_dir, filename=st.problems.filename,
                      lineno=lineno)
     except ExpressionError as exc:
-        st.error(f"error detected while parsing ACL '{name}' : {exc.message}.", lineno)
+        st.error(f"error detected while parsing ACL '{name}' : {_dot(exc.message)}", lineno)
         return
     msg.acl_lines.append((name, lineno))
 
@@ -114,7 +114,7 @@ def _event(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> 
             cond = parse_condition(words, _acls(msg), base_dir=st.base_dir)
         except ExpressionError as exc:
             st.error(f"error detected while parsing an 'event {event}' condition : "
-                     f"{exc.message}.", lineno)
+                     f"{_dot(exc.message)}", lineno)
             return
         msg.condition = cond
         msg.condition_lineno = lineno
@@ -123,6 +123,11 @@ def _event(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> 
                  f"but found '{args[2]}'.", lineno)
     # An 'event' line without a condition keeps the previous line's condition, as in
     # HAProxy (only 'if'/'unless' replaces msg->cond).
+
+
+def _dot(message: str) -> str:
+    """HAProxy ends these lines with a period; some messages already have one."""
+    return message if message.endswith(".") else message + "."
 
 
 def _acls(msg: MessageDraft) -> AclRegistry:

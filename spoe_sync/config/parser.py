@@ -66,6 +66,8 @@ def read_scope(text: str, problems: Problems, engine: str | None, *,
                 problems.error("negation/default currently supported only for options, log, "
                                "busy-polling, set-dumpable, strict-limits, insecure-fork-wanted "
                                "and numa-cpu-mapping.", lineno)
+            if not args[0]:
+                continue  # a lone "no"/"default"
             if args[0] in _SECTIONS:
                 section = args[0]
             if section is None:
