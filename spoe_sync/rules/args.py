@@ -13,7 +13,9 @@ __all__ = ["ArgError", "convert_args"]
 
 _TYPE_NAMES = {"int": "integer", "str": "string", "ipv4": "IPv4 address", "ipv6": "IPv6 address",
                "var": "string", "varopt": "string", "bool": "string", "hex": "string",
-               "regex": "regex", "msk4": "IPv4 mask", "msk6": "IPv6 mask", "intvar": "string"}
+               "regex": "regex", "msk4": "IPv4 mask", "msk6": "IPv6 mask", "intvar": "string",
+               "jsoncode": "string"}
+_JSON_CODES = ("ascii", "utf8", "utf8s", "utf8p", "utf8ps")
 _INT = re.compile(r"[-+]?\d+\Z")
 _SCOPES = ("proc", "sess", "txn", "req", "res", "check")
 
@@ -47,6 +49,11 @@ def _one(kind: str, text: str, pos: int) -> Any:
     if kind == "intvar":
         return int(text) if _INT.match(text) else _var_name(text)
     if kind in ("str", "varopt"):
+        return text
+    if kind == "jsoncode":
+        if text not in _JSON_CODES:
+            raise ArgError("Unexpected input code type. Allowed value are 'ascii', 'utf8', "
+                           "'utf8s', 'utf8p' and 'utf8ps'", validation=True)
         return text
     if kind == "var":
         return _var_name(text)
@@ -111,13 +118,14 @@ def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
     given = call.args
     mandatory = [s for s in spec if not s.endswith("?")]
     # A missing string argument is an empty string for HAProxy (``str`` is ``str()``).
-    while len(given) < len(mandatory) and mandatory[len(given)] in ("str", "hex", "var"):
-        kind = mandatory[len(given)]
+    if not given and mandatory and mandatory[0] in ("str", "hex", "var"):
+        # make_arg_list() sees one empty argument: valid for a string, not for the others.
+        kind = mandatory[0]
         if kind == "hex":
             raise ArgError("(null)", validation=True)
         if kind == "var":
             raise ArgError("Empty variable name cannot be accepted", validation=True)
-        given = (*given, "")
+        given = ("",)
     if len(given) > len(spec):
         rest = "," + ",".join(given[len(spec):]) + ")" if spec else ",".join(given) + ")"
         raise ArgError(f"expected ')' before '{rest}'", position=len(spec) + 1)

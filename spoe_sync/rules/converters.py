@@ -99,7 +99,7 @@ _JSON_ESC = {"\"": "\\\"", "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "
              "\r": "\\r", "\t": "\\t"}
 
 
-@conv("json", "str?", in_="str", out="str")
+@conv("json", "jsoncode?", in_="str", out="str")
 def _json(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
     mode = args[0] if args and args[0] else "utf8"
     out = []

@@ -1,0 +1,281 @@
+"""Every implemented sample fetch (configuration.txt §7.3.2-§7.3.6) with HAProxy's output type
+and NULL-vs-empty semantics (agent-ecosystem.md §2.1, §3.2, §3.3)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from spoe_sync.protocol import DataType, data_type_of
+from spoe_sync.rules import (
+    EvalContext,
+    RequestInfo,
+    ResponseInfo,
+    SampleSource,
+    StaticSamples,
+    TCPSamples,
+    parse_sample,
+)
+from spoe_sync.rules.fetches import REGISTRY
+
+REQUEST = RequestInfo(
+    method="POST",
+    target="/some/path?x=1&y=&x=3",
+    version="HTTP/1.1",
+    headers=[
+        ("Host", "Example.COM"),
+        ("X-List", " a, b "),
+        ("User-Agent", "curl/8.0 (x, y)"),
+        ("x-list", '"c,d", e'),
+        ("Cookie", "sid=abc; other=1; $Version=1"),
+        ("Cookie", "sid=second; empty="),
+        ("Content-Length", "11"),
+        ("Connection", "close"),
+    ],
+    body=b"hello world",
+)
+RESPONSE = ResponseInfo(302, [("Location", "/x"), ("Set-Cookie", "s=1; Path=/"),
+                              ("Set-Cookie", "t=2")], body=b"moved", version="HTTP/1.0")
+SOURCE = SampleSource(
+    client=(IPv4Address("192.0.2.7"), 40000),
+    local=(IPv6Address("2001:db8::1"), 443),
+    ssl=True,
+    request=REQUEST,
+    response=RESPONSE,
+    req_payload=b"\x16\x03\x01hello",
+    res_payload=b"HTTP/1.1 200",
+    unique_id="abc-123",
+    frontend_id=3,
+)
+VARS = {"txn.a.s": "text", "txn.a.i": 7, "sess.x": True}
+
+HDRS = ("host: Example.COM\r\nx-list: a, b\r\nuser-agent: curl/8.0 (x, y)\r\n"
+        'x-list: "c,d", e\r\ncookie: sid=abc; other=1; $Version=1\r\n'
+        "cookie: sid=second; empty=\r\ncontent-length: 11\r\n\r\n")
+
+CASES = [
+    # layer 4/5
+    ("src", IPv4Address("192.0.2.7"), DataType.IPV4),
+    ("src_port", 40000, DataType.INT64),
+    ("dst", IPv6Address("2001:db8::1"), DataType.IPV6),
+    ("dst_port", 443, DataType.INT64),
+    ("ssl_fc", True, DataType.BOOL),
+    ("fe_id", 3, DataType.INT64),
+    ("unique-id", "abc-123", DataType.STRING),
+    ("req.payload(0,3)", b"\x16\x03\x01", DataType.BINARY),
+    ("req.payload(3,0)", b"hello", DataType.BINARY),
+    ("req.payload(5,10)", None, DataType.NULL),
+    ("payload(0,1)", b"\x16", DataType.BINARY),
+    ("req.len", 8, DataType.INT64),
+    ("res.payload(0,4)", b"HTTP", DataType.BINARY),
+    ("res.len", 12, DataType.INT64),
+    # request line
+    ("method", "POST", DataType.STRING),
+    ("url", "/some/path?x=1&y=&x=3", DataType.STRING),
+    ("path", "/some/path", DataType.STRING),
+    ("pathq", "/some/path?x=1&y=&x=3", DataType.STRING),
+    ("query", "x=1&y=&x=3", DataType.STRING),
+    ("req.ver", "1.1", DataType.STRING),
+    ("req_ver", "1.1", DataType.STRING),
+    ("base", "Example.COM/some/path", DataType.STRING),
+    ("url_param(x)", "1", DataType.STRING),
+    ("url_param(y)", "", DataType.STRING),
+    ("url_param(z)", None, DataType.NULL),
+    ("urlp(x)", "1", DataType.STRING),
+    ("req.proto_http", True, DataType.BOOL),
+    # request headers
+    ("req.hdr(host)", "Example.COM", DataType.STRING),
+    ("hdr(HOST)", "Example.COM", DataType.STRING),
+    ("req.hdr(x-list)", "e", DataType.STRING),
+    ("req.hdr(x-list,1)", "a", DataType.STRING),
+    ("req.hdr(x-list,3)", '"c,d"', DataType.STRING),
+    ("req.hdr(x-list,-2)", '"c,d"', DataType.STRING),
+    ("req.hdr(x-list,5)", None, DataType.NULL),
+    ("req.hdr(x-list,0)", "e", DataType.STRING),
+    ("req.hdr(x-missing)", None, DataType.NULL),
+    ("req.hdr(connection)", None, DataType.NULL),
+    ("req.fhdr(x-list)", '"c,d", e', DataType.STRING),
+    ("req.fhdr(x-list,1)", "a, b", DataType.STRING),
+    ("req.fhdr(user-agent)", "curl/8.0 (x, y)", DataType.STRING),
+    ("req.hdr(user-agent)", "y)", DataType.STRING),
+    ("req.hdr_cnt(x-list)", 4, DataType.INT64),
+    ("req.fhdr_cnt(x-list)", 2, DataType.INT64),
+    ("req.hdr_cnt(nope)", 0, DataType.INT64),
+    ("req.hdr_val(content-length)", 11, DataType.INT64),
+    ("req.hdr_names", "host,x-list,user-agent,x-list,cookie,cookie,content-length",
+     DataType.STRING),
+    ("req.hdr_names(;)", "host;x-list;user-agent;x-list;cookie;cookie;content-length",
+     DataType.STRING),
+    ("req.hdrs", HDRS, DataType.STRING),
+    ("req.cook(sid)", "second", DataType.STRING),
+    ("req.cook(other)", "1", DataType.STRING),
+    ("req.cook(empty)", "", DataType.STRING),
+    ("req.cook(nope)", None, DataType.NULL),
+    ("req.cook($Version)", None, DataType.NULL),
+    ("cook(sid)", "second", DataType.STRING),
+    ("req.cook_cnt(sid)", 2, DataType.INT64),
+    ("req.cook_val(other)", 1, DataType.INT64),
+    # bodies
+    ("req.body", b"hello world", DataType.BINARY),
+    ("req.body_len", 11, DataType.INT64),
+    ("req.body_size", 11, DataType.INT64),
+    # response
+    ("status", 302, DataType.INT64),
+    ("res.ver", "1.0", DataType.STRING),
+    ("resp_ver", "1.0", DataType.STRING),
+    ("res.hdr(location)", "/x", DataType.STRING),
+    ("shdr(location)", "/x", DataType.STRING),
+    ("res.fhdr(set-cookie,1)", "s=1; Path=/", DataType.STRING),
+    ("res.hdr_cnt(set-cookie)", 2, DataType.INT64),
+    ("res.hdrs", "location: /x\r\nset-cookie: s=1; Path=/\r\nset-cookie: t=2\r\n\r\n",
+     DataType.STRING),
+    ("res.cook(s)", "1", DataType.STRING),
+    ("res.cook(t)", "2", DataType.STRING),
+    ("res.cook(Path)", None, DataType.NULL),
+    ("res.body", b"moved", DataType.BINARY),
+    ("res.body_len", 5, DataType.INT64),
+    ("res.body_size", 5, DataType.INT64),
+    # literals and internal state
+    ("str(abc)", "abc", DataType.STRING),
+    ("str()", "", DataType.STRING),
+    ("int(-5)", -5, DataType.INT64),
+    ("bool(true)", True, DataType.BOOL),
+    ("bool(0)", False, DataType.BOOL),
+    ("bin(DEADbeef)", b"\xde\xad\xbe\xef", DataType.BINARY),
+    ("ipv4(10.0.0.1)", IPv4Address("10.0.0.1"), DataType.IPV4),
+    ("ipv6(::55)", IPv6Address("::55"), DataType.IPV6),
+    ("always_true", True, DataType.BOOL),
+    ("always_false", False, DataType.BOOL),
+    ("var(txn.a.s)", "text", DataType.STRING),
+    ("var(txn.a.i)", 7, DataType.INT64),
+    ("var(sess.x)", True, DataType.BOOL),
+    ("var(txn.unset)", None, DataType.NULL),
+    ("var(txn.unset,fallback)", "fallback", DataType.STRING),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "wire"),
+                         [pytest.param(*c, id=c[0]) for c in CASES])
+def test_fetch(text, value, wire):
+    result = parse_sample(text).evaluate(EvalContext(SOURCE, VARS))
+    assert result == value
+    assert type(result) is type(value)
+    assert data_type_of(result) == wire
+
+
+def test_req_hdrs_bin_layout():
+    block = parse_sample("req.hdrs_bin").evaluate(EvalContext(SOURCE))
+    assert block.startswith(b"\x04host\x0bExample.COM\x06x-list\x04a, b")
+    assert block.endswith(b"\x0econtent-length\x0211\x00\x00")
+
+
+def test_every_registered_fetch_is_in_the_table_or_an_alias():
+    tested = {parse_sample(c[0]).fetch for c in CASES} | {"req.hdrs_bin", "res.hdrs_bin",
+                                                         "res.hdr_val", "res.cook_cnt",
+                                                         "res.cook_val", "res.hdr_names",
+                                                         "res.fhdr_cnt"}
+    assert set(REGISTRY) <= tested
+
+
+@pytest.mark.parametrize("text", [pytest.param(t, id=t) for t in (
+    "src", "dst_port", "method", "path", "url", "query", "req.ver", "req.hdr(host)", "req.hdrs",
+    "req.hdrs_bin", "req.body", "req.body_size", "status", "res.hdrs", "res.ver", "res.body",
+    "req.cook(a)", "unique-id", "fe_id", "req.payload(0,1)", "req.len")])
+def test_missing_data_is_null(text):
+    assert parse_sample(text).evaluate(EvalContext(SampleSource())) is None
+
+
+@pytest.mark.parametrize(("target", "path", "query", "pathq"), [
+    pytest.param("/a?b", "/a", "b", "/a?b", id="origin-form"),
+    pytest.param("/a?", "/a", "", "/a?", id="empty-query"),
+    pytest.param("/a", "/a", None, "/a", id="no-query"),
+    pytest.param("*", None, None, None, id="asterisk"),
+    pytest.param("http://h:80/p?q", "/p", "q", "/p?q", id="absolute"),
+    pytest.param("http://h", None, None, None, id="absolute-no-path"),
+    pytest.param("h:443", None, None, None, id="authority-form"),
+    pytest.param("/a?b?c", "/a", "b?c", "/a?b?c", id="two-question-marks"),
+])
+def test_path_and_query(target, path, query, pathq):
+    ctx = EvalContext(SampleSource(request=RequestInfo("GET", target)))
+    assert [parse_sample(t).evaluate(ctx) for t in ("path", "query", "pathq")] == [
+        path, query, pathq]
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    pytest.param("HTTP/1.1", "1.1", id="1.1"),
+    pytest.param("HTTP/2.0", "2.0", id="2.0"),
+    pytest.param("HTTP/", None, id="empty"),
+    pytest.param("junk", None, id="no-slash"),
+])
+def test_req_ver(version, expected):
+    ctx = EvalContext(SampleSource(request=RequestInfo("GET", "/", version)))
+    assert parse_sample("req.ver").evaluate(ctx) == expected
+
+
+def test_body_not_buffered_is_empty_binary():
+    ctx = EvalContext(SampleSource(request=RequestInfo("GET", "/")))
+    assert parse_sample("req.body").evaluate(ctx) == b""
+    assert parse_sample("req.body_size").evaluate(ctx) == 0
+
+
+def test_transfer_encoding_drops_content_length():
+    req = RequestInfo("POST", "/", headers=[("Content-Length", "99"),
+                                            ("Transfer-Encoding", "chunked")], body=b"abc")
+    ctx = EvalContext(SampleSource(request=req))
+    assert parse_sample("req.hdr(content-length)").evaluate(ctx) is None
+    assert parse_sample("req.body_size").evaluate(ctx) == 3
+
+
+def test_connection_header_keeps_other_tokens():
+    req = RequestInfo("GET", "/", headers=[("Connection", "keep-alive, Upgrade, close")])
+    ctx = EvalContext(SampleSource(request=req))
+    assert parse_sample("req.fhdr(connection)").evaluate(ctx) == "Upgrade"
+
+
+def test_non_utf8_header_bytes_round_trip():
+    req = RequestInfo("GET", "/", headers=[(b"X-Latin", b"caf\xe9")])
+    ctx = EvalContext(SampleSource(request=req))
+    value = parse_sample("req.hdr(x-latin)").evaluate(ctx)
+    assert value.encode("utf-8", "surrogateescape") == b"caf\xe9"
+
+
+def test_tcp_samples():
+    src = TCPSamples(("10.1.1.1", 1234), ("10.2.2.2", 443), b"GET / HTTP/1.1\r\n", ssl=True)
+    ctx = EvalContext(src)
+    got = [parse_sample(t).evaluate(ctx)
+           for t in ("src", "src_port", "dst", "dst_port", "req.len", "req.payload(0,3)",
+                     "ssl_fc", "req.hdr(host)")]
+    assert got == [IPv4Address("10.1.1.1"), 1234, IPv4Address("10.2.2.2"), 443, 16, b"GET",
+                   True, None]
+
+
+@pytest.mark.parametrize("addr", [
+    pytest.param("/tmp/sock", id="unix-path"),
+    pytest.param(("not-an-ip", 1), id="hostname"),
+    pytest.param(None, id="none"),
+    pytest.param(("10.0.0.1", "x"), id="bad-port"),
+])
+def test_tcp_samples_bad_addresses_are_null(addr):
+    ctx = EvalContext(TCPSamples(addr, addr))
+    assert parse_sample("src").evaluate(ctx) is None
+    assert parse_sample("dst_port").evaluate(ctx) is None
+
+
+def test_tcp_samples_ipv6_with_scope():
+    ctx = EvalContext(TCPSamples(("fe80::1%eth0", 5, 0, 2), None))
+    assert parse_sample("src").evaluate(ctx) == IPv6Address("fe80::1")
+
+
+@pytest.mark.parametrize(("mapping", "text", "expected"), [
+    pytest.param({"src": IPv4Address("10.0.0.1")}, "src", IPv4Address("10.0.0.1"), id="src"),
+    pytest.param({"req.hdr(host)": "A.example"}, "req.hdr(host),lower", "a.example",
+                 id="converter-on-static"),
+    pytest.param({"req.hdr(host)": "a"}, "hdr(host)", "a", id="alias-finds-canonical"),
+    pytest.param({"hdr(host)": "a"}, "hdr(host)", "a", id="as-written"),
+    pytest.param({}, "path", None, id="missing-is-null"),
+    pytest.param({"str(x)": "ignored"}, "str(x)", "x", id="literal-not-looked-up"),
+    pytest.param({"status": 200}, "status", 200, id="int"),
+])
+def test_static_samples(mapping, text, expected):
+    assert parse_sample(text).evaluate(EvalContext(StaticSamples(mapping))) == expected
