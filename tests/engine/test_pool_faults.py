@@ -1,0 +1,251 @@
+"""Faults, with real sockets against scripted FakeAgents: every AGENT-HELLO failure
+of haproxy-engine-behaviour.md §1.2 with HAProxy's status, agents that close,
+reset, stall, send garbage or an over-long length prefix, AGENT-DISCONNECT at
+hello and mid-flight, unknown frame-ids per mode (§2.3), ABORT, refused
+connections (§3.6, §5.1).  In every case: the right status on every affected
+frame, no hang, no exception out of the pool, the applet replaced, counters
+consistent; and (issue 5 points 1, 3, 5) no reconnect storm, fast failure with
+the real status when the cause is known."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+
+from spoe_sync.config import Timeouts
+from spoe_sync.protocol import FLAG_FIN, Ack, AgentDisconnect, AgentHello, Message, UInt32
+from spoe_sync.protocol.codec import encode_frame, encode_messages
+from spoe_sync.testing import GARBAGE, OVERLONG, FakeAgent
+
+from .poolkit import PAYLOAD, assert_consistent, burst, closed_port, make_pool, settle, statuses
+
+pytestmark = pytest.mark.timeout(20)
+
+CAPS = ("capabilities", "pipelining,async")
+MFS = ("max-frame-size", UInt32(16380))
+
+
+def hello(*items: tuple[str, object], flags: int = FLAG_FIN, stream_id: int = 0) -> AgentHello:
+    return AgentHello(tuple(items), flags=flags, stream_id=stream_id)  # type: ignore[arg-type]
+
+
+# (hello script, stream status, status of our HAPROXY-DISCONNECT or None when HAProxy sends none)
+HELLO_FAILURES = [
+    pytest.param(hello(("version", "2.1"), MFS, CAPS), 256 + 8, 8, id="unsupported-version"),
+    pytest.param(hello(("version", "2"), MFS, CAPS), 256 + 8, 8, id="unparsable-version"),
+    pytest.param(hello(MFS, CAPS), 256 + 5, 5, id="no-version"),
+    pytest.param(hello(("version", "2.0"), CAPS), 256 + 6, 6, id="no-max-frame-size"),
+    pytest.param(hello(("version", "2.0"), ("max-frame-size", UInt32(100)), CAPS), 256 + 9, 9,
+                 id="max-frame-size-too-small"),
+    pytest.param(hello(("version", "2.0"), ("max-frame-size", UInt32(20000)), CAPS), 256 + 9, 9,
+                 id="max-frame-size-too-big"),
+    pytest.param(hello(("version", 2), MFS, CAPS), 256 + 4, 4, id="version-not-a-string"),
+    pytest.param(hello(("version", "2.0"), MFS, CAPS, flags=0), 256 + 10, 10, id="no-fin"),
+    pytest.param(hello(("version", "2.0"), MFS, CAPS, stream_id=1), 256 + 4, 4, id="non-zero-ids"),
+    pytest.param(encode_frame(Ack(0, 0)), 256 + 4, 4, id="not-an-agent-hello"),
+    pytest.param(GARBAGE, 256 + 4, 4, id="garbage"),
+    pytest.param(OVERLONG, 256 + 3, 3, id="over-long-length-prefix"),
+    pytest.param(AgentDisconnect.make(42, "go away"), 256 + 42, None, id="agent-disconnect"),
+    pytest.param("close", 256 + 1, None, id="close"),
+    pytest.param("reset", 256 + 1, None, id="reset"),
+    pytest.param("stall", 256 + 2, None, id="stall-hello-timeout"),
+]
+
+
+@pytest.mark.parametrize(("script", "status", "our_disconnect"), HELLO_FAILURES)
+def test_every_hello_failure_fails_every_frame_fast_with_its_status(
+        script: object, status: int, our_disconnect: int | None) -> None:
+    """Point 1: HAProxy 2.6 reconnects 400-1000 times in 500 ms and ends with st=1."""
+    with FakeAgent(hello=script) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.3, idle=None, processing=3))
+        start = time.monotonic()
+        outcomes = burst(pool, 200, timeout=3.0)
+        elapsed = time.monotonic() - start
+        assert statuses(outcomes) == {status: 200}
+        assert elapsed < 0.8, elapsed  # far from the 3 s processing timeout
+        assert agent.connections <= 2, agent.connections
+        gevent.sleep(0.05)
+        assert [d.status_code for d in agent.disconnects] == ([our_disconnect] if our_disconnect else [])
+        m = pool.metrics()
+        assert m.servers[0].connect_errors == agent.connections
+        assert m.servers[0].last_status == status
+        assert_consistent(pool)
+        pool.close(1)
+
+
+def test_refused_connections_fail_with_2_without_a_storm() -> None:
+    pool = make_pool(closed_port())
+    start = time.monotonic()
+    outcomes = burst(pool, 300, timeout=3.0)
+    assert statuses(outcomes) == {2: 300}
+    assert time.monotonic() - start < 0.5
+    # A second of steady traffic costs a handful of attempts (backoff 0.2 s doubling).
+    end = time.monotonic() + 1.0
+    sid = 1000
+    while time.monotonic() < end:
+        outcome = pool.process(sid, 1, PAYLOAD, time.monotonic() + 3)
+        assert outcome.status == 2 and outcome.total_ms < 100
+        sid += 1
+        gevent.sleep(0.01)
+    attempts = pool.metrics().servers[0].connect_attempts
+    assert 2 <= attempts <= 5, attempts
+    assert_consistent(pool)
+    pool.close(1)
+
+
+def test_service_resumes_after_the_backoff_when_the_agent_recovers() -> None:
+    with FakeAgent(hello=AgentDisconnect.make(13), fault_connections=1) as agent:
+        pool = make_pool(agent.address)
+        assert statuses(burst(pool, 50)) == {256 + 13: 50}
+        gevent.sleep(0.5)  # past the first backoff step (0.2 s + jitter)
+        assert statuses(burst(pool, 50, first_sid=100)) == {0: 50}
+        assert agent.connections == 1 + 3  # the refused one, then 50 frames / 20 per connection
+        pool.close(1)
+
+
+def test_slow_hello_within_the_hello_timeout_is_fine() -> None:
+    with FakeAgent(hello_delay=0.15) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=None, processing=2))
+        assert statuses(burst(pool, 20)) == {0: 20}
+        pool.close(1)
+
+
+def test_slow_hello_beyond_the_hello_timeout_fails_with_258() -> None:
+    with FakeAgent(hello_delay=0.4) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.1, idle=None, processing=2))
+        outcomes = burst(pool, 20)
+        assert statuses(outcomes) == {256 + 2: 20}
+        assert max(o.total_ms for o in outcomes) < 400
+        pool.close(1)
+
+
+# (fault, capabilities, stream status of the frames in flight, our DISCONNECT)
+MIDFLIGHT = [
+    pytest.param("close", "pipelining", 256 + 1, None, id="close"),
+    pytest.param("reset", "pipelining", 256 + 1, None, id="reset"),
+    pytest.param("disconnect", "pipelining", 256 + 42, None, id="agent-disconnect"),
+    pytest.param("garbage", "pipelining", 256 + 4, 4, id="garbage"),
+    pytest.param("overlong", "pipelining", 256 + 3, 3, id="over-long-length-prefix"),
+    pytest.param("close", "", 256 + 1, None, id="close-sync"),
+    pytest.param("unknown-frame-id", "", 256 + 12, 12, id="unknown-frame-id-sync"),
+    pytest.param("close", "pipelining,async", 256 + 1, None, id="close-async"),
+    pytest.param("disconnect", "pipelining,async", 256 + 42, None, id="agent-disconnect-async"),
+]
+
+
+@pytest.mark.parametrize(("fault", "caps", "status", "our_disconnect"), MIDFLIGHT)
+def test_midflight_failure_reaches_every_frame_and_the_applet_is_replaced(
+        fault: str, caps: str, status: int, our_disconnect: int | None) -> None:
+    """Points 3 and 5: the connection-level status, at once, on every frame that
+    was on the connection (async included: no other connection can answer)."""
+    with FakeAgent(capabilities=caps, fault=fault, fault_connections=1, disconnect_status=42,
+                   delays=0.02) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=None, processing=3))
+        frames = 1 if caps == "" else 10
+        start = time.monotonic()
+        outcomes = burst(pool, frames, timeout=3.0)
+        assert statuses(outcomes) == {status: frames}
+        assert time.monotonic() - start < 0.5
+        gevent.sleep(0.05)
+        assert [d.status_code for d in agent.disconnects] == ([our_disconnect] if our_disconnect else [])
+        gevent.sleep(0.3)  # the connection never worked: its server backs off 0.2 s
+        assert statuses(burst(pool, frames, first_sid=100)) == {0: frames}
+        assert agent.connections == 2
+        assert_consistent(pool)
+        pool.close(1)
+
+
+def test_async_frames_keep_waiting_while_another_connection_lives() -> None:
+    """HAProxy keeps async frames of a lost connection waiting while other
+    connections remain (an ACK may come on any of them)."""
+    with FakeAgent(capabilities="pipelining,async", fault="stall", fault_after=3,
+                   fault_connections=1, delays=0.05) as agent:
+        pool = make_pool(agent.address, max_waiting_frames=2,
+                         timeouts=Timeouts(hello=0.5, idle=0.3, processing=3))
+        outcomes = burst(pool, 4, timeout=2.0)
+        # The first connection stalls after 2 answered frames, idle 0.3 s ends it
+        # (DISCONNECT 2); the other connection still lives, so its frames wait
+        # on until they time out rather than failing with 258.
+        assert sorted(o.status for o in outcomes) in ([0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [0, 0, 1, 258], [0, 0, 258, 258], [0, 0, 0, 258])
+        settle(pool)
+        assert_consistent(pool)
+        pool.close(1)
+
+
+@pytest.mark.parametrize("caps", [pytest.param("pipelining", id="pipelining"),
+                                  pytest.param("pipelining,async", id="async")])
+def test_unknown_frame_id_is_ignored_in_pipelining_and_async(caps: str) -> None:
+    with FakeAgent(capabilities=caps, fault="unknown-frame-id", fault_connections=1) as agent:
+        pool = make_pool(agent.address, maxconnrate=1)
+        outcomes = burst(pool, 5, timeout=0.3)
+        assert statuses(outcomes) == {1: 5}  # the ACKs match nothing: processing timeout
+        assert not agent.disconnects
+        assert agent.acks_sent == 5
+        assert_consistent(pool)
+        pool.close(1)
+
+
+def test_abort_on_an_unfragmented_ack_is_ignored() -> None:
+    with FakeAgent(fault="abort") as agent:
+        pool = make_pool(agent.address)
+        assert statuses(burst(pool, 5)) == {0: 5}
+        pool.close(1)
+
+
+def test_abort_on_the_ack_of_a_fragmented_notify_fails_with_4() -> None:
+    with FakeAgent(capabilities="pipelining,fragmentation", max_frame_size=256, fault="abort") as agent:
+        pool = make_pool(agent.address)
+        big = encode_messages([Message("big", (("body", b"y" * 1000),))])
+        outcome = pool.process(1, 1, big, time.monotonic() + 1)
+        assert outcome.status == 4
+        assert pool.process(2, 1, PAYLOAD, time.monotonic() + 1).status == 0
+        assert agent.connections == 1
+        pool.close(1)
+
+
+def test_stalled_agent_with_an_idle_timeout_is_replaced() -> None:
+    """The stalled agent reads nothing: our DISCONNECT 2 goes unheard, the frames
+    get 258 when ``timeout idle`` fires, before the processing timeout."""
+    with FakeAgent(fault="stall", fault_connections=1) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=0.2, processing=0.6))
+        outcomes = burst(pool, 5, timeout=0.6)
+        assert statuses(outcomes) == {256 + 2: 5}
+        assert max(o.total_ms for o in outcomes) < 400
+        settle(pool)
+        gevent.sleep(0.3)  # the connection never worked: its server backs off 0.2 s
+        assert statuses(burst(pool, 5, first_sid=100)) == {0: 5}
+        assert agent.connections == 2
+        pool.close(1)
+
+
+def test_stalled_agent_without_an_idle_timeout_times_frames_out() -> None:
+    """Without ``timeout idle`` nothing says the connection is dead (as in
+    HAProxy): frames end with the processing timeout and the connection stays."""
+    with FakeAgent(fault="stall", fault_connections=1) as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=None, processing=0.3))
+        assert statuses(burst(pool, 5, timeout=0.3)) == {1: 5}
+        assert statuses(burst(pool, 5, timeout=0.2, first_sid=100)) == {1: 5}
+        assert agent.connections == 1
+        assert_consistent(pool)
+        pool.close(0.1)
+
+
+def test_silent_agent_times_out_and_the_connection_is_kept() -> None:
+    with FakeAgent(fault="silent", fault_after=2) as agent:
+        pool = make_pool(agent.address)
+        assert pool.process(1, 1, PAYLOAD, time.monotonic() + 1).status == 0
+        assert pool.process(2, 1, PAYLOAD, time.monotonic() + 0.1).status == 1
+        assert agent.connections == 1 and pool.metrics().applets == 1
+        assert_consistent(pool)
+        pool.close(1)
+
+
+def test_a_failing_server_is_avoided_while_another_serves() -> None:
+    with FakeAgent(hello="close") as bad, FakeAgent() as good:
+        pool = make_pool(bad.address, good.address)
+        outcomes = burst(pool, 100)
+        assert statuses(outcomes) == {0: 100}
+        assert bad.connections <= 2
+        pool.close(1)
