@@ -392,6 +392,10 @@ class Vars(_Store):
             for name in list(store._data[scope]):
                 yield f"{scope}.{name}"
 
+    def __len__(self) -> int:
+        """Variables the stream sees in all scopes (as many as iteration yields)."""
+        return self._count + len(self.session) + len(self.proc)
+
     def items(self) -> Iterator[tuple[str, Value]]:
         for full_name in self:
             yield full_name, self.get(full_name)
@@ -462,4 +466,4 @@ class Vars(_Store):
         return dict(self.items())
 
     def __repr__(self) -> str:
-        return f"<Vars {len(self)} own, {len(self.session)} sess, {len(self.proc)} proc>"
+        return f"<Vars {self._count} txn/req/res, {len(self.session)} sess, {len(self.proc)} proc>"

@@ -119,6 +119,7 @@ def test_iteration_goes_scope_by_scope():
     for name in ("res.r", "txn.t", "req.q", "sess.s", "proc.p"):
         vars.set(name, 1)
     assert list(vars) == ["proc.p", "sess.s", "txn.t", "req.q", "res.r"]
+    assert len(vars) == 5 and repr(vars) == "<Vars 3 txn/req/res, 1 sess, 1 proc>"
     assert vars.as_dict() == dict.fromkeys(["proc.p", "sess.s", "txn.t", "req.q", "res.r"], 1)
 
 
