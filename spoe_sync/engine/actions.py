@@ -145,7 +145,7 @@ def apply_actions(actions: Iterable[Action], vars: Vars, *, var_prefix: str,
                     and not vars.proc.exists(full_name)):
                 reason = REASON_PROC_NOT_REGISTERED
             else:
-                reason = vars.try_set(full_name, value)
+                reason = vars._set_valid(full_name, value)
         if reason is None:
             done.pop(full_name, None)  # keep the dict in the order of the last change
             done[full_name] = vars.get(full_name)

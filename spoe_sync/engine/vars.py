@@ -420,6 +420,10 @@ class Vars(_Store):
         reason = check_var_name(full_name)
         if reason is not None:
             return reason
+        return self._set_valid(full_name, value, enforce_limits)
+
+    def _set_valid(self, full_name: str, value: Value, enforce_limits: bool = True) -> str | None:
+        """:meth:`try_set` for a name already checked (the ACK hot path)."""
         scope, _, name = full_name.partition(".")
         store = self._owner(scope)
         assert store is not None
