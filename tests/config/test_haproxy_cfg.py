@@ -1,0 +1,91 @@
+"""Reusing an existing haproxy.cfg (api-proposal.md §3): backends with their servers, defaults,
+``filter spoe`` lines, and rule lines kept for later layers."""
+
+from __future__ import annotations
+
+import pytest
+
+from spoe_sync.config import Server, load_haproxy_cfg, parse_haproxy_cfg
+from spoe_sync.errors import ConfigError
+
+CFG = """\
+global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout server 30s
+    default-server inter 3s
+frontend www
+    bind :80
+    filter spoe engine ip-reputation config spoe-ip-reputation.conf
+    filter compression
+    tcp-request content reject if { var(sess.iprep.ip_score) -m int lt 20 }
+    http-request send-spoe-group ip-reputation grp1 if { path_beg /api }
+    default_backend http-servers
+backend http-servers
+    server http 10.0.0.5:80
+backend iprep-servers
+    mode tcp
+    balance leastconn
+    option spop-check
+    timeout connect 1s
+    server iprep1 10.0.0.1:12345 check inter 500ms rise 3 fall 4 weight 10 maxconn 8
+    server iprep2 ipv6@[::1]:12345 ssl verify none disabled
+    server iprep3 unix@/run/spoa.sock
+listen both
+    bind :81
+    filter spoe config "other.conf"
+"""
+
+
+def test_backends_and_servers():
+    cfg = parse_haproxy_cfg(CFG, filename="/etc/haproxy/haproxy.cfg")
+    be = cfg.backends["iprep-servers"]
+    assert (be.mode, be.balance, be.spop_check, be.timeout_connect, be.timeout_server) == (
+        "tcp", "leastconn", True, 1.0, 30.0)
+    assert (be.filename, be.lineno) == ("/etc/haproxy/haproxy.cfg", 17)
+    s1, s2, s3 = be.servers
+    assert s1 == Server("10.0.0.1:12345", name="iprep1", weight=10, maxconn=8, check=True,
+                        inter=0.5, rise=3, fall=4)
+    assert (s2.family, s2.host, s2.disabled, s2.inter) == ("ipv6", "::1", True, 3.0)
+    assert (s3.family, s3.path) == ("unix", "/run/spoa.sock")
+    assert cfg.backends["http-servers"].mode == "http"
+    assert set(cfg.backends) == {"http-servers", "iprep-servers", "both"}
+
+
+def test_filters_and_rules():
+    cfg = parse_haproxy_cfg(CFG, filename="/etc/haproxy/haproxy.cfg")
+    f1, f2 = cfg.filters
+    assert (f1.proxy, f1.proxy_kind, f1.engine, f1.config, f1.lineno) == (
+        "www", "frontend", "ip-reputation", "spoe-ip-reputation.conf", 10)
+    assert f1.path == "/etc/haproxy/spoe-ip-reputation.conf"
+    assert (f2.proxy_kind, f2.engine, f2.config) == ("listen", None, "other.conf")
+    rules = cfg.proxies["www"].rules
+    assert [(r.lineno, r.words[:3]) for r in rules] == [
+        (12, ("tcp-request", "content", "reject")),
+        (13, ("http-request", "send-spoe-group", "ip-reputation"))]
+    assert rules[1].words[-5:] == ("if", "{", "path_beg", "/api", "}")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    pytest.param("filter spoe engine e1", "'spoe' : missing config file"),
+    pytest.param("filter spoe config", "'spoe' : 'config' option without value"),
+    pytest.param("filter spoe config a.conf foo", "unknown keyword 'foo'"),
+    pytest.param("server s1", "'server' expects <name> and <addr>[:<port>] as arguments."),
+    pytest.param("server s1 10.0.0.1", "missing port"),
+    pytest.param("server s1 10.0.0.1:1 weight x", "'weight' expects an integer argument"),
+    pytest.param("balance fastest", "unknown balance algorithm 'fastest'"),
+    pytest.param("args 'x", "unmatched quote"),
+])
+def test_errors(line, message):
+    with pytest.raises(ConfigError) as info:
+        parse_haproxy_cfg(f"backend b\n    mode tcp\n    {line}\n")
+    assert message in info.value.message and info.value.lineno == 3
+
+
+def test_load_from_file(tmp_path):
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(CFG)
+    cfg = load_haproxy_cfg(path)
+    assert cfg.filename == str(path) and cfg.filters[0].path == str(tmp_path / "spoe-ip-reputation.conf")
