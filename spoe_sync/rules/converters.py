@@ -101,20 +101,20 @@ _JSON_ESC = {"\"": "\\\"", "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "
 
 @conv("json", "jsoncode?", in_="str", out="str")
 def _json(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
-    mode = args[0] if args and args[0] else "utf8"
+    mode = args[0] if args and args[0] else "ascii"  # HAProxy 2.6 default (observed)
     out = []
     for ch in v:
         if ch in _JSON_ESC:
             out.append(_JSON_ESC[ch])
-        elif ord(ch) < 0x20 or (mode == "ascii" and ord(ch) > 0x7E):
-            out.append(f"\\u{ord(ch) if mode == 'ascii' or ord(ch) < 0x20 else 0:04x}")
-        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        elif mode == "ascii" and ord(ch) > 0x7E:
+            # ascii: every byte above 0x7e on its own, as \u00XX
+            out.extend(f"\\u00{b:02x}" for b in to_bytes(ch))
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not valid UTF-8
             if mode in ("utf8s", "utf8ps"):
-                continue
-            if mode in ("utf8p", "utf8ps"):
-                out.append("\\ufffd")
-                continue
-            return None  # "utf8": invalid input fails the conversion
+                continue  # "s": skip bad sequences
+            return None  # utf8 and utf8p fail on a bad sequence (observed with HAProxy 2.6)
         else:
             out.append(ch)
     return "".join(out)

@@ -15,7 +15,7 @@ import pytest
 from spoe_sync.protocol import Notify, data_type_of, decode_frame
 from spoe_sync.rules import AclRegistry, EvalContext, parse_condition, parse_sample
 
-from .harness import NOTIFY, free_port, http_request, run_haproxy
+from .harness import NOTIFY, free_port, run_haproxy
 from .rules_support import EvalServer, raw_exchange, raw_requests
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,6 +56,14 @@ ARGS: list[tuple[str, str]] = [
     ("ltrim", "str(xxaxx),ltrim(x)"), ("rtrim", "str(xxaxx),rtrim(x)"),
     ("hex2i", "str(ff),hex2i"), ("neg_c", "int(5),neg"), ("cpl", "int(5),cpl"),
     ("iif", "bool(1),iif(yes,no)"), ("concat", "str(a),concat(<,txn.s,>)"),
+    ("field_neg", "path,field(-1,/)"), ("field_all", "path,field(2,/,0)"),
+    ("word_neg", "path,word(-1,/)"), ("sdbm", "str(abc),sdbm"), ("ub64", "str(ab?),ub64enc"),
+    ("ub64dec", "str(YWI_),ub64dec"), ("b64dec", "str(YWJj),b64dec"),
+    ("sha2", "str(abc),sha2,hex"), ("url_enc", "url,url_enc"), ("strcmp", "str(deny),strcmp(txn.s)"),
+    ("json_ascii", "req.fhdr(x-utf8),json(ascii)"), ("json_utf8s", "req.fhdr(x-latin),json(utf8s)"),
+    ("json_utf8p", "req.fhdr(x-latin),json(utf8p)"), ("json_utf8", "req.fhdr(x-latin),json"),
+    ("latin_len", "req.fhdr(x-latin),length"), ("utf8_upper", "req.fhdr(x-utf8),upper"),
+    ("xor", "int(12),xor(10)"), ("odd", "int(3),odd"), ("len_hdrs", "req.hdrs,length"),
     ("", "src"), ("unnamed", "str(last)"),
 ]
 
