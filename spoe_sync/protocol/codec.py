@@ -149,9 +149,7 @@ def _payload_container(frame: Frame) -> Any:
 
 
 def _frame_type(frame: Frame) -> int:
-    if isinstance(frame, (Fragment, UnknownFrame)):
-        return frame.frame_type
-    return int(frame.TYPE)
+    return frame.frame_type if isinstance(frame, (Fragment, UnknownFrame)) else int(frame.TYPE)
 
 
 def encode_frame_by_grammar(frame: Frame) -> bytes:
@@ -207,15 +205,6 @@ def decode_frame_body_by_grammar(body: bytes) -> Frame:
     return _frame_from(c.type, c.flags, c.stream_id, c.frame_id, kind, c.payload)
 
 
-def _payload_by_grammar(ftype: int, payload: bytes, flags: int, sid: int, fid: int) -> Frame:
-    kind = grammar.payload_kind(ftype, flags)
-    try:
-        parsed = grammar.PAYLOADS[kind].parse(payload)
-    except ConstructError as exc:
-        raise _remote_error(exc, f"{_frame_name(ftype)} payload") from None
-    return _frame_from(ftype, flags, sid, fid, kind, parsed)
-
-
 # =========================================================== fast path: encoding
 
 _SMALL = tuple(bytes((i,)) for i in range(240))
@@ -234,26 +223,16 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _uint(value: int, what: str) -> bytes:
-    if not 0 <= value <= _MASK:
-        raise LocalProtocolError(f"cannot encode {what} {value}: not a uint64", 4)
-    return _varint(value)
-
-
-def _signed(prefix: bytes) -> Callable[[Any], bytes]:
+def _integer(prefix: bytes, low: int, high: int, what: str) -> Callable[[Any], bytes]:
     def enc(value: int) -> bytes:
-        if _I64_MIN <= value < _I64_LIMIT:
+        if low <= value <= high:
             return prefix + _varint(value & _MASK)
-        raise LocalProtocolError(f"cannot encode {value!r}: not an int64", 4)
+        raise LocalProtocolError(f"cannot encode {value!r}: not {what}", 4)
     return enc
 
 
-def _unsigned(prefix: bytes) -> Callable[[Any], bytes]:
-    def enc(value: int) -> bytes:
-        if 0 <= value <= _MASK:
-            return prefix + _varint(value)
-        raise LocalProtocolError(f"cannot encode {value!r}: not a uint64", 4)
-    return enc
+_INT64 = _integer(b"\x04", _I64_MIN, _I64_LIMIT - 1, "an int64")
+_ID = _integer(b"", 0, _MASK, "a uint64 stream-id/frame-id")
 
 
 def _text(value: str) -> bytes:
@@ -272,25 +251,16 @@ def _binary(value: bytes) -> bytes:
 _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     str: _text,
     IPv4Address: lambda v: b"\x06" + v.packed,
-    int: _signed(b"\x04"),
+    int: _INT64,
     type(None): lambda v: b"\x00",
     bool: lambda v: b"\x11" if v else b"\x01",
     bytes: _binary,
     IPv6Address: lambda v: b"\x07" + v.packed,
-    Int64: _signed(b"\x04"),
-    Int32: _signed(b"\x02"),
-    UInt32: _unsigned(b"\x03"),
-    UInt64: _unsigned(b"\x05"),
+    Int64: _INT64,
+    Int32: _integer(b"\x02", _I64_MIN, _I64_LIMIT - 1, "an int64"),
+    UInt32: _integer(b"\x03", 0, _MASK, "a uint64"),
+    UInt64: _integer(b"\x05", 0, _MASK, "a uint64"),
 }
-_BY_DATA_TYPE: dict[DataType, Callable[[Any], bytes]] = {
-    DataType.NULL: _ENCODERS[type(None)], DataType.BOOL: _ENCODERS[bool],
-    DataType.INT32: _ENCODERS[Int32], DataType.UINT32: _ENCODERS[UInt32],
-    DataType.INT64: _ENCODERS[int], DataType.UINT64: _ENCODERS[UInt64],
-    DataType.IPV4: _ENCODERS[IPv4Address], DataType.IPV6: _ENCODERS[IPv6Address],
-    DataType.STRING: lambda v: _text(str(v)), DataType.BINARY: lambda v: _binary(bytes(v)),
-}
-
-
 def encode_value(value: Value) -> bytes:
     """The TYPED-DATA bytes of one value (SPOE.txt §3.1; type in the low nibble).
 
@@ -299,11 +269,10 @@ def encode_value(value: Value) -> bytes:
     enc = _ENCODERS.get(type(value))
     if enc is not None:
         return enc(value)
-    try:
-        dtype = data_type_of(value)
-    except TypeError as exc:
-        raise LocalProtocolError(f"cannot encode {exc}", 4) from None
-    return _BY_DATA_TYPE[dtype](value)
+    try:  # subclasses, bytearray, memoryview: rare enough for the grammar
+        return bytes(grammar.TypedData.build(_tagged(value)))
+    except ConstructError as exc:
+        raise LocalProtocolError(f"cannot encode {value!r}: {exc}", 4) from None
 
 
 def _name(text: str) -> bytes:
@@ -371,7 +340,7 @@ def encode_raw_frame(frame_type: int, flags: int, stream_id: int, frame_id: int,
     """
     if not 0 <= frame_type <= 255 or not 0 <= flags <= 0xFFFFFFFF:
         raise LocalProtocolError(f"cannot encode frame type {frame_type} flags {flags}", 4)
-    ids = _uint(stream_id, "stream-id") + _uint(frame_id, "frame-id")
+    ids = _ID(stream_id) + _ID(frame_id)
     size = 5 + len(ids) + len(payload)
     if size > 0xFFFFFFFF:
         raise LocalProtocolError(f"frame of {size} bytes does not fit FRAME-LENGTH", 3)
@@ -453,8 +422,6 @@ def _new_set_var(scope: VarScope, name: str, value: Value) -> SetVar:
     return action
 
 
-
-
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = buf[pos]
     pos += 1
@@ -518,10 +485,7 @@ def _fast_actions(flags: int, sid: int, fid: int, buf: bytes, pos: int) -> Ack:
     end = len(buf)
     actions: list[Action] = []
     while pos < end:
-        atype = buf[pos]
-        nb_args = buf[pos + 1]
-        scope = buf[pos + 2]
-        size = buf[pos + 3]
+        atype, nb_args, scope, size = buf[pos:pos + 4]
         pos += 4
         if scope > 4 or size >= 240 or pos + size > end:
             raise _Fallback
@@ -570,8 +534,7 @@ def _fast_frame(buf: bytes, start: int) -> Frame:
     if len(buf) - start < 7:
         raise _Fallback
     ftype, flags = _TYPE_FLAGS.unpack_from(buf, start)
-    sid = buf[start + 5]
-    fid = buf[start + 6]
+    sid, fid = buf[start + 5:start + 7]
     pos = start + 7
     if sid >= 240 or fid >= 240:
         sid, pos = _read_varint(buf, start + 5)
@@ -590,7 +553,7 @@ def decode_frame_body(body: bytes) -> Frame:
     buf = bytes(body)
     try:
         return _fast_frame(buf, 0)
-    except (_Fallback, IndexError):
+    except (_Fallback, IndexError, ValueError):  # the grammar path decides
         return decode_frame_body_by_grammar(buf)
 
 
@@ -609,7 +572,7 @@ def decode_frame(data: bytes) -> Frame:
             f"malformed frame: FRAME-LENGTH says {size} bytes, {len(buf) - 4} given", 4)
     try:
         return _fast_frame(buf, 4)
-    except (_Fallback, IndexError):
+    except (_Fallback, IndexError, ValueError):  # the grammar path decides
         return decode_frame_body_by_grammar(buf[4:])
 
 
@@ -623,5 +586,11 @@ def decode_payload(frame_type: int, payload: bytes, *, flags: int = FLAG_FIN,
     buf = bytes(payload)
     try:
         return _fast_payload(frame_type, flags, stream_id, frame_id, buf, 0)
-    except (_Fallback, IndexError):
-        return _payload_by_grammar(frame_type, buf, flags, stream_id, frame_id)
+    except (_Fallback, IndexError, ValueError):  # the grammar path decides
+        pass
+    kind = grammar.payload_kind(frame_type, flags)
+    try:
+        parsed = grammar.PAYLOADS[kind].parse(buf)
+    except ConstructError as exc:
+        raise _remote_error(exc, f"{_frame_name(frame_type)} payload") from None
+    return _frame_from(frame_type, flags, stream_id, frame_id, kind, parsed)
