@@ -145,7 +145,7 @@ _REASONS = {
     7: "capabilities value not found",
     8: "unsupported version",
     9: "max-frame-size too big or too small",
-    10: "payload fragmentation is not supported",
+    10: "fragmentation not supported",
     11: "invalid interlaced frames",
     12: "frame-id not found",
     13: "resource allocation error",
