@@ -38,12 +38,18 @@ def read_source(source: str | os.PathLike[str]) -> tuple[str, str]:
 
 def parse_config(text: str, engine: str | None = None, *, filename: str = "<string>",
                  proxy: str = "frontend", base_dir: str | None = None,
-                 env: Mapping[str, str] | None = None) -> SpoeConfig:
-    """Parse SPOE configuration text; see :func:`load_config`."""
+                 env: Mapping[str, str] | None = None,
+                 require_final_lf: bool = False) -> SpoeConfig:
+    """Parse SPOE configuration text; see :func:`load_config`.
+
+    ``require_final_lf`` is HAProxy's check of files (a last line without LF is an
+    error); :func:`load_config` sets it for files, not for text.
+    """
     if proxy not in PROXY_KINDS:
         raise ValueError(f"proxy must be one of {PROXY_KINDS}, not {proxy!r}")
     problems = Problems(filename)
-    scope = read_scope(text, problems, engine, base_dir=base_dir, env=env)
+    scope = read_scope(text, problems, engine, base_dir=base_dir, env=env,
+                       require_final_lf=require_final_lf)
     config = None
     if not problems.errors:
         config = build_config(scope, problems, engine=engine, proxy=proxy)
@@ -81,4 +87,5 @@ def load_config(source: str | os.PathLike[str], engine: str | None = None, *,
         :class:`SpoeConfigWarning` and are kept in ``SpoeConfig.warnings``.
     """
     text, filename = read_source(source)
-    return parse_config(text, engine, filename=filename, proxy=proxy, base_dir=base_dir, env=env)
+    return parse_config(text, engine, filename=filename, proxy=proxy, base_dir=base_dir, env=env,
+                        require_final_lf=filename != "<string>")

@@ -31,10 +31,13 @@ _PAD = MAX_LINE_ARGS + 4
 
 
 def read_scope(text: str, problems: Problems, engine: str | None, *,
-               base_dir: str | None = None, env: Mapping[str, str] | None = None) -> ScopeDraft:
+               base_dir: str | None = None, env: Mapping[str, str] | None = None,
+               require_final_lf: bool = False) -> ScopeDraft:
     """Read ``text`` and return the sections of the selected scope.
 
     Problems (errors, warnings) are added to ``problems``; the caller decides.
+    ``require_final_lf`` refuses a last line without LF, as HAProxy does for files (it
+    takes it for a truncated file).
     """
     st = ReaderState(problems, ScopeDraft(), base_dir)
     section: str | None = None
@@ -77,6 +80,10 @@ def read_scope(text: str, problems: Problems, engine: str | None, *,
                 continue
             _SECTIONS[section](args, kwm, lineno, st)
         conditions.finish(st)
+        last = text.rsplit("\n", 1)[-1]
+        if require_final_lf and last:
+            problems.error("Missing LF on last line, file might have been truncated at "
+                           f"position {len(last) + 1}.", text.count("\n") + 1)
     except Abort:
         pass
     return st.scope
