@@ -37,7 +37,8 @@ from .helpers import (
 
 FUZZ_N = int(os.environ.get("SPOE_SYNC_FUZZ_N", "2000"))
 FUZZ_SEED = int(os.environ.get("SPOE_SYNC_FUZZ_SEED", "20261127"))
-#: Wall-clock ceiling for one fuzz test (the count is the normal bound).
+#: Wall-clock ceiling for one fuzz test: running out of it is a failure (the
+#: count is the bound that normally ends the loop).
 FUZZ_SECONDS = float(os.environ.get("SPOE_SYNC_FUZZ_SECONDS", "600"))
 
 ACKS = [
@@ -101,13 +102,20 @@ def _run(make: Callable[[random.Random], bytes]) -> int:
             _check(decode_frame_body, body, "decode_frame_body")
             _check(lambda b: decode_payload(b[0], b[1:], flags=1), body, "decode_payload")
         done += 1
+    assert done == FUZZ_N, f"only {done} of {FUZZ_N} frames in {FUZZ_SECONDS}s (SPOE_SYNC_FUZZ_SECONDS)"
     return done
 
 
+# pytest-timeout's default (setup.cfg) is too short for SPOE_SYNC_FUZZ_N=100000.
+long_run = pytest.mark.timeout(FUZZ_SECONDS + 60)
+
+
+@long_run
 def test_mutated_frames_raise_only_protocol_error() -> None:
     assert _run(lambda rnd: _mutate(rnd, rnd.choice(CORPUS))) > 0
 
 
+@long_run
 def test_random_frames_raise_only_protocol_error() -> None:
     def make(rnd: random.Random) -> bytes:
         ftype = rnd.choice([0, 1, 2, 3, 101, 102, 103, rnd.randrange(256)])
@@ -118,6 +126,7 @@ def test_random_frames_raise_only_protocol_error() -> None:
     assert _run(make) > 0
 
 
+@long_run
 def test_mutations_decode_the_same_on_both_paths() -> None:
     rnd = random.Random(FUZZ_SEED + 1)
     for _ in range(max(1, FUZZ_N // 10)):
@@ -168,6 +177,7 @@ def test_claimed_lengths_are_not_allocated(data: bytes) -> None:
         assert _peak(fn, data) < 256 * 1024
 
 
+@long_run
 def test_mutated_frames_allocate_in_proportion_to_their_size() -> None:
     rnd = random.Random(FUZZ_SEED + 2)
     for _ in range(max(1, FUZZ_N // 50)):
