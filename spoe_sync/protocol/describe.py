@@ -84,6 +84,15 @@ class _Walker:
             raise _Malformed(f"{what} at offset {start:#06x}: {lines[-1] if lines else exc}") from None
         return value, start, self.stream.tell()
 
+    def take(self, size: int, label: str) -> bytes:
+        """``size`` bytes, checked against what is left before reading (a
+        length may claim up to 2**64 - 1 bytes)."""
+        start = self.stream.tell()
+        left = len(self.data) - start
+        if size > left:
+            raise _Malformed(f"{label} at offset {start:#06x}: {size} bytes announced, {left} left")
+        return bytes(self.stream.read(size))
+
     def varint(self, label: str, indent: int = 0) -> int:
         value, start, end = self.read(grammar.Varint, label)
         self.line(start, end, f"{label} = {value} (varint, {end - start} byte(s))", indent)
@@ -92,10 +101,7 @@ class _Walker:
     def name(self, label: str, indent: int = 0) -> str:
         size = self.varint(f"{label} length", indent)
         start = self.stream.tell()
-        raw = self.stream.read(size)
-        if len(raw) != size:
-            raise _Malformed(f"{label} at offset {start:#06x}: {size} bytes announced, "
-                             f"{len(raw)} left")
+        raw = self.take(size, label)
         text = raw.decode("utf-8", "surrogateescape")
         self.line(start, start + size, f"{label} = {text!r}", indent)
         return text
@@ -126,10 +132,7 @@ class _Walker:
         else:
             size = self.varint(f"{label} {name} length", indent)
             start = self.stream.tell()
-            raw = self.stream.read(size)
-            if len(raw) != size:
-                raise _Malformed(f"{label} at offset {start:#06x}: {size} bytes announced, "
-                                 f"{len(raw)} left")
+            raw = self.take(size, label)
             if dtype == DataType.STRING and tag == DataType.STRING:
                 self.line(start, start + size, f"{label} STRING = "
                           f"{raw.decode('utf-8', 'surrogateescape')!r}", indent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import struct
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv6Address
@@ -38,6 +39,9 @@ from spoe_sync.protocol import (
     VarScope,
 )
 
+#: Number of fuzzed frames per fuzz test, and the seed (fixed, so a failure reproduces).
+FUZZ_N = int(os.environ.get("SPOE_SYNC_FUZZ_N", "2000"))
+FUZZ_SEED = int(os.environ.get("SPOE_SYNC_FUZZ_SEED", "20261127"))
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "golden")
 U64 = (1 << 64) - 1
 
@@ -148,6 +152,49 @@ def golden_cases() -> Iterator[tuple[str, bytes, dict[str, Any]]]:
         with open(path[:-4] + ".json") as f:
             sidecar = json.load(f)
         yield os.path.basename(path)[:-4], data, sidecar
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+ACKS = [
+    frame(103, set_var(2, "ip_score", t_int(4, 42)), sid=1234, fid=1),
+    frame(103, set_var(1, "a", t_str("x" * 300)) + unset_var(4, "b") + set_var(0, "c", t_bin(b"\x00" * 20)),
+          sid=7, fid=2288),
+    frame(103, b"", sid=1, fid=1),
+    frame(0, b"\x01\x02\x03", flags=3, sid=5, fid=5),
+    frame(3, message("m", ("a", t_str("y"))), flags=0, sid=1, fid=1),
+]
+CORPUS = [data for _, data, _ in golden_cases()] + ACKS
+"""The fuzz corpus: the golden frames and a few ACKs and fragments."""
+
+
+def mutate(rnd: random.Random, data: bytes) -> bytes:
+    buf = bytearray(data)
+    for _ in range(rnd.randint(1, 4)):
+        op = rnd.randrange(8)
+        pos = rnd.randrange(len(buf) + 1)
+        if op == 0 and buf:  # flip a bit
+            i = rnd.randrange(len(buf))
+            buf[i] ^= 1 << rnd.randrange(8)
+        elif op == 1 and buf:  # any byte value
+            buf[rnd.randrange(len(buf))] = rnd.randrange(256)
+        elif op == 2:  # insert random bytes
+            buf[pos:pos] = rnd.randbytes(rnd.randint(1, 8))
+        elif op == 3:  # delete a slice
+            del buf[pos:pos + rnd.randint(1, 16)]
+        elif op == 4:  # truncate
+            del buf[pos:]
+        elif op == 5:  # a huge varint where a length or id may be
+            buf[pos:pos] = varint(rnd.choice([1 << 20, 1 << 40, 1 << 60, (1 << 64) - 1]))
+        elif op == 6:  # an overlong varint
+            buf[pos:pos] = b"\xff" * rnd.randint(10, 14) + b"\x00"
+        else:  # splice another frame's body in
+            other = rnd.choice(CORPUS)
+            buf[pos:pos] = other[4 + rnd.randrange(len(other) - 4):]
+    if len(buf) >= 4 and rnd.random() < 0.75:
+        # Mostly keep FRAME-LENGTH right so that the body is what gets parsed.
+        buf[:4] = (len(buf) - 4).to_bytes(4, "big")
+    return bytes(buf)
 
 
 # --------------------------------------------------------------------------- hypothesis strategies

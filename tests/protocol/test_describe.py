@@ -7,14 +7,27 @@ the error and the SPOP status) and on text that is not hex.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 
 import pytest
 
-from spoe_sync.protocol.describe import describe_hex, parse_hex
+from spoe_sync.protocol.describe import describe_bytes, describe_hex, parse_hex
 
-from .helpers import GOLDEN_DIR, frame, message, set_var, t_int, t_str
+from .helpers import (
+    CORPUS,
+    FUZZ_N,
+    FUZZ_SEED,
+    GOLDEN_DIR,
+    frame,
+    message,
+    mutate,
+    set_var,
+    t_int,
+    t_str,
+    varint,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,6 +93,23 @@ def test_malformed_frame_shows_what_was_read_then_error_and_status(
     assert where in out
     assert "=> error: malformed" in out
     assert f"=> SPOP status {status} (invalid frame received)" in out
+
+
+def test_huge_claimed_length_is_reported_not_read() -> None:
+    data = frame(3, varint((1 << 64) - 1) + b"m", sid=1, fid=1)
+    out = describe_bytes(data)
+    assert "MESSAGE-NAME length = 18446744073709551615 (varint, 10 byte(s))" in out
+    assert "18446744073709551615 bytes announced, 1 left" in out
+    assert "=> SPOP status 4" in out
+
+
+def test_mutated_frames_always_describe() -> None:
+    """Whatever the bytes, the tool prints a decode and a verdict, never a traceback."""
+    rnd = random.Random(FUZZ_SEED + 3)
+    for _ in range(max(1, FUZZ_N // 10)):
+        data = mutate(rnd, rnd.choice(CORPUS))
+        out = describe_bytes(data)
+        assert "\n=> " in out, data.hex()
 
 
 @pytest.mark.parametrize(("text", "message"), [

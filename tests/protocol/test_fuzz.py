@@ -22,64 +22,20 @@ from spoe_sync.errors import ProtocolError
 from spoe_sync.protocol import codec, decode_frame, decode_frame_body, decode_payload
 
 from .helpers import (
+    CORPUS,
+    FUZZ_N,
+    FUZZ_SEED,
     frame,
-    golden_cases,
     kv,
-    message,
+    mutate,
     name,
     set_var,
-    t_bin,
-    t_int,
-    t_str,
-    unset_var,
     varint,
 )
 
-FUZZ_N = int(os.environ.get("SPOE_SYNC_FUZZ_N", "2000"))
-FUZZ_SEED = int(os.environ.get("SPOE_SYNC_FUZZ_SEED", "20261127"))
 #: Wall-clock ceiling for one fuzz test: running out of it is a failure (the
 #: count is the bound that normally ends the loop).
 FUZZ_SECONDS = float(os.environ.get("SPOE_SYNC_FUZZ_SECONDS", "600"))
-
-ACKS = [
-    frame(103, set_var(2, "ip_score", t_int(4, 42)), sid=1234, fid=1),
-    frame(103, set_var(1, "a", t_str("x" * 300)) + unset_var(4, "b") + set_var(0, "c", t_bin(b"\x00" * 20)),
-          sid=7, fid=2288),
-    frame(103, b"", sid=1, fid=1),
-    frame(0, b"\x01\x02\x03", flags=3, sid=5, fid=5),
-    frame(3, message("m", ("a", t_str("y"))), flags=0, sid=1, fid=1),
-]
-CORPUS = [data for _, data, _ in golden_cases()] + ACKS
-
-
-def _mutate(rnd: random.Random, data: bytes) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rnd.randint(1, 4)):
-        op = rnd.randrange(8)
-        pos = rnd.randrange(len(buf) + 1)
-        if op == 0 and buf:  # flip a bit
-            i = rnd.randrange(len(buf))
-            buf[i] ^= 1 << rnd.randrange(8)
-        elif op == 1 and buf:  # any byte value
-            buf[rnd.randrange(len(buf))] = rnd.randrange(256)
-        elif op == 2:  # insert random bytes
-            buf[pos:pos] = rnd.randbytes(rnd.randint(1, 8))
-        elif op == 3:  # delete a slice
-            del buf[pos:pos + rnd.randint(1, 16)]
-        elif op == 4:  # truncate
-            del buf[pos:]
-        elif op == 5:  # a huge varint where a length or id may be
-            buf[pos:pos] = varint(rnd.choice([1 << 20, 1 << 40, 1 << 60, (1 << 64) - 1]))
-        elif op == 6:  # an overlong varint
-            buf[pos:pos] = b"\xff" * rnd.randint(10, 14) + b"\x00"
-        else:  # splice another frame's body in
-            other = rnd.choice(CORPUS)
-            buf[pos:pos] = other[4 + rnd.randrange(len(other) - 4):]
-    if len(buf) >= 4 and rnd.random() < 0.75:
-        # Mostly keep FRAME-LENGTH right so that the body is what gets parsed.
-        buf[:4] = (len(buf) - 4).to_bytes(4, "big")
-    return bytes(buf)
-
 
 def _check(fn: Callable[[bytes], object], data: bytes, what: str) -> None:
     try:
@@ -112,7 +68,7 @@ long_run = pytest.mark.timeout(FUZZ_SECONDS + 60)
 
 @long_run
 def test_mutated_frames_raise_only_protocol_error() -> None:
-    assert _run(lambda rnd: _mutate(rnd, rnd.choice(CORPUS))) > 0
+    assert _run(lambda rnd: mutate(rnd, rnd.choice(CORPUS))) > 0
 
 
 @long_run
@@ -130,7 +86,7 @@ def test_random_frames_raise_only_protocol_error() -> None:
 def test_mutations_decode_the_same_on_both_paths() -> None:
     rnd = random.Random(FUZZ_SEED + 1)
     for _ in range(max(1, FUZZ_N // 10)):
-        body = _mutate(rnd, rnd.choice(CORPUS))[4:]
+        body = mutate(rnd, rnd.choice(CORPUS))[4:]
         outcomes = []
         for fn in (decode_frame_body, codec.decode_frame_body_by_grammar):
             try:
@@ -181,5 +137,5 @@ def test_claimed_lengths_are_not_allocated(data: bytes) -> None:
 def test_mutated_frames_allocate_in_proportion_to_their_size() -> None:
     rnd = random.Random(FUZZ_SEED + 2)
     for _ in range(max(1, FUZZ_N // 50)):
-        data = _mutate(rnd, rnd.choice(CORPUS))
+        data = mutate(rnd, rnd.choice(CORPUS))
         assert _peak(decode_frame, data) < 256 * 1024 + 64 * len(data), data.hex()
