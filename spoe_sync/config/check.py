@@ -34,13 +34,13 @@ def run_check(path: str | None = None, *, engine: str | None = None, haproxy: st
     """
     out = out if out is not None else sys.stdout
     if (path is None) == (haproxy is None):
-        print("spoe-sync check: give a SPOE file, or --haproxy haproxy.cfg", file=out)
+        _emit(out, "spoe-sync check: give a SPOE file, or --haproxy haproxy.cfg")
         return 2
     if path is not None:
         config = _load(out, path, engine, "frontend")
         if config is None:
             return 1
-        print(format_summary(config), file=out)
+        _emit(out, format_summary(config))
         return 0
     assert haproxy is not None
     try:
@@ -63,10 +63,19 @@ def _load(out: TextIO, path: str, engine: str | None, proxy: str) -> SpoeConfig 
             error = None
     for w in caught:
         if issubclass(w.category, SpoeConfigWarning):
-            print(_warning_line(w.message), file=out)
+            _emit(out, _warning_line(w.message))
     if error is not None:
         _print_errors(out, error)
     return config
+
+
+def _emit(out: TextIO, text: str) -> None:
+    """Print one line whatever the file's bytes and the terminal's encoding are."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        out.write(text + "\n")
+    except UnicodeEncodeError:
+        out.write(text.encode("ascii", "backslashreplace").decode("ascii") + "\n")
 
 
 def _warning_line(warning: Warning | str) -> str:
@@ -79,12 +88,12 @@ def _warning_line(warning: Warning | str) -> str:
 
 def _print_errors(out: TextIO, exc: ConfigError) -> None:
     for e in exc.errors:
-        print(f"{e.location} {e.message}" if e.location else e.message, file=out)
+        _emit(out, f"{e.location} {e.message}" if e.location else e.message)
 
 
 def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
     if not cfg.filters:
-        print(f"[{cfg.filename}] no 'filter spoe' line found", file=out)
+        _emit(out, f"[{cfg.filename}] no 'filter spoe' line found")
         return 1
     failed = False
     engines: dict[str, dict[str, SpoeConfig]] = {}
@@ -92,25 +101,24 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         where = f"[{cfg.filename}:{flt.lineno}]"
         config = _load(out, flt.path, flt.engine, flt.proxy_kind)
         if config is None:
-            print(f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'",
-                  file=out)
+            _emit(out, f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'")
             failed = True
             continue
         seen = engines.setdefault(flt.proxy, {})
         if config.engine_id in seen:
-            print(f"{where} Proxy {flt.proxy} : duplicated name for SPOE engine "
-                  f"'{config.engine_id}'.", file=out)
+            _emit(out, f"{where} Proxy {flt.proxy} : duplicated name for SPOE engine "
+                  f"'{config.engine_id}'.")
             failed = True
             continue
         seen[config.engine_id] = config
         try:
             backend = check_backend(config, cfg.backends)
         except ConfigError as exc:
-            print(f"{exc.location or where} Proxy {flt.proxy} : {exc.message} (filter spoe at "
-                  f"{cfg.filename}:{flt.lineno})", file=out)
+            _emit(out, f"{exc.location or where} Proxy {flt.proxy} : {exc.message} (filter spoe at "
+                  f"{cfg.filename}:{flt.lineno})")
             failed = True
             continue
-        print(format_summary(config, backend, proxy=flt.proxy), file=out)
+        _emit(out, format_summary(config, backend, proxy=flt.proxy))
     for proxy in cfg.proxies.values():
         failed |= _check_send_spoe_group(cfg, proxy, engines.get(proxy.name, {}), out)
     return 1 if failed else 0
@@ -127,33 +135,32 @@ def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
         point = _RULE_POINTS.get((words[0], words[1] if words[0].startswith("tcp") else None))
         where = f"[{cfg.filename}:{rule.lineno}]"
         if len(words) < i + 3 or (len(words) > i + 3 and words[i + 3] not in ("if", "unless")):
-            print(f"{where} '{' '.join(words[: i + 1])}' : expects 2 arguments: "
-                  "<engine-id> <group-id>", file=out)
+            _emit(out, f"{where} '{' '.join(words[: i + 1])}' : expects 2 arguments: "
+                  "<engine-id> <group-id>")
             failed = True
             continue
         if point is None:
-            print(f"{where} 'send-spoe-group' is not available in '{' '.join(words[:2])}'",
-                  file=out)
+            _emit(out, f"{where} 'send-spoe-group' is not available in '{' '.join(words[:2])}'")
             failed = True
             continue
         engine_id, group = words[i + 1], words[i + 2]
         config = engines.get(engine_id)
         if config is None:
-            print(f"{where} Proxy '{proxy.name}': unable to find SPOE engine '{engine_id}' "
-                  f"used by the send-spoe-group '{group}'.", file=out)
+            _emit(out, f"{where} Proxy '{proxy.name}': unable to find SPOE engine '{engine_id}' "
+                  f"used by the send-spoe-group '{group}'.")
             failed = True
             continue
         if group not in config.groups:
-            print(f"{where} Proxy '{proxy.name}': unable to find SPOE group '{group}' into "
-                  f"SPOE engine '{engine_id}' configuration.", file=out)
+            _emit(out, f"{where} Proxy '{proxy.name}': unable to find SPOE group '{group}' into "
+                  f"SPOE engine '{engine_id}' configuration.")
             failed = True
             continue
         for msg in config.group_messages(group):
             for arg in msg.args:
                 why = arg.expr.unavailable_at(point)
                 if why is not None:
-                    print(f"{where} Invalid SPOE message '{msg.name}' used by SPOE group "
-                          f"'{group}' at {msg.filename}:{msg.lineno}: {why}", file=out)
+                    _emit(out, f"{where} Invalid SPOE message '{msg.name}' used by SPOE group "
+                          f"'{group}' at {msg.filename}:{msg.lineno}: {why}")
                     failed = True
                     break
     return failed

@@ -69,6 +69,9 @@ def tokenize(line: str, env: Mapping[str, str] | None = None) -> list[str]:
         syntax, or more than :data:`MAX_LINE_ARGS` words.
     """
     environ = os.environ if env is None else env
+    nul = line.find("\0")
+    if nul >= 0:
+        raise LexError("Stray NUL character", nul + 1)
     words: list[str] = []
     cur: list[str] = []
     in_word = False

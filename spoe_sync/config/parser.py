@@ -9,6 +9,7 @@ HAProxy flags ``ERR_ABORT`` (bad section headers, junk after a scope) stop the r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 from .agent import KWM_DEF, KWM_NO, KWM_STD, parse_agent_line
@@ -79,7 +80,7 @@ def read_scope(text: str, problems: Problems, engine: str | None, *,
             if cfg_scope != engine:
                 continue
             _SECTIONS[section](args, kwm, lineno, st)
-        conditions.finish(st)
+        conditions.finish(st, text.count("\n") + (0 if text.endswith("\n") else 1))
         last = text.rsplit("\n", 1)[-1]
         if require_final_lf and last:
             problems.error("Missing LF on last line, file might have been truncated at "
@@ -141,7 +142,7 @@ class _CondStack:
             self._stack.append((value, value, lineno))
         elif kw in (".elif", ".else"):
             if not self._stack:
-                st.error(f"'{kw}' without matching '.if'.", lineno)
+                st.error(f"lone '{kw}' with no matching '.if'.", lineno)
                 return
             _, taken, start = self._stack.pop()
             value = (not taken and outer
@@ -149,53 +150,73 @@ class _CondStack:
             self._stack.append((value, taken or value, start))
         elif kw == ".endif":
             if not self._stack:
-                st.error("'.endif' without matching '.if'.", lineno)
+                st.error("lone '.endif' with no matching '.if'.", lineno)
                 return
             self._stack.pop()
         elif not self.active:
             return
         elif kw == ".alert":
-            st.error(" ".join(words[1:]), lineno)
+            st.error(f"'{' '.join(words[1:])}'.", lineno)
         elif kw in (".diag", ".notice", ".warning"):
             if kw == ".warning":
-                st.problems.warn(" ".join(words[1:]), lineno)
+                st.problems.warn(f"'{' '.join(words[1:])}'.", lineno)
         else:
             st.error(f"unknown directive '{kw}'", lineno)
 
-    def finish(self, st: ReaderState) -> None:
-        for _, _, lineno in self._stack:
-            st.error("non-terminated '.if' block.", lineno)
+    def finish(self, st: ReaderState, last_lineno: int) -> None:
+        if self._stack:
+            st.error("non-terminated '.if' block.", last_lineno)
 
 
 def _eval_cond(words: list[str], lineno: int, st: ReaderState,
                env: Mapping[str, str] | None) -> bool:
-    import os
-
+    """A ``.if`` expression: terms joined by ``&&``/``||`` (``&&`` binds tighter), each an
+    optional ``!`` and a number or one of ``defined() feature() streq() strneq()
+    version_atleast() version_before()``."""
     environ = os.environ if env is None else env
     text = " ".join(words).strip()
-    negate = text.startswith("!")
-    text = text.lstrip("!").strip()
-    if text in ("", "0"):
-        value = False
-    elif text.isdigit():
+    result = False
+    for alternative in text.split("||"):
         value = True
-    elif text.startswith("defined(") and text.endswith(")"):
-        value = text[8:-1].strip() in environ
-    elif text.startswith(("streq(", "strneq(")) and text.endswith(")"):
-        left, _, right = text[text.index("(") + 1 : -1].partition(",")
-        value = (left.strip() == right.strip()) == text.startswith("streq(")
-    elif text.startswith(("feature(", "version_atleast(", "version_before(")):
-        value = _eval_version(text)
-    else:
-        st.error(f"unparsable conditional expression '{text}'.", lineno)
+        for term in alternative.split("&&"):
+            term = term.strip()
+            term_value = _eval_term(term, environ)
+            if term_value is None:
+                st.error(f"unparsable conditional expression '{term}' in '.if' at position 1",
+                         lineno)
+                return False
+            value = value and term_value
+        result = result or value
+    return result
+
+
+def _eval_term(term: str, environ: Mapping[str, str]) -> bool | None:
+    negate = term.startswith("!")
+    term = term.lstrip("!").strip()
+    value: bool | None
+    if term.isdigit():
+        value = int(term) != 0
+    elif term == "":
         value = False
+    elif not term.endswith(")") or "(" not in term:
+        return None
+    else:
+        name, _, arg = term[:-1].partition("(")
+        if name == "defined":
+            value = arg.strip() in environ
+        elif name in ("streq", "strneq"):
+            left, _, right = arg.partition(",")
+            value = (left.strip() == right.strip()) == (name == "streq")
+        elif name == "feature":
+            value = False
+        elif name in ("version_atleast", "version_before"):
+            value = _eval_version(name, arg.strip())
+        else:
+            return None
     return value != negate
 
 
-def _eval_version(text: str) -> bool:
-    arg = text[text.index("(") + 1 : -1].strip()
-    if text.startswith("feature("):
-        return False
+def _eval_version(name: str, arg: str) -> bool:
     mine = (2, 6, 12)
     want = tuple(int(p) for p in arg.split("-")[0].split(".") if p.isdigit())
-    return mine >= want if text.startswith("version_atleast(") else mine < want
+    return mine >= want if name == "version_atleast" else mine < want

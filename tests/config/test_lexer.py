@@ -54,6 +54,7 @@ def test_tokenize(line, words):
     pytest.param('a "${NAME"', "unmatched brace in environment variable name", 5, id="brace"),
     pytest.param('a "$(x)"', "forbidden first char in environment variable name", 5, id="first-char"),
     pytest.param('a "$1"', "forbidden first char in environment variable name", 5, id="digit"),
+    pytest.param("args src\0 foo", "Stray NUL character", 9, id="nul"),
 ])
 def test_tokenize_errors(line, message, column):
     with pytest.raises(LexError) as info:

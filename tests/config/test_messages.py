@@ -226,3 +226,33 @@ def test_if_blocks(monkeypatch):
     assert load(text).agent.name == "off"
     monkeypatch.setenv("SPOE_SYNC_TEST_FLAG", "1")
     assert load(text).agent.name == "on"
+
+
+@pytest.mark.parametrize(("block", "message", "lineno"), [
+    pytest.param(".if 1\n", "non-terminated '.if' block.", 9, id="unterminated"),
+    pytest.param(".endif\n", "lone '.endif' with no matching '.if'.", 1, id="lone-endif"),
+    pytest.param(".else\n", "lone '.else' with no matching '.if'.", 1, id="lone-else"),
+    pytest.param(".if foo(\n.endif\n", "unparsable conditional expression 'foo(' in '.if'", 1, id="garbage"),
+    pytest.param(".alert stop here\n", "'stop here'.", 1, id="alert"),
+])
+def test_if_block_errors(block, message, lineno):
+    with pytest.raises(ConfigError) as info:
+        load(block + AGENT + "    messages m\nspoe-message m\n    event on-client-session")
+    assert info.value.message.startswith(message) and info.value.lineno == lineno
+
+
+@pytest.mark.parametrize(("cond", "taken"), [
+    pytest.param("defined(SPOE_SYNC_TEST_FLAG) && !defined(SPOE_SYNC_UNSET)", True, id="and"),
+    pytest.param("defined(SPOE_SYNC_UNSET) || 0", False, id="or-false"),
+    pytest.param("defined(SPOE_SYNC_UNSET) || streq(a,a)", True, id="or-true"),
+    pytest.param("version_atleast(2.5) && version_before(2.7)", True, id="version"),
+    pytest.param("feature(OPENSSL)", False, id="feature"),
+])
+def test_if_expressions(monkeypatch, cond, taken):
+    monkeypatch.setenv("SPOE_SYNC_TEST_FLAG", "1")
+    text = f".if {cond}\n    foo\n.endif\n" + AGENT + "    messages m\nspoe-message m\n    event on-client-session\n"
+    if taken:
+        with pytest.raises(ConfigError, match="unknown keyword 'foo' out of section"):
+            load(text)
+    else:
+        assert load(text).agent.name == "a"
