@@ -37,10 +37,10 @@ __all__ = [
 ]
 
 
-class SpoeWSGIHandler(WSGIHandler):  # type: ignore[misc]
+class SpoeWSGIHandler(WSGIHandler):
     """gevent.pywsgi handler whose environ carries the ``spoe_sync.*`` raw-request keys."""
 
     def get_environ(self) -> dict[str, Any]:
         env = super().get_environ()
         env.update(handler_environ(self))
-        return env  # type: ignore[no-any-return]
+        return env

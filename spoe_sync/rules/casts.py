@@ -108,13 +108,13 @@ def cast(value: Value, to: str) -> Value:
         return None if text is None else to_bytes(text)  # type: ignore[arg-type]
     if to == "sint":
         if src == "bool":
-            return int(value)  # type: ignore[arg-type]
+            return int(value)
         if src == "str":
             return int_of_text(to_bytes(value))  # type: ignore[arg-type]
         if src == "bin":
             return int_of_text(bytes(value))  # type: ignore[arg-type]
         if src == "ipv4":
-            return int(value)  # type: ignore[arg-type]
+            return int(value)
         return None
     if to == "bool":
         if src == "sint":

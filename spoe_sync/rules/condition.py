@@ -7,11 +7,11 @@ then true, as in HAProxy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import ExpressionError
-from .acl import Acl, AclRegistry, parse_acl_expr
+from .acl import Acl, AclExpr, AclRegistry, parse_acl_expr
 from .sample import EvalContext
 
 __all__ = ["Condition", "parse_condition"]
@@ -42,7 +42,7 @@ class Condition:
                      for suite in self.suites)
         return result != self.unless
 
-    def _exprs(self):  # type: ignore[no-untyped-def]
+    def _exprs(self) -> Iterator[AclExpr]:
         for suite in self.suites:
             for term in suite:
                 yield from term.acl.exprs

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 from ..protocol.values import Value
@@ -23,6 +23,7 @@ from .casts import _wrap64, cast, to_bytes, to_text
 __all__ = ["CONVERTERS", "ConverterDef"]
 
 ConvFn = Callable[[Any, tuple[Any, ...], Any], Value]
+C = TypeVar("C", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ class ConverterDef:
 CONVERTERS: dict[str, ConverterDef] = {}
 
 
-def conv(name: str, *args: str, in_: str, out: str) -> Callable[[ConvFn], ConvFn]:
-    def register(fn: ConvFn) -> ConvFn:
+def conv(name: str, *args: str, in_: str, out: str) -> Callable[[C], C]:
+    def register(fn: C) -> C:
         CONVERTERS[name] = ConverterDef(name, tuple(args), in_, out, fn)
         return fn
     return register
@@ -64,7 +65,8 @@ def _regsub(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
     if "i" in flags and not rx.flags & re.IGNORECASE:
         rx = re.compile(rx.pattern, rx.flags | re.IGNORECASE)
     # HAProxy's subst uses \1..\9 back-references; Python's expand does the same.
-    return rx.sub(lambda m: m.expand(subst), v, count=0 if "g" in flags else 1)
+    result: str = rx.sub(lambda m: m.expand(subst), v, count=0 if "g" in flags else 1)
+    return result
 
 
 @conv("field", "int", "str", "int?", in_="str", out="str")
@@ -92,7 +94,8 @@ def _word(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
     if index == 0 or index > len(words):
         return ""
     picked = words[index - 1:] if count == 0 else words[index - 1:index - 1 + count]
-    return delims[0].join(picked[::-1] if args[0] < 0 else picked)
+    sep: str = delims[0]
+    return sep.join(picked[::-1] if args[0] < 0 else picked)
 
 
 _JSON_ESC = {"\"": "\\\"", "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",
@@ -261,7 +264,8 @@ conv("even", in_="sint", out="bool")(lambda v, a, c: not v & 1)
 
 @conv("iif", "str", "str", in_="bool", out="str")
 def _iif(v: bool, args: tuple[Any, ...], ctx: Any) -> Value:
-    return args[0] if v else args[1]
+    chosen: str = args[0] if v else args[1]
+    return chosen
 
 
 @conv("strcmp", "var", in_="str", out="sint")

@@ -149,9 +149,9 @@ def _match_one(method: str, sample: Any, pat: Pattern) -> bool:
         v6 = sample if isinstance(sample, IPv6Address) else cast(sample, "ipv6")
         return isinstance(v6, IPv6Address) and v6 in net
     if method == "bin":
-        return bytes(sample) == pat.value
+        return bool(bytes(sample) == pat.value)
     if method == "reg":
-        return pat.value.search(to_bytes(sample)) is not None
+        return bool(pat.value.search(to_bytes(sample)) is not None)
     data = to_bytes(sample)
     if pat.icase:
         data = _lower(data)

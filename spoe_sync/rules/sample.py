@@ -56,7 +56,8 @@ def _wire(value: Any) -> Value:
         return n - (1 << 64) if n >= 1 << 63 else n
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    return value
+    result: Value = value
+    return result
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ class WSGISamples(SampleSource):
                  ssl: bool | None = None, frontend_id: int | None = None) -> None:
         self.environ = environ
         raw = environ.get(RAW_HEADERS_KEY)
-        headers = raw if isinstance(raw, (list, tuple)) else _environ_headers(environ)
+        headers: Any = raw if isinstance(raw, (list, tuple)) else _environ_headers(environ)
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ...protocol.values import Value
 
@@ -57,9 +57,12 @@ ALIASES: dict[str, str] = {
 }
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 def fetch(name: str, *args: str, out: str, many: ManyFn | None = None,
-          literal: bool = False) -> Callable[[FetchFn], FetchFn]:
-    def register(fn: FetchFn) -> FetchFn:
+          literal: bool = False) -> Callable[[F], F]:
+    def register(fn: F) -> F:
         REGISTRY[name] = FetchDef(name, tuple(args), out, fn, many, literal)
         return fn
     return register

@@ -44,7 +44,7 @@ def _values(headers: Any, name: str | None, full: bool) -> list[bytes]:
     return out
 
 
-def _occurrence(values: list[bytes], occ: int) -> Value:
+def _occurrence(values: list[bytes], occ: int) -> str | None:
     if occ == 0:
         occ = -1  # no explicit occurrence: the last one
     if occ > 0:
@@ -71,7 +71,7 @@ def _res_headers(ctx: Any) -> Any:
 
 
 def _register_header_fetches(prefix: str, getter: Any) -> None:
-    def hdr(ctx: Any, args: tuple[Any, ...]) -> Value:
+    def hdr(ctx: Any, args: tuple[Any, ...]) -> str | None:
         name, occ = _hdr_args(args)
         return _occurrence(_values(getter(ctx), name, False), occ)
 
@@ -186,7 +186,7 @@ def _cookie_values(headers: Any, header: bytes, name: str | None, request: bool)
 
 
 def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: bool) -> None:
-    def cook(ctx: Any, args: tuple[Any, ...]) -> Value:
+    def cook(ctx: Any, args: tuple[Any, ...]) -> str | None:
         vals = _cookie_values(getter(ctx), header, args[0] if args else None, request)
         return to_text(vals[-1]) if vals else None
 
@@ -234,7 +234,7 @@ def _path_start(uri: str) -> int | None:
 
 def _target(ctx: Any) -> str | None:
     req = ctx.samples.request
-    return None if req is None else req.target
+    return None if req is None else str(req.target)
 
 
 @fetch("method", out="meth")
@@ -249,7 +249,7 @@ def _url(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 
 @fetch("path", out="str")
-def _path(ctx: Any, args: tuple[Any, ...]) -> Value:
+def _path(ctx: Any, args: tuple[Any, ...]) -> str | None:
     uri = _target(ctx)
     start = None if uri is None else _path_start(uri)
     if uri is None or start is None:
@@ -265,7 +265,7 @@ def _pathq(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 
 @fetch("query", out="str")
-def _query(ctx: Any, args: tuple[Any, ...]) -> Value:
+def _query(ctx: Any, args: tuple[Any, ...]) -> str | None:
     uri = _target(ctx)
     if uri is None or "?" not in uri:
         return None  # no '?': nothing; '?' last: the empty string (coraza relies on both)

@@ -39,12 +39,14 @@ def _ssl_fc(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("fe_id", out="sint")
 def _fe_id(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return ctx.samples.frontend_id
+    fe_id: int | None = ctx.samples.frontend_id
+    return fe_id
 
 
 @fetch("unique-id", out="str")
 def _unique_id(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return ctx.samples.unique_id
+    uid: str | None = ctx.samples.unique_id
+    return uid
 
 
 def _payload(data: bytes | None, args: tuple[Any, ...]) -> Value:
