@@ -11,6 +11,7 @@ import random
 from ipaddress import IPv4Address
 
 import pytest
+from construct import ConstructError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,9 +43,11 @@ from spoe_sync.protocol import (
     encode_messages,
     encode_notify,
     encode_raw_frame,
+    grammar,
 )
 
 from .helpers import (
+    common,
     frame,
     frames,
     kv,
@@ -68,6 +71,58 @@ def _outcome(fn: object, data: bytes) -> object:
         return repr(fn(data))  # type: ignore[operator]
     except RemoteProtocolError as exc:
         return ("error", exc.status)
+
+
+# --------------------------------------------------------------------------- grammar (construct)
+
+
+def _typed(dtype: int, value: object, flags: int = 0) -> dict[str, object]:
+    return {"tag": {"flags": flags, "type": dtype}, "value": value}
+
+
+GRAMMAR = [
+    pytest.param(grammar.KV, kv("a", t_int(4, 42)), {"name": "a", "value": _typed(4, 42)}, id="kv"),
+    pytest.param(grammar.KVList, kv("a", b"\x00") + kv("", b"\x11"),
+                 [{"name": "a", "value": _typed(0, None)}, {"name": "", "value": _typed(1, None, 1)}],
+                 id="kv-list"),
+    pytest.param(grammar.KVList, b"", [], id="kv-list-empty"),
+    pytest.param(grammar.Message, message("m", ("", t_str("x"))),
+                 {"name": "m", "args": [{"name": "", "value": _typed(8, "x")}]}, id="message-unnamed-arg"),
+    pytest.param(grammar.Action, set_var(2, "a", t_int(4, 42)),
+                 {"type": 1, "args": {"nb_args": 3, "scope": 2, "name": "a", "value": _typed(4, 42)}},
+                 id="set-var"),
+    pytest.param(grammar.Action, unset_var(4, "b"),
+                 {"type": 2, "args": {"nb_args": 2, "scope": 4, "name": "b"}}, id="unset-var"),
+    pytest.param(grammar.FrameHeader, bytes.fromhex("670000000301f000"),
+                 {"type": 103, "flags": 3, "stream_id": 1, "frame_id": 240}, id="frame-header"),
+    pytest.param(grammar.Frame, frame(103, unset_var(0, "z"), sid=2, fid=3),
+                 {"type": 103, "flags": 1, "stream_id": 2, "frame_id": 3, "payload": {
+                     "actions": [{"type": 2, "args": {"nb_args": 2, "scope": 0, "name": "z"}}],
+                     "rest": b""}}, id="frame-ack"),
+    pytest.param(grammar.Frame, frame(0, b"ab", flags=0, sid=2, fid=3),
+                 {"type": 0, "flags": 0, "stream_id": 2, "frame_id": 3, "payload": b"ab"},
+                 id="frame-fragment-raw"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "data", "obj"), GRAMMAR)
+def test_grammar_declarations(fmt: object, data: bytes, obj: object) -> None:
+    common(fmt, data, obj)
+
+
+def test_action_list_stops_at_first_bad_action_like_haproxy() -> None:
+    data = unset_var(1, "a") + b"\x09\x02\x02\x01b" + unset_var(1, "c")
+    parsed = grammar.ActionList.parse(data)
+    assert [a.args.name for a in parsed.actions] == ["a"]
+    assert parsed.rest == data[len(unset_var(1, "a")):]
+
+
+@pytest.mark.parametrize("fmt", [
+    pytest.param(grammar.KVList, id="kv-list"), pytest.param(grammar.MessageList, id="message-list"),
+])
+def test_strict_lists_fail_on_a_bad_element(fmt: object) -> None:
+    with pytest.raises(ConstructError):
+        fmt.parse(b"\x01a\x0f")  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- examples
