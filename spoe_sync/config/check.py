@@ -17,7 +17,7 @@ from ..errors import ConfigError, SpoeConfigWarning
 from .backends import Backend, check_backend
 from .haproxy_cfg import HaproxyConfig, ProxySection, load_haproxy_cfg
 from .loader import load_config
-from .model import SpoeConfig
+from .model import MessageConfig, SpoeConfig
 
 __all__ = ["format_summary", "run_check"]
 
@@ -176,7 +176,7 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{ms}ms"
 
 
-def _fmt_message(msg) -> str:  # type: ignore[no-untyped-def]
+def _fmt_message(msg: MessageConfig) -> str:
     args = ", ".join(f"{a.name}={a.expr.text}" if a.name else a.expr.text for a in msg.args)
     cond = " (conditional)" if msg.condition is not None else ""
     return f"{msg.name}({args}){cond}"

@@ -13,8 +13,9 @@ Everything else is skipped: this is not a haproxy.cfg validator.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError
 from .backends import BALANCE_ALGORITHMS, Backend, Server
@@ -41,6 +42,9 @@ _SERVER_VALUE_KWS = frozenset((
     "source", "ssl-max-ver", "ssl-min-ver", "tcp-ut", "track", "verify", "verifyhost",
     "ws", "max-reuse", "hash-key", "set-proxy-v2-tlv-fmt", "usesrc", "shard", "guid",
 ))
+
+
+_Err = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ def parse_haproxy_cfg(text: str, *, filename: str = "<string>",
     return _finish(proxies, filename, errors)
 
 
-def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err, base: str) -> None:  # type: ignore[no-untyped-def]
+def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
+                base: str) -> None:
     kw = words[0]
     arg = words[1] if len(words) > 1 else ""
     if kw == "mode":
@@ -182,7 +187,7 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err, base:
             return
         opts = _server_options(words[3:], lineno, err, p.server_defaults)
         try:
-            p.servers.append(Server(words[2], name=words[1], **opts))  # type: ignore[arg-type]
+            p.servers.append(Server(words[2], name=words[1], **opts))
         except ConfigError as exc:
             err(exc.message, lineno)
     elif kw == "filter" and arg == "spoe":
@@ -191,8 +196,9 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err, base:
         p.rules.append(RuleLine(tuple(words), lineno))
 
 
-def _server_options(words: list[str], lineno: int, err, inherited: Mapping[str, object]):  # type: ignore[no-untyped-def]
-    opts: dict[str, object] = dict(inherited)
+def _server_options(words: list[str], lineno: int, err: _Err,
+                    inherited: Mapping[str, Any]) -> dict[str, Any]:
+    opts: dict[str, Any] = dict(inherited)
     i = 0
     while i < len(words):
         w = words[i]
@@ -220,7 +226,7 @@ def _server_options(words: list[str], lineno: int, err, inherited: Mapping[str, 
     return opts
 
 
-def _filter_line(p: _Proxy, words: list[str], lineno: int, err, base: str) -> None:  # type: ignore[no-untyped-def]
+def _filter_line(p: _Proxy, words: list[str], lineno: int, err: _Err, base: str) -> None:
     engine = config = None
     pos = 2
     while pos < len(words):

@@ -132,9 +132,9 @@ def _dot(message: str) -> str:
 
 def _acls(msg: MessageDraft) -> AclRegistry:
     """The message-local ACLs, made on first use."""
-    if msg.acls is None:
-        msg.acls = AclRegistry()
-    return msg.acls
+    registry: AclRegistry = msg.acls if msg.acls is not None else AclRegistry()
+    msg.acls = registry
+    return registry
 
 
 def _words(args: list[str], start: int) -> list[str]:

@@ -61,7 +61,7 @@ def build_config(scope: ScopeDraft, problems: Problems, *, engine: str | None,
                            agent.lineno)
         var_prefix = agent.name
 
-    events: dict[str, list[MessageConfig]] = {}
+    events: dict[str, list[MessageDraft]] = {}
     groups: dict[str, GroupConfig] = {}
     group_of: dict[str, str] = {}
     running: set[str] = set()
@@ -95,7 +95,7 @@ def build_config(scope: ScopeDraft, problems: Problems, *, engine: str | None,
 
 
 def _resolve_messages(agent: AgentDraft, scope: ScopeDraft, problems: Problems, proxy: str,
-                      events: dict[str, list[MessageConfig]], running: set[str]) -> None:
+                      events: dict[str, list[MessageDraft]], running: set[str]) -> None:
     where = problems.where
     for name, lineno in agent.messages:
         msg = scope.messages.get(name)
@@ -124,7 +124,7 @@ def _resolve_messages(agent: AgentDraft, scope: ScopeDraft, problems: Problems, 
                 break
         if ok:
             running.add(name)
-            events.setdefault(event, []).append(msg)  # type: ignore[arg-type]
+            events.setdefault(event, []).append(msg)
             msg.event = event
 
 
