@@ -40,6 +40,7 @@ from construct import (
     Pass,
     Prefixed,
     PrefixedArray,
+    SizeofError,
     StringError,
     Struct,
     Switch,
@@ -133,8 +134,6 @@ class SpopVarint(Construct):  # type: ignore[misc]
         return obj
 
     def _sizeof(self, context: Any, path: str) -> int:
-        from construct import SizeofError
-
         raise SizeofError("a varint has no fixed size", path=path)
 
 
