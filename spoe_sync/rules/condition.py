@@ -59,10 +59,10 @@ class Condition:
     def implemented(self) -> bool:
         return all(e.expr.implemented for e in self._exprs())
 
-    def unavailable_at(self, point: str) -> str | None:
+    def unavailable_at(self, point: str, proxy: str = "listen") -> str | None:
         """``None`` when every fetch of the condition can run at ``point``, else the reason."""
         for e in self._exprs():
-            reason = e.expr.unavailable_at(point)
+            reason = e.expr.unavailable_at(point, proxy)
             if reason is not None:
                 return reason
         return None

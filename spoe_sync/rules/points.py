@@ -61,6 +61,17 @@ EVENTS: dict[str, int] = {
                               "backend http-response header rule"),
 }
 
+# The same for a frontend-only and a backend-only proxy (no promotion of backend events).
+_FRONTEND_EVENTS = {**EVENTS,
+                    "on-tcp-response": _bits("frontend tcp-response content rule"),
+                    "on-http-response": _bits("frontend http-response header rule")}
+_BACKEND_EVENTS = {**EVENTS,
+                   "on-backend-tcp-request": _bits("backend tcp-request content rule"),
+                   "on-backend-http-request": _bits("backend http-request header rule"),
+                   "on-tcp-response": _bits("backend tcp-response content rule"),
+                   "on-http-response": _bits("backend http-response header rule")}
+_BY_PROXY = {"listen": EVENTS, "frontend": _FRONTEND_EVENTS, "backend": _BACKEND_EVENTS}
+
 # check_send_spoe_group() and the rule parsers: the `where` of each rule set.
 RULE_POINTS: dict[str, int] = {
     "tcp-request content": _bits("frontend tcp-request content rule"),
@@ -81,21 +92,24 @@ def _lowest_name(where: int) -> str:
     return "unknown sample check place, please report this bug"
 
 
-def point_mask(point: str) -> int:
-    """The checkpoint bits of a sample point.
+def point_mask(point: str, proxy: str = "listen") -> int:
+    """The checkpoint bits of a sample point, for a ``listen``, ``frontend`` or ``backend``
+    proxy (events only; rule sets do not depend on it).
 
     :raises KeyError: for a name that is neither an SPOE event nor a rule set.
     """
-    return POINTS[point]
+    if point in EVENTS:
+        return _BY_PROXY[proxy][point]
+    return RULE_POINTS[point]
 
 
 def fetch_mask(info: FetchInfo) -> int:
     return sum(1 << i for i, c in enumerate(info.mask) if c == "Y")
 
 
-def unavailable_message(info: FetchInfo, point: str) -> str | None:
+def unavailable_message(info: FetchInfo, point: str, proxy: str = "listen") -> str | None:
     """``None`` when ``info`` may run at ``point``, else HAProxy's wording of why not."""
-    where = point_mask(point)
+    where = point_mask(point, proxy)
     if fetch_mask(info) & where:
         return None
     return (f"some args extract information from '{info.source}', "

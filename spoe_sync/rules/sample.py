@@ -84,14 +84,20 @@ class SampleExpr:
     _convs: tuple[_Conv, ...] = field(repr=False, default=(), compare=False)
     _keys: tuple[str, ...] = field(repr=False, default=(), compare=False)
 
-    def unavailable_at(self, point: str) -> str | None:
+    def unavailable_at(self, point: str, proxy: str = "listen") -> str | None:
         """``None`` when the fetch can run at ``point`` (an SPOE event or a rule set, see
-        :mod:`spoe_sync.rules.points`), else HAProxy's reason."""
+        :mod:`spoe_sync.rules.points`), else HAProxy's reason.
+
+        :param proxy: ``"listen"`` (spoe_sync's default: frontend and backend in one),
+            ``"frontend"`` or ``"backend"``: the capabilities of the proxy the filter is in.
+        """
         if point not in POINTS:
             raise ExpressionError(f"unknown sample point '{point}'")
+        if proxy not in ("listen", "frontend", "backend"):
+            raise ExpressionError(f"unknown proxy kind '{proxy}'")
         if self._info is None:
             return None
-        return unavailable_message(self._info, point)
+        return unavailable_message(self._info, point, proxy)
 
     def _check_implemented(self) -> None:
         if not self.implemented:
