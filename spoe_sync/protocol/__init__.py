@@ -5,6 +5,14 @@ Nothing here touches a socket, gevent or a logger (SPOE.txt §3).
 
 from __future__ import annotations
 
+from .agent import (
+    AgentConnection,
+    AgentConnectionState,
+    AgentEvent,
+    HaproxyDisconnected,
+    HaproxyHelloReceived,
+    NotifyReceived,
+)
 from .codec import (
     MessageEncoder,
     decode_frame,
@@ -70,8 +78,11 @@ __all__ = [
     "AckReceived",
     "Action",
     "ActionType",
+    "AgentConnection",
+    "AgentConnectionState",
     "AgentDisconnect",
     "AgentDisconnected",
+    "AgentEvent",
     "AgentHello",
     "ConnectionClosed",
     "ConnectionState",
@@ -83,13 +94,16 @@ __all__ = [
     "FrameStatus",
     "FrameType",
     "HaproxyDisconnect",
+    "HaproxyDisconnected",
     "HaproxyHello",
+    "HaproxyHelloReceived",
     "HelloDone",
     "Int32",
     "Int64",
     "Message",
     "MessageEncoder",
     "Notify",
+    "NotifyReceived",
     "SetVar",
     "StreamStatus",
     "UInt32",
