@@ -54,7 +54,7 @@ def _new_agent(args: list[str], lineno: int, st: ReaderState) -> None:
         st.abort(f"character '{bad}' is not permitted in 'spoe-agent' name '{args[1]}'.", lineno)
     if st.scope.agent is not None:
         st.abort("another spoe-agent section previously defined.", lineno)
-    st.agent = st.scope.agent = AgentDraft(args[1], lineno)
+    st.agent = st.scope.agent = AgentDraft(args[1], lineno, max_frame_size=st.bufsize - 4)
 
 
 def _use_backend(agent: AgentDraft, args: list[str], kwm: int, lineno: int, st: ReaderState) -> None:
@@ -145,9 +145,9 @@ def _integer(agent: AgentDraft, args: list[str], kwm: int, lineno: int, st: Read
         return
     value = atol_u32(args[1])
     if kw == "max-frame-size":
-        if not 256 <= value <= 16380:
+        if not 256 <= value <= st.bufsize - 4:
             st.error("'max-frame-size' expects a positive integer argument in the range "
-                     "[256, 16380].", lineno)
+                     f"[256, {st.bufsize - 4}].", lineno)
             return
         agent.max_frame_size = value
     elif kw == "max-waiting-frames":

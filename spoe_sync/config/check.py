@@ -51,11 +51,12 @@ def run_check(path: str | None = None, *, engine: str | None = None, haproxy: st
     return _check_haproxy(cfg, out)
 
 
-def _load(out: TextIO, path: str, engine: str | None, proxy: str) -> SpoeConfig | None:
+def _load(out: TextIO, path: str, engine: str | None, proxy: str,
+          bufsize: int = 16384) -> SpoeConfig | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SpoeConfigWarning)
         try:
-            config = load_config(path, engine, proxy=proxy)
+            config = load_config(path, engine, proxy=proxy, bufsize=bufsize)
         except ConfigError as exc:
             config = None
             error: ConfigError | None = exc
@@ -99,7 +100,7 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
     engines: dict[str, dict[str, SpoeConfig]] = {}
     for flt in cfg.filters:
         where = f"[{cfg.filename}:{flt.lineno}]"
-        config = _load(out, flt.path, flt.engine, flt.proxy_kind)
+        config = _load(out, flt.path, flt.engine, flt.proxy_kind, cfg.bufsize)
         if config is None:
             _emit(out, f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'")
             failed = True

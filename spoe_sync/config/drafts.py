@@ -106,6 +106,7 @@ class ReaderState:
     problems: Problems
     scope: ScopeDraft
     base_dir: str | None = None
+    bufsize: int = 16384  # HAProxy's tune.bufsize: max-frame-size is at most bufsize - 4
     agent: AgentDraft | None = None
     message: MessageDraft | None = None
     group: GroupDraft | None = None

@@ -4,6 +4,7 @@
   [weight W] [maxconn N] [disabled]``, ``default-server``, ``balance``, ``timeout
   connect|server``, ``option spop-check``, ``mode tcp|spop|http`` (``defaults`` apply);
 * ``filter spoe [engine NAME] config FILE`` lines of frontends, listens and backends;
+* ``tune.bufsize`` of ``global`` (it bounds ``max-frame-size``);
 * the ``http-request``/``tcp-request``/``http-response``/``tcp-response``/
   ``http-after-response`` lines of every proxy, kept tokenized with their line numbers.
 
@@ -97,6 +98,7 @@ class HaproxyConfig:
     proxies: Mapping[str, ProxySection]
     backends: Mapping[str, Backend]
     filters: tuple[SpoeFilter, ...]
+    bufsize: int = 16384
 
 
 class _Proxy:
@@ -124,6 +126,8 @@ def parse_haproxy_cfg(text: str, *, filename: str = "<string>",
     defaults = _Defaults()
     proxies: list[_Proxy] = []
     current: _Proxy | _Defaults | None = None
+    in_global = False
+    bufsize = 16384
     base = os.path.dirname(os.path.abspath(filename)) if filename != "<string>" else os.getcwd()
 
     def err(message: str, lineno: int) -> None:
@@ -148,15 +152,22 @@ def parse_haproxy_cfg(text: str, *, filename: str = "<string>",
             continue
         if kw in _OTHER_SECTIONS:
             current = None
+            in_global = kw == "global"
             if kw == "defaults":
                 defaults = _Defaults()
                 current = defaults
             continue
+        if in_global and kw == "tune.bufsize" and len(words) > 1:
+            if not words[1].isdigit() or int(words[1]) < 1024:
+                err(f"'tune.bufsize' expects a positive integer argument, got '{words[1]}'",
+                    line.lineno)
+            else:
+                bufsize = int(words[1])
         if current is None:
             continue
         _proxy_line(current, words, line.lineno, err, base)
 
-    return _finish(proxies, filename, errors)
+    return _finish(proxies, filename, errors, bufsize)
 
 
 def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
@@ -251,7 +262,8 @@ def _filter_line(p: _Proxy, words: list[str], lineno: int, err: _Err, base: str)
     p.filters.append(SpoeFilter(p.name, p.kind, engine, config, lineno, path))
 
 
-def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError]) -> HaproxyConfig:
+def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError],
+            bufsize: int) -> HaproxyConfig:
     sections: dict[str, ProxySection] = {}
     backends: dict[str, Backend] = {}
     filters: list[SpoeFilter] = []
@@ -271,4 +283,4 @@ def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError]) -> 
     if errors:
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,
                           errors=tuple(errors))
-    return HaproxyConfig(filename, sections, backends, tuple(filters))
+    return HaproxyConfig(filename, sections, backends, tuple(filters), bufsize)

@@ -39,7 +39,7 @@ def read_source(source: str | os.PathLike[str]) -> tuple[str, str]:
 def parse_config(text: str, engine: str | None = None, *, filename: str = "<string>",
                  proxy: str = "frontend", base_dir: str | None = None,
                  env: Mapping[str, str] | None = None,
-                 require_final_lf: bool = False) -> SpoeConfig:
+                 require_final_lf: bool = False, bufsize: int = 16384) -> SpoeConfig:
     """Parse SPOE configuration text; see :func:`load_config`.
 
     ``require_final_lf`` is HAProxy's check of files (a last line without LF is an
@@ -49,7 +49,7 @@ def parse_config(text: str, engine: str | None = None, *, filename: str = "<stri
         raise ValueError(f"proxy must be one of {PROXY_KINDS}, not {proxy!r}")
     problems = Problems(filename)
     scope = read_scope(text, problems, engine, base_dir=base_dir, env=env,
-                       require_final_lf=require_final_lf)
+                       require_final_lf=require_final_lf, bufsize=bufsize)
     config = None
     if not problems.errors:
         config = build_config(scope, problems, engine=engine, proxy=proxy)
@@ -69,7 +69,7 @@ def parse_config(text: str, engine: str | None = None, *, filename: str = "<stri
 
 def load_config(source: str | os.PathLike[str], engine: str | None = None, *,
                 proxy: str = "frontend", base_dir: str | None = None,
-                env: Mapping[str, str] | None = None) -> SpoeConfig:
+                env: Mapping[str, str] | None = None, bufsize: int = 16384) -> SpoeConfig:
     """Load a SPOE configuration file the way HAProxy 2.6's ``filter spoe`` does.
 
     :param source: a path (``str`` or path-like), or the configuration text itself
@@ -81,6 +81,8 @@ def load_config(source: str | os.PathLike[str], engine: str | None = None, *,
     :param base_dir: directory for relative ACL pattern files (``-f``); ``None`` is the
         current directory, like HAProxy.
     :param env: environment for ``"$VAR"`` expansion (default :data:`os.environ`).
+    :param bufsize: HAProxy's ``tune.bufsize``: ``max-frame-size`` defaults to, and may not
+        exceed, ``bufsize - 4``.
     :raises ConfigError: with every error in ``.errors``; ``.filename``, ``.lineno`` and
         ``.message`` are those of the first.
     :returns: the frozen :class:`SpoeConfig`; warnings go through :mod:`warnings` as
@@ -88,4 +90,4 @@ def load_config(source: str | os.PathLike[str], engine: str | None = None, *,
     """
     text, filename = read_source(source)
     return parse_config(text, engine, filename=filename, proxy=proxy, base_dir=base_dir, env=env,
-                        require_final_lf=filename != "<string>")
+                        require_final_lf=filename != "<string>", bufsize=bufsize)

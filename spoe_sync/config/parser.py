@@ -33,14 +33,14 @@ _PAD = MAX_LINE_ARGS + 4
 
 def read_scope(text: str, problems: Problems, engine: str | None, *,
                base_dir: str | None = None, env: Mapping[str, str] | None = None,
-               require_final_lf: bool = False) -> ScopeDraft:
+               require_final_lf: bool = False, bufsize: int = 16384) -> ScopeDraft:
     """Read ``text`` and return the sections of the selected scope.
 
     Problems (errors, warnings) are added to ``problems``; the caller decides.
     ``require_final_lf`` refuses a last line without LF, as HAProxy does for files (it
     takes it for a truncated file).
     """
-    st = ReaderState(problems, ScopeDraft(), base_dir)
+    st = ReaderState(problems, ScopeDraft(), base_dir, bufsize)
     section: str | None = None
     cfg_scope: str | None = None
     conditions = _CondStack()

@@ -236,3 +236,13 @@ def test_no_backend_is_an_error_at_the_agent_line():
         load_config("spoe-agent a\n    messages m\n    timeout hello 1\n    timeout idle 1\n"
                     "    timeout processing 1\nspoe-message m\n    event on-client-session\n")
     assert (info.value.lineno, info.value.message) == (1, "No backend declared for SPOE agent 'a' declared at <string>:1")
+
+
+def test_bufsize_bounds_and_defaults_max_frame_size():
+    text = BASE.format(extra=TIMEOUTS)
+    assert load_config(text, bufsize=65536).agent.max_frame_size == 65532
+    assert load_config(text.replace("use-backend agents", "use-backend agents\n    max-frame-size 30000"),
+                       bufsize=32768).agent.max_frame_size == 30000
+    with pytest.raises(ConfigError, match=r"in the range \[256, 32764\]"):
+        load_config(text.replace("use-backend agents", "use-backend agents\n    max-frame-size 32765"),
+                    bufsize=32768)

@@ -11,6 +11,7 @@ from spoe_sync.errors import ConfigError
 CFG = """\
 global
     nbthread 1
+    tune.bufsize 65536
 defaults
     mode http
     timeout connect 5s
@@ -44,7 +45,8 @@ def test_backends_and_servers():
     be = cfg.backends["iprep-servers"]
     assert (be.mode, be.balance, be.spop_check, be.timeout_connect, be.timeout_server) == (
         "tcp", "leastconn", True, 1.0, 30.0)
-    assert (be.filename, be.lineno) == ("/etc/haproxy/haproxy.cfg", 17)
+    assert (be.filename, be.lineno) == ("/etc/haproxy/haproxy.cfg", 18)
+    assert cfg.bufsize == 65536 and parse_haproxy_cfg("global\n").bufsize == 16384
     s1, s2, s3 = be.servers
     assert s1 == Server("10.0.0.1:12345", name="iprep1", weight=10, maxconn=8, check=True,
                         inter=0.5, rise=3, fall=4)
@@ -58,13 +60,13 @@ def test_filters_and_rules():
     cfg = parse_haproxy_cfg(CFG, filename="/etc/haproxy/haproxy.cfg")
     f1, f2 = cfg.filters
     assert (f1.proxy, f1.proxy_kind, f1.engine, f1.config, f1.lineno) == (
-        "www", "frontend", "ip-reputation", "spoe-ip-reputation.conf", 10)
+        "www", "frontend", "ip-reputation", "spoe-ip-reputation.conf", 11)
     assert f1.path == "/etc/haproxy/spoe-ip-reputation.conf"
     assert (f2.proxy_kind, f2.engine, f2.config) == ("listen", None, "other.conf")
     rules = cfg.proxies["www"].rules
     assert [(r.lineno, r.words[:3]) for r in rules] == [
-        (12, ("tcp-request", "content", "reject")),
-        (13, ("http-request", "send-spoe-group", "ip-reputation"))]
+        (13, ("tcp-request", "content", "reject")),
+        (14, ("http-request", "send-spoe-group", "ip-reputation"))]
     assert rules[1].words[-5:] == ("if", "{", "path_beg", "/api", "}")
 
 
