@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .config import load_config
+from .engine import Engine, ProcessingResult, Session, Stream, Timings
 from .engine.healthcheck import healthcheck
 from .errors import (
     AgentConnectError,
@@ -24,6 +25,7 @@ from .errors import (
     ResourceError,
     SpoeConfigWarning,
     SpoeError,
+    VariableError,
 )
 
 __all__ = [
@@ -32,15 +34,21 @@ __all__ = [
     "AgentError",
     "ConfigError",
     "ConnectionLost",
+    "Engine",
     "EngineClosed",
     "HandshakeError",
     "MessageTooLarge",
     "ProcessingError",
+    "ProcessingResult",
     "ProcessingTimeout",
     "ProtocolError",
     "ResourceError",
+    "Session",
     "SpoeConfigWarning",
     "SpoeError",
+    "Stream",
+    "Timings",
+    "VariableError",
     "__version__",
     "healthcheck",
     "load_config",

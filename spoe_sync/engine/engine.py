@@ -1,0 +1,400 @@
+"""The engine: HAProxy's SPOE stream processing on gevent (SPOE.txt §2.2-2.4, §3.3-3.5, §4).
+
+::
+
+    engine = Engine(config, backends={"iprep-servers": ["127.0.0.1:12345"]})  # no I/O yet
+    stream = engine.new_stream(samples)                 # one request / TCP connection
+    result = engine.process_event(stream, "on-frontend-http-request")
+    stream.vars.get("txn.iprep.ip_score")
+
+One processing (an event, or a ``send-spoe-group``), as HAProxy 2.6 runs it
+(haproxy-engine-behaviour.md §2, §4-6):
+
+1. skipped silently (no frame, no variable, no log, no counter) when SPOE is
+   disabled on the stream by an earlier error, when ``maxerrrate`` is reached,
+   or when no message is to be sent (every condition false);
+2. the messages are encoded in order, each only if its condition holds, into
+   one NOTIFY; too big and not fragmentable: status 3, nothing sent;
+3. the applet pool sends it and waits for the ACK; ``timeout processing``
+   bounds everything from step 2 on (status 1, the frame abandoned);
+4. the ACK's actions are applied, then ``set-process-time``,
+   ``set-total-time`` and ``set-on-error``; counters, then the log line.
+
+Nothing an agent or the network does raises: it is a status on the result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..config import Backend, SpoeConfig, load_config, normalize_backends
+from ..config.backends import check_backend
+from ..config.haproxy_cfg import HaproxyConfig
+from ..errors import ConfigError, EngineClosed
+from ..protocol.codec import MessageEncoder
+from ..protocol.constants import FRAME_HDR_SIZE
+from ..rules import SampleSource
+from . import log
+from .actions import ActionReport, apply_ack
+from .log import LogCounters, SpoeLog
+from .metrics import EngineMetrics
+from .pool import AppletPool
+from .ratelimit import RateCounter
+from .result import ProcessingResult, Timings, elapsed_ms, set_engine_vars
+from .stream import Stream
+from .vars import ProcVars, Session, VarLimits, Vars
+
+__all__ = ["Engine"]
+
+_SKIPPED_DISABLED = "SPOE disabled for this stream by an earlier error"
+_SKIPPED_ERRRATE = "maxerrrate reached"
+_SKIPPED_NOTHING = "no message to send"
+
+
+class _Message:
+    """One ``spoe-message`` ready for the hot path: its encoder (name and arg
+    names pre-encoded), its arg expressions and its condition."""
+
+    __slots__ = ("condition", "encoder", "exprs", "head_size", "name")
+
+    def __init__(self, config: Any) -> None:
+        self.name: str = config.name
+        self.encoder = MessageEncoder(config.name, [a.name for a in config.args])
+        self.exprs = tuple(a.expr for a in config.args)
+        self.condition = config.condition
+        # name + NB-ARGS: the least of the message that must fit one frame.
+        self.head_size = len(MessageEncoder(config.name, ()).encode(()))
+
+
+def _resolve_backend(config: SpoeConfig, backends: Any) -> Backend:
+    if isinstance(backends, HaproxyConfig):
+        backends = backends.backends
+    try:
+        table = normalize_backends(backends)
+    except TypeError as exc:
+        raise ConfigError(str(exc), config.filename, None) from None
+    return check_backend(config, table)
+
+
+class Engine:
+    """HAProxy's SPOE for one ``spoe-agent`` (one engine scope of a SPOE file).
+
+    :param config: a loaded :class:`~spoe_sync.config.SpoeConfig`, or a path or
+        configuration text for :func:`~spoe_sync.config.load_config`.
+    :param backends: the agent backends: ``{"name": ["host:port", ...]}``,
+        ``{"name": Backend(...)}``, a sequence of :class:`~spoe_sync.config.Backend`,
+        or a :class:`~spoe_sync.config.HaproxyConfig`.
+    :param engine: the ``[scope]`` to read when ``config`` is a path or text.
+    :param var_limits: caps on each stream's and session's variables.
+    :param register_vars: more ``proc.*`` names agents may set (besides
+        ``register-var-names`` and those the configuration reads).
+    :param pool_options: passed to :class:`~spoe_sync.engine.AppletPool`
+        (``engine_id``, ``connect``, ``max_connecting``, ``max_applets``, ``backoff``).
+    :raises ConfigError: ``use-backend`` names no given backend, or a ``log``
+        target is invalid.
+
+    Nothing connects before the first processing.
+    """
+
+    def __init__(self, config: SpoeConfig | str | os.PathLike[str],
+                 backends: Mapping[str, Any] | Sequence[Backend] | HaproxyConfig | None = None,
+                 *, engine: str | None = None, var_limits: VarLimits | None = None,
+                 register_vars: Sequence[str] = (), **pool_options: Any) -> None:
+        if not isinstance(config, SpoeConfig):
+            config = load_config(config, engine)
+        self.config = config
+        self.agent = agent = config.agent
+        self.backend = _resolve_backend(config, backends)
+        self.var_limits = var_limits or VarLimits()
+        self.pool = AppletPool(agent, self.backend, **pool_options)
+        try:
+            self.spoe_log = SpoeLog.from_agent(agent)
+        except ValueError as exc:
+            raise ConfigError(f"SPOE agent '{agent.name}': {exc}", agent.filename,
+                              agent.lineno) from None
+        self.proc_vars = ProcVars(self._proc_names(register_vars))
+        self._events = {event: tuple(_Message(m) for m in messages)
+                        for event, messages in config.events.items()}
+        self._groups = {name: tuple(_Message(m) for m in config.group_messages(name))
+                        for name in config.groups}
+        self._timeout = agent.timeouts.processing
+        self._max_payload = agent.max_frame_size - FRAME_HDR_SIZE
+        self._err_rate = RateCounter(1.0)
+        self._sids = itertools.count()
+        self._closed = False
+        self.nb_processed = 0
+        self.nb_errors = 0
+        self.nb_skipped = 0
+        self.nb_interrupted = 0
+        self.in_progress = 0
+        self.submitted = 0
+        self.streams = 0
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], engine: str | None = None, *,
+                  backends: Any = None, **options: Any) -> Engine:
+        """Load a SPOE file (HAProxy's ``filter spoe [engine <name>] config <path>``)
+        and build its engine."""
+        return cls(load_config(path, engine), backends, **options)
+
+    def _proc_names(self, extra: Sequence[str]) -> list[str]:
+        """``proc`` names agents may set: ``register-var-names``, ``proc.*``
+        names the configuration reads (HAProxy creates them at parse time), and
+        ``extra``."""
+        names = list(self.agent.register_var_names)
+        for message in self.config.messages.values():
+            refs = [r for a in message.args for r in a.expr.var_refs]
+            if message.condition is not None:
+                refs.extend(message.condition.var_refs)
+            names.extend(r for r in refs if r.startswith("proc."))
+        names.extend(extra)
+        return list(dict.fromkeys(names))
+
+    # ------------------------------------------------------------------ streams
+
+    @property
+    def name(self) -> str:
+        """The agent name (``[AGENT]`` in the log line)."""
+        return self.agent.name
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The events that have at least one message."""
+        return tuple(e for e, m in self._events.items() if m)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(self._groups)
+
+    def new_session(self) -> Session:
+        """A client session: its ``sess.*`` variables outlive each stream."""
+        return Session(limits=self.var_limits)
+
+    def new_stream(self, samples: SampleSource, session: Session | None = None, *,
+                   kind: str = "http") -> Stream:
+        """A stream (one HTTP transaction, or one TCP session with ``kind="tcp"``).
+
+        :param samples: what the fetches read (:mod:`spoe_sync.samples`).
+        :param session: the client session; a private one when omitted.
+        :raises EngineClosed: after :meth:`close`.
+        """
+        if self._closed:
+            raise EngineClosed(f"SPOE agent '{self.agent.name}': the engine is closed")
+        vars = Vars(session if session is not None else Session(limits=self.var_limits),
+                    self.proc_vars, limits=self.var_limits)
+        self.streams += 1
+        return Stream(self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
+
+    # ------------------------------------------------------------------ processing
+
+    def process_event(self, stream: Stream, event: str) -> ProcessingResult:
+        """Send the messages bound to ``event`` (those whose condition holds)
+        in one NOTIFY, wait for the ACK and apply its actions.  Blocks this
+        greenlet only.
+
+        :raises ValueError: ``event`` is not one of the eight SPOE events, or
+            ``stream`` belongs to another engine.
+        :raises EngineClosed: after :meth:`close`.
+        """
+        messages = self._events.get(event)
+        if messages is None:
+            from ..config import EVENTS
+            if event not in EVENTS:
+                raise ValueError(f"unknown SPOE event {event!r} (expected one of "
+                                 f"{', '.join(EVENTS)})")
+            messages = ()
+        return self._process(stream, "event", event, messages)
+
+    def send_group(self, stream: Stream, group: str) -> ProcessingResult:
+        """``send-spoe-group``: send a group's messages (each only if its own
+        condition holds) in one NOTIFY; may run any number of times per stream.
+
+        :raises ValueError: the agent has no such group (its ``groups`` lines).
+        :raises EngineClosed: after :meth:`close`.
+        """
+        messages = self._groups.get(group)
+        if messages is None:
+            raise ValueError(f"SPOE agent '{self.agent.name}' has no group {group!r}")
+        return self._process(stream, "group", group, messages)
+
+    def _process(self, stream: Stream, kind: str, name: str,
+                 messages: tuple[_Message, ...]) -> ProcessingResult:
+        if stream.engine is not self:
+            raise ValueError("this stream belongs to another engine")
+        if self._closed:
+            raise EngineClosed(f"SPOE agent '{self.agent.name}': the engine is closed")
+        self.submitted += 1
+        lock = stream._lock
+        try:
+            lock.acquire()
+        except BaseException:
+            self.nb_interrupted += 1
+            raise
+        self.in_progress += 1
+        try:
+            return self._run(stream, kind, name, messages)
+        finally:
+            self.in_progress -= 1
+            lock.release()
+
+    def _skip(self, kind: str, name: str, why: str) -> ProcessingResult:
+        self.nb_skipped += 1
+        return ProcessingResult(kind, name, skipped=True, error=why)
+
+    def _run(self, stream: Stream, kind: str, name: str,
+             messages: tuple[_Message, ...]) -> ProcessingResult:
+        agent = self.agent
+        if stream.disabled_by is not None:
+            return self._skip(kind, name, _SKIPPED_DISABLED)
+        if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
+            return self._skip(kind, name, _SKIPPED_ERRRATE)
+        start = time.monotonic()
+        deadline = None if self._timeout is None else start + self._timeout
+        try:
+            payload = self._encode(stream, messages)
+        except Exception as exc:  # a fetch or encoder bug must not break the stream
+            return self._end(stream, kind, name, start, 255, None,
+                             error=f"internal error while encoding: {exc!r}")
+        if payload is None:
+            return self._skip(kind, name, _SKIPPED_NOTHING)
+        if len(payload) > self._max_payload and (
+                not agent.send_frag_payload or messages_head(messages) > self._max_payload):
+            return self._end(stream, kind, name, start, 3, None,
+                             error=f"NOTIFY payload of {len(payload)} bytes exceeds "
+                                   f"max-frame-size and cannot be fragmented")
+        queued = time.monotonic()
+        frame_id = stream._next_frame_id()
+        try:
+            outcome = self.pool.process(stream.id, frame_id, payload, deadline)
+        except EngineClosed:
+            self.nb_interrupted += 1  # closed while this stream waited for its turn
+            raise
+        except Exception as exc:  # a pool bug: fail open, as for any agent failure
+            return self._end(stream, kind, name, start, 255, None, queued=queued,
+                             error=f"internal error: {exc!r}")
+        except BaseException:
+            self._interrupted(stream)
+            raise
+        report: ActionReport | None = None
+        status = outcome.status
+        if status == 0 and outcome.ack is not None:
+            report = apply_ack(outcome.ack, stream.vars, var_prefix=agent.var_prefix,
+                               force_set_var=agent.force_set_var, agent=agent.name)
+        return self._end(stream, kind, name, start, status, outcome, queued=queued,
+                         report=report, error=outcome.error)
+
+    @staticmethod
+    def _encode(stream: Stream, messages: tuple[_Message, ...]) -> bytes | None:
+        ctx = stream._ctx
+        parts = []
+        for message in messages:
+            condition = message.condition
+            if condition is not None and not condition.evaluate(ctx):
+                continue
+            parts.append(message.encoder.encode([e.evaluate(ctx) for e in message.exprs]))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
+             outcome: Any, *, queued: float | None = None, report: ActionReport | None = None,
+             error: str | None = None) -> ProcessingResult:
+        """Finish a processing that ran: timings, engine variables, counters, log."""
+        agent = self.agent
+        end = time.monotonic()
+        process_ms = elapsed_ms(start, end)
+        if outcome is None:
+            timings = Timings(elapsed_ms(start, queued), -1, -1, -1, process_ms)
+        else:
+            q, w = outcome.queue_ms, outcome.wait_ms
+            response = -1
+            if report is not None:
+                response = max(elapsed_ms(queued, end) - max(q, 0) - max(w, 0), 0)
+            timings = Timings(elapsed_ms(start, queued), q, w, response, process_ms)
+        stream.total_ms += process_ms
+        engine_vars = set_engine_vars(stream.vars, agent, status=status, process_ms=process_ms,
+                                      total_ms=stream.total_ms)
+        self.nb_processed += 1
+        if status:
+            self.nb_errors += 1
+            if agent.maxerrrate:
+                self._err_rate.add()
+            if not agent.continue_on_error:
+                stream.disabled_by = status
+        dropped = engine_vars.dropped
+        for drop in dropped:
+            log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
+        if report is not None:
+            result = ProcessingResult.from_report(
+                kind, name, report, outcome.ack.actions, status=status, timings=timings,
+                error=error, **({"dropped_vars": report.dropped + dropped} if dropped else {}))
+        else:
+            result = ProcessingResult(kind, name, status=status, timings=timings, error=error,
+                                      dropped_vars=dropped)
+        if self.spoe_log.enabled:
+            self.spoe_log.processing(result, stream.id, self._log_counters())
+        return result
+
+    def _interrupted(self, stream: Stream) -> None:
+        """The caller killed or timed out the stream's greenlet (HAProxy's
+        ``send-spoe-group`` interrupt, §5.3): status 5 in ``set-on-error``, SPOE
+        disabled unless ``continue-on-error``; no log, no error count, no time."""
+        self.nb_interrupted += 1
+        try:
+            set_engine_vars(stream.vars, self.agent, status=5, process_ms=0,
+                            total_ms=stream.total_ms, interrupted=True)
+        except Exception:  # never mask the caller's exception
+            pass
+        if not self.agent.continue_on_error:
+            stream.disabled_by = 5
+
+    def _log_counters(self) -> LogCounters:
+        return LogCounters.from_pool(self.pool.metrics(), nb_errors=self.nb_errors,
+                                     nb_processed=self.nb_processed)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def metrics(self) -> EngineMetrics:
+        """A snapshot: the pool's ``applets``, ``idles``, ``nb_sending``,
+        ``nb_waiting`` and servers, and the processing counters."""
+        return EngineMetrics.build(
+            self.pool.metrics(), nb_processed=self.nb_processed, nb_errors=self.nb_errors,
+            nb_skipped=self.nb_skipped, nb_interrupted=self.nb_interrupted,
+            in_progress=self.in_progress, submitted=self.submitted, streams=self.streams)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Let frames in flight finish (up to ``timeout`` seconds), send
+        HAPROXY-DISCONNECT status 0 on every agent connection and close them.
+        Later calls raise :class:`~spoe_sync.errors.EngineClosed`."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.pool.close(timeout)
+        finally:
+            self.spoe_log.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.nb_processed} processed"
+        return (f"<Engine {self.config.engine_id} agent={self.agent.name} "
+                f"backend={self.backend.name} [{state}, {self.nb_errors} errors]>")
+
+
+def messages_head(messages: tuple[_Message, ...]) -> int:
+    """The bytes of the first message's name and NB-ARGS: if they do not fit a
+    frame, even fragmentation cannot send it (haproxy-engine-behaviour.md §2.4)."""
+    return messages[0].head_size if messages else 0

@@ -1,0 +1,102 @@
+"""A stream: one WSGI request or one proxied TCP connection, as the engine sees it.
+
+HAProxy keeps a SPOE context per stream (``struct spoe_context``); this is it
+(SPOE.txt §3.3, §3.5, haproxy-engine-behaviour.md §2.1, §5.2):
+
+* ``id``: the engine-wide stream id sent in every NOTIFY and shown as ``sid=``
+  in the log line (HAProxy's ``uniq_id``);
+* frame ids start at 1 and advance for *every* NOTIFY, never reused: unlike
+  HAProxy 2.6, which reuses a frame id after an error, a late ACK can never be
+  taken for the answer to a later NOTIFY of the same stream;
+* one event or group at a time (a gevent lock): a second caller waits;
+* after an error without ``option continue-on-error`` SPOE is disabled for the
+  rest of the stream: the HTTP transaction, or the TCP session;
+* ``total_ms``: the sum of the processing times (``option set-total-time``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gevent.lock import Semaphore
+
+from ..rules import EvalContext, SampleSource
+from .vars import Session, Vars
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["STREAM_KINDS", "Stream"]
+
+#: ``"http"``: a stream is one transaction; ``"tcp"``: one client session.
+STREAM_KINDS = ("http", "tcp")
+
+
+class Stream:
+    """The SPOE side of one stream; made by :meth:`Engine.new_stream`.
+
+    :attr id: the stream id (``sid=`` in logs, stream-id in NOTIFY frames).
+    :attr kind: ``"http"`` or ``"tcp"``.
+    :attr vars: the stream's variables (:class:`~spoe_sync.engine.vars.Vars`):
+        ``txn``/``req``/``res`` here, ``sess`` on :attr:`session`, ``proc`` on
+        the engine.
+    :attr session: the client session (``sess.*`` variables).
+    :attr total_ms: SPOE latency added to this stream so far, in ms.
+    :attr disabled_by: the status of the error that disabled SPOE for the
+        rest of this stream, or ``None`` while it is enabled.
+    """
+
+    __slots__ = ("_ctx", "_frame_id", "_lock", "_samples", "disabled_by", "engine", "id", "kind",
+                 "session", "total_ms", "vars")
+
+    def __init__(self, engine: Engine, stream_id: int, samples: SampleSource, vars: Vars,
+                 kind: str = "http") -> None:
+        if kind not in STREAM_KINDS:
+            raise ValueError(f"stream kind must be 'http' or 'tcp', not {kind!r}")
+        self.engine = engine
+        self.id = stream_id
+        self.kind = kind
+        self.vars = vars
+        self.session: Session = vars.session
+        self.total_ms = 0
+        self.disabled_by: int | None = None
+        self._frame_id = 0
+        self._lock = Semaphore(1)
+        self._samples = samples
+        self._ctx = EvalContext(samples, vars)
+
+    @property
+    def samples(self) -> SampleSource:
+        """What the messages' fetches read; replace it when the stream has more
+        to show (the response, for ``on-http-response``)."""
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: SampleSource) -> None:
+        self._samples = samples
+        self._ctx = EvalContext(samples, self.vars)
+
+    @property
+    def disabled(self) -> bool:
+        """True after an error without ``option continue-on-error``: every
+        following event and group of this stream is skipped."""
+        return self.disabled_by is not None
+
+    @property
+    def busy(self) -> bool:
+        """An event or group of this stream is being processed."""
+        return self._lock.locked()
+
+    @property
+    def frames_sent(self) -> int:
+        """NOTIFY frames this stream has sent (the last frame id used)."""
+        return self._frame_id
+
+    def _next_frame_id(self) -> int:
+        self._frame_id += 1
+        return self._frame_id
+
+    def __repr__(self) -> str:
+        state = f"disabled by st={self.disabled_by}" if self.disabled else "enabled"
+        return (f"<Stream sid={self.id} {self.kind} [{state}, {self._frame_id} frames, "
+                f"{self.total_ms} ms]>")
