@@ -102,3 +102,74 @@ def raw_requests() -> Sequence[tuple[str, bytes]]:
          b"Connection: keep-alive, Upgrade\r\nUpgrade: foo\r\nKeep-Alive: timeout=5\r\n\r\n"),
         ("http10-keepalive", b"HEAD /h HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: h\r\n\r\n"),
     ]
+
+
+RAW_RESPONSES: dict[str, bytes] = {
+    "redirect": (b"HTTP/1.1 302 Found\r\nLocation: /x\r\nSet-Cookie: s=1; Path=/\r\n"
+                 b"set-cookie: t=2\r\nX-List: a, b\r\nX-LIST: c\r\nX-Pad:  v \r\n"
+                 b"Content-Length: 5\r\nConnection: close\r\n\r\nmoved"),
+    "http10": b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+    "empty-404": b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    "teapot-custom-reason": (b"HTTP/1.1 418 I Am A Teapot\r\nContent-Length: 3\r\n"
+                             b"X-Latin: caf\xe9\r\nConnection: close\r\n\r\ntea"),
+}
+
+
+class RawResponder:
+    """A threaded HTTP server on 127.0.0.1 answering ``GET /<name>`` with ``RAW_RESPONSES[name]``
+    verbatim, then closing (HAProxy's backend server in the response tests)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                deadline = time.monotonic() + 2
+                try:
+                    while b"\r\n\r\n" not in data and time.monotonic() < deadline:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    name = data.split(b" ", 2)[1].decode().lstrip("/") if b" " in data else ""
+                    conn.sendall(RAW_RESPONSES.get(name, RAW_RESPONSES["empty-404"]))
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()
+
+    def __enter__(self) -> RawResponder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_raw_response(raw: bytes) -> tuple[int, str, list[tuple[bytes, bytes]], bytes]:
+    """Status, version, headers (as written) and body of a raw response: what a WSGI app gives
+    ``start_response`` and returns."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    version, status = lines[0].split(b" ", 2)[:2]
+    headers = [(n, v) for n, _, v in (line.partition(b":") for line in lines[1:])]
+    return int(status), version.decode(), headers, body

@@ -4,8 +4,10 @@ configuration.txt §7; agent-ecosystem.md §2-3: types, NULL vs empty, req.hdrs/
 For one SPOE message with many args and a set of raw HTTP requests, HAProxy's NOTIFY (decoded by
 spoe_sync.protocol.decode_frame) and spoe_sync's evaluation of the same expressions on the same
 bytes, served by gevent.pywsgi, must agree on names, order, types and values (ports and ids
-aside).  Then the same for ACL conditions: ``http-request set-var(...) if <cond>`` in HAProxy vs
-``Condition.evaluate``.
+aside); the same for response args (``status``, ``res.*``) sent from ``http-response
+send-spoe-group`` for raw server responses.  Then ACL conditions: ``http-request set-var(...) if
+<cond>`` in HAProxy vs ``Condition.evaluate``.  Last, config-time checks: where a fetch may run
+(``unavailable_at``) and parse errors, against ``haproxy -c``.
 """
 
 from __future__ import annotations
@@ -357,3 +359,80 @@ def test_parse_errors_match_haproxy(expr, haproxy_bin, tmp_path):
                                                                       "on-frontend-http-request")})
     assert code != 0
     assert f"'args': {err.value.message}." in output, output
+
+
+# --------------------------------------------------------------------------- response side
+
+RES_ARGS: list[tuple[str, str]] = [
+    ("status", "status"), ("ver", "res.ver"), ("hdrs", "res.hdrs"), ("hdrs_bin", "res.hdrs_bin"),
+    ("last", "res.hdr(x-list)"), ("first", "res.hdr(x-list,1)"), ("full", "res.fhdr(x-list)"),
+    ("pad", "res.hdr(x-pad)"), ("cnt", "res.hdr_cnt(set-cookie)"), ("names", "res.hdr_names"),
+    ("cook_s", "res.cook(s)"), ("cook_t", "res.cook(t)"), ("cook_path", "res.cook(Path)"),
+    ("cook_cnt", "res.cook_cnt(s)"), ("body", "res.body"), ("body_len", "res.body_len"),
+    ("body_size", "res.body_size"), ("latin", "res.fhdr(x-latin)"), ("conn", "res.hdr(connection)"),
+    ("loc", "shdr(location)"), ("ver2", "resp_ver"),
+]
+
+
+def res_spoe_conf() -> str:
+    lines = ["[conf]", "spoe-agent conf", "    groups grp", "    timeout hello 2s",
+             "    timeout idle 30s", "    timeout processing 2s", "    use-backend agents",
+             "spoe-message res", "    event on-http-response"]
+    lines += [f"    args {name}={expr}" for name, expr in RES_ARGS]
+    lines += ["spoe-group grp", "    messages res", ""]
+    return "\n".join(lines)
+
+
+def res_haproxy_cfg(http_port: int, agent_port: int, server_port: int) -> str:
+    return f"""\
+global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{http_port}
+    filter spoe engine conf config spoe.conf
+    http-response wait-for-body time 1s
+    http-response send-spoe-group conf grp
+    default_backend app
+backend app
+    server s 127.0.0.1:{server_port}
+backend agents
+    mode tcp
+    server a1 127.0.0.1:{agent_port}
+"""
+
+
+@pytest.fixture(scope="module")
+def haproxy_res_notifies(haproxy_bin, tmp_path_factory):
+    from .harness import RecordingAgent
+    from .rules_support import RAW_RESPONSES, RawResponder
+
+    workdir = tmp_path_factory.mktemp("rules-res")
+    port = free_port()
+    out = {}
+    with RecordingAgent() as agent, RawResponder() as app, run_haproxy(
+            haproxy_bin, res_haproxy_cfg(port, agent.port, app.port), workdir,
+            files={"spoe.conf": res_spoe_conf()}, ready_port=port):
+        for i, name in enumerate(RAW_RESPONSES, 1):
+            raw_exchange(port, f"GET /{name} HTTP/1.1\r\nHost: h\r\n"
+                         "Connection: close\r\n\r\n".encode(), timeout=3)
+            frame = decode_frame(agent.wait_for(NOTIFY, i)[i - 1].data)
+            (message,) = frame.messages
+            out[name] = list(message.args)
+    return out
+
+
+@pytest.mark.parametrize("name", ["redirect", "http10", "empty-404", "teapot-custom-reason"])
+def test_response_args_match_haproxy(name, haproxy_res_notifies):
+    from spoe_sync.rules import ResponseInfo, SampleSource
+
+    from .rules_support import RAW_RESPONSES, parse_raw_response
+
+    status, version, headers, body = parse_raw_response(RAW_RESPONSES[name])
+    ctx = EvalContext(SampleSource(response=ResponseInfo(status, headers, body, version)))
+    ours = [(n, parse_sample(e).evaluate(ctx)) for n, e in RES_ARGS]
+    assert _typed(ours) == _typed(haproxy_res_notifies[name])

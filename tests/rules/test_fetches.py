@@ -164,6 +164,17 @@ def test_fetch(text, value, wire):
     assert data_type_of(result) == wire
 
 
+def test_variables_are_sent_as_haproxy_types():
+    from spoe_sync.protocol import Int32, UInt32, UInt64
+
+    vars_ = {"txn.a": UInt32(5), "txn.b": Int32(-1), "txn.c": UInt64(2**64 - 1)}
+    ctx = EvalContext(SOURCE, vars_)
+    got = [parse_sample(f"var(txn.{n})").evaluate(ctx) for n in "abc"]
+    # HAProxy stores every integer as a signed 64-bit sample and sends INT64
+    assert got == [5, -1, -1]
+    assert [type(v) for v in got] == [int, int, int]
+
+
 def test_req_hdrs_bin_layout():
     block = parse_sample("req.hdrs_bin").evaluate(EvalContext(SOURCE))
     assert block.startswith(b"\x04host\x0bExample.COM\x06x-list\x04a, b")
