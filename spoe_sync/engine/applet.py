@@ -116,7 +116,7 @@ class Applet:
         self.conn = EngineConnection(
             max_frame_size=cfg.max_frame_size, pipelining=cfg.pipelining, async_=cfg.async_,
             send_frag_payload=cfg.send_frag_payload, engine_id=pool.engine_id)
-        self.mode = "sync"
+        self.mode: str | None = None  # known after the handshake
         self.capacity = cfg.max_waiting_frames if (cfg.pipelining or cfg.async_) else 1
         self.slots: BoundedSemaphore | None = None
         self.inflight: dict[tuple[int, int], FrameRequest] = {}
@@ -151,6 +151,7 @@ class Applet:
             frames = self.conn.send_notify(request.stream_id, request.frame_id, request.payload)
         except LocalProtocolError as exc:
             self.slots.release()
+            self.pool._slot_freed(self)
             request.error = str(exc)
             return 3 if exc.status == 3 else 256 + exc.status
         request.applet = self
@@ -185,6 +186,7 @@ class Applet:
                 self._wake.set()
         if self.slots is not None:
             self.slots.release()
+            self.pool._slot_freed(self)
 
     def _unhold(self) -> None:
         self.held = None
@@ -193,6 +195,7 @@ class Applet:
             self._hold_timer = None
         if self.slots is not None:
             self.slots.release()
+            self.pool._slot_freed(self)
         if self.pool._nb_queued:
             self.pool._assign()
 

@@ -50,7 +50,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent import get_hub
 from gevent.event import Event
+from gevent.hub import Waiter
 
 from ..errors import EngineClosed
 from ..protocol.connection import AckReceived
@@ -173,6 +175,8 @@ class AppletPool:
         self._nb_waiting = 0
         self._applets: set[Applet] = set()
         self._ready: list[Applet] = []
+        # READY applets with a free slot, in round-robin order (HAProxy's idle tree).
+        self._available: dict[Applet, None] = {}
         self._connecting = 0
         self._orphans: set[FrameRequest] = set()
         self._next_ident = 1
@@ -240,17 +244,32 @@ class AppletPool:
             except Exception as exc:  # a bug must not hang the stream
                 request.finish(255, error=f"internal error: {exc!r}")
         if request.state is not RequestState.DONE:
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            try:
-                request.done.wait(timeout)
-            except BaseException:
-                # The stream's greenlet was killed or timed out by its caller:
-                # give the frame up so that nothing leaks, then let it propagate.
-                self._abandon(request, 1, "interrupted by the caller")
-                raise
-            if request.state is not RequestState.DONE:
-                self._abandon(request, 1, "timeout processing")
+            self._wait(request, deadline)
         return self._outcome(request)
+
+    def _wait(self, request: FrameRequest, deadline: float | None) -> None:
+        """Park this greenlet until the request ends or its deadline passes."""
+        hub = get_hub()
+        waiter = Waiter(hub)
+        request.waiter = waiter
+        timer = None
+        if deadline is not None:
+            timer = hub.loop.timer(max(deadline - time.monotonic(), 0.0))
+            timer.start(waiter.switch, None)
+        try:
+            waiter.get()
+        except BaseException:
+            # The stream's greenlet was killed or timed out by its caller: give
+            # the frame up so that nothing leaks, then let it propagate.
+            request.waiter = None
+            self._abandon(request, 1, "interrupted by the caller")
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
+        request.waiter = None
+        if request.state is not RequestState.DONE:
+            self._abandon(request, 1, "timeout processing")
 
     def _outcome(self, request: FrameRequest) -> FrameOutcome:
         self.table.discard(request)
@@ -316,13 +335,18 @@ class AppletPool:
             self._fail_queue(status, error)
 
     def _pick_applet(self) -> Applet | None:
-        best: Applet | None = None
-        best_free = 0
-        for applet in self._ready:
-            free = applet.free
-            if free > best_free:
-                best, best_free = applet, free
-        return best
+        """The next applet able to take a frame, round robin (O(1))."""
+        available = self._available
+        for applet in available:
+            del available[applet]
+            if applet.free > 1:
+                available[applet] = None  # still room: to the back of the line
+            return applet
+        return None
+
+    def _slot_freed(self, applet: Applet) -> None:
+        if applet.state is AppletState.READY and applet not in self._available:
+            self._available[applet] = None
 
     def _compact(self) -> None:
         self._queue = deque(r for r in self._queue if r.state is RequestState.QUEUED)
@@ -396,6 +420,7 @@ class AppletPool:
         server.ready += 1
         self._connecting -= 1
         self._ready.append(applet)
+        self._available[applet] = None
         self._assign()
 
     def _on_written(self, requests: list[FrameRequest], now: float) -> None:
@@ -445,6 +470,7 @@ class AppletPool:
         if was is AppletState.READY:
             server.ready -= 1
             self._ready.remove(applet)
+            self._available.pop(applet, None)
         else:
             server.connecting -= 1
             self._connecting -= 1
@@ -492,7 +518,7 @@ class AppletPool:
             backoff_remaining=round(s.backoff.remaining(), 3)) for s in self.servers)
         return PoolMetrics(
             applets=len(self._applets),
-            idles=sum(1 for a in self._ready if a.free > 0),
+            idles=len(self._available),
             nb_sending=self._nb_queued + self._nb_assigned,
             nb_waiting=self._nb_waiting,
             servers=servers,

@@ -1,8 +1,9 @@
 """Frames in flight and the engine-wide waiting table.
 
 A :class:`FrameRequest` is one NOTIFY from the moment a stream hands it to the
-pool until it ends (ACK, timeout, failure).  The stream's greenlet parks on the
-request's event; whoever ends the request (an applet's reader, the pool) sets it.
+pool until it ends (ACK, timeout, failure).  The stream's greenlet parks on a
+``gevent.hub.Waiter``; whoever ends the request (an applet's reader, the pool)
+schedules its wake-up through the hub.
 
 The :class:`WaitingTable` maps ``(stream-id, frame-id)`` to the request for the
 whole engine.  In async mode (SPOE.txt §3.2.1) an ACK may come back on any
@@ -17,7 +18,7 @@ import enum
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gevent.event import Event
+from gevent import get_hub
 
 if TYPE_CHECKING:
     from ..protocol import Ack
@@ -41,8 +42,8 @@ class RequestState(enum.Enum):
 class FrameRequest:
     """One NOTIFY in flight (internal; streams see :class:`FrameOutcome`)."""
 
-    __slots__ = ("ack", "applet", "deadline", "done", "error", "frame_id", "key", "payload",
-                 "server", "state", "status", "stream_id", "t_acked", "t_start", "t_written")
+    __slots__ = ("ack", "applet", "deadline", "error", "frame_id", "key", "payload",
+                 "server", "state", "status", "stream_id", "t_acked", "t_start", "t_written", "waiter")
 
     def __init__(self, stream_id: int, frame_id: int, payload: bytes, deadline: float | None,
                  now: float) -> None:
@@ -60,7 +61,8 @@ class FrameRequest:
         self.t_start = now
         self.t_written = -1.0
         self.t_acked = -1.0
-        self.done = Event()
+        #: the stream's ``gevent.hub.Waiter`` while it waits (lighter than an Event)
+        self.waiter: Any = None
 
     def finish(self, status: int, ack: Ack | None = None, error: str | None = None) -> None:
         """End the request (idempotent: the first ending wins) and wake its stream."""
@@ -71,7 +73,10 @@ class FrameRequest:
         self.ack = ack
         self.error = error
         self.payload = b""
-        self.done.set()
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            get_hub().loop.run_callback(waiter.switch, None)
 
     def __repr__(self) -> str:
         return f"<FrameRequest sid={self.stream_id} fid={self.frame_id} {self.state.value}>"

@@ -54,7 +54,7 @@ def test_modes_as_negotiated_and_actions_returned(capabilities: str, mode: str) 
             assert outcome.ack is not None
             assert outcome.ack.actions[0] == SetVar(VarScope.TXN, "ip_score", 20)
             assert outcome.queue_ms >= 0 and outcome.wait_ms >= 0
-        assert {a.mode for a in pool._applets} == {mode}
+        assert {a.mode for a in pool._ready} == {mode}
         assert_consistent(pool)
         pool.close(1)
 
@@ -85,9 +85,14 @@ def test_burst_of_500_streams_uses_about_25_connections() -> None:
 def test_maxconnrate_still_caps_connections() -> None:
     with FakeAgent(delays=0.05) as agent:
         pool = make_pool(agent.address, maxconnrate=3)
+        start = time.monotonic()
         outcomes = burst(pool, 200, timeout=3.0)
+        elapsed = time.monotonic() - start
         assert statuses(outcomes) == {0: 200}
-        assert agent.connections <= 3
+        # HAProxy's freq_ctr truncates the previous second's weighted share, so a
+        # burst straddling a second boundary may reach 2 * 3 - 1 (see
+        # test_ratelimit.py for the exact arithmetic); never one per stream.
+        assert agent.connections <= 5 * (1 + int(elapsed)), (agent.connections, elapsed)
         pool.close(1)
 
 
