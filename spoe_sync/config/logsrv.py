@@ -46,7 +46,7 @@ def parse_log_target(args: Sequence[str]) -> LogTarget:
     kind, address = _parse_address(args[0])
     pos = 1
     maxlen = 1024
-    fmt = "rfc3164"
+    fmt = "local"
     sample = None
     if _word(args, pos) == "len":
         value = _word(args, pos + 1)

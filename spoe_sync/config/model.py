@@ -60,7 +60,8 @@ class LogTarget:
     :attr kind: ``"udp"`` (syslog over UDP, ``address`` is ``host:port``), ``"unix"``
         (datagram socket path), ``"stdout"``, ``"stderr"``, or ``"fd"`` (``address`` is
         the descriptor number) / ``"abns"`` (abstract socket name).
-    :attr format: ``rfc3164`` (HAProxy's default), ``rfc5424``, ``raw``, ``short``, ...
+    :attr format: ``local`` (HAProxy 2.6's default: RFC3164 without the hostname),
+        ``rfc3164``, ``rfc5424``, ``raw``, ``short``, ...
     :attr maxlen: ``len N`` (HAProxy's default 1024).
     """
 
@@ -69,7 +70,7 @@ class LogTarget:
     facility: str
     level: str | None = None
     minlevel: str | None = None
-    format: str = "rfc3164"
+    format: str = "local"
     maxlen: int = 1024
     sample: str | None = None
 
