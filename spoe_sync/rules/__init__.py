@@ -10,6 +10,7 @@ from __future__ import annotations
 from .acl import Acl, AclExpr, AclRegistry
 from .condition import Condition, parse_condition
 from .hdrs import decode_hdrs_bin, encode_hdrs_bin
+from .logformat import LogFormat, parse_logformat
 from .sample import EvalContext, SampleExpr, VarLookup, parse_sample
 from .sources import RequestInfo, ResponseInfo, SampleSource, StaticSamples, TCPSamples
 
@@ -19,6 +20,7 @@ __all__ = [
     "AclRegistry",
     "Condition",
     "EvalContext",
+    "LogFormat",
     "RequestInfo",
     "ResponseInfo",
     "SampleExpr",
@@ -29,5 +31,6 @@ __all__ = [
     "decode_hdrs_bin",
     "encode_hdrs_bin",
     "parse_condition",
+    "parse_logformat",
     "parse_sample",
 ]

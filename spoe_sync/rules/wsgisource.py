@@ -56,6 +56,12 @@ def handler_environ(handler: Any) -> dict[str, Any]:
     return out
 
 
+def _str(environ: Mapping[str, Any], key: str, default: str = "") -> str:
+    """An environ value that is text, else ``default`` (a broken server must not break us)."""
+    value = environ.get(key)
+    return value if isinstance(value, str) else default
+
+
 def _environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
     out = []
     for key, value in environ.items():
@@ -68,14 +74,19 @@ def _environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _valid_headers(raw: list[Any] | tuple[Any, ...]) -> list[tuple[Any, Any]]:
+    return [(h[0], h[1]) for h in raw if isinstance(h, (tuple, list)) and len(h) == 2
+            and isinstance(h[0], (str, bytes)) and isinstance(h[1], (str, bytes))]
+
+
 def _target(environ: Mapping[str, Any]) -> str:
     for key in (RAW_URI_KEY, "REQUEST_URI", "RAW_URI"):
         value = environ.get(key)
         if isinstance(value, str) and value:
             return value
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
     raw = quote(path.encode("latin-1", "replace"), safe="/;=,:@!$&'()*+-._~") or "/"
-    query = environ.get("QUERY_STRING")
+    query = _str(environ, "QUERY_STRING")
     return raw + ("?" + query if query else "")
 
 
@@ -85,10 +96,10 @@ def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
         return addr
     port: int | None
     try:
-        port = int(environ.get("SERVER_PORT", ""))
+        port = int(_str(environ, "SERVER_PORT"))
     except ValueError:
         port = None
-    host: Any = environ.get("SERVER_ADDR") or environ.get("SERVER_NAME")
+    host: Any = _str(environ, "SERVER_ADDR") or _str(environ, "SERVER_NAME")
     try:
         host = ip_address(str(host))
     except ValueError:
@@ -111,14 +122,15 @@ class WSGISamples(SampleSource):
                  ssl: bool | None = None, frontend_id: int | None = None) -> None:
         self.environ = environ
         raw = environ.get(RAW_HEADERS_KEY)
-        headers: Any = raw if isinstance(raw, (list, tuple)) else _environ_headers(environ)
+        headers: Any = _valid_headers(raw) if isinstance(raw, (list, tuple)) else \
+            _environ_headers(environ)
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
         request = RequestInfo(
-            method=str(environ.get("REQUEST_METHOD", "GET")),
+            method=_str(environ, "REQUEST_METHOD", "GET"),
             target=_target(environ),
-            version=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            version=_str(environ, "SERVER_PROTOCOL", "HTTP/1.1"),
             headers=tuple(headers),
             body=body,
         )
@@ -126,7 +138,7 @@ class WSGISamples(SampleSource):
             ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
         uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
         super().__init__(
-            client=to_address((environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT"))),
+            client=to_address((_str(environ, "REMOTE_ADDR"), _str(environ, "REMOTE_PORT"))),
             local=_local(environ),
             ssl=bool(ssl),
             request=request,
