@@ -39,7 +39,8 @@ def read_source(source: str | os.PathLike[str]) -> tuple[str, str]:
 def parse_config(text: str, engine: str | None = None, *, filename: str = "<string>",
                  proxy: str = "frontend", base_dir: str | None = None,
                  env: Mapping[str, str] | None = None,
-                 require_final_lf: bool = False, bufsize: int = 16384) -> SpoeConfig:
+                 require_final_lf: bool = False, bufsize: int = 16384,
+                 _stacklevel: int = 2) -> SpoeConfig:
     """Parse SPOE configuration text; see :func:`load_config`.
 
     ``require_final_lf`` is HAProxy's check of files (a last line without LF is an
@@ -59,7 +60,7 @@ def parse_config(text: str, engine: str | None = None, *, filename: str = "<stri
         texts.append(where + message)
         warning = SpoeConfigWarning(where + message)
         warning.filename, warning.lineno, warning.message = filename, lineno, message  # type: ignore[attr-defined]
-        warnings.warn(warning, stacklevel=3)
+        warnings.warn(warning, stacklevel=_stacklevel)
     if problems.errors or config is None:
         errors = tuple(problems.errors)
         first = errors[0]
@@ -90,4 +91,4 @@ def load_config(source: str | os.PathLike[str], engine: str | None = None, *,
     """
     text, filename = read_source(source)
     return parse_config(text, engine, filename=filename, proxy=proxy, base_dir=base_dir, env=env,
-                        require_final_lf=filename != "<string>", bufsize=bufsize)
+                        require_final_lf=filename != "<string>", bufsize=bufsize, _stacklevel=3)
