@@ -66,6 +66,9 @@ ARGS: list[tuple[str, str]] = [
     ("json_utf8p", "req.fhdr(x-latin),json(utf8p)"), ("json_utf8", "req.fhdr(x-latin),json"),
     ("latin_len", "req.fhdr(x-latin),length"), ("utf8_upper", "req.fhdr(x-utf8),upper"),
     ("xor", "int(12),xor(10)"), ("odd", "int(3),odd"), ("len_hdrs", "req.hdrs,length"),
+    ("cook_any", "req.cook"), ("hdr_any", "req.hdr"), ("fhdr_any", "req.fhdr"),
+    ("hdr_cnt_all", "req.hdr_cnt"), ("urlp_any", "url_param"), ("cook_val", "req.cook_val(other)"),
+    ("hdr_val", "req.hdr_val(content-length)"), ("fhdr_cnt_all", "req.fhdr_cnt"),
     ("", "src"), ("unnamed", "str(last)"),
 ]
 

@@ -114,6 +114,11 @@ CASES = [
     ("req.cook(nope)", None, DataType.NULL),
     ("req.cook($Version)", None, DataType.NULL),
     ("cook(sid)", "second", DataType.STRING),
+    ("req.cook", "abc", DataType.STRING),  # no name: the first cookie (observed, 2.6)
+    ("req.hdr", None, DataType.NULL),  # no name: the fetch fails (observed, 2.6)
+    ("req.fhdr", None, DataType.NULL),
+    ("req.hdr_cnt", 10, DataType.INT64),
+    ("req.fhdr_cnt", 7, DataType.INT64),
     ("req.cook_cnt(sid)", 2, DataType.INT64),
     ("req.cook_val(other)", 1, DataType.INT64),
     # bodies

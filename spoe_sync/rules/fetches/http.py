@@ -73,21 +73,25 @@ def _res_headers(ctx: Any) -> Any:
 def _register_header_fetches(prefix: str, getter: Any) -> None:
     def hdr(ctx: Any, args: tuple[Any, ...]) -> str | None:
         name, occ = _hdr_args(args)
+        if name is None:
+            return None  # HAProxy 2.6 fails without a name (observed)
         return _occurrence(_values(getter(ctx), name, False), occ)
 
     def hdr_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
         name, occ = _hdr_args(args)
-        if occ:
+        if occ or name is None:
             return [hdr(ctx, args)]
         return [to_text(v) for v in _values(getter(ctx), name, False)]
 
     def fhdr(ctx: Any, args: tuple[Any, ...]) -> Value:
         name, occ = _hdr_args(args)
+        if name is None:
+            return None
         return _occurrence(_values(getter(ctx), name, True), occ)
 
     def fhdr_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
         name, occ = _hdr_args(args)
-        if occ:
+        if occ or name is None:
             return [fhdr(ctx, args)]
         return [to_text(v) for v in _values(getter(ctx), name, True)]
 
@@ -187,7 +191,14 @@ def _cookie_values(headers: Any, header: bytes, name: str | None, request: bool)
 
 def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: bool) -> None:
     def cook(ctx: Any, args: tuple[Any, ...]) -> str | None:
-        vals = _cookie_values(getter(ctx), header, args[0] if args else None, request)
+        name = args[0] if args else ""
+        if not name:
+            # no name: the first cookie of the first header (observed with HAProxy 2.6)
+            headers = getter(ctx)
+            first = [v for n, line in htx_headers(headers or ()) if n == header
+                     for _, v in _cookies(line, request)][:1]
+            return to_text(first[0]) if first else None
+        vals = _cookie_values(getter(ctx), header, name, request)
         return to_text(vals[-1]) if vals else None
 
     def cook_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
