@@ -1,0 +1,442 @@
+"""A TCP proxy that runs SPOE engines on each connection, as an HAProxy ``listen`` section in
+``mode tcp`` with ``filter spoe`` lines does (SPOE.txt §3.3, haproxy-engine-behaviour.md §7.5).
+
+It is gevent's port-forwarder (a :class:`~gevent.server.StreamServer` whose ``handle`` opens the
+upstream and forwards both ways) with HAProxy's hook points on each connection:
+
+1. accept: ``on-client-session``;
+2. the inspect delay: the first request bytes are peeked (``MSG_PEEK``, so nothing is consumed)
+   into ``req.payload``/``req.len``, then ``on-frontend-tcp-request`` and the ``tcp-request
+   content`` rules (``accept``, ``reject``, ``send-spoe-group``, ``set-var``, ``unset-var``);
+3. connected to the upstream: ``on-server-session``;
+4. the first response bytes peeked into ``res.payload``/``res.len``: ``on-tcp-response`` and the
+   ``tcp-response content`` rules; while they run the response is not read, as in HAProxy;
+5. forwarding both ways with half-close: EOF from one side becomes ``shutdown(SHUT_WR)`` on the
+   other, and the connection ends when both directions are done.
+
+Agent trouble never blocks a connection beyond the agent's ``timeout processing``: the engines
+fail open and the rules decide, exactly as with HAProxy.  ``sess`` variables live as long as the
+client connection.  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish
+for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
+
+    engine = spoe_sync.Engine.from_file("spoe-iprep.conf", backends={"iprep": ["127.0.0.1:12345"]})
+    proxy = TCPProxy(("127.0.0.1", 8000), ("127.0.0.1", 9000), engines=[engine],
+                     tcp_request=["content reject if { var(sess.iprep.ip_score) -m int lt 20 }"])
+    proxy.run()          # until SIGTERM or SIGINT
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from gevent import socket
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from loguru import logger
+
+from .config.backends import parse_address
+from .engine.vars import Session, Vars
+from .errors import ConfigError
+from .protocol.values import Value
+from .samples import TCPSamples
+
+__all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
+
+_BUFSIZE = 65536
+_ABORT_ERRORS = (OSError, gevent.Timeout)
+
+
+def parse_listen_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    """``host:port`` (HAProxy syntax, ``[::1]:port`` for IPv6) as a ``(host, port)`` pair.
+
+    :raises ConfigError: for anything else (UNIX sockets are not supported by the proxy).
+    """
+    if isinstance(address, tuple):
+        return address[0], int(address[1])
+    try:
+        family, host, port, _ = parse_address(address)
+    except ValueError as exc:
+        raise ConfigError(f"invalid address '{address}': {exc}") from None
+    if family == "unix" or host is None or port is None:
+        raise ConfigError(f"invalid address '{address}': the TCP proxy needs host:port")
+    return host, port
+
+
+@dataclass
+class ProxyStats:
+    """Connection counters of one :class:`TCPProxy` (read them, do not write them).
+
+    :attr accepted: client connections accepted.
+    :attr active: connections being handled now.
+    :attr rejected: connections closed by a ``reject`` rule.
+    :attr upstream_errors: upstream connections that failed (connect error or timeout).
+    :attr aborted: connections ended by an error or a timeout rather than by both EOFs.
+    :attr bytes_in: bytes forwarded from clients to the upstream.
+    :attr bytes_out: bytes forwarded from the upstream to clients.
+    """
+
+    accepted: int = 0
+    active: int = 0
+    rejected: int = 0
+    upstream_errors: int = 0
+    aborted: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class Verdict(enum.Enum):
+    """What a rule set decided: go on (no rule ended it), ``accept`` or ``reject``."""
+
+    CONTINUE = "continue"
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class RuleSet:
+    """``tcp-request content`` or ``tcp-response content`` rules, evaluated in order."""
+
+    def __init__(self, rules: Sequence[Any] = ()) -> None:
+        self.rules = tuple(rules)
+
+    def evaluate(self, samples: TCPSamples, vars: ConnectionVars,
+                 send_group: Callable[[str, str], None]) -> Verdict:
+        if not self.rules:
+            return Verdict.CONTINUE
+        raise NotImplementedError  # wired to spoe_sync.config.proxy_rules
+
+
+def build_rules(rules: Iterable[str], point: str, acls: Iterable[str], *,
+                engines: Mapping[str, Any]) -> RuleSet:
+    rules = list(rules)
+    if rules:
+        raise NotImplementedError
+    return RuleSet(())
+
+
+class _Aborted(Exception):
+    """The connection ends now (reject, upstream failure): close both sides."""
+
+
+class ConnectionVars:
+    """The variables of one proxied connection as the rules see them.
+
+    Each engine's stream has its own ``txn``/``req``/``res`` store and each engine its own
+    ``proc`` store; ``sess`` is shared by all.  A read looks at the streams in engine order and
+    returns the first value set; a rule's ``set-var``/``unset-var`` writes to every stream, so
+    that every engine's messages see it, as they would in HAProxy's single store.
+    """
+
+    __slots__ = ("_stores",)
+
+    def __init__(self, stores: Sequence[Vars]) -> None:
+        self._stores = tuple(stores)
+
+    def get(self, full_name: str, default: Value = None) -> Value:
+        for store in self._stores:
+            value = store.get(full_name)
+            if value is not None:
+                return value
+        return default
+
+    def set(self, full_name: str, value: object) -> None:
+        """:raises VariableError: invalid name or value, or a cap exceeded."""
+        for store in self._stores:
+            store.set(full_name, value)
+
+    def unset(self, full_name: str) -> bool:
+        found = False
+        for store in self._stores:
+            found = store.unset(full_name) or found
+        return found
+
+    def as_dict(self) -> dict[str, Value]:
+        """Every variable readable from this connection, by full name."""
+        out: dict[str, Value] = {}
+        for store in reversed(self._stores):
+            out.update(store.as_dict())
+        return out
+
+
+class _Conn:
+    """One proxied client connection: its sockets, samples, session and one stream per engine."""
+
+    __slots__ = ("aborted", "client", "samples", "session", "streams", "upstream", "vars")
+
+    def __init__(self, client: Any, samples: TCPSamples, engines: Sequence[Any]) -> None:
+        self.client = client
+        self.upstream: Any = None
+        self.samples = samples
+        self.session = engines[0].new_session() if engines else Session()
+        self.streams = [(e, e.new_stream(samples, self.session, kind="tcp")) for e in engines]
+        self.vars = ConnectionVars([s.vars for _, s in self.streams] or [Vars(self.session)])
+        self.aborted = False
+
+
+def _set_nodelay(sock: Any) -> None:
+    # the proxy relays small request/response exchanges: Nagle would hold them back
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # pragma: no cover - not a TCP socket
+        pass
+
+
+def _close(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:  # pragma: no cover
+            pass
+
+
+class TCPProxy(StreamServer):
+    """A TCP proxy from ``listener`` to ``upstream`` with SPOE engines on each connection.
+
+    :param listener: ``(host, port)``, ``"host:port"`` or a listening socket (port 0 picks a
+        free port; read :attr:`address` after :meth:`start`).
+    :param upstream: where connections go, ``(host, port)`` or ``"host:port"``.
+    :param engines: :class:`spoe_sync.Engine` objects, fired in this order at each event (several
+        ``filter spoe`` lines); their engine ids must be unique, as HAProxy checks.
+    :param tcp_request: ``tcp-request content`` rules in HAProxy syntax (the leading ``content``
+        word is optional), evaluated in order after ``on-frontend-tcp-request``.
+    :param tcp_response: ``tcp-response content`` rules, after ``on-tcp-response``.
+    :param acls: extra ``acl`` lines (``"name criterion [flags] [patterns]"``) the rules may name.
+    :param inspect_delay: seconds to wait for the first request bytes before
+        ``on-frontend-tcp-request`` (HAProxy's ``tcp-request inspect-delay``); 0 looks only at
+        what has already arrived.  The wait ends as soon as bytes arrive or the client closes.
+    :param inspect_size: most bytes peeked into ``req.payload`` / ``res.payload``.
+    :param response_inspect_delay: same as ``inspect_delay`` for the first response bytes
+        (``tcp-response inspect-delay``); ``None`` waits up to ``idle_timeout``.
+    :param connect_timeout: seconds to connect to the upstream (HAProxy's ``timeout connect``).
+    :param idle_timeout: seconds without any data before a direction is aborted (HAProxy's
+        ``timeout client`` / ``timeout server``); ``None`` for no limit.
+    :param drain_timeout: seconds :meth:`stop` lets connections in flight finish.
+    :param max_connections: most connections handled at once (``maxconn``); ``None`` = no limit.
+    :param close_engines: :meth:`stop` closes the engines (HAPROXY-DISCONNECT to the agents).
+    :param on_connection: called with ``(samples, vars)`` after a connection ended (logging,
+        tests); exceptions are logged and ignored.
+    """
+
+    def __init__(self, listener: Any, upstream: str | tuple[str, int], *,
+                 engines: Sequence[Any] = (), tcp_request: Iterable[str] = (),
+                 tcp_response: Iterable[str] = (), acls: Iterable[str] = (),
+                 inspect_delay: float = 0.0, inspect_size: int = 16384,
+                 response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
+                 idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
+                 max_connections: int | None = None, close_engines: bool = True,
+                 on_connection: Callable[[TCPSamples, Vars], None] | None = None) -> None:
+        if isinstance(listener, str):
+            listener = parse_listen_address(listener)
+        self.upstream_address = parse_listen_address(upstream)
+        self.engines = tuple(engines)
+        ids = [_engine_id(e) for e in self.engines]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ConfigError(f"duplicated name for SPOE engine '{dupes[0]}'")
+        self._engine_ids = dict(zip(ids, self.engines))
+        self.tcp_request: RuleSet = build_rules(tcp_request, "tcp-request content", acls,
+                                                engines=self._engine_ids)
+        self.tcp_response: RuleSet = build_rules(tcp_response, "tcp-response content", acls,
+                                                 engines=self._engine_ids)
+        if inspect_delay < 0 or inspect_size < 1:
+            raise ValueError("inspect_delay must be >= 0 and inspect_size >= 1")
+        self.inspect_delay = float(inspect_delay)
+        self.inspect_size = int(inspect_size)
+        self.response_inspect_delay = response_inspect_delay
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.drain_timeout = drain_timeout
+        self.close_engines = close_engines
+        self.on_connection = on_connection
+        self.stats = ProxyStats()
+        self._stopped = Event()
+        super().__init__(listener, spawn=Pool(max_connections))
+
+    # -- server life -------------------------------------------------------------------------
+
+    def init_socket(self) -> None:
+        super().init_socket()
+        _set_nodelay(self.socket)  # accepted sockets inherit it on Linux; set it per socket too
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let connections in flight finish for up to ``timeout`` seconds
+        (default :attr:`drain_timeout`), end the rest, then close the engines."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        drain = self.drain_timeout if timeout is None else timeout
+        super().stop(timeout=drain)
+        if self.close_engines:
+            for engine in self.engines:
+                try:
+                    engine.close(timeout=max(1.0, min(drain, 5.0)))
+                except Exception as exc:  # a failing engine must not keep the others open
+                    logger.warning("closing SPOE engine {}: {}", _engine_id(engine), exc)
+
+    def run(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
+            *, ready: Callable[[TCPProxy], None] | None = None) -> None:
+        """Serve until one of ``signals`` arrives (or :meth:`stop` is called), then stop
+        gracefully.  ``ready(proxy)`` is called once the listener is bound."""
+        wake = Event()
+        handlers = [gevent.signal_handler(sig, wake.set) for sig in signals]
+        try:
+            self.start()
+            if ready is not None:
+                ready(self)
+            while not wake.is_set() and not self._stopped.is_set():
+                wake.wait(1.0)
+        finally:
+            for h in handlers:
+                h.cancel()
+            self.stop()
+
+    # -- one connection ----------------------------------------------------------------------
+
+    def handle(self, client: Any, address: Any) -> None:
+        """Handle one client connection (the StreamServer contract)."""
+        self.stats.accepted += 1
+        self.stats.active += 1
+        conn: _Conn | None = None
+        try:
+            _set_nodelay(client)
+            conn = _Conn(client, TCPSamples(address, client.getsockname()), self.engines)
+            self._serve(conn)
+        except _Aborted:
+            pass
+        except _ABORT_ERRORS as exc:
+            if conn is not None:
+                conn.aborted = True
+            logger.debug("proxy: connection from {} aborted: {}", address, exc)
+        finally:
+            self.stats.active -= 1
+            if conn is not None:
+                if conn.aborted:
+                    self.stats.aborted += 1
+                _close(conn.upstream)
+                self._report(conn)
+            _close(client)
+
+    def _report(self, conn: _Conn) -> None:
+        if self.on_connection is None:
+            return
+        try:
+            self.on_connection(conn.samples, conn.vars)
+        except Exception as exc:
+            logger.warning("proxy: on_connection hook failed: {}", exc)
+
+    def _serve(self, conn: _Conn) -> None:
+        self._event(conn, "on-client-session")
+
+        conn.samples.req_payload = self._peek(conn.client, self.inspect_delay)
+        self._event(conn, "on-frontend-tcp-request")
+        if self.tcp_request.evaluate(conn.samples, conn.vars, self._group_runner(conn)) \
+                is Verdict.REJECT:
+            self.stats.rejected += 1
+            self._reject(conn.client, len(conn.samples.req_payload or b""))
+            raise _Aborted
+
+        conn.upstream = self._connect()
+        self._event(conn, "on-server-session")
+        to_upstream = gevent.spawn(self._forward, conn, conn.client, conn.upstream, True)
+        try:
+            wait = self.response_inspect_delay
+            conn.samples.res_payload = self._peek(
+                conn.upstream, self.idle_timeout if wait is None else wait)
+            if conn.aborted:
+                raise _Aborted
+            self._event(conn, "on-tcp-response")
+            if self.tcp_response.evaluate(conn.samples, conn.vars, self._group_runner(conn)) \
+                    is Verdict.REJECT:
+                self.stats.rejected += 1
+                raise _Aborted
+            self._forward(conn, conn.upstream, conn.client, False)
+            to_upstream.join(timeout=self.idle_timeout)
+        finally:
+            # a reject or an error in one direction ends the other one as well
+            if not to_upstream.dead:
+                to_upstream.kill(block=True, timeout=1.0)
+
+    def _event(self, conn: _Conn, event: str) -> None:
+        # engines fire in declaration order; an agent-side failure is a status, never an error
+        for engine, stream in conn.streams:
+            engine.process_event(stream, event)
+
+    def _group_runner(self, conn: _Conn) -> Callable[[str, str], None]:
+        def send_group(engine_id: str, group: str) -> None:
+            for engine, stream in conn.streams:
+                if _engine_id(engine) == engine_id:
+                    engine.send_group(stream, group)
+        return send_group
+
+    def _peek(self, sock: Any, delay: float | None) -> bytes:
+        """The first bytes waiting on ``sock`` (not consumed), waiting up to ``delay`` seconds
+        for some to arrive; ``b""`` when none came or the peer closed."""
+        sock.settimeout(delay if delay else 0.0)
+        try:
+            return bytes(sock.recv(self.inspect_size, socket.MSG_PEEK))
+        except (BlockingIOError, TimeoutError, socket.timeout):
+            return b""
+        finally:
+            sock.settimeout(None)
+
+    def _reject(self, client: Any, peeked: int) -> None:
+        # read what was peeked so that close() sends a FIN rather than a reset
+        client.settimeout(0.0)
+        try:
+            while peeked > 0:
+                data = client.recv(min(peeked, _BUFSIZE))
+                if not data:
+                    break
+                peeked -= len(data)
+        except OSError:
+            pass
+
+    def _connect(self) -> Any:
+        try:
+            sock = socket.create_connection(self.upstream_address, timeout=self.connect_timeout)
+        except OSError as exc:
+            self.stats.upstream_errors += 1
+            logger.warning("proxy: cannot connect to upstream {}:{}: {}",
+                           *self.upstream_address, exc)
+            raise _Aborted from None
+        sock.settimeout(None)
+        _set_nodelay(sock)
+        return sock
+
+    def _forward(self, conn: _Conn, src: Any, dst: Any, inbound: bool) -> None:
+        """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``."""
+        src.settimeout(self.idle_timeout)
+        stats = self.stats
+        try:
+            while True:
+                data = src.recv(_BUFSIZE)
+                if not data:
+                    break
+                dst.sendall(data)
+                if inbound:
+                    stats.bytes_in += len(data)
+                else:
+                    stats.bytes_out += len(data)
+        except _ABORT_ERRORS:
+            conn.aborted = True
+            # unblock the other direction: the connection is over
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _engine_id(engine: Any) -> str:
+    """HAProxy's engine id: the ``filter spoe engine`` name, else the agent name."""
+    return str(engine.config.engine_id)
