@@ -37,6 +37,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return run_check(args.file, engine=args.engine, haproxy=args.haproxy)
 
 
+def _split_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    import logging
+
+    from .examples.iprep import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    host, port = args.listen
+    run(host, port, pipelining=not args.no_pipelining, async_=not args.no_async)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .engine.healthcheck import healthcheck
+
+    try:
+        result = healthcheck(args.address, timeout=args.timeout)
+    except ValueError as exc:
+        print(f"spoe-sync probe: {exc}", file=sys.stderr)
+        return 2
+    state = "healthy" if result.ok else "NOT healthy"
+    print(f"{result.address}: {state} ({result.reason}) in {result.elapsed_ms} ms")
+    if result.ok:
+        print(f"  version         {result.version}")
+        print(f"  max-frame-size  {result.max_frame_size}")
+        print(f"  capabilities    {','.join(result.capabilities) or '(none)'}")
+    else:
+        print(f"  status          {result.status}")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoe-sync",
@@ -66,6 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--haproxy", metavar="HAPROXY_CFG",
                    help="check every 'filter spoe' line of this haproxy.cfg")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "agent",
+        help="run the example IP-reputation agent (a real SPOA)",
+        description="Serve the example IP-reputation agent (message get-ip-reputation, "
+        "SPOE.txt 2.5; its SPOE file is spoe_sync/examples/spoe-iprep.conf) until "
+        "SIGINT or SIGTERM, then stop gracefully.",
+    )
+    p.add_argument("--listen", type=_split_listen, default=("127.0.0.1", 12345),
+                   metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:12345)")
+    p.add_argument("--no-async", action="store_true", help="do not announce async")
+    p.add_argument("--no-pipelining", action="store_true", help="do not announce pipelining")
+    p.set_defaults(func=_cmd_agent)
+
+    p = sub.add_parser(
+        "probe",
+        help="run a SPOP health check against an agent",
+        description="Send a HAPROXY-HELLO with healthcheck true (HAProxy's option "
+        "spop-check) and print what the agent announces. Exit status: 0 healthy, "
+        "1 not healthy, 2 usage error.",
+    )
+    p.add_argument("address", metavar="HOST:PORT", help="the agent (or a unix socket path)")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                   help="seconds for the whole check (default 2)")
+    p.set_defaults(func=_cmd_probe)
     return parser
 
 
