@@ -33,7 +33,8 @@ Faults after the handshake, from the ``fault_after``-th NOTIFY of a connection:
 malformed ACK: status 4), ``"overlong"`` (a length prefix over any
 max-frame-size: status 3), ``"unknown-frame-id"`` (ACKs carry a frame-id nobody
 sent), ``"abort"`` (ACKs with FIN|ABORT), ``"silent"`` (no ACK, connection kept),
-``"fragment"`` (ACKs cut in fragments).  ``fault_connections`` limits the
+``"fragment"`` (ACKs cut in fragments).  ``ack_elsewhere`` answers on another
+connection of the same engine, as async agents may.  ``fault_connections`` limits the
 faults (handshake ones included) to the first N connections, so that the
 replacement connection works.  ``delays`` (seconds, per message name or for all)
 and ``reorder`` (ACKs held back and sent in reverse order, by batches of N)
@@ -102,6 +103,9 @@ class FakeAgent:
     :param disconnect_status: status-code of a scripted AGENT-DISCONNECT.
     :param delays: seconds before answering, for all messages or per name.
     :param reorder: hold ACKs back and send them by batches of N, last first.
+    :param ack_elsewhere: async agents may answer on any connection of the same
+        engine-id (SPOE.txt §3.2.1): send each ACK on another open connection of
+        the NOTIFY's engine when there is one.
     :param port: 0 for a free port.
     """
 
@@ -112,7 +116,7 @@ class FakeAgent:
                  fault_connections: int | None = None, disconnect_status: int = 99,
                  disconnect_message: str = "scripted disconnect",
                  delays: float | Mapping[str, float] | None = None, reorder: int = 1,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 ack_elsewhere: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault '{fault}' (expected one of {', '.join(FAULTS)})")
         if isinstance(hello, str) and hello not in _HELLO_FAULTS:
@@ -130,6 +134,8 @@ class FakeAgent:
         self.disconnect_message = disconnect_message
         self.delays = delays
         self.reorder = max(reorder, 1)
+        self.ack_elsewhere = ack_elsewhere
+        self.sessions: list[_Session] = []
         self.connections = 0
         self.frames = 0
         self.acks_sent = 0
@@ -198,7 +204,12 @@ class FakeAgent:
         self._socks.add(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _Session(self, sock, faulty).run()
+            session = _Session(self, sock, faulty)
+            self.sessions.append(session)
+            try:
+                session.run()
+            finally:
+                self.sessions.remove(session)
         except (OSError, SpoeError) as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -233,6 +244,7 @@ class _Session:
         self.fragments: list[bytes] = []
         self.frame_size = agent.max_frame_size
         self.closed = False
+        self.engine_id: object = None
 
     def run(self) -> None:
         body = self._read_frame()
@@ -242,6 +254,7 @@ class _Session:
         if not isinstance(hello, HaproxyHello):
             return
         self.agent.hellos.append(hello)
+        self.engine_id = hello.engine_id
         if self.agent.hello_delay:
             gevent.sleep(self.agent.hello_delay)
         if not self._answer_hello(hello):
@@ -330,6 +343,12 @@ class _Session:
         self._ack(data)
 
     def _ack(self, data: bytes) -> None:
+        if self.agent.ack_elsewhere:
+            for other in reversed(self.agent.sessions):
+                if other is not self and not other.closed and other.engine_id == self.engine_id:
+                    other._send(data)
+                    self.agent.acks_sent += 1
+                    return
         count = 1
         if self.agent.reorder > 1:
             self.held.append(data)

@@ -70,3 +70,16 @@ def test_delay_until_the_next_event_fits(added: int, now: float, limit: int, exp
         assert not ctr.allows(limit)
         clock.now = now + delay
         assert ctr.allows(limit)
+
+
+def test_a_burst_straddling_a_second_boundary_gets_almost_twice_the_limit() -> None:
+    """freq_ctr_remain() floors the previous second's weighted share: HAProxy
+    lets 2 * limit - 1 events through around a boundary, and so do we."""
+    clock = Clock(100.9)
+    ctr = RateCounter(clock=clock)
+    ctr.add(3)
+    assert not ctr.allows(3)
+    clock.now = 101.1  # 3 * 0.9 = 2.7 -> 2 used
+    assert ctr.remaining(3) == 1
+    ctr.add()
+    assert not ctr.allows(3)
