@@ -526,7 +526,9 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
                 args.append((arg, value))
             messages.append(Message(name, tuple(args)))
         return Notify(sid, fid, tuple(messages), flags)
-    raise _Fallback  # raw payloads are cheap on the grammar path
+    if ftype in (FrameType.UNSET, FrameType.NOTIFY, FrameType.ACK):
+        return Fragment(ftype, sid, fid, buf[pos:], flags)
+    return UnknownFrame(ftype, sid, fid, buf[pos:], flags)
 
 
 def _fast_frame(buf: bytes, start: int) -> Frame:
