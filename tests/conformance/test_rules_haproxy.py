@@ -12,6 +12,8 @@ send-spoe-group`` for raw server responses.  Then ACL conditions: ``http-request
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address
+
 import pytest
 
 from spoe_sync.protocol import Notify, data_type_of, decode_frame
@@ -204,7 +206,40 @@ CONDITIONS = [
     "if { req.hdr(x-latin) -m reg caf. }", "if { req.hdr(x-long) -m len ge 300 }",
     "if { url_beg http:// } { hdr(host) -m end :8080 }", "if { path -m end -i /P }",
     "if { req.cook_cnt(sid) eq 2 }", "if { hdr_val(content-length) 11 }",
+    # matching methods on typed variables (set in both engines, see ACL_VARS)
+    "if { var(txn.e) -m found }", "if { var(txn.e) -m str }", "if { var(txn.e) -m bool }",
+    "if { var(txn.e) -m int 0 }", "if { var(txn.one) -m bool }", "if { var(txn.num) -m int 7 }",
+    "if { var(txn.s) -m int 0 }", "if { var(txn.i) -m str 42 }", "if { var(txn.i) -m len 2 }",
+    "if { var(txn.t) -m int 1 }", "if { var(txn.t) -m str 1 }", "if { var(txn.f) -m bool }",
+    "if { var(txn.neg) -m int lt 0 }", "if { var(txn.i) -m int lt 3 eq 42 }",
+    "if { var(txn.i) -m int :4 }", "if { var(txn.i) -m int 43: }",
+    "if { var(txn.S) -m beg ab }", "if { var(txn.S) -m beg -i ab }",
+    "if { var(txn.S) -i -m end BC }", "if { var(txn.S) -m sub -i b }",
+    "if { var(txn.ip4) -m ip 10.0.0.0/8 }", "if { var(txn.ip4) -m ip 10.0.0.0/255.255.255.0 }",
+    "if { var(txn.ip4) -m ip 10.5 }", "if { var(txn.ip4) -m ip ::ffff:10.0.0.0/104 }",
+    "if { var(txn.ip6m) -m ip 10.0.0.0/8 }", "if { var(txn.ip6) -m ip 10.0.0.0/8 }",
+    "if { var(txn.ip6) -m ip 2001:db8::/32 }", "if { var(txn.ipstr) -m ip 10.0.0.5 }",
+    "if { var(txn.ip4) -m str 10.0.0.5 }", "if { var(txn.bin) -m bin 48656c6c6f }",
+    "if { var(txn.bin) -m bin 48656C }", "if { var(txn.bin) -m sub ell }",
+    "if { var(txn.url) -m dom .www1 }", "if { var(txn.url) -m dom 80 }",
+    "if { var(txn.url) -m dom eu }", "if { var(txn.dir) -m dir png }",
+    "if { var(txn.dir) -m dir 32x32 }", "if { var(txn.dash) -m str -- -i }",
+    "if { var(txn.s) -m reg -i ^DE }", "if { var(txn.i) -m int ge 42 le 1 }",
 ]
+
+# Variables both engines set before the conditions run.
+ACL_VARS = {
+    "txn.e": ("str()", ""), "txn.one": ("str(1)", "1"), "txn.num": ("str(7x)", "7x"),
+    "txn.t": ("bool(1)", True), "txn.f": ("bool(0)", False), "txn.neg": ("int(-5)", -5),
+    "txn.S": ("str(ABC)", "ABC"), "txn.ip4": ("ipv4(10.0.0.5)", IPv4Address("10.0.0.5")),
+    "txn.ip6m": ("ipv6(::ffff:10.0.0.5)", IPv6Address("::ffff:10.0.0.5")),
+    "txn.ip6": ("ipv6(2001:db8::5)", IPv6Address("2001:db8::5")),
+    "txn.ipstr": ("str(10.0.0.5)", "10.0.0.5"), "txn.bin": ("bin(48656c6c6f)", b"Hello"),
+    "txn.url": ("str(http://www1.dc-eu.example.com:80/blah)",
+                "http://www1.dc-eu.example.com:80/blah"),
+    "txn.dir": ("str(/images/png/logo/32x32.png)", "/images/png/logo/32x32.png"),
+    "txn.dash": ("str(-i)", "-i"),
+}
 
 
 def acl_haproxy_cfg(http_port: int) -> str:
@@ -212,6 +247,8 @@ def acl_haproxy_cfg(http_port: int) -> str:
     rules = "\n".join(f"    http-request set-var(txn.r{i}) int(1) {cond}"
                       for i, cond in enumerate(CONDITIONS))
     fmt = ",".join(f"%[var(txn.r{i})]" for i in range(len(CONDITIONS)))
+    setvars = "\n".join(f"    http-request set-var({name}) {expr}"
+                        for name, (expr, _) in ACL_VARS.items())
     return f"""\
 global
     nbthread 1
@@ -226,6 +263,7 @@ frontend fe
 {acls}
     http-request set-var(txn.s) str(deny)
     http-request set-var(txn.i) int(42)
+{setvars}
 {rules}
     http-request return status 200 content-type text/plain lf-string "R={fmt};ok"
 """
@@ -262,8 +300,10 @@ def spoe_sync_decisions(acl_workdir):
         acls.add(name, words, base_dir=str(acl_workdir))
     conditions = [parse_condition(c.split(), acls, base_dir=str(acl_workdir)) for c in CONDITIONS]
 
+    variables = {**VARS, **{name: value for name, (_, value) in ACL_VARS.items()}}
+
     def evaluate(samples):
-        ctx = EvalContext(samples, VARS)
+        ctx = EvalContext(samples, variables)
         return [c.evaluate(ctx) for c in conditions]
 
     with EvalServer(evaluate) as server:
