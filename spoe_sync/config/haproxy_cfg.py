@@ -137,7 +137,7 @@ def parse_haproxy_cfg(text: str, *, filename: str = "<string>",
         try:
             words = tokenize(line.raw, env)
         except LexError as exc:
-            err(f"{exc.message}: {line.raw.strip()}", line.lineno)
+            err(exc.describe(line.raw), line.lineno)
             continue
         if not words:
             continue

@@ -30,10 +30,18 @@ _HEX = "0123456789abcdefABCDEF"
 class LexError(ValueError):
     """A line that HAProxy's tokenizer refuses; ``column`` is 1-based."""
 
-    def __init__(self, message: str, column: int | None = None) -> None:
+    def __init__(self, message: str, column: int | None = None, show_line: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.column = column
+        self.show_line = show_line
+
+    def describe(self, line: str) -> str:
+        """HAProxy's wording: the message, the position, and the line for most errors."""
+        where = f" at position {self.column}" if self.column else ""
+        if not self.show_line:
+            return f"{self.message}{where}."
+        return f"{self.message}{where}: {line.strip()}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ def tokenize(line: str, env: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if env is None else env
     nul = line.find("\0")
     if nul >= 0:
-        raise LexError("Stray NUL character", nul + 1)
+        raise LexError("Stray NUL character", nul + 1, show_line=False)
     words: list[str] = []
     cur: list[str] = []
     in_word = False
@@ -142,7 +150,7 @@ def tokenize(line: str, env: Mapping[str, str] | None = None) -> list[str]:
     end_word()
     if len(words) > MAX_LINE_ARGS:
         raise LexError(f"too many words, truncating after word {MAX_LINE_ARGS}, "
-                       f"position {len(line)}: <{words[MAX_LINE_ARGS]}>")
+                       f"position {len(line)}: <{words[MAX_LINE_ARGS]}>", show_line=False)
     return words
 
 

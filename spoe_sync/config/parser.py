@@ -55,8 +55,7 @@ def read_scope(text: str, problems: Problems, engine: str | None, *,
             try:
                 words = tokenize(line.raw, env)
             except LexError as exc:
-                where = f" at position {exc.column}" if exc.column else ""
-                problems.error(f"{exc.message}{where}: {line.raw.strip()}", lineno)
+                problems.error(exc.describe(line.raw), lineno)
                 continue
             if not words:
                 continue
