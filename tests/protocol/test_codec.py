@@ -384,3 +384,12 @@ def test_fast_decode_equals_grammar_decode_on_mutations(f: Frame, rnd: random.Ra
             del body[rnd.randrange(len(body)):]
     data = bytes(body)
     assert _outcome(decode_frame_body, data) == _outcome(codec.decode_frame_body_by_grammar, data)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([0, 1, 2, 3, 99, 101, 102, 103]), st.sampled_from([0, 1, 3]),
+       st.binary(max_size=40) | frames.map(codec._encode_payload))
+def test_decode_payload_equals_grammar_decode(ftype: int, flags: int, payload: bytes) -> None:
+    body = bytes((ftype,)) + flags.to_bytes(4, "big") + b"\x07\x08" + payload
+    fast = _outcome(lambda p: decode_payload(ftype, p, flags=flags, stream_id=7, frame_id=8), payload)
+    assert fast == _outcome(codec.decode_frame_body_by_grammar, body)
