@@ -28,17 +28,27 @@ from .model import (
     SpoeConfig,
     Timeouts,
 )
+from .proxy_rules import (
+    RULESETS,
+    Hook,
+    Rule,
+    parse_rule,
+    parse_rules,
+)
 
 __all__ = [
     "EVENTS",
+    "RULESETS",
     "AgentConfig",
     "ArgConfig",
     "Backend",
     "GroupConfig",
     "HaproxyConfig",
+    "Hook",
     "LogTarget",
     "MessageConfig",
     "ProxySection",
+    "Rule",
     "RuleLine",
     "Server",
     "SpoeConfig",
@@ -52,5 +62,7 @@ __all__ = [
     "parse_address",
     "parse_config",
     "parse_haproxy_cfg",
+    "parse_rule",
+    "parse_rules",
     "run_check",
 ]

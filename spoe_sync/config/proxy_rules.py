@@ -1,0 +1,703 @@
+"""HAProxy rule lines for the WSGI middleware and the TCP proxy (configuration.txt §4.2).
+
+``parse_rules(lines, "http-request")`` turns ``http-request``, ``http-response``,
+``http-after-response``, ``tcp-request content`` and ``tcp-response content`` lines into frozen
+:class:`Rule` objects once, at construction time, with HAProxy's checks and wording (an unknown
+action, a bad status, a missing content-type, a fetch not usable at that point...).  A bad line
+raises :class:`~spoe_sync.errors.ConfigError` naming the rule and, for a file, ``[file:line]``.
+
+Actions (each optionally followed by ``if|unless <condition>``):
+
+* HTTP: ``send-spoe-group <engine> <group>``, ``deny``/``tarpit`` (``[deny_status|status N]``
+  plus ``return``'s options), ``return [status N] [content-type T] [string S | lf-string F |
+  file F | lf-file F | default-errorfiles] [hdr <name> <fmt>]*``, ``redirect location|prefix|
+  scheme <fmt> [code N] [drop-query] [append-slash] [ignore-empty] [set-cookie N[=v]]
+  [clear-cookie N[=]]``, ``set-header|add-header <name> <fmt>``, ``del-header <name> [-m
+  str|beg|end|sub|reg]``, ``set-var(<name>[,<cond>...]) <expr>``, ``set-var-fmt(...) <fmt>``,
+  ``unset-var(<name>)``, ``set-status N [reason R]`` (responses), ``silent-drop``, ``reject``,
+  ``allow``;
+* TCP content: ``send-spoe-group``, ``accept``, ``reject``, ``silent-drop``, ``set-var``,
+  ``set-var-fmt``, ``unset-var``;
+* any rule set: a Python callable (or :class:`Hook` with a condition), for what HAProxy does in
+  Lua.
+
+A condition whose fetches cannot run at the rule set's point only warns (HAProxy: "acl will
+never match"); a sample expression or log-format argument that cannot run there is an error, as
+in HAProxy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
+from ..protocol.values import Value
+from ..rules import AclRegistry, Condition, EvalContext, SampleExpr, parse_condition, parse_sample
+from ..rules.logformat import LogFormat, parse_logformat
+from .haproxy_cfg import RuleLine
+from .lexer import LexError, tokenize
+
+__all__ = [
+    "ACTIONS", "ERROR_PAGES", "RULESETS", "Accept", "Allow", "DelHeader", "Deny", "Hook",
+    "Redirect", "Reject", "Reply", "Return", "Rule", "SendSpoeGroup", "SetHeader", "SetStatus",
+    "SetVar", "SilentDrop", "Tarpit", "UnsetVar", "parse_rule", "parse_rules", "reason_phrase",
+]
+
+RULESETS = ("http-request", "http-response", "http-after-response", "tcp-request content",
+            "tcp-response content")
+_HTTP_MAIN = ("send-spoe-group", "deny", "return", "redirect", "set-header", "add-header",
+              "del-header", "set-var", "set-var-fmt", "unset-var", "silent-drop", "allow")
+#: The actions spoe_sync implements, per rule set.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "http-request": (*_HTTP_MAIN, "tarpit", "reject"),
+    "http-response": (*_HTTP_MAIN, "set-status"),
+    "http-after-response": ("set-header", "add-header", "del-header", "set-var", "set-var-fmt",
+                            "unset-var", "set-status", "allow"),
+    "tcp-request content": ("send-spoe-group", "accept", "reject", "silent-drop", "set-var",
+                            "set-var-fmt", "unset-var"),
+    "tcp-response content": ("send-spoe-group", "accept", "reject", "silent-drop", "set-var",
+                             "set-var-fmt", "unset-var"),
+}
+
+_REASONS = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
+    302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect",
+    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 410: "Gone", 413: "Payload Too Large", 421: "Misdirected Request",
+    422: "Unprocessable Content", 425: "Too Early", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+# HAProxy 2.6's built-in error pages (http_err_msgs): reason and text, as served by haproxy.
+_ERRORS = {
+    200: ("OK", "Service ready."),
+    400: ("Bad request", "Your browser sent an invalid request."),
+    403: ("Forbidden", "Request forbidden by administrative rules."),
+    404: ("Not Found", "The resource could not be found."),
+    405: ("Method Not Allowed", "A request was made of a resource using a request method not "
+          "supported by that resource"),
+    408: ("Request Time-out", "Your browser didn't send a complete request in time."),
+    410: ("Gone", "The resource is no longer available and will not be available again."),
+    413: ("Payload Too Large", "The request entity exceeds the maximum allowed."),
+    425: ("Too Early", "Your browser sent early data."),
+    429: ("Too Many Requests", "You have sent too many requests in a given amount of time."),
+    500: ("Internal Server Error", "An internal server error occurred."),
+    501: ("Not Implemented", ".The server does not support the functionality required to "
+          "fulfill the request."),
+    502: ("Bad Gateway", "The server returned an invalid or incomplete response."),
+    503: ("Service Unavailable", "No server is available to handle this request."),
+    504: ("Gateway Time-out", "The server didn't respond in time."),
+}
+#: status -> (reason, headers, body) of HAProxy's default error pages.
+ERROR_PAGES: dict[int, tuple[str, tuple[tuple[str, str], ...], bytes]] = {}
+for _code, (_reason, _text) in _ERRORS.items():
+    _body = f"<html><body><h1>{_code} {_reason}</h1>\n{_text}\n</body></html>\n".encode()
+    _hdrs = (("cache-control", "no-cache"), ("content-type", "text/html"))
+    if _code in (400, 408):
+        _hdrs += (("connection", "close"),)
+    ERROR_PAGES[_code] = (_reason, _hdrs, _body)
+
+_VAR_NAME = re.compile(r"(proc|sess|txn|req|res)\.[A-Za-z0-9_.]+\Z")
+_SET_VAR_CONDS = ("ifexists", "ifnotexists", "ifempty", "ifnotempty", "ifset", "ifnotset",
+                  "ifgt", "iflt")
+
+
+def reason_phrase(status: int) -> str:
+    """The reason phrase HAProxy uses for ``status`` (``"Unknown"`` when it has none)."""
+    return _REASONS.get(status, "Unknown")
+
+
+# ------------------------------------------------------------------------------------ actions
+
+@dataclass(frozen=True)
+class SendSpoeGroup:
+    """``send-spoe-group <engine> <group>``: run a SPOE group now (SPOE.txt §2.4)."""
+    engine: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The response of ``deny``, ``tarpit`` and ``return``.
+
+    :attr errorfile: HAProxy's built-in page for :attr:`status` (``headers`` ignored).
+    :attr body: a raw payload; :attr body_fmt: a log-format payload (``lf-string``/``lf-file``).
+    """
+    status: int
+    content_type: str | None = None
+    body: bytes | None = None
+    body_fmt: LogFormat | None = None
+    headers: tuple[tuple[str, LogFormat], ...] = ()
+    errorfile: bool = False
+
+    def render(self, ctx: EvalContext) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        """``(status, reason, headers, body)``; header values are latin-1 text (PEP 3333)."""
+        if self.errorfile:
+            reason, hdrs, body = ERROR_PAGES[self.status]
+            return self.status, reason, list(hdrs), body
+        headers = []
+        for name, fmt in self.headers:
+            value = fmt.render(ctx)
+            if value:  # HAProxy skips a hdr whose value renders empty
+                headers.append((name, value))
+        body = self.body_fmt.render_bytes(ctx) if self.body_fmt is not None else self.body or b""
+        if body and self.content_type:
+            headers.append(("content-type", self.content_type))
+        return self.status, reason_phrase(self.status), headers, body
+
+
+@dataclass(frozen=True)
+class Deny:
+    """``deny``: stop the rules and answer :attr:`reply` (403 page by default)."""
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Tarpit:
+    """``tarpit``: hold the request for ``timeout tarpit``, then answer (500 page by default)."""
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Return:
+    """``return``: stop the rules and answer :attr:`reply` (200, empty, by default)."""
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """``redirect location|prefix|scheme <fmt> [code N] [options]``."""
+    kind: str
+    value: LogFormat
+    code: int = 302
+    drop_query: bool = False
+    append_slash: bool = False
+    ignore_empty: bool = False
+    cookie: str | None = None  # the Set-Cookie value (set-cookie / clear-cookie)
+
+    def location(self, ctx: EvalContext, target: str, host: str | None) -> str | None:
+        """The Location value for a request to ``target`` (raw request-target) with Host
+        ``host``; ``None`` when ``ignore-empty`` skips the rule."""
+        value = self.value.render(ctx)
+        if not value and self.ignore_empty:
+            return None
+        if self.kind == "location":
+            return value
+        path, sep, query = target.partition("?")
+        if self.kind == "scheme":
+            path = path if path and path != "*" else "/"
+        if self.drop_query:
+            sep = query = ""
+            if self.append_slash and not path.endswith("/"):
+                path += "/"
+        rest = path + sep + query
+        if self.kind == "scheme":
+            return f"{value}://{host or ''}{rest}"
+        return rest if value == "/" else value + rest
+
+    def headers(self, location: str) -> list[tuple[str, str]]:
+        out = [("location", location)]
+        if self.code != 301:
+            out.append(("cache-control", "no-cache"))
+        if self.cookie is not None:
+            out.append(("set-cookie", self.cookie))
+        return out
+
+
+@dataclass(frozen=True)
+class SetHeader:
+    """``set-header`` (``add=False``: replaces every occurrence) / ``add-header``."""
+    name: str
+    value: LogFormat
+    add: bool = False
+
+
+@dataclass(frozen=True)
+class DelHeader:
+    """``del-header <name> [-m str|beg|end|sub|reg]`` (names compare case-insensitively,
+    except with ``reg``, which is applied as written)."""
+    name: str
+    method: str = "str"
+    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    def matches(self, header: str) -> bool:
+        h, n = header.lower(), self.name.lower()
+        if self.method == "str":
+            return h == n
+        if self.method == "beg":
+            return h.startswith(n)
+        if self.method == "end":
+            return h.endswith(n)
+        if self.method == "sub":
+            return n in h
+        assert self._regex is not None
+        return self._regex.search(header) is not None
+
+
+@dataclass(frozen=True)
+class SetVar:
+    """``set-var(<name>[,<cond>...]) <expr>`` or ``set-var-fmt(...) <fmt>``."""
+    name: str
+    expr: SampleExpr | None = None
+    fmt: LogFormat | None = None
+    conditions: tuple[str, ...] = ()
+
+    def value(self, ctx: EvalContext) -> Value:
+        if self.fmt is not None:
+            return self.fmt.render_bytes(ctx).decode("utf-8", "surrogateescape")
+        assert self.expr is not None
+        return self.expr.evaluate(ctx)
+
+    def allowed(self, exists: bool, old: Value, new: Value) -> bool:
+        """The ``<cond>`` list against the variable's current state and the new value
+        (configuration.txt, ``set-var`` converter)."""
+        for cond in self.conditions:
+            empty = isinstance(new, (str, bytes)) and not new
+            numeric = (isinstance(old, int) and isinstance(new, int)
+                       and not isinstance(old, bool) and not isinstance(new, bool))
+            ok = {"ifexists": exists, "ifnotexists": not exists, "ifset": old is not None,
+                  "ifnotset": old is None, "ifempty": empty, "ifnotempty": not empty,
+                  "ifgt": not numeric or old > new,  # type: ignore[operator]
+                  "iflt": not numeric or old < new}[cond]  # type: ignore[operator]
+            if not ok:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class UnsetVar:
+    name: str
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SilentDrop:
+    """Close the client connection without a response."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Close the connection (TCP: ``reject``; HTTP: ``http-request reject``)."""
+
+
+@dataclass(frozen=True)
+class Allow:
+    """Stop evaluating this rule set (``allow``)."""
+
+
+@dataclass(frozen=True)
+class Accept:
+    """Stop evaluating the TCP content rules and let the connection through."""
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A Python callable as a rule, with an optional condition text (``"if { ... }"``).
+
+    How it is called depends on the runner (see :mod:`spoe_sync.wsgi`).
+    """
+    fn: Callable[..., Any]
+    condition: str | None = None
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__qualname__", None) or repr(self.fn)
+
+
+Action = Union[SendSpoeGroup, Deny, Tarpit, Return, Redirect, SetHeader, DelHeader, SetVar,
+               UnsetVar, SetStatus, SilentDrop, Reject, Allow, Accept, Hook]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule.
+
+    :attr ruleset: ``"http-request"``, ``"http-response"``, ``"http-after-response"``,
+        ``"tcp-request content"`` or ``"tcp-response content"``.
+    :attr keyword: the action as written (``"deny"``, ``"set-var"``, ``"hook"``...).
+    :attr text: the line as written (for errors and logs).
+    """
+    ruleset: str
+    keyword: str
+    action: Action
+    condition: Condition | None = None
+    text: str = ""
+    filename: str | None = None
+    lineno: int | None = None
+
+    def applies(self, ctx: EvalContext) -> bool:
+        return self.condition is None or self.condition.evaluate(ctx)
+
+    @property
+    def var_refs(self) -> tuple[str, ...]:
+        refs: list[str] = list(self.condition.var_refs) if self.condition else []
+        for attr in ("expr", "fmt", "value", "body_fmt"):
+            obj = getattr(self.action, attr, None)
+            refs.extend(getattr(obj, "var_refs", ()))
+        return tuple(dict.fromkeys(refs))
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+class _RuleError(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+RuleSource = Union[str, Sequence[str], RuleLine, Hook, Callable[..., Any]]
+
+
+def parse_rules(lines: Iterable[RuleSource], ruleset: str, *, acls: AclRegistry | None = None,
+                engines: Mapping[str, Collection[str]] | None = None,
+                filename: str | None = None, base_dir: str | None = None,
+                env: Mapping[str, str] | None = None) -> tuple[Rule, ...]:
+    """Parse a list of rules of one rule set.
+
+    :param lines: rule text as in haproxy.cfg, with or without the rule-set keyword
+        (``"deny if { ... }"`` or ``"http-request deny if { ... }"``), tokenized words, a
+        :class:`~spoe_sync.config.RuleLine`, a callable or a :class:`Hook`.
+    :param engines: engine id -> its group names, to check ``send-spoe-group`` as HAProxy does;
+        ``None`` skips the check.
+    :raises ConfigError: the first bad rule, with every error in ``.errors``.
+    """
+    errors: list[ConfigError] = []
+    rules: list[Rule] = []
+    for line in lines:
+        try:
+            rules.append(parse_rule(line, ruleset, acls=acls, engines=engines,
+                                    filename=filename, base_dir=base_dir, env=env))
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,
+                          errors=tuple(errors))
+    return tuple(rules)
+
+
+def parse_rule(line: RuleSource, ruleset: str, *, acls: AclRegistry | None = None,
+               engines: Mapping[str, Collection[str]] | None = None,
+               filename: str | None = None, lineno: int | None = None,
+               base_dir: str | None = None, env: Mapping[str, str] | None = None) -> Rule:
+    """Parse one rule (see :func:`parse_rules`). :raises ConfigError:"""
+    if ruleset not in RULESETS:
+        raise ConfigError(f"unknown rule set '{ruleset}' (expected one of {', '.join(RULESETS)})")
+    acls = acls if acls is not None else AclRegistry()
+    if isinstance(line, Hook) or (callable(line) and not isinstance(line, (str, RuleLine))):
+        hook = line if isinstance(line, Hook) else Hook(line)
+        cond = None
+        if hook.condition:
+            try:
+                cond = _condition(tokenize(hook.condition, env), acls, base_dir, ruleset, "hook")
+            except LexError as exc:
+                raise ConfigError(f"'{ruleset} hook' : {exc.message}", filename, lineno) from None
+            except _RuleError as exc:
+                raise ConfigError(f"'{ruleset} hook' : {exc.message}", filename, lineno) from None
+        return Rule(ruleset, "hook", hook, cond, hook.name, filename, lineno)
+    if isinstance(line, RuleLine):
+        words, lineno = list(line.words), line.lineno
+        text = " ".join(words)
+    elif isinstance(line, str):
+        text = line.strip()
+        try:
+            words = tokenize(line, env)
+        except LexError as exc:
+            raise ConfigError(f"rule '{text}' : {exc.message}", filename, lineno) from None
+    else:
+        words = [str(w) for w in line]
+        text = " ".join(words)
+    words = _strip_ruleset(words, ruleset)
+    keyword = words[0] if words else ""
+    try:
+        if not words:
+            raise _RuleError(f"'{ruleset}' expects an action")
+        action, rest = _parse_action(words, ruleset, base_dir, engines)
+        cond = None
+        if rest:
+            cond = _condition(rest, acls, base_dir, ruleset, _base_keyword(keyword))
+    except _RuleError as exc:
+        raise ConfigError(f"rule '{text}' : {exc.message}", filename, lineno) from None
+    return Rule(ruleset, _base_keyword(keyword), action, cond, text, filename, lineno)
+
+
+def _strip_ruleset(words: list[str], ruleset: str) -> list[str]:
+    parts = ruleset.split()
+    if words[:len(parts)] == parts:
+        return words[len(parts):]
+    if len(parts) == 2 and words[:1] == parts[1:]:
+        return words[1:]
+    return words
+
+
+def _base_keyword(word: str) -> str:
+    return word.split("(", 1)[0] if word.endswith(")") else word
+
+
+def _condition(words: Sequence[str], acls: AclRegistry, base_dir: str | None, ruleset: str,
+               keyword: str) -> Condition:
+    if words[0] not in ("if", "unless"):
+        raise _RuleError(f"'{ruleset} {keyword}' expects either 'if' or 'unless' followed by a "
+                         f"condition but found '{words[0]}'")
+    try:
+        cond = parse_condition(words, acls, base_dir=base_dir)
+    except ExpressionError as exc:
+        raise _RuleError(f"error detected while parsing an '{ruleset} {keyword}' condition : "
+                         f"{exc}") from None
+    reason = cond.unavailable_at(ruleset)
+    if reason is not None:
+        warnings.warn(SpoeConfigWarning(f"'{ruleset} {keyword}' : condition '{cond.text}' will "
+                                        f"never match: {reason}"), stacklevel=4)
+    return cond
+
+
+def _split_cond(words: list[str]) -> tuple[list[str], list[str]]:
+    for i, w in enumerate(words):
+        if w in ("if", "unless"):
+            return words[:i], words[i:]
+    return words, []
+
+
+def _status(word: str, low: int, high: int) -> int:
+    if not word.isdigit() or not low <= int(word) <= high:
+        raise _RuleError(f"Unexpected status code '{word}'")
+    return int(word)
+
+
+def _fmt(text: str, ruleset: str) -> LogFormat:
+    try:
+        return parse_logformat(text, point=ruleset)
+    except ExpressionError as exc:
+        raise _RuleError(f"failed to parse log-format '{text}' : {exc.message}") from None
+
+
+def _read(path: str, base_dir: str | None) -> str:
+    full = path if os.path.isabs(path) or base_dir is None else os.path.join(base_dir, path)
+    try:
+        with open(full, "rb") as fh:
+            return fh.read().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise _RuleError(f"failed to open file '{path}' : {exc.strerror}") from None
+
+
+def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
+                  engines: Mapping[str, Collection[str]] | None) -> tuple[Action, list[str]]:
+    kw = _base_keyword(words[0])
+    if kw not in ACTIONS[ruleset]:
+        raise _RuleError(f"'{ruleset}' expects {', '.join(repr(a) for a in ACTIONS[ruleset])}, "
+                         f"but got '{words[0]}' (spoe_sync implements these actions)")
+    args, rest = _split_cond(words[1:])
+    where = f"'{ruleset} {words[0]}'"
+    if kw == "send-spoe-group":
+        if len(args) != 2:
+            raise _RuleError(f"{where} expects 2 arguments: <engine-name> <group-name>")
+        if engines is not None:
+            if args[0] not in engines:
+                raise _RuleError(f"unable to find SPOE engine '{args[0]}' used by the "
+                                 f"send-spoe-group '{args[1]}'")
+            if args[1] not in engines[args[0]]:
+                raise _RuleError(f"unable to find SPOE group '{args[1]}' into SPOE engine "
+                                 f"'{args[0]}'")
+        return SendSpoeGroup(args[0], args[1]), rest
+    if kw in ("deny", "tarpit", "return"):
+        reply = _reply(kw, args, ruleset, base_dir)
+        return {"deny": Deny, "tarpit": Tarpit, "return": Return}[kw](reply), rest
+    if kw == "redirect":
+        return _redirect(args, ruleset), rest
+    if kw in ("set-header", "add-header"):
+        if len(args) != 2:
+            raise _RuleError(f"{where} expects exactly 2 arguments.")
+        return SetHeader(args[0], _fmt(args[1], ruleset), add=kw == "add-header"), rest
+    if kw == "del-header":
+        return _del_header(args, where), rest
+    if kw in ("set-var", "set-var-fmt", "unset-var"):
+        return _var_action(words[0], kw, args, ruleset), rest
+    if kw == "set-status":
+        if not args:
+            raise _RuleError(f"{where} expects an integer status code between 100 and 999.")
+        if not args[0].isdigit() or not 100 <= int(args[0]) <= 999:
+            raise _RuleError(f"{where} expects an integer status code between 100 and 999.")
+        reason = None
+        if len(args) > 1:
+            if args[1] != "reason" or len(args) != 3:
+                raise _RuleError(f"{where} expects either 'if' or 'unless' followed by a "
+                                 f"condition but found '{args[1]}'")
+            reason = args[2]
+        return SetStatus(int(args[0]), reason), rest
+    if args:
+        raise _RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
+                         f"found '{args[0]}'")
+    return {"silent-drop": SilentDrop, "reject": Reject, "allow": Allow,
+            "accept": Accept}[kw](), rest
+
+
+def _reply(kw: str, args: list[str], ruleset: str, base_dir: str | None) -> Reply:
+    status = {"deny": 403, "tarpit": 500, "return": 200}[kw]
+    content_type = None
+    body: bytes | None = None
+    body_fmt: LogFormat | None = None
+    headers: list[tuple[str, LogFormat]] = []
+    errorfile = kw != "return" and all(a in ("deny_status",) or a.isdigit() for a in args)
+    payload_kw = None
+    status_word = None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        need = 2 if word == "hdr" else 1
+        if word in ("status", "deny_status", "content-type", "string", "lf-string", "file",
+                    "lf-file", "errorfile", "errorfiles", "hdr") and i + need >= len(args):
+            raise _RuleError(f"'{word}' expects "
+                             + ("<name> and <value> as arguments." if word == "hdr"
+                                else "an argument."))
+        if word in ("status", "deny_status") and (word == "status" or kw != "return"):
+            status_word = args[i + 1]
+            i += 2
+        elif word == "content-type":
+            content_type = args[i + 1]
+            i += 2
+        elif word in ("string", "lf-string", "file", "lf-file", "default-errorfiles"):
+            if payload_kw is not None:
+                raise _RuleError(f"unexpected '{word}' argument, '{payload_kw}' already defined")
+            payload_kw = word
+            if word == "default-errorfiles":
+                errorfile = True
+                i += 1
+                continue
+            text = args[i + 1] if word in ("string", "lf-string") else _read(args[i + 1],
+                                                                              base_dir)
+            if word.startswith("lf-"):
+                body_fmt = _fmt(text, ruleset)
+                body = None if not body_fmt.is_static else body_fmt.render_bytes(None)  # type: ignore[arg-type]
+                if body is not None:
+                    body_fmt = None
+            else:
+                body = text.encode("utf-8", "surrogateescape")
+            i += 2
+        elif word in ("errorfile", "errorfiles"):
+            raise _RuleError(f"'{word}' is not supported by spoe_sync (use 'file' or "
+                             "'lf-file' with 'content-type')")
+        elif word == "hdr":
+            headers.append((args[i + 1], _fmt(args[i + 2], ruleset)))
+            i += 3
+        else:
+            raise _RuleError(f"'{ruleset} {kw}' expects either 'if' or 'unless' followed by a "
+                             f"condition but found '{word}'")
+    if status_word is not None:
+        status = _status(status_word, 200, 599)
+    if errorfile and payload_kw not in (None, "default-errorfiles"):
+        errorfile = False
+    if errorfile and status not in ERROR_PAGES:
+        raise _RuleError(f"Unexpected status code '{status}'")
+    has_payload = bool(body) or body_fmt is not None
+    if has_payload and not content_type:
+        raise _RuleError("a content type must be defined when non-empty payload is configured.")
+    if has_payload and status in (204, 304):
+        raise _RuleError(f"No body expected for {status} responses.")
+    return Reply(status, content_type, body, body_fmt, tuple(headers), errorfile)
+
+
+def _redirect(args: list[str], ruleset: str) -> Redirect:
+    kind = value = None
+    code = 302
+    opts: dict[str, Any] = {}
+    cookie = None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word in ("location", "prefix", "scheme", "code", "set-cookie", "clear-cookie"):
+            if i + 1 >= len(args):
+                raise _RuleError(f"missing argument for '{word}'.")
+            arg = args[i + 1]
+            if word == "code":
+                if not arg.isdigit() or int(arg) not in (301, 302, 303, 307, 308):
+                    raise _RuleError(f"'code': unsupported HTTP code '{arg}' (must be one of "
+                                     "301, 302, 303, 307 or 308).")
+                code = int(arg)
+            elif word == "set-cookie":
+                cookie = f"{arg}; path=/;"
+            elif word == "clear-cookie":
+                cookie = f"{arg}; path=/; Max-Age=0;"
+            else:
+                kind, value = word, arg
+            i += 2
+        elif word in ("drop-query", "append-slash", "ignore-empty"):
+            opts[word.replace("-", "_")] = True
+            i += 1
+        else:
+            raise _RuleError(f"expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', "
+                             f"'clear-cookie', 'drop-query', 'ignore-empty' or 'append-slash' "
+                             f"(was '{word}')")
+    if kind is None or value is None:
+        raise _RuleError("redirection type expected ('prefix', 'location', or 'scheme').")
+    return Redirect(kind, _fmt(value, ruleset), code, cookie=cookie, **opts)
+
+
+def _del_header(args: list[str], where: str) -> DelHeader:
+    if len(args) == 1:
+        return DelHeader(args[0])
+    if len(args) == 3 and args[1] == "-m":
+        method = args[2]
+        if method not in ("str", "beg", "end", "sub", "reg"):
+            raise _RuleError(f"{where}: bad '-m' argument '{method}' (expected str, beg, end, "
+                             "sub or reg)")
+        regex = None
+        if method == "reg":
+            try:
+                regex = re.compile(args[0])
+            except re.error as exc:
+                raise _RuleError(f"{where}: bad regex '{args[0]}' : {exc}") from None
+        return DelHeader(args[0], method, regex)
+    raise _RuleError(f"{where} expects <name> [ -m <meth> ]")
+
+
+def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | UnsetVar:
+    if "(" not in word or not word.endswith(")"):
+        raise _RuleError(f"'{ruleset} {kw}' expects a variable name between parentheses: "
+                         f"'{kw}(<scope>.<name>)'")
+    inner = word[len(kw) + 1:-1].split(",")
+    name, conds = inner[0].strip(), tuple(c.strip() for c in inner[1:])
+    if not _VAR_NAME.match(name):
+        raise _RuleError(f"invalid variable name '{name}'. A variable name must be start by its "
+                         "scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or "
+                         "'check'.")
+    if kw == "unset-var":
+        if conds:
+            raise _RuleError(f"'{word}' takes no condition")
+        if args:
+            raise _RuleError(f"'{ruleset} {word}' expects either 'if' or 'unless' followed by a "
+                             f"condition but found '{args[0]}'")
+        return UnsetVar(name)
+    for c in conds:
+        if c not in _SET_VAR_CONDS:
+            raise _RuleError(f"'{c}' is not a valid set-var condition (expected one of "
+                             f"{', '.join(_SET_VAR_CONDS)})")
+    if len(conds) > 4:
+        raise _RuleError("set-var accepts at most four conditions")
+    if not args:
+        raise _RuleError("missing fetch method." if kw == "set-var" else
+                         f"'{ruleset} {word}' expects a log-format string")
+    if len(args) > 1:
+        raise _RuleError(f"'{ruleset} {word}' expects either 'if' or 'unless' followed by a "
+                         f"condition but found '{args[1]}'")
+    if kw == "set-var-fmt":
+        return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
+    try:
+        expr = parse_sample(args[0])
+    except ExpressionError as exc:
+        raise _RuleError(exc.message) from None
+    reason = expr.unavailable_at(ruleset)
+    if reason is not None:
+        raise _RuleError(f"fetch method '{expr.fetch}' : {reason}")
+    if not expr.implemented:
+        raise _RuleError(f"'{expr.text}' is not implemented by spoe_sync")
+    return SetVar(name, expr=expr, conditions=conds)
