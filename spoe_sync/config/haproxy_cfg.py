@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import ConfigError
 from .backends import BALANCE_ALGORITHMS, Backend, Server
 from .lexer import LexError, split_lines, tokenize
-from .loader import read_source
+from .loader import load_config, read_source
+from .model import SpoeConfig
 from .syntax import parse_time_ms
 
 __all__ = ["HaproxyConfig", "ProxySection", "RuleLine", "SpoeFilter", "load_haproxy_cfg",
@@ -67,6 +68,10 @@ class SpoeFilter:
     lineno: int
     path: str
 
+    def load(self, *, bufsize: int = 16384) -> SpoeConfig:
+        """Load this filter's SPOE file as HAProxy would (scope, proxy kind, bufsize)."""
+        return load_config(self.path, self.engine, proxy=self.proxy_kind, bufsize=bufsize)
+
 
 @dataclass
 class _Defaults:
@@ -99,6 +104,13 @@ class HaproxyConfig:
     backends: Mapping[str, Backend]
     filters: tuple[SpoeFilter, ...]
     bufsize: int = 16384
+
+    def load_filters(self) -> list[tuple[SpoeFilter, SpoeConfig]]:
+        """Load the SPOE file of every ``filter spoe`` line, in file order.
+
+        :raises ConfigError: from the first file that does not load.
+        """
+        return [(flt, flt.load(bufsize=self.bufsize)) for flt in self.filters]
 
 
 class _Proxy:

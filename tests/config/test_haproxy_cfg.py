@@ -91,3 +91,16 @@ def test_load_from_file(tmp_path):
     path.write_text(CFG)
     cfg = load_haproxy_cfg(path)
     assert cfg.filename == str(path) and cfg.filters[0].path == str(tmp_path / "spoe-ip-reputation.conf")
+
+
+def test_load_filters(tmp_path):
+    (tmp_path / "spoe.conf").write_text(
+        "[e1]\nspoe-agent a\n    use-backend agents\n    max-frame-size 30000\n    messages m\n"
+        "    timeout hello 1s\n    timeout idle 1s\n    timeout processing 1s\n"
+        "spoe-message m\n    args path\n    event on-backend-http-request\n")
+    (tmp_path / "haproxy.cfg").write_text(
+        "global\n    tune.bufsize 32768\nlisten li\n    filter spoe engine e1 config spoe.conf\n"
+        "backend agents\n    mode tcp\n    server a 127.0.0.1:1\n")
+    ((flt, config),) = load_haproxy_cfg(tmp_path / "haproxy.cfg").load_filters()
+    assert (flt.proxy, config.engine_id, config.agent.max_frame_size) == ("li", "e1", 30000)
+    assert list(config.events) == ["on-frontend-http-request"]  # a listen proxy is a frontend too
