@@ -100,6 +100,8 @@ def _criterion(words: Sequence[str]) -> tuple[SampleExpr, str | None, int]:
         fetch_name, implied = ACL_KEYWORDS[head.name]
         fetch_call, convs = split_expression(text)
         expr = build_expr(text, fetch_call, convs, fetch_name=fetch_name)
+        if fetch_name == "method":
+            implied = "meth"  # pat_parse_meth/pat_match_meth, whatever -dKacl prints
         if convs:
             implied = None  # "the default matching method from the ACL keyword is ignored"
     else:

@@ -23,8 +23,12 @@ __all__ = ["METHODS", "Pattern", "parse_pattern"]
 METHODS = ("found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end",
            "dir", "dom")
 
+# HAProxy's well-known methods (enum http_meth_t); others are compared as strings.
+KNOWN_METHODS = frozenset((b"OPTIONS", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"TRACE",
+                           b"CONNECT"))
+
 # Which sample type each method works on (before matching).
-_INPUT = {"bool": "bool", "int": "sint", "ip": "addr", "bin": "bin", "len": "str", "str": "str",
+_INPUT = {"meth": "str", "bool": "bool", "int": "sint", "ip": "addr", "bin": "bin", "len": "str", "str": "str",
           "sub": "str", "reg": "str", "beg": "str", "end": "str", "dir": "str", "dom": "str"}
 
 _OPS: dict[str, Callable[[int, int], bool]] = {
@@ -136,6 +140,17 @@ def _match_word(sample: bytes, pat: bytes, icase: bool, delims: bytes) -> bool:
     return False
 
 
+def _match_meth(sample: bytes, pat: Pattern) -> bool:
+    """``pat_match_meth()``: a well-known pattern compares by method (case-sensitively, -i or
+    not); another pattern matches only another method, as a string (-i applies)."""
+    raw = to_bytes(pat.text)
+    if raw in KNOWN_METHODS:
+        return sample == raw
+    if sample in KNOWN_METHODS:
+        return False
+    return _lower(sample) == _lower(raw) if pat.icase else sample == raw
+
+
 def _match_one(method: str, sample: Any, pat: Pattern) -> bool:
     if method in ("int", "len"):
         n = len(to_bytes(sample)) if method == "len" else sample
@@ -152,6 +167,8 @@ def _match_one(method: str, sample: Any, pat: Pattern) -> bool:
         return bool(bytes(sample) == pat.value)
     if method == "reg":
         return bool(pat.value.search(to_bytes(sample)) is not None)
+    if method == "meth":
+        return _match_meth(to_bytes(sample), pat)
     data = to_bytes(sample)
     if pat.icase:
         data = _lower(data)

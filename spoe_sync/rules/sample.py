@@ -16,7 +16,7 @@ from ..errors import ExpressionError
 from ..protocol.values import Value
 from . import names
 from .args import ArgError, convert_args
-from .casts import cast, type_of
+from .casts import cast
 from .converters import CONVERTERS, ConverterDef
 from .fetches import ALIASES, REGISTRY, FetchDef
 from .lexer import Call, split_expression
@@ -227,6 +227,3 @@ def parse_sample(text: str) -> SampleExpr:
     fetch_call, conv_calls = split_expression(text)
     return build_expr(text, fetch_call, conv_calls)
 
-
-def value_type(value: Value) -> str:
-    return type_of(value)

@@ -225,6 +225,8 @@ CONDITIONS = [
     "if { var(txn.url) -m dom eu }", "if { var(txn.dir) -m dir png }",
     "if { var(txn.dir) -m dir 32x32 }", "if { var(txn.dash) -m str -- -i }",
     "if { var(txn.s) -m reg -i ^DE }", "if { var(txn.i) -m int ge 42 le 1 }",
+    "if { method get }", "if { method -i get }", "if { method -i purge }", "if { method purge }",
+    "if { method -m str -i get }", "if { method -m beg GE }",
 ]
 
 # Variables both engines set before the conditions run.

@@ -163,6 +163,9 @@ REQ = SampleSource(
     pytest.param("urlp_reg(q) ^[0-9]$", True, id="urlp_reg"),
     pytest.param("method GET HEAD", True, id="method"),
     pytest.param("method POST", False, id="method-other"),
+    pytest.param("method get", False, id="method-case"),
+    pytest.param("method -i get", False, id="method-icase-ignored-for-known"),
+    pytest.param("method -m str -i get", True, id="method-as-string"),
     pytest.param("req.ver 1.1", True, id="req.ver"),
     pytest.param("src 127.0.0.0/8", True, id="src-default-ip"),
     pytest.param("src_port 5000", True, id="src_port-default-int"),
@@ -181,6 +184,18 @@ REQ = SampleSource(
 ])
 def test_acl_keywords(words, expected):
     assert parse_acl_expr(words.split()).evaluate(EvalContext(REQ)) is expected
+
+
+@pytest.mark.parametrize(("method", "words", "expected"), [
+    pytest.param("PURGE", "method PURGE", True, id="other"),
+    pytest.param("PURGE", "method -i purge", True, id="other-icase"),
+    pytest.param("PURGE", "method purge", False, id="other-case"),
+    pytest.param("purge", "method GET", False, id="other-vs-known"),
+    pytest.param("get", "method GET", False, id="lowercase-get-is-other"),
+])
+def test_method_matching(method, words, expected):
+    ctx = EvalContext(SampleSource(request=RequestInfo(method, "/")))
+    assert parse_acl_expr(words.split()).evaluate(ctx) is expected
 
 
 def test_named_acl_lines_are_ored_and_late_lines_count():
