@@ -6,7 +6,8 @@
 * ``filter spoe [engine NAME] config FILE`` lines of frontends, listens and backends;
 * ``tune.bufsize`` of ``global`` (it bounds ``max-frame-size``);
 * the ``http-request``/``tcp-request``/``http-response``/``tcp-response``/
-  ``http-after-response`` lines of every proxy, kept tokenized with their line numbers.
+  ``http-after-response`` lines and the ``acl`` lines of every proxy, kept tokenized with
+  their line numbers.
 
 Everything else is skipped: this is not a haproxy.cfg validator.
 """
@@ -93,6 +94,7 @@ class ProxySection:
     filters: tuple[SpoeFilter, ...]
     rules: tuple[RuleLine, ...]
     backend: Backend | None
+    acls: tuple[RuleLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class _Proxy:
         self.servers: list[Server] = []
         self.filters: list[SpoeFilter] = []
         self.rules: list[RuleLine] = []
+        self.acls: list[RuleLine] = []
 
 
 def load_haproxy_cfg(path: str | os.PathLike[str]) -> HaproxyConfig:
@@ -217,6 +220,8 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
         _filter_line(p, words, lineno, err, base)
     elif kw in _RULE_KEYWORDS:
         p.rules.append(RuleLine(tuple(words), lineno))
+    elif kw == "acl":
+        p.acls.append(RuleLine(tuple(words), lineno))
 
 
 def _server_options(words: list[str], lineno: int, err: _Err,
@@ -290,7 +295,7 @@ def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError],
             else:
                 backends[p.name] = backend
         sections[p.name] = ProxySection(p.kind, p.name, p.lineno, p.mode, tuple(p.filters),
-                                        tuple(p.rules), backend)
+                                        tuple(p.rules), backend, tuple(p.acls))
         filters.extend(p.filters)
     if errors:
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,

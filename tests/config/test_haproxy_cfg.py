@@ -21,6 +21,7 @@ frontend www
     bind :80
     filter spoe engine ip-reputation config spoe-ip-reputation.conf
     filter compression
+    acl api path_beg /api
     tcp-request content reject if { var(sess.iprep.ip_score) -m int lt 20 }
     http-request send-spoe-group ip-reputation grp1 if { path_beg /api }
     default_backend http-servers
@@ -45,7 +46,7 @@ def test_backends_and_servers():
     be = cfg.backends["iprep-servers"]
     assert (be.mode, be.balance, be.spop_check, be.timeout_connect, be.timeout_server) == (
         "tcp", "leastconn", True, 1.0, 30.0)
-    assert (be.filename, be.lineno) == ("/etc/haproxy/haproxy.cfg", 18)
+    assert (be.filename, be.lineno) == ("/etc/haproxy/haproxy.cfg", 19)
     assert cfg.bufsize == 65536 and parse_haproxy_cfg("global\n").bufsize == 16384
     s1, s2, s3 = be.servers
     assert s1 == Server("10.0.0.1:12345", name="iprep1", weight=10, maxconn=8, check=True,
@@ -65,8 +66,9 @@ def test_filters_and_rules():
     assert (f2.proxy_kind, f2.engine, f2.config) == ("listen", None, "other.conf")
     rules = cfg.proxies["www"].rules
     assert [(r.lineno, r.words[:3]) for r in rules] == [
-        (13, ("tcp-request", "content", "reject")),
-        (14, ("http-request", "send-spoe-group", "ip-reputation"))]
+        (14, ("tcp-request", "content", "reject")),
+        (15, ("http-request", "send-spoe-group", "ip-reputation"))]
+    assert [(a.lineno, a.words) for a in cfg.proxies["www"].acls] == [(13, ("acl", "api", "path_beg", "/api"))]
     assert rules[1].words[-5:] == ("if", "{", "path_beg", "/api", "}")
 
 
