@@ -6,7 +6,8 @@ spoe_sync.protocol.decode_frame) and spoe_sync's evaluation of the same expressi
 bytes, served by gevent.pywsgi, must agree on names, order, types and values (ports and ids
 aside); the same for response args (``status``, ``res.*``) sent from ``http-response
 send-spoe-group`` for raw server responses.  Then ACL conditions: ``http-request set-var(...) if
-<cond>`` in HAProxy vs ``Condition.evaluate``.  Last, config-time checks: where a fetch may run
+<cond>`` in HAProxy vs ``Condition.evaluate``; TCP samples from ``tcp-request content``
+(``TCPSamples``, ports included).  Last, config-time checks: where a fetch may run
 (``unavailable_at``) and parse errors, against ``haproxy -c``.
 """
 
@@ -481,3 +482,56 @@ def test_response_args_match_haproxy(name, haproxy_res_notifies):
     ctx = EvalContext(SampleSource(response=ResponseInfo(status, headers, body, version)))
     ours = [(n, parse_sample(e).evaluate(ctx)) for n, e in RES_ARGS]
     assert _typed(ours) == _typed(haproxy_res_notifies[name])
+
+
+# --------------------------------------------------------------------------- TCP samples
+
+TCP_ARGS: list[tuple[str, str]] = [
+    ("ip", "src"), ("dst", "dst"), ("sport", "src_port"), ("dport", "dst_port"),
+    ("len", "req.len"), ("head", "req.payload(0,3)"), ("rest", "req.payload(4,0)"),
+    ("past", "req.payload(10,100)"), ("hex", "req.payload(0,2),hex"), ("ssl", "ssl_fc"),
+    ("uid", "unique-id"), ("t", "always_true"), ("rlen", "req_len"), ("pl", "payload(1,2)"),
+]
+TCP_PAYLOAD = b"\x16\x03\x01\x00\x05hello\r\n\x00tail"
+
+
+def tcp_haproxy_cfg(port: int, agent_port: int) -> str:
+    return f"""\
+global
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend ft
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 3s
+    filter spoe engine conf config spoe.conf
+    tcp-request content send-spoe-group conf grp if {{ req.len ge {len(TCP_PAYLOAD)} }}
+    tcp-request content reject
+backend agents
+    server a1 127.0.0.1:{agent_port}
+"""
+
+
+def test_tcp_args_match_haproxy(haproxy_bin, tmp_path):
+    import socket
+
+    from spoe_sync.rules import TCPSamples
+
+    from .harness import RecordingAgent
+
+    conf = spoe_conf(TCP_ARGS).replace("spoe-message all\n    event on-frontend-http-request\n",
+                                       "spoe-message all\n")
+    port = free_port()
+    with RecordingAgent() as agent, run_haproxy(haproxy_bin, tcp_haproxy_cfg(port, agent.port),
+                                                tmp_path, files={"spoe.conf": conf},
+                                                ready_port=port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(TCP_PAYLOAD)
+            frame = decode_frame(agent.wait_for(NOTIFY, 1)[0].data)
+            ctx = EvalContext(TCPSamples(client.getsockname(), client.getpeername(), TCP_PAYLOAD))
+    (message,) = frame.messages
+    ours = [(n, parse_sample(e).evaluate(ctx)) for n, e in TCP_ARGS]
+    assert _typed(ours) == _typed(list(message.args))
