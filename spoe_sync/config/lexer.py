@@ -4,7 +4,8 @@ A SPOE file is read by HAProxy's own config reader, so its words follow the same
 
 * blanks (space, tab, CR, ...) separate words; ``#`` outside quotes starts a comment;
 * ``'...'`` quotes everything literally; ``"..."`` keeps blanks and ``#`` and expands
-  ``$NAME`` / ``${NAME}`` / ``${NAME-default}`` from the environment (unset = empty);
+  ``$NAME`` / ``${NAME}`` / ``${NAME-default}`` from the environment (unset = empty),
+  and ``${NAME[*]}`` into one word per blank-separated item;
   quotes may appear anywhere in a word and are removed (``ua="req.fhdr(User-Agent)"``);
 * outside single quotes a backslash escapes ``\\ \\<space> \\# \\' \\"`` (and ``\\$`` inside
   double quotes), ``\\t \\n \\r`` become control characters, ``\\xHH`` a byte; any other
@@ -140,7 +141,12 @@ def tokenize(line: str, env: Mapping[str, str] | None = None) -> list[str]:
             i += 1
             continue
         if c == "$" and dquote:
-            i = _expand_env(line, i, environ, cur)
+            pieces: list[str] = []
+            i = _expand_env(line, i, environ, pieces)
+            cur.append(pieces[0])
+            for piece in pieces[1:]:  # "${NAME[*]}": one word per blank-separated item
+                words.append("".join(cur))
+                cur[:] = [piece]
             continue
         cur.append(c)
         i += 1
@@ -168,7 +174,11 @@ def _expand_env(line: str, i: int, environ: Mapping[str, str], out: list[str]) -
         j += 1
     name = line[start:j]
     default: str | None = None
+    split = False
     if braced:
+        if line[j : j + 3] == "[*]":
+            split = True
+            j += 3
         if j < len(line) and line[j] == "-":
             close = line.find("}", j)
             if close < 0:
@@ -181,5 +191,8 @@ def _expand_env(line: str, i: int, environ: Mapping[str, str], out: list[str]) -
     value = environ.get(name)
     if value is None:
         value = default or ""
-    out.append(value)
+    if split:
+        out.extend(value.split() or [""])
+    else:
+        out.append(value)
     return j

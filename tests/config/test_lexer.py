@@ -39,6 +39,9 @@ ENV = {"DD_SPOA_TIMEOUT": "5s", "EMPTY": "", "TWO": "a b"}
     pytest.param('a "${DD_SPOA_TIMEOUT-1s}"', ["a", "5s"], id="env-default-unused"),
     pytest.param('a "$UNSET_VAR" b', ["a", "", "b"], id="env-unset-empty-word"),
     pytest.param('a "$TWO"', ["a", "a b"], id="env-one-word"),
+    pytest.param('a "${TWO[*]}" c', ["a", "a", "b", "c"], id="env-word-expansion"),
+    pytest.param('a "x${TWO[*]}y"', ["a", "xa", "by"], id="env-word-expansion-glued"),
+    pytest.param('a "${UNSET_VAR[*]}"', ["a", ""], id="env-word-expansion-unset"),
     pytest.param('a "" b', ["a", "", "b"], id="empty-word"),
     pytest.param("a\rb", ["a", "b"], id="cr-is-blank"),
 ])
