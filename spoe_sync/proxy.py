@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import signal
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +42,22 @@ from gevent.server import StreamServer
 from loguru import logger
 
 from .config.backends import parse_address
+from .config.lexer import LexError, tokenize
+from .config.proxy_rules import (
+    Accept,
+    Hook,
+    Reject,
+    Rule,
+    SendSpoeGroup,
+    SetVar,
+    SilentDrop,
+    UnsetVar,
+    parse_rules,
+)
 from .engine.vars import Session, Vars
-from .errors import ConfigError
+from .errors import ConfigError, ExpressionError, VariableError
 from .protocol.values import Value
+from .rules import AclRegistry, EvalContext
 from .samples import TCPSamples
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
@@ -91,32 +105,109 @@ class ProxyStats:
 
 
 class Verdict(enum.Enum):
-    """What a rule set decided: go on (no rule ended it), ``accept`` or ``reject``."""
+    """What a rule set decided: go on (no rule ended it), ``accept``, ``reject`` (close the
+    connection) or ``silent-drop`` (reset it, without a FIN)."""
 
     CONTINUE = "continue"
     ACCEPT = "accept"
     REJECT = "reject"
+    SILENT_DROP = "silent-drop"
+
+
+#: a hook rule's answer (a string or a Verdict) as a Verdict
+_HOOK_VERDICTS = {v.value: v for v in Verdict}
 
 
 class RuleSet:
-    """``tcp-request content`` or ``tcp-response content`` rules, evaluated in order."""
+    """``tcp-request content`` or ``tcp-response content`` rules, evaluated in order.
 
-    def __init__(self, rules: Sequence[Any] = ()) -> None:
+    :param rules: parsed rules (:func:`spoe_sync.config.proxy_rules.parse_rules`).
+
+    A hook rule (a Python callable) is called as ``hook(samples, vars)`` and may return
+    ``"accept"``, ``"reject"``, ``"silent-drop"`` (or a :class:`Verdict`) to end the rule set;
+    ``None`` goes on to the next rule.
+    """
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
         self.rules = tuple(rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
 
     def evaluate(self, samples: TCPSamples, vars: ConnectionVars,
                  send_group: Callable[[str, str], None]) -> Verdict:
-        if not self.rules:
-            return Verdict.CONTINUE
-        raise NotImplementedError  # wired to spoe_sync.config.proxy_rules
+        """Run the rules until one ends the set; ``send-spoe-group`` blocks this greenlet
+        until the group was processed."""
+        ctx = EvalContext(samples, vars)
+        for rule in self.rules:
+            if not rule.applies(ctx):
+                continue
+            action = rule.action
+            if isinstance(action, Accept):
+                return Verdict.ACCEPT
+            if isinstance(action, Reject):
+                return Verdict.REJECT
+            if isinstance(action, SilentDrop):
+                return Verdict.SILENT_DROP
+            if isinstance(action, SendSpoeGroup):
+                send_group(action.engine, action.group)
+            elif isinstance(action, SetVar):
+                _set_var(action, ctx, vars)
+            elif isinstance(action, UnsetVar):
+                vars.unset(action.name)
+            elif isinstance(action, Hook):
+                verdict = _HOOK_VERDICTS.get(getattr(answer := action.fn(samples, vars),
+                                                     "value", answer))
+                if verdict is not None and verdict is not Verdict.CONTINUE:
+                    return verdict
+        return Verdict.CONTINUE
 
 
-def build_rules(rules: Iterable[str], point: str, acls: Iterable[str], *,
+def _set_var(action: SetVar, ctx: EvalContext, vars: ConnectionVars) -> None:
+    value = action.value(ctx)
+    if value is None:  # HAProxy: a fetch that fails sets nothing
+        return
+    old = vars.get(action.name)
+    if not action.allowed(old is not None, old, value):
+        return
+    try:
+        vars.set(action.name, value)
+    except VariableError as exc:  # as in HAProxy, a variable that cannot be set is skipped
+        logger.debug("proxy: set-var({}) skipped: {}", action.name, exc)
+
+
+def build_rules(rules: Iterable[Any], point: str, acls: AclRegistry, *,
                 engines: Mapping[str, Any]) -> RuleSet:
-    rules = list(rules)
-    if rules:
-        raise NotImplementedError
-    return RuleSet(())
+    """Parse ``rules`` of the rule set ``point`` (:class:`RuleSet` objects pass through).
+
+    :raises ConfigError: a bad rule, with HAProxy's wording.
+    """
+    if isinstance(rules, RuleSet):
+        return rules
+    groups = {engine_id: tuple(engine.groups) for engine_id, engine in engines.items()}
+    return RuleSet(parse_rules(list(rules), point, acls=acls, engines=groups))
+
+
+def build_acls(lines: Iterable[str]) -> AclRegistry:
+    """An ACL registry from ``acl`` lines (``"[acl] <name> <criterion> [flags] [patterns]"``).
+
+    :raises ConfigError: a bad line.
+    """
+    registry = AclRegistry()
+    for line in lines:
+        try:
+            words = tokenize(line)
+        except LexError as exc:
+            raise ConfigError(f"acl '{line}' : {exc.message}") from None
+        if words[:1] == ["acl"]:
+            words = words[1:]
+        if len(words) < 2:
+            raise ConfigError(f"acl '{line}' : expects an ACL name and a criterion")
+        try:
+            registry.add(words[0], words[1:])
+        except ExpressionError as exc:
+            raise ConfigError(f"acl '{line}' : {exc}") from None
+    return registry
 
 
 class _Aborted(Exception):
@@ -223,13 +314,13 @@ class TCPProxy(StreamServer):
     """
 
     def __init__(self, listener: Any, upstream: str | tuple[str, int], *,
-                 engines: Sequence[Any] = (), tcp_request: Iterable[str] = (),
-                 tcp_response: Iterable[str] = (), acls: Iterable[str] = (),
+                 engines: Sequence[Any] = (), tcp_request: Iterable[Any] = (),
+                 tcp_response: Iterable[Any] = (), acls: Iterable[str] | AclRegistry = (),
                  inspect_delay: float = 0.0, inspect_size: int = 16384,
                  response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
                  idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
                  max_connections: int | None = None, close_engines: bool = True,
-                 on_connection: Callable[[TCPSamples, Vars], None] | None = None) -> None:
+                 on_connection: Callable[[TCPSamples, ConnectionVars], None] | None = None) -> None:
         if isinstance(listener, str):
             listener = parse_listen_address(listener)
         self.upstream_address = parse_listen_address(upstream)
@@ -239,10 +330,11 @@ class TCPProxy(StreamServer):
         if dupes:
             raise ConfigError(f"duplicated name for SPOE engine '{dupes[0]}'")
         self._engine_ids = dict(zip(ids, self.engines))
-        self.tcp_request: RuleSet = build_rules(tcp_request, "tcp-request content", acls,
-                                                engines=self._engine_ids)
-        self.tcp_response: RuleSet = build_rules(tcp_response, "tcp-response content", acls,
-                                                 engines=self._engine_ids)
+        registry = acls if isinstance(acls, AclRegistry) else build_acls(acls)
+        self.tcp_request = build_rules(tcp_request, "tcp-request content", registry,
+                                       engines=self._engine_ids)
+        self.tcp_response = build_rules(tcp_response, "tcp-response content", registry,
+                                        engines=self._engine_ids)
         if inspect_delay < 0 or inspect_size < 1:
             raise ValueError("inspect_delay must be >= 0 and inspect_size >= 1")
         self.inspect_delay = float(inspect_delay)
@@ -334,10 +426,10 @@ class TCPProxy(StreamServer):
 
         conn.samples.req_payload = self._peek(conn.client, self.inspect_delay)
         self._event(conn, "on-frontend-tcp-request")
-        if self.tcp_request.evaluate(conn.samples, conn.vars, self._group_runner(conn)) \
-                is Verdict.REJECT:
+        verdict = self.tcp_request.evaluate(conn.samples, conn.vars, self._group_runner(conn))
+        if verdict in (Verdict.REJECT, Verdict.SILENT_DROP):
             self.stats.rejected += 1
-            self._reject(conn.client, len(conn.samples.req_payload or b""))
+            self._refuse(conn.client, verdict, len(conn.samples.req_payload or b""))
             raise _Aborted
 
         conn.upstream = self._connect()
@@ -350,9 +442,11 @@ class TCPProxy(StreamServer):
             if conn.aborted:
                 raise _Aborted
             self._event(conn, "on-tcp-response")
-            if self.tcp_response.evaluate(conn.samples, conn.vars, self._group_runner(conn)) \
-                    is Verdict.REJECT:
+            verdict = self.tcp_response.evaluate(conn.samples, conn.vars,
+                                                 self._group_runner(conn))
+            if verdict in (Verdict.REJECT, Verdict.SILENT_DROP):
                 self.stats.rejected += 1
+                self._refuse(conn.client, verdict, 0)
                 raise _Aborted
             self._forward(conn, conn.upstream, conn.client, False)
             to_upstream.join(timeout=self.idle_timeout)
@@ -384,7 +478,11 @@ class TCPProxy(StreamServer):
         finally:
             sock.settimeout(None)
 
-    def _reject(self, client: Any, peeked: int) -> None:
+    def _refuse(self, client: Any, verdict: Verdict, peeked: int) -> None:
+        if verdict is Verdict.SILENT_DROP:
+            # linger 0: close() resets the connection, the client sees no FIN
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         # read what was peeked so that close() sends a FIN rather than a reset
         client.settimeout(0.0)
         try:

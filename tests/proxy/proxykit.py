@@ -30,7 +30,7 @@ spoe-message at-client
     args ip=src port=dst_port
     event on-client-session
 spoe-message at-request
-    args payload=req.payload(0,0) len=req.len
+    args payload=req.payload(0,0) len=req.len mark=var(sess.{name}.mark)
     event on-frontend-tcp-request
 spoe-message at-server
     args ip=src
