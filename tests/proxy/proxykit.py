@@ -39,7 +39,7 @@ spoe-message at-response
     args payload=res.payload(0,0) len=res.len
     event on-tcp-response
 spoe-message in-group
-    args first=req.payload(0,4)
+    args first=req.payload(0,4) kind=var(txn.{name}.kind)
 spoe-group grp
     messages in-group
 """
@@ -145,6 +145,15 @@ def exchange(proxy: TCPProxy, data: bytes) -> bytes:
         return read_all(sock)
     finally:
         sock.close()
+
+
+def dead_address() -> str:
+    """A 127.0.0.1 address where nothing listens (bound, then closed)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"127.0.0.1:{port}"
 
 
 def wait_until(predicate: Any, timeout: float = 5.0) -> bool:

@@ -20,7 +20,16 @@ from spoe_sync.protocol import Message, SetVar, VarScope
 from spoe_sync.proxy import TCPProxy
 from spoe_sync.testing import FakeAgent
 
-from .proxykit import Upstream, connect, exchange, make_engine, read_all, running, wait_until
+from .proxykit import (
+    Upstream,
+    connect,
+    dead_address,
+    exchange,
+    make_engine,
+    read_all,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -165,10 +174,7 @@ def test_agent_faults_fail_open_within_the_processing_timeout(fault: str) -> Non
 
 
 def test_agent_down_fails_open() -> None:
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    address = "127.0.0.1:%d" % dead.getsockname()[1]
-    dead.close()
+    address = dead_address()
     with Upstream() as up:
         engine = make_engine(address, processing="300ms")
         proxy = TCPProxy(("127.0.0.1", 0), up.address, engines=[engine])
