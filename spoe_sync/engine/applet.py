@@ -146,7 +146,11 @@ class Applet:
     def submit(self, request: FrameRequest) -> int:
         """Queue ``request``'s NOTIFY for writing; returns 0, or the stream status
         when it cannot go out on this connection (3: too big to send)."""
-        assert self.slots is not None and self.slots.acquire(blocking=False)
+        slots = self.slots
+        if slots is None or not slots.acquire(blocking=False):
+            # The pool only picks applets with a free slot: this is a bug.
+            request.error = f"{self!r} has no free slot"
+            return 255
         try:
             frames = self.conn.send_notify(request.stream_id, request.frame_id, request.payload)
         except LocalProtocolError as exc:
@@ -375,9 +379,9 @@ class Applet:
             try:
                 self.sock.sendall(data)
             except OSError as exc:
-                for request in written:
-                    if request.state is RequestState.ASSIGNED:
-                        request.state = RequestState.WAITING  # may have reached the agent
+                # Part of it may have reached the agent: these frames are lost
+                # with the connection, not sent again.
+                self.pool._on_written(written, time.monotonic())
                 self._end(1, f"I/O error: {exc}", failure=True)
                 return
             now = time.monotonic()

@@ -114,7 +114,10 @@ class HealthChecker:
     def _loop(self, server: ServerState) -> None:
         inter = max(float(getattr(server.server, "inter", 2.0) or 2.0), 0.01)
         while not self.pool.closed:
-            result = check_server(server, inter, self.pool.connector)
+            try:
+                result = check_server(server, inter, self.pool.connector)
+            except Exception as exc:  # a bug must not stop the checks
+                result = HealthCheckResult(server.address, False, 99, f"check failed: {exc!r}")
             self.record(server, result)
             gevent.sleep(inter)
 

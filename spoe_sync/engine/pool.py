@@ -444,11 +444,15 @@ class AppletPool:
             if applet.mode != "async" or (owner is not None and owner.mode != "async"):
                 return
         now = time.monotonic()
-        if request.state is RequestState.ASSIGNED:
-            self._nb_assigned -= 1
-            request.t_written = now
-        else:
+        state = request.state
+        if state is RequestState.WAITING:
             self._nb_waiting -= 1
+        elif state is RequestState.ASSIGNED:
+            self._nb_assigned -= 1  # the ACK overtook the end of our sendall()
+            request.t_written = now
+        else:  # QUEUED again after its connection died: the agent had it anyway
+            self._nb_queued -= 1
+            request.t_written = now
         request.t_acked = now
         self.acks_received += 1
         applet.server.backoff.success()
