@@ -136,6 +136,12 @@ class _CondStack:
         kw = words[0]
         outer = all(a for a, _, _ in self._stack[:-1]) if kw in (".elif", ".else", ".endif") \
             else self.active
+        if kw in (".else", ".endif") and len(words) > 1:
+            # fatal in HAProxy: the reading stops here
+            st.error(f"Unexpected argument '{words[1]}' for '{kw}'.", lineno)
+            if self._stack:
+                st.error("non-terminated '.if' block.", lineno)
+            raise Abort(kw)
         if kw == ".if":
             value = outer and _eval_cond(words[1:], lineno, st, env)
             self._stack.append((value, value, lineno))
@@ -202,10 +208,10 @@ def _eval_term(term: str, environ: Mapping[str, str]) -> bool | None:
     else:
         name, _, arg = term[:-1].partition("(")
         if name == "defined":
-            value = arg.strip() in environ
+            value = arg in environ  # HAProxy does not trim: "defined( X )" is false
         elif name in ("streq", "strneq"):
             left, _, right = arg.partition(",")
-            value = (left.strip() == right.strip()) == (name == "streq")
+            value = (left == right) == (name == "streq")
         elif name == "feature":
             value = False
         elif name in ("version_atleast", "version_before"):
