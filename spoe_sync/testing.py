@@ -176,9 +176,10 @@ class FakeAgent:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        port = None if self._server is None else self._server.server_port
+        if port is None:
             raise SpoeError("FakeAgent is not started")
-        return int(self._server.server_port)
+        return int(port)
 
     @property
     def address(self) -> str:
@@ -270,7 +271,8 @@ class _Session:
         script = agent.hello if self.faulty else None
         if script is None:
             theirs = hello.max_frame_size
-            size = min(agent.max_frame_size, int(theirs) if isinstance(theirs, int) else 16380)
+            offered = theirs if isinstance(theirs, int) else 16380
+            size = min(agent.max_frame_size, offered)
             self.frame_size = size
             self._send(encode_frame(AgentHello.make(version=agent.version, max_frame_size=size,
                                                     capabilities=agent.capabilities)))

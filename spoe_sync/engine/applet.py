@@ -127,11 +127,11 @@ class Applet:
         self._out: list[bytes] = []
         self._out_requests: list[FrameRequest] = []
         self._wake = Event()
-        self._writer: gevent.Greenlet | None = None
+        self._writer: gevent.Greenlet[..., Any] | None = None
         self._started = False
         self._close_status = 0
         self.held: tuple[int, int] | None = None
-        self._hold_timer: gevent.Greenlet | None = None
+        self._hold_timer: gevent.Greenlet[..., Any] | None = None
         self.reader = gevent.spawn(self._run)
 
     # ------------------------------------------------------------------ pool side
@@ -154,7 +154,7 @@ class Applet:
         try:
             frames = self.conn.send_notify(request.stream_id, request.frame_id, request.payload)
         except LocalProtocolError as exc:
-            self.slots.release()
+            slots.release()
             self.pool._slot_freed(self)
             request.error = str(exc)
             return 3 if exc.status == 3 else 256 + exc.status
@@ -309,7 +309,8 @@ class Applet:
         """One read: bytes (b"" at EOF), the OSError, or None on timeout."""
         try:
             self.sock.settimeout(timeout)
-            return self.sock.recv(_RECV_SIZE)
+            data: bytes = self.sock.recv(_RECV_SIZE)
+            return data
         except TimeoutError:
             return None
         except OSError as exc:

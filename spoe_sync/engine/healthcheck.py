@@ -47,7 +47,7 @@ def check_server(server: ServerState, timeout: float,
     start = time.monotonic()
     sock: Any = None
     try:
-        with gevent.Timeout(timeout, False):
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]  # False: silent
             try:
                 sock = (connect or default_connect)(server, timeout)
             except OSError as exc:
@@ -101,7 +101,7 @@ class HealthChecker:
     def __init__(self, pool: AppletPool, servers: Sequence[ServerState]) -> None:
         self.pool = pool
         self.servers = [s for s in servers if getattr(s.server, "check", False)]
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[..., Any]] = []
 
     def start(self) -> None:
         for server in self.servers:

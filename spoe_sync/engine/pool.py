@@ -180,7 +180,7 @@ class AppletPool:
         self._connecting = 0
         self._orphans: set[FrameRequest] = set()
         self._next_ident = 1
-        self._retry: gevent.Greenlet | None = None
+        self._retry: gevent.Greenlet[..., Any] | None = None
         self._idle_event = Event()
         self._idle_event.set()
         self.connections_opened = 0
@@ -250,7 +250,7 @@ class AppletPool:
     def _wait(self, request: FrameRequest, deadline: float | None) -> None:
         """Park this greenlet until the request ends or its deadline passes."""
         hub = get_hub()
-        waiter = Waiter(hub)
+        waiter: Waiter[Any] = Waiter(hub)
         request.waiter = waiter
         timer = None
         if deadline is not None:
