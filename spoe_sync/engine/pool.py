@@ -263,6 +263,7 @@ class AppletPool:
             # the frame up so that nothing leaks, then let it propagate.
             request.waiter = None
             self._abandon(request, 1, "interrupted by the caller")
+            self._forget(request)
             raise
         finally:
             if timer is not None:
@@ -271,11 +272,15 @@ class AppletPool:
         if request.state is not RequestState.DONE:
             self._abandon(request, 1, "timeout processing")
 
-    def _outcome(self, request: FrameRequest) -> FrameOutcome:
+    def _forget(self, request: FrameRequest) -> None:
+        """The request leaves the engine: its ids may be used again."""
         self.table.discard(request)
         self._orphans.discard(request)
         if not self.table:
             self._idle_event.set()
+
+    def _outcome(self, request: FrameRequest) -> FrameOutcome:
+        self._forget(request)
         end = time.monotonic()
         start = request.t_start
         written = request.t_written

@@ -352,3 +352,23 @@ def test_maxconnrate_reached_with_no_applet_fails_with_2_at_once() -> None:
         assert outcome.total_ms < 50
         assert agent.connections == 1
         pool.close(1)
+
+
+def test_a_killed_stream_gives_its_frame_up() -> None:
+    """The caller's greenlet killed (or its own gevent.Timeout) while waiting:
+    the exception propagates, the frame leaves the pool, close() does not wait."""
+    with FakeAgent(delays=0.5) as agent:
+        pool = make_pool(agent.address)
+        g = gevent.spawn(pool.process, 1, 1, PAYLOAD, time.monotonic() + 5)
+        gevent.sleep(0.05)
+        g.kill(block=True, timeout=1)
+        assert g.dead and isinstance(g.value, gevent.GreenletExit)
+        m = pool.metrics()
+        assert (m.nb_sending, m.nb_waiting, len(pool.table)) == (0, 0, 0)
+        with pytest.raises(gevent.Timeout):
+            with gevent.Timeout(0.05):
+                pool.process(1, 1, PAYLOAD, time.monotonic() + 5)  # same ids again: allowed
+        start = time.monotonic()
+        pool.close(timeout=2)
+        assert time.monotonic() - start < 1.0
+        assert agent.connections == 1
