@@ -74,6 +74,25 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _time_s(text: str) -> float:
+    from .config.syntax import parse_time_ms
+
+    parsed = parse_time_ms(text, "time")
+    if parsed.ms is None:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r} (HAProxy syntax: 500ms, 5s, 1m)")
+    return parsed.ms / 1000
+
+
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from .proxy import run_proxy
+
+    return run_proxy(args.listen, args.upstream, configs=args.config or (),
+                     engines=args.engine or (), backends=args.backend or (),
+                     tcp_request=args.tcp_request or (), tcp_response=args.tcp_response or (),
+                     acls=args.acl or (), inspect_delay=args.inspect_delay,
+                     idle_timeout=args.timeout, drain_timeout=args.drain, verbose=args.verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoe-sync",
@@ -128,6 +147,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, metavar="S",
                    help="seconds for the whole check (default 2)")
     p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser(
+        "proxy",
+        help="run a TCP proxy that asks SPOE agents about each connection",
+        description="Forward TCP connections from --listen to --upstream, firing the SPOE "
+        "events (on-client-session, on-frontend-tcp-request, on-server-session, "
+        "on-tcp-response) of each --config and applying the tcp-request/tcp-response "
+        "content rules, as an HAProxy 'listen' section in mode tcp. Stops gracefully on "
+        "SIGTERM or SIGINT. Exit status: 0 after a stop, 1 on a start failure, 2 usage error.",
+    )
+    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="address to listen on")
+    p.add_argument("--upstream", required=True, metavar="HOST:PORT", help="where to forward")
+    p.add_argument("--config", action="append", metavar="FILE",
+                   help="a SPOE file (repeat for several engines, as several 'filter spoe')")
+    p.add_argument("--engine", action="append", metavar="NAME",
+                   help="the [scope] of each --config, in the same order")
+    p.add_argument("--backend", action="append", metavar="NAME=ADDR[,ADDR]",
+                   help="the agent servers of a use-backend name")
+    p.add_argument("--tcp-request", action="append", metavar="RULE",
+                   help="a tcp-request rule, e.g. 'content reject if { var(sess.iprep.ip_score) "
+                   "-m int lt 20 }' (repeat, evaluated in order)")
+    p.add_argument("--tcp-response", action="append", metavar="RULE",
+                   help="a tcp-response rule (repeat, evaluated in order)")
+    p.add_argument("--acl", action="append", metavar="LINE",
+                   help="a named ACL the rules may use: 'NAME CRITERION [FLAGS] [PATTERNS]'")
+    p.add_argument("--inspect-delay", type=_time_s, default=0.0, metavar="T",
+                   help="wait up to T for the first request bytes (req.payload) before "
+                   "on-frontend-tcp-request and the rules (default 0)")
+    p.add_argument("--timeout", type=_time_s, default=300.0, metavar="T",
+                   help="idle timeout of each direction (default 5m)")
+    p.add_argument("--drain", type=_time_s, default=10.0, metavar="T",
+                   help="how long a stop lets connections finish (default 10s)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print spoe_sync's log (and 'log global' SPOE lines) on stderr")
+    p.set_defaults(func=_cmd_proxy)
     return parser
 
 

@@ -27,10 +27,9 @@ for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
 from __future__ import annotations
 
-import enum
 import signal
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,24 +40,12 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from loguru import logger
 
-from .config.backends import parse_address
-from .config.lexer import LexError, tokenize
-from .config.proxy_rules import (
-    Accept,
-    Hook,
-    Reject,
-    Rule,
-    SendSpoeGroup,
-    SetVar,
-    SilentDrop,
-    UnsetVar,
-    parse_rules,
-)
-from .engine.vars import Session, Vars
-from .errors import ConfigError, ExpressionError, VariableError
-from .protocol.values import Value
-from .rules import AclRegistry, EvalContext
-from .samples import TCPSamples
+from ..config.backends import parse_address
+from ..engine.vars import Session, Vars
+from ..errors import ConfigError
+from ..rules import AclRegistry
+from ..samples import TCPSamples
+from .rules import ConnectionVars, Verdict, build_acls, build_rules
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
 
@@ -104,154 +91,8 @@ class ProxyStats:
     bytes_out: int = 0
 
 
-class Verdict(enum.Enum):
-    """What a rule set decided: go on (no rule ended it), ``accept``, ``reject`` (close the
-    connection) or ``silent-drop`` (reset it, without a FIN)."""
-
-    CONTINUE = "continue"
-    ACCEPT = "accept"
-    REJECT = "reject"
-    SILENT_DROP = "silent-drop"
-
-
-#: a hook rule's answer (a string or a Verdict) as a Verdict
-_HOOK_VERDICTS = {v.value: v for v in Verdict}
-
-
-class RuleSet:
-    """``tcp-request content`` or ``tcp-response content`` rules, evaluated in order.
-
-    :param rules: parsed rules (:func:`spoe_sync.config.proxy_rules.parse_rules`).
-
-    A hook rule (a Python callable) is called as ``hook(samples, vars)`` and may return
-    ``"accept"``, ``"reject"``, ``"silent-drop"`` (or a :class:`Verdict`) to end the rule set;
-    ``None`` goes on to the next rule.
-    """
-
-    def __init__(self, rules: Sequence[Rule] = ()) -> None:
-        self.rules = tuple(rules)
-
-    def __len__(self) -> int:
-        return len(self.rules)
-
-    def evaluate(self, samples: TCPSamples, vars: ConnectionVars,
-                 send_group: Callable[[str, str], None]) -> Verdict:
-        """Run the rules until one ends the set; ``send-spoe-group`` blocks this greenlet
-        until the group was processed."""
-        ctx = EvalContext(samples, vars)
-        for rule in self.rules:
-            if not rule.applies(ctx):
-                continue
-            action = rule.action
-            if isinstance(action, Accept):
-                return Verdict.ACCEPT
-            if isinstance(action, Reject):
-                return Verdict.REJECT
-            if isinstance(action, SilentDrop):
-                return Verdict.SILENT_DROP
-            if isinstance(action, SendSpoeGroup):
-                send_group(action.engine, action.group)
-            elif isinstance(action, SetVar):
-                _set_var(action, ctx, vars)
-            elif isinstance(action, UnsetVar):
-                vars.unset(action.name)
-            elif isinstance(action, Hook):
-                verdict = _HOOK_VERDICTS.get(getattr(answer := action.fn(samples, vars),
-                                                     "value", answer))
-                if verdict is not None and verdict is not Verdict.CONTINUE:
-                    return verdict
-        return Verdict.CONTINUE
-
-
-def _set_var(action: SetVar, ctx: EvalContext, vars: ConnectionVars) -> None:
-    value = action.value(ctx)
-    if value is None:  # HAProxy: a fetch that fails sets nothing
-        return
-    old = vars.get(action.name)
-    if not action.allowed(old is not None, old, value):
-        return
-    try:
-        vars.set(action.name, value)
-    except VariableError as exc:  # as in HAProxy, a variable that cannot be set is skipped
-        logger.debug("proxy: set-var({}) skipped: {}", action.name, exc)
-
-
-def build_rules(rules: Iterable[Any], point: str, acls: AclRegistry, *,
-                engines: Mapping[str, Any]) -> RuleSet:
-    """Parse ``rules`` of the rule set ``point`` (:class:`RuleSet` objects pass through).
-
-    :raises ConfigError: a bad rule, with HAProxy's wording.
-    """
-    if isinstance(rules, RuleSet):
-        return rules
-    groups = {engine_id: tuple(engine.groups) for engine_id, engine in engines.items()}
-    return RuleSet(parse_rules(list(rules), point, acls=acls, engines=groups))
-
-
-def build_acls(lines: Iterable[str]) -> AclRegistry:
-    """An ACL registry from ``acl`` lines (``"[acl] <name> <criterion> [flags] [patterns]"``).
-
-    :raises ConfigError: a bad line.
-    """
-    registry = AclRegistry()
-    for line in lines:
-        try:
-            words = tokenize(line)
-        except LexError as exc:
-            raise ConfigError(f"acl '{line}' : {exc.message}") from None
-        if words[:1] == ["acl"]:
-            words = words[1:]
-        if len(words) < 2:
-            raise ConfigError(f"acl '{line}' : expects an ACL name and a criterion")
-        try:
-            registry.add(words[0], words[1:])
-        except ExpressionError as exc:
-            raise ConfigError(f"acl '{line}' : {exc}") from None
-    return registry
-
-
 class _Aborted(Exception):
     """The connection ends now (reject, upstream failure): close both sides."""
-
-
-class ConnectionVars:
-    """The variables of one proxied connection as the rules see them.
-
-    Each engine's stream has its own ``txn``/``req``/``res`` store and each engine its own
-    ``proc`` store; ``sess`` is shared by all.  A read looks at the streams in engine order and
-    returns the first value set; a rule's ``set-var``/``unset-var`` writes to every stream, so
-    that every engine's messages see it, as they would in HAProxy's single store.
-    """
-
-    __slots__ = ("_stores",)
-
-    def __init__(self, stores: Sequence[Vars]) -> None:
-        self._stores = tuple(stores)
-
-    def get(self, full_name: str, default: Value = None) -> Value:
-        for store in self._stores:
-            value = store.get(full_name)
-            if value is not None:
-                return value
-        return default
-
-    def set(self, full_name: str, value: object) -> None:
-        """:raises VariableError: invalid name or value, or a cap exceeded."""
-        for store in self._stores:
-            store.set(full_name, value)
-
-    def unset(self, full_name: str) -> bool:
-        found = False
-        for store in self._stores:
-            found = store.unset(full_name) or found
-        return found
-
-    def as_dict(self) -> dict[str, Value]:
-        """Every variable readable from this connection, by full name."""
-        out: dict[str, Value] = {}
-        for store in reversed(self._stores):
-            out.update(store.as_dict())
-        return out
 
 
 class _Conn:
