@@ -373,7 +373,7 @@ def test_every_frame_round_trips(f: Frame) -> None:
     assert repr(codec.decode_frame_body_by_grammar(data[4:])) == repr(f)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(frames, st.randoms(use_true_random=False))
 def test_fast_decode_equals_grammar_decode_on_mutations(f: Frame, rnd: random.Random) -> None:
     body = bytearray(encode_frame(f)[4:])
@@ -386,7 +386,7 @@ def test_fast_decode_equals_grammar_decode_on_mutations(f: Frame, rnd: random.Ra
     assert _outcome(decode_frame_body, data) == _outcome(codec.decode_frame_body_by_grammar, data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.sampled_from([0, 1, 2, 3, 99, 101, 102, 103]), st.sampled_from([0, 1, 3]),
        st.binary(max_size=40) | frames.map(codec._encode_payload))
 def test_decode_payload_equals_grammar_decode(ftype: int, flags: int, payload: bytes) -> None:
