@@ -311,6 +311,10 @@ class Engine:
             timings = Timings(elapsed_ms(start, queued), -1, -1, -1, process_ms)
         else:
             q, w = outcome.queue_ms, outcome.wait_ms
+            if w < 0 <= q and status >= 256:
+                # HAProxy stops wT when the connection of a waiting frame is
+                # lost (spoe_release_appctx()), not only on its ACK.
+                w = max(outcome.total_ms - q, 0)
             response = -1
             if report is not None:
                 response = max(elapsed_ms(queued, end) - max(q, 0) - max(w, 0), 0)
