@@ -195,15 +195,17 @@ def bench_pool(address: str, mode: str, concurrency: int, duration: float, max_f
                 errors += 1
 
     start = time.perf_counter()
+    cpu = time.process_time()
     workers = [gevent.spawn(worker, i + 1) for i in range(concurrency)]
     gevent.joinall(workers, timeout=duration + 10)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     connections = pool.metrics().connections_opened
     pool.close(2)
     return {"kind": f"pool {mode}", "concurrency": concurrency, "frames": sent,
             "fps": sent / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000, "connections": connections,
-            "errors": errors}
+            "errors": errors, "cpu_us": cpu / max(sent, 1) * 1e6}
 
 
 def bench_raw(address: str, duration: float, max_frames: int, connections: int = 4,
@@ -255,12 +257,14 @@ def bench_raw(address: str, duration: float, max_frames: int, connections: int =
         sock.close()
 
     start = time.perf_counter()
+    cpu = time.process_time()
     gevent.joinall([gevent.spawn(run, i) for i in range(connections)], timeout=duration + 10)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     total = sum(counts)
     return {"kind": "raw pipelined", "concurrency": connections * in_flight, "frames": total,
             "fps": total / elapsed, "p50_ms": float("nan"), "p99_ms": float("nan"),
-            "connections": connections, "errors": 0}
+            "connections": connections, "errors": 0, "cpu_us": cpu / max(total, 1) * 1e6}
 
 
 def main() -> None:
@@ -282,10 +286,13 @@ def main() -> None:
             for concurrency in args.concurrency:
                 rows.append(bench_pool(agent.address, mode, concurrency, args.duration, args.frames))
     print(f"{'run':<18}{'streams':>8}{'frames':>9}{'frames/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'conns':>7}{'errors':>8}")
+          f"{'conns':>7}{'errors':>8}{'cpu us/frame':>14}")
     for r in rows:
         print(f"{r['kind']:<18}{r['concurrency']:>8}{r['frames']:>9}{r['fps']:>11.0f}"
-              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['connections']:>7}{r['errors']:>8}")
+              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['connections']:>7}{r['errors']:>8}"
+              f"{r['cpu_us']:>14.1f}")
+    print(f"\nload average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+          "(figures are only meaningful on an otherwise idle machine)")
     ceiling = rows[0]["fps"]
     best = max(r["fps"] for r in rows[1:])
     print(f"\nraw ceiling {ceiling:.0f} frames/s; best pool run {best:.0f} frames/s "
