@@ -182,8 +182,8 @@ def _bytes(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
     if not isinstance(data, bytes):
         return None
     offset = args[0]
-    if offset > len(data):
-        return None
+    if offset >= len(data):
+        data = b""  # an offset past the end gives an empty sample, not a failure
     out = data[offset:] if len(args) < 2 else data[offset:offset + args[1]]
     return to_text(out) if isinstance(v, str) else out
 

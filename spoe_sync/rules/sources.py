@@ -22,9 +22,19 @@ __all__ = [
     "SampleSource",
     "StaticSamples",
     "TCPSamples",
+    "haproxy_body_limit",
     "normalize_headers",
     "to_address",
 ]
+
+#: HAProxy's defaults: ``tune.bufsize`` and ``tune.maxrewrite``.
+DEFAULT_BUFSIZE = 16384
+DEFAULT_MAXREWRITE = 1024
+# Bytes of one HTX buffer HAProxy never gives to the message (fitted on 2.6.12 with two buffer
+# sizes, three request shapes: exact to the byte).
+_HTX_RESERVED = 45
+_HTX_BLOCK = 8  # per-block header
+_HTX_START_LINE = 24  # struct htx_sl without its strings
 
 IPAddress = IPv4Address | IPv6Address
 Address = tuple[IPAddress, int]
@@ -102,6 +112,21 @@ class ResponseInfo:
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", normalize_headers(self.headers))
         object.__setattr__(self, "status", int(self.status))
+
+
+def haproxy_body_limit(request: RequestInfo, bufsize: int = DEFAULT_BUFSIZE,
+                       maxrewrite: int = DEFAULT_MAXREWRITE) -> int:
+    """How many body bytes HAProxy 2.6 holds for ``req.body`` when the request is buffered
+    (``option http-buffer-request``): what is left of one HTX buffer after the start line and
+    the headers.  A longer body is truncated there, which also keeps the NOTIFY small.
+    """
+    from .hdrs import htx_headers
+
+    headers = htx_headers(request.headers)
+    used = (_HTX_START_LINE + len(request.method.encode("utf-8", "surrogateescape"))
+            + len(request.target.encode("utf-8", "surrogateescape")) + len(request.version)
+            + sum(len(n) + len(v) for n, v in headers) + _HTX_BLOCK * (len(headers) + 3))
+    return max(0, bufsize - maxrewrite - _HTX_RESERVED - used)
 
 
 @dataclass

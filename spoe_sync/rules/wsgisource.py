@@ -25,7 +25,14 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote
 
-from .sources import RequestInfo, ResponseInfo, SampleSource, to_address
+from .sources import (
+    DEFAULT_BUFSIZE,
+    RequestInfo,
+    ResponseInfo,
+    SampleSource,
+    haproxy_body_limit,
+    to_address,
+)
 
 __all__ = ["RAW_HEADERS_KEY", "RAW_URI_KEY", "WSGISamples", "handler_environ"]
 
@@ -115,11 +122,14 @@ class WSGISamples(SampleSource):
     :param body: the buffered request body for ``req.body``; by default the
         ``spoe_sync.body`` environ key.  ``wsgi.input`` is never read here.
     :param unique_id: the value of ``unique-id`` (NULL when not given).
+    :param bufsize: HAProxy's ``tune.bufsize``: ``req.body`` is cut where HAProxy 2.6 cuts it
+        (:func:`~spoe_sync.rules.sources.haproxy_body_limit`); ``None`` keeps the whole body.
     """
 
     def __init__(self, environ: Mapping[str, Any], *, response: ResponseInfo | None = None,
                  body: bytes | None = None, unique_id: str | None = None,
-                 ssl: bool | None = None, frontend_id: int | None = None) -> None:
+                 ssl: bool | None = None, frontend_id: int | None = None,
+                 bufsize: int | None = DEFAULT_BUFSIZE) -> None:
         self.environ = environ
         raw = environ.get(RAW_HEADERS_KEY)
         headers: Any = _valid_headers(raw) if isinstance(raw, (list, tuple)) else \
@@ -134,6 +144,11 @@ class WSGISamples(SampleSource):
             headers=tuple(headers),
             body=body,
         )
+        if body is not None and bufsize is not None:
+            limit = haproxy_body_limit(request, bufsize)
+            if len(body) > limit:
+                request = RequestInfo(request.method, request.target, request.version,
+                                      request.headers, body[:limit])
         if ssl is None:
             ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
         uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)

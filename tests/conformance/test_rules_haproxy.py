@@ -535,3 +535,38 @@ def test_tcp_args_match_haproxy(haproxy_bin, tmp_path):
     (message,) = frame.messages
     ours = [(n, parse_sample(e).evaluate(ctx)) for n, e in TCP_ARGS]
     assert _typed(ours) == _typed(list(message.args))
+
+
+# --------------------------------------------------------------------------- body buffer limit
+
+BODY_ARGS = [("blen", "req.body_len"), ("bsize", "req.body_size"),
+             ("digest", "req.body,sha1,hex"), ("tail", "req.body,bytes(15000)")]
+
+
+def big_body_requests() -> list[tuple[str, bytes]]:
+    out = []
+    for name, pad, size in (("small", 0, 1000), ("just-over", 0, 15300), ("large", 0, 100000),
+                            ("large-headers", 4000, 40000)):
+        body = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+        out.append((name, (f"POST /big?{name} HTTP/1.1\r\nHost: h\r\nX-Pad: {'p' * pad}\r\n"
+                           f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode() + body))
+    return out
+
+
+def test_req_body_is_cut_where_haproxy_cuts_it(haproxy_bin, tmp_path):
+    from .harness import RecordingAgent
+
+    port = free_port()
+    theirs = {}
+    with RecordingAgent() as agent, run_haproxy(haproxy_bin, haproxy_cfg(port, agent.port),
+                                                tmp_path, files={"spoe.conf": spoe_conf(BODY_ARGS)},
+                                                ready_port=port):
+        for i, (name, raw) in enumerate(big_body_requests(), 1):
+            raw_exchange(port, raw, timeout=3)
+            frame = decode_frame(agent.wait_for(NOTIFY, i)[i - 1].data)
+            theirs[name] = list(frame.messages[0].args)
+    exprs = [(n, parse_sample(e)) for n, e in BODY_ARGS]
+    with EvalServer(lambda s: [(n, x.evaluate(EvalContext(s))) for n, x in exprs]) as server:
+        ours = {name: server.request(raw) for name, raw in big_body_requests()}
+    for name, _ in big_body_requests():
+        assert _typed(ours[name]) == _typed(theirs[name]), name

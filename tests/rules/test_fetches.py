@@ -295,3 +295,20 @@ def test_tcp_samples_ipv6_with_scope():
 ])
 def test_static_samples(mapping, text, expected):
     assert parse_sample(text).evaluate(EvalContext(StaticSamples(mapping))) == expected
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "bufsize", "limit"), [
+    # req.body_len measured on HAProxy 2.6.12 with option http-buffer-request, 100000-byte body
+    pytest.param("POST", "/b", [], 16384, 15212, id="default-bufsize"),
+    pytest.param("PUT", "/longer/uri?x=1", [("A", "1"), ("Bb", "22"), ("C", "")], 16384, 15169,
+                 id="more-headers"),
+    pytest.param("POST", "/b", [("X", "y")] * 20, 16384, 15012, id="many-headers"),
+    pytest.param("POST", "/b", [], 32768, 31596, id="bigger-bufsize"),
+])
+def test_haproxy_body_limit(method, target, headers, bufsize, limit):
+    from spoe_sync.rules.sources import haproxy_body_limit
+
+    req = RequestInfo(method, target, "HTTP/1.1",
+                      [("Host", "h"), *headers, ("Content-Length", "100000"),
+                       ("Connection", "close")])
+    assert haproxy_body_limit(req, bufsize) == limit

@@ -102,6 +102,15 @@ def test_body_not_buffered_by_the_integration():
     assert values["req.body_size"] == 4
 
 
+def test_body_is_cut_at_the_haproxy_buffer_limit():
+    env = {**BASE_ENV, "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "100000"}
+    body = b"x" * 100000
+    cut = parse_sample("req.body_len").evaluate(EvalContext(WSGISamples(env, body=body)))
+    whole = parse_sample("req.body_len").evaluate(
+        EvalContext(WSGISamples(env, body=body, bufsize=None)))
+    assert 15000 < cut < 16384 and whole == 100000
+
+
 def test_with_response():
     (_, samples, _), _, _ = serve_once(SpoeWSGIHandler, RAW)
     resp = samples.with_response(ResponseInfo(404, [("Content-Type", "text/plain"),
