@@ -78,3 +78,67 @@ def test_corpus_verdicts_match_haproxy(haproxy_bin, tmp_path):
         if problems:
             mismatches.append(f"{corpus.name}: {'; '.join(problems)}\n{output}\n{out.getvalue()}")
     assert not mismatches, "\n".join(mismatches)
+
+
+_NOISE = ("'", '"', "\\", "$", "#", "{", "}", "[e]", "\t", "\\x4", "${", "=", "(", ")",
+          "src", "status", "on-foo", "if", "unless", "no", "default", "option", "timeout", "0",
+          "25d", "messages", "groups", "spoe-agent", "spoe-message", "spoe-group", "acl", "args",
+          "event", "log", "use-backend", "max-frame-size", "255", "var-prefix", "a-b", "TRUE",
+          "||", "or", "m1", "g1", "=src", "str(a)", "src,foo", '""')
+
+
+def _mutate(rng, lines: list[str]) -> list[str]:
+    lines = list(lines)
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(len(lines))
+        op = rng.randrange(5)
+        if op == 0:
+            del lines[i]
+        elif op == 1:
+            lines.insert(i, lines[rng.randrange(len(lines))])
+        elif op == 2:
+            words = lines[i].split() or [""]
+            words[rng.randrange(len(words))] = rng.choice(_NOISE)
+            lines[i] = "    " + " ".join(words)
+        elif op == 3:
+            k = rng.randint(0, len(lines[i]))
+            lines[i] = lines[i][:k] + rng.choice(_NOISE) + lines[i][k:]
+        else:
+            lines.insert(i, "    " + " ".join(rng.choice(_NOISE) for _ in range(rng.randint(1, 3))))
+        if not lines:
+            lines = [""]
+    return lines
+
+
+@pytest.mark.timeout(120)
+def test_mutated_files_verdicts_match_haproxy(haproxy_bin, tmp_path):
+    """64 seeded random mutations of the valid corpus (lines dropped, duplicated, words and
+    characters replaced): spoe_sync and haproxy -c give the same verdict for each, except
+    where spoe_sync refuses a fetch it does not implement."""
+    import random
+
+    from ..config.corpus_util import CorpusFile
+
+    rng = random.Random(20261127)
+    bases = [f for f in FILES if f.kind == "valid" and not f.env]
+    cases, jobs = [], []
+    for n in range(64):
+        base = rng.choice(bases)
+        with open(base.path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        path = tmp_path / f"mutant-{n}.conf"
+        path.write_text("\n".join(_mutate(rng, lines)) + "\n")
+        case = CorpusFile(str(path), "valid", base.engine)
+        cfg = tmp_path / f"mutant-{n}.cfg"
+        cfg.write_text(haproxy_cfg_for(case))
+        cases.append((case, str(cfg)))
+        jobs.append((str(cfg), dict(os.environ)))
+    verdicts = _haproxy_verdicts(haproxy_bin, jobs)
+    mismatches = []
+    for (case, cfg), (haproxy_valid, output) in zip(cases, verdicts):
+        out = io.StringIO()
+        ours_valid = run_check(haproxy=cfg, out=out) == 0
+        if ours_valid != haproxy_valid and "does not implement" not in out.getvalue():
+            with open(case.path, encoding="utf-8", errors="replace") as fh:
+                mismatches.append(f"{case.path}\n{fh.read()}\n{output}\n{out.getvalue()}")
+    assert not mismatches, "\n".join(mismatches)
