@@ -18,7 +18,14 @@ from typing import Any
 from gevent.pywsgi import WSGIHandler
 
 from .rules.hdrs import decode_hdrs_bin, encode_hdrs_bin
-from .rules.sources import RequestInfo, ResponseInfo, SampleSource, StaticSamples, TCPSamples
+from .rules.sources import (
+    RequestInfo,
+    ResponseInfo,
+    SampleSource,
+    StaticSamples,
+    TCPSamples,
+    haproxy_body_limit,
+)
 from .rules.wsgisource import RAW_HEADERS_KEY, RAW_URI_KEY, WSGISamples, handler_environ
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "decode_hdrs_bin",
     "encode_hdrs_bin",
     "handler_environ",
+    "haproxy_body_limit",
 ]
 
 
