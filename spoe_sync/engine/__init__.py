@@ -13,8 +13,9 @@ from .engine import Engine
 from .healthcheck import healthcheck
 from .metrics import EngineMetrics
 from .models import FrameOutcome, HealthCheckResult, PoolMetrics, ServerMetrics
-from .pool import AppletPool, PoolSettings
+from .pool import AppletPool
 from .result import ProcessingResult, Timings
+from .settings import PoolSettings
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 

@@ -45,8 +45,6 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -59,69 +57,13 @@ from ..protocol.connection import AckReceived
 from .applet import Applet, AppletState, Connector, default_connect
 from .backoff import Backoff
 from .balance import Balancer, ServerState
+from .healthcheck import HealthChecker
 from .models import FrameOutcome, PoolMetrics, ServerMetrics
 from .ratelimit import RateCounter
+from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
 from .waiting import FrameRequest, RequestState, WaitingTable, new_engine_id
 
-__all__ = ["DEFAULT_HELLO_TIMEOUT", "AppletPool", "PoolSettings"]
-
-#: ``timeout hello`` when the configuration sets none (HAProxy would wait forever).
-DEFAULT_HELLO_TIMEOUT = 5.0
-#: ``timeout connect`` when the backend sets none.
-DEFAULT_CONNECT_TIMEOUT = 5.0
-#: TCP+SPOP handshakes in progress at once, pool-wide.
-DEFAULT_MAX_CONNECTING = 8
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    """What the applets need from ``spoe-agent`` and its backend, resolved once."""
-
-    max_frame_size: int = 16380
-    max_waiting_frames: int = 20
-    pipelining: bool = True
-    async_: bool = True
-    send_frag_payload: bool = True
-    maxconnrate: int = 0
-    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
-    hello_timeout: float = DEFAULT_HELLO_TIMEOUT
-    idle_timeout: float | None = None
-    idle_status: int = 2
-
-    @classmethod
-    def from_config(cls, agent: Any, backend: Any) -> PoolSettings:
-        timeouts = getattr(agent, "timeouts", None)
-        hello = getattr(timeouts, "hello", None)
-        idle = getattr(timeouts, "idle", None)
-        idle_status = 2
-        # Backend ``timeout server`` shorter than ``timeout idle`` ends idle
-        # connections first, with an I/O error (haproxy-engine-behaviour.md §3.1).
-        server_timeout = getattr(backend, "timeout_server", None)
-        if server_timeout is not None and (idle is None or server_timeout < idle):
-            idle, idle_status = server_timeout, 1
-        connect = getattr(backend, "timeout_connect", None)
-        return cls(
-            max_frame_size=int(getattr(agent, "max_frame_size", 16380)),
-            max_waiting_frames=max(int(getattr(agent, "max_waiting_frames", 20)), 1),
-            pipelining=bool(getattr(agent, "pipelining", True)),
-            async_=bool(getattr(agent, "async_", True)),
-            send_frag_payload=bool(getattr(agent, "send_frag_payload", True)),
-            maxconnrate=int(getattr(agent, "maxconnrate", 0) or 0),
-            connect_timeout=connect if connect is not None else DEFAULT_CONNECT_TIMEOUT,
-            hello_timeout=hello if hello is not None else DEFAULT_HELLO_TIMEOUT,
-            idle_timeout=idle,
-            idle_status=idle_status,
-        )
-
-
-def _servers_of(backend: Any) -> tuple[Sequence[Any], str, str]:
-    if isinstance(backend, str):
-        return (backend,), "roundrobin", "backend"
-    if isinstance(backend, Sequence):
-        return tuple(backend), "roundrobin", "backend"
-    return (tuple(backend.servers), getattr(backend, "balance", "roundrobin") or "roundrobin",
-            getattr(backend, "name", "backend"))
-
+__all__ = ["AppletPool"]
 
 class AppletPool:
     """The shared applets of one engine (see the module docstring).
@@ -149,7 +91,7 @@ class AppletPool:
         self.connector: Connector = connect or default_connect
         self.max_connecting = max(int(max_connecting), 1)
         self.max_applets = max_applets
-        servers, algorithm, self.backend_name = _servers_of(backend)
+        servers, algorithm, self.backend_name = servers_of(backend)
         if not servers:
             raise ValueError(f"backend '{self.backend_name}' has no server")
         self._backend = backend
@@ -207,7 +149,6 @@ class AppletPool:
             self._reset_state()
         self._pid = pid
         if getattr(self._backend, "spop_check", False):
-            from .healthcheck import HealthChecker
             self._checker = HealthChecker(self, self.servers)
             self._checker.start()
 
