@@ -15,8 +15,9 @@ writes by hand with ``struct`` for exactly these shapes; its decoder builds the
 same frame dataclasses as ours (a codec has to hand frames to its caller), and a
 second, "tuples" reference shows the cost of that object construction alone.
 
-Each figure is the median of repeated timing runs (``timeit``), the whole run
-bounded by ``--budget``.  Target: typical NOTIFY encode and typical ACK decode
+Ours and the reference are timed in alternation (``timeit``), round after
+round, and each figure is a median over the rounds; ``--budget`` bounds the time
+spent per comparison.  Target: typical NOTIFY encode and typical ACK decode
 each within 3x of the reference.
 """
 
@@ -153,15 +154,32 @@ def ref_decode_ack(data: bytes, frames: bool = True) -> object:
 # --------------------------------------------------------------------------- timing
 
 
-def per_call_us(fn: Callable[[], object], budget: float) -> float:
-    """Median microseconds per call over several runs lasting ``budget`` in all."""
-    timer = timeit.Timer(fn)
+def _calibrate(timer: timeit.Timer) -> tuple[int, float]:
     number, elapsed = 1, 0.0
-    while elapsed < 0.01:  # calibrate: one run of about 10 ms at least
+    while elapsed < 0.005:  # one run of about 5 ms at least
         number *= 2
         elapsed = timer.timeit(number)
-    runs = max(3, min(15, int(budget / max(elapsed, 1e-6))))
-    return statistics.median(timer.repeat(repeat=runs, number=number)) / number * 1e6
+    return number, elapsed
+
+
+def compare(ours: Callable[[], object], ref: Callable[[], object],
+            budget: float) -> tuple[float, float, float]:
+    """Microseconds per call of ``ours`` and ``ref`` and their ratio.
+
+    The two are timed in alternation, round after round, so that a change of
+    machine load hits both; the figures are medians over the rounds (the ratio
+    is the median of the per-round ratios).  About ``budget`` seconds in all.
+    """
+    t_ours, t_ref = timeit.Timer(ours), timeit.Timer(ref)
+    n_ours, e_ours = _calibrate(t_ours)
+    n_ref, e_ref = _calibrate(t_ref)
+    rounds = max(5, min(41, int(budget / (e_ours + e_ref))))
+    a_runs, b_runs = [], []
+    for _ in range(rounds):
+        a_runs.append(t_ours.timeit(n_ours) / n_ours * 1e6)
+        b_runs.append(t_ref.timeit(n_ref) / n_ref * 1e6)
+    ratio = statistics.median(a / b for a, b in zip(a_runs, b_runs))
+    return statistics.median(a_runs), statistics.median(b_runs), ratio
 
 
 def hdrs_bin(total: int) -> bytes:
@@ -177,8 +195,8 @@ def hdrs_bin(total: int) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=0.25,
-                        help="seconds spent per measured figure (default 0.25)")
+    parser.add_argument("--budget", type=float, default=0.4,
+                        help="seconds spent per comparison (default 0.4)")
     budget = parser.parse_args().budget
     started = time.monotonic()
 
@@ -216,14 +234,14 @@ def main() -> None:
     print(f"{'case':<24}{'bytes':>6}{'spoe_sync us':>14}{'struct us':>11}{'ratio':>7}"
           f"{'struct->tuples us':>19}{'ratio':>7}")
     for name, size, ours, ref, ref_tuples in rows:
-        a, b = per_call_us(ours, budget), per_call_us(ref, budget)
+        a, b, ratio = compare(ours, ref, budget)
         if ref_tuples is not None:
-            c = per_call_us(ref_tuples, budget)
-            tuples = f"{c:>19.2f}{a / c:>6.1f}x"
+            _, c, ratio_c = compare(ours, ref_tuples, budget)
+            tuples = f"{c:>19.2f}{ratio_c:>6.1f}x"
         else:
             tuples = f"{'-':>19}{'-':>7}"
         target = "  (target <= 3x)" if name in ("typical NOTIFY encode", "typical ACK decode") else ""
-        print(f"{name:<24}{size:>6}{a:>14.2f}{b:>11.2f}{a / b:>6.1f}x{tuples}{target}")
+        print(f"{name:<24}{size:>6}{a:>14.2f}{b:>11.2f}{ratio:>6.1f}x{tuples}{target}")
     # For orientation: the declarative construct grammar alone (every check, no
     # fast path), i.e. what the fast paths are proven equal to.
     notify = decode_frame(typical)
@@ -233,8 +251,8 @@ def main() -> None:
         ("typical ACK decode, grammar path", lambda: decode_frame_body_by_grammar(ack[4:]),
          lambda: ref_decode_ack(ack)),
     ]:
-        a, b = per_call_us(fn, budget), per_call_us(ref, budget)
-        print(f"{name:<36}{a:>8.2f} us {a / b:>6.1f}x the struct reference")
+        a, _, ratio = compare(fn, ref, budget)
+        print(f"{name:<36}{a:>8.2f} us {ratio:>6.1f}x the struct reference")
     print(f"(median of repeated runs; struct decoders build the same frame objects; "
           f"'struct->tuples' builds tuples instead; {time.monotonic() - started:.1f}s)")
 
