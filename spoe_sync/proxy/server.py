@@ -54,19 +54,21 @@ _ABORT_ERRORS = (OSError, gevent.Timeout)
 
 
 def parse_listen_address(address: str | tuple[str, int]) -> tuple[str, int]:
-    """``host:port`` (HAProxy syntax, ``[::1]:port`` for IPv6) as a ``(host, port)`` pair.
+    """``host:port`` (HAProxy syntax, ``[::1]:port`` for IPv6) as a ``(host, port)`` pair;
+    port 0 (a free port, for a listener) is accepted.
 
     :raises ConfigError: for anything else (UNIX sockets are not supported by the proxy).
     """
     if isinstance(address, tuple):
         return address[0], int(address[1])
-    try:
-        family, host, port, _ = parse_address(address)
+    free = address.endswith(":0")
+    try:  # parse_address() is for agent servers, where port 0 is an error
+        family, host, port, _ = parse_address(address[:-1] + "1" if free else address)
     except ValueError as exc:
         raise ConfigError(f"invalid address '{address}': {exc}") from None
     if family == "unix" or host is None or port is None:
         raise ConfigError(f"invalid address '{address}': the TCP proxy needs host:port")
-    return host, port
+    return host, 0 if free else port
 
 
 @dataclass

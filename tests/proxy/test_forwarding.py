@@ -167,6 +167,8 @@ def test_nodelay_on_the_listener() -> None:
     pytest.param("127.0.0.1:80", ("127.0.0.1", 80), id="ipv4"),
     pytest.param("[::1]:8080", ("::1", 8080), id="ipv6"),
     pytest.param("localhost:9", ("localhost", 9), id="name"),
+    pytest.param("127.0.0.1:0", ("127.0.0.1", 0), id="free-port"),
+    pytest.param("127.0.0.1:10", ("127.0.0.1", 10), id="ends-in-0"),
 ])
 def test_parse_listen_address(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen_address(text) == expected

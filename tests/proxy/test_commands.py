@@ -1,0 +1,193 @@
+"""``spoe-sync proxy`` and ``examples/tcp_proxy.py`` as subprocesses, end to end with the example
+IP-reputation agent (or a FakeAgent giving a low score) and a real upstream: allowed and rejected
+connections (tcp-request content reject on an agent variable, SPOE.txt §2.5), graceful stop on
+SIGTERM with HAPROXY-DISCONNECT to the agent, and the command's errors and exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+from gevent import subprocess
+
+from spoe_sync.cli import main
+from spoe_sync.examples.iprep import CONFIG_PATH
+from spoe_sync.examples.iprep import start as start_iprep_agent
+from spoe_sync.protocol import SetVar, UInt32, VarScope
+from spoe_sync.testing import FakeAgent
+
+from .proxykit import Upstream, read_all, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+RULE = "content reject if { var(sess.iprep.ip_score) -m int lt 20 }"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Process:
+    """A subprocess whose output lines are collected by a greenlet (never blocks the hub)."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=_env(), cwd=str(ROOT))
+        self.lines: list[str] = []
+        self.reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in range(10_000):
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match[str]:
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found.extend(m for m in map(regex.search, self.lines) if m)
+            return bool(found) or self.proc.poll() is not None
+        wait_until(seen, timeout)
+        if not found:
+            raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines))
+        return found[0]
+
+    def stop(self, timeout: float = 15, *, signal_it: bool = True) -> int:
+        """SIGTERM (unless ``signal_it`` is false), then the exit status."""
+        if signal_it and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise
+        self.reader.join(timeout=5)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    from gevent import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        return read_all(sock)
+    finally:
+        sock.close()
+
+
+def low_score_agent() -> FakeAgent:
+    return FakeAgent({"get-ip-reputation": lambda m: [SetVar(VarScope.SESS, "ip_score",
+                                                             UInt32(5))]})
+
+
+def proxy_args(agent: str, upstream: str, *extra: str) -> list[str]:
+    return ["-m", "spoe_sync.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream,
+            "--config", CONFIG_PATH, "--engine", "ip-reputation-tcp",
+            "--backend", f"iprep-servers={agent}", "--tcp-request", RULE, *extra]
+
+
+def test_spoe_sync_proxy_with_the_example_agent() -> None:
+    server = start_iprep_agent("127.0.0.1", 0)
+    try:
+        with Upstream() as up:
+            proc = Process(*proxy_args(server.address, up.address, "--inspect-delay", "100ms"))
+            try:
+                port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+                assert exchange(port, b"through the proxy") == b"through the proxy"
+            finally:
+                code = proc.stop()
+            assert code == 0, proc.output
+            assert "stopped; 1 connections, 0 rejected" in proc.output
+            assert "engine ip-reputation-tcp: 1 processed, 0 errors" in proc.output
+    finally:
+        server.stop()
+
+
+def test_spoe_sync_proxy_rejects_on_a_low_score_and_disconnects_on_stop() -> None:
+    with low_score_agent() as agent, Upstream() as up:
+        proc = Process(*proxy_args(agent.address, up.address))
+        try:
+            port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+            assert exchange(port, b"refused") == b""
+        finally:
+            code = proc.stop()
+        assert code == 0, proc.output
+        assert "1 connections, 1 rejected" in proc.output
+        assert up.connections == 0
+        assert wait_until(lambda: len(agent.disconnects) == 1)
+        assert agent.disconnects[0].status_code == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    pytest.param(["--tcp-request", "content deny"], "expects 'send-spoe-group'", id="bad-rule"),
+    pytest.param(["--engine", "no-such-scope"], "give one --engine per --config",
+                 id="engine-count"),
+    pytest.param(["--backend", "nobackend"], "invalid backend 'nobackend'", id="bad-backend"),
+    pytest.param(["--acl", "x"], "expects an ACL name and a criterion", id="bad-acl"),
+])
+def test_spoe_sync_proxy_errors_exit_1(extra: list[str], message: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # in-process (the same main() as the console script): fast, and no listener is opened
+    assert main(proxy_args("127.0.0.1:1", "127.0.0.1:2", *extra)[2:]) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["proxy", "--listen", "127.0.0.1:0"], id="no-upstream"),
+    pytest.param(["proxy", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
+                  "--inspect-delay", "soon"], id="bad-time"),
+])
+def test_spoe_sync_proxy_usage_errors_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_spoe_sync_proxy_cannot_listen_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with Upstream() as busy:  # its port is taken
+        argv = ["proxy", "--listen", busy.address, "--upstream", "127.0.0.1:1"]
+        assert main(argv) == 1
+    assert "cannot listen on" in capsys.readouterr().err
+
+
+def test_examples_tcp_proxy_smoke() -> None:
+    server = start_iprep_agent("127.0.0.1", 0)
+    try:
+        with Upstream() as up, low_score_agent() as low:
+            good = Process(str(ROOT / "examples" / "tcp_proxy.py"), "127.0.0.1:0", up.address,
+                           server.address)
+            bad = Process(str(ROOT / "examples" / "tcp_proxy.py"), "127.0.0.1:0", up.address,
+                          low.address)
+            procs: list[Any] = [good, bad]
+            try:
+                ports = [int(p.wait_for(r"forwarder 127\.0\.0\.1:(\d+)").group(1)) for p in procs]
+                assert exchange(ports[0], b"example") == b"example"
+                assert exchange(ports[1], b"example") == b""
+                good.wait_for(r"accepted: ip_score=100")
+                bad.wait_for(r"rejected: ip_score=5")
+            finally:
+                codes = [p.stop() for p in procs]
+            assert codes == [0, 0], good.output + bad.output
+            assert up.connections == 1
+            assert wait_until(lambda: len(low.disconnects) == 1)
+    finally:
+        server.stop()
