@@ -168,18 +168,21 @@ class Agent:
         """Listen and block until SIGINT or SIGTERM (when ``signals`` and in the
         main thread), then stop gracefully: stop accepting, let running handlers
         finish (``stop_timeout`` at most), disconnect every engine."""
-        server = self.start(host, port)
-        log.info("%s: listening on %s", self.name, server.address)
+        server = AgentServer(self, host, port)
         handlers = []
         if signals and threading.current_thread() is threading.main_thread():
+            # Installed before listening: a signal right after start-up still stops gracefully.
             for signum in (signal.SIGINT, signal.SIGTERM):
                 handlers.append(gevent.signal_handler(signum, server.request_stop))
         try:
+            server.start()
+            log.info("%s: listening on %s", self.name, server.address)
             server.wait()
         finally:
             for handler in handlers:
                 handler.cancel()
             server.stop(stop_timeout)
+            log.info("%s: stopped", self.name)
 
 
 class AgentServer:
