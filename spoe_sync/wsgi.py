@@ -155,7 +155,7 @@ class SpoeMiddleware:
     :param http_after_response: ``http-after-response`` rules (same callables).
     :param acls: named ACLs: lines ``"<name> <criterion> [flags] [patterns]"``.
     :param buffer_body: read up to this many bytes of each request body before the events
-        and rules (``option http-buffer-request``; ``req.body`` is NULL without it).
+        and rules (``option http-buffer-request``; without it ``req.body`` is empty).
     :param buffer_response: bytes of the response body to read before ``on-http-response``
         (for ``res.body``); ``None`` keeps responses streaming.
     :param stats_path: serve the engines' counters in Prometheus text format at this path.
