@@ -2,19 +2,18 @@
 gevent (SPOE.txt §3.3).
 
 * :class:`TCPProxy`: the server (gevent's port-forwarder shape with the SPOE hook points);
-* :class:`RuleSet`, :class:`Verdict`, :class:`ConnectionVars`: the ``tcp-request content`` /
-  ``tcp-response content`` rules and the variables they see;
+* :class:`RuleSet`, :class:`Verdict`: the ``tcp-request content`` / ``tcp-response content``
+  rules;
 * :func:`run_proxy`: what ``spoe-sync proxy`` runs.
 """
 
 from __future__ import annotations
 
 from .command import run_proxy
-from .rules import ConnectionVars, RuleSet, Verdict, build_acls, build_rules
+from .rules import RuleSet, Verdict, build_acls, build_rules
 from .server import ProxyStats, TCPProxy, parse_listen_address
 
 __all__ = [
-    "ConnectionVars",
     "ProxyStats",
     "RuleSet",
     "TCPProxy",

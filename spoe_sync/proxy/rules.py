@@ -28,11 +28,10 @@ from ..config.proxy_rules import (
 )
 from ..engine.vars import Vars
 from ..errors import ConfigError, ExpressionError, VariableError
-from ..protocol.values import Value
 from ..rules import AclRegistry, EvalContext
 from ..samples import TCPSamples
 
-__all__ = ["ConnectionVars", "RuleSet", "Verdict", "build_acls", "build_rules"]
+__all__ = ["RuleSet", "Verdict", "build_acls", "build_rules"]
 
 
 class Verdict(enum.Enum):
@@ -65,7 +64,7 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def evaluate(self, samples: TCPSamples, vars: ConnectionVars,
+    def evaluate(self, samples: TCPSamples, vars: Vars,
                  send_group: Callable[[str, str], None]) -> Verdict:
         """Run the rules until one ends the set; ``send-spoe-group`` blocks this greenlet
         until the group was processed."""
@@ -94,7 +93,7 @@ class RuleSet:
         return Verdict.CONTINUE
 
 
-def _set_var(action: SetVar, ctx: EvalContext, vars: ConnectionVars) -> None:
+def _set_var(action: SetVar, ctx: EvalContext, vars: Vars) -> None:
     value = action.value(ctx)
     if value is None:  # HAProxy: a fetch that fails sets nothing
         return
@@ -139,43 +138,3 @@ def build_acls(lines: Iterable[str]) -> AclRegistry:
         except ExpressionError as exc:
             raise ConfigError(f"acl '{line}' : {exc}") from None
     return registry
-
-
-class ConnectionVars:
-    """The variables of one proxied connection as the rules see them.
-
-    Each engine's stream has its own ``txn``/``req``/``res`` store and each engine its own
-    ``proc`` store; ``sess`` is shared by all.  A read looks at the streams in engine order and
-    returns the first value set; a rule's ``set-var``/``unset-var`` writes to every stream, so
-    that every engine's messages see it, as they would in HAProxy's single store.
-    """
-
-    __slots__ = ("_stores",)
-
-    def __init__(self, stores: Sequence[Vars]) -> None:
-        self._stores = tuple(stores)
-
-    def get(self, full_name: str, default: Value = None) -> Value:
-        for store in self._stores:
-            value = store.get(full_name)
-            if value is not None:
-                return value
-        return default
-
-    def set(self, full_name: str, value: object) -> None:
-        """:raises VariableError: invalid name or value, or a cap exceeded."""
-        for store in self._stores:
-            store.set(full_name, value)
-
-    def unset(self, full_name: str) -> bool:
-        found = False
-        for store in self._stores:
-            found = store.unset(full_name) or found
-        return found
-
-    def as_dict(self) -> dict[str, Value]:
-        """Every variable readable from this connection, by full name."""
-        out: dict[str, Value] = {}
-        for store in reversed(self._stores):
-            out.update(store.as_dict())
-        return out

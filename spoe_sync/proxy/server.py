@@ -45,7 +45,7 @@ from ..engine.vars import Session, Vars
 from ..errors import ConfigError
 from ..rules import AclRegistry
 from ..samples import TCPSamples
-from .rules import ConnectionVars, Verdict, build_acls, build_rules
+from .rules import Verdict, build_acls, build_rules
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
 
@@ -108,7 +108,12 @@ class _Conn:
         self.samples = samples
         self.session = engines[0].new_session() if engines else Session()
         self.streams = [(e, e.new_stream(samples, self.session, kind="tcp")) for e in engines]
-        self.vars = ConnectionVars([s.vars for _, s in self.streams] or [Vars(self.session)])
+        self.vars = self.streams[0][1].vars if self.streams else Vars(self.session)
+        for _, stream in self.streams[1:]:
+            # every engine of the connection shares one variable store, as HAProxy's filters
+            # of one stream do (the samples are set again so the stream reads the shared store)
+            stream.vars = self.vars
+            stream.samples = samples
         self.aborted = False
 
 
@@ -163,7 +168,7 @@ class TCPProxy(StreamServer):
                  response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
                  idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
                  max_connections: int | None = None, close_engines: bool = True,
-                 on_connection: Callable[[TCPSamples, ConnectionVars], None] | None = None) -> None:
+                 on_connection: Callable[[TCPSamples, Vars], None] | None = None) -> None:
         if isinstance(listener, str):
             listener = parse_listen_address(listener)
         self.upstream_address = parse_listen_address(upstream)
