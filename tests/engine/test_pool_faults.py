@@ -158,18 +158,22 @@ def test_midflight_failure_reaches_every_frame_and_the_applet_is_replaced(
 
 
 def test_async_frames_keep_waiting_while_another_connection_lives() -> None:
-    """HAProxy keeps async frames of a lost connection waiting while other
-    connections remain (an ACK may come on any of them)."""
-    with FakeAgent(capabilities="pipelining,async", fault="stall", fault_after=3,
-                   fault_connections=1, delays=0.05) as agent:
-        pool = make_pool(agent.address, max_waiting_frames=2,
-                         timeouts=Timeouts(hello=0.5, idle=0.3, processing=3))
-        outcomes = burst(pool, 4, timeout=2.0)
-        # The first connection stalls after 2 answered frames, idle 0.3 s ends it
-        # (DISCONNECT 2); the other connection still lives, so its frames wait
-        # on until they time out rather than failing with 258.
-        assert sorted(o.status for o in outcomes) in ([0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [0, 0, 1, 258], [0, 0, 258, 258], [0, 0, 0, 258])
-        settle(pool)
+    """haproxy-engine-behaviour.md §3.6: in async mode the frames of a lost
+    connection keep waiting while another connection of the engine lives (its
+    ACK may come there); they fail at once only when none is left (see the
+    close-async case above)."""
+    with FakeAgent(capabilities="pipelining,async", fault="close", fault_after=3,
+                   fault_connections=1, delays=0.1) as agent:
+        pool = make_pool(agent.address, max_waiting_frames=2)
+        assert statuses(burst(pool, 4)) == {0: 4}  # two connections, two frames each
+        assert agent.connections == 2
+        start = time.monotonic()
+        outcomes = burst(pool, 2, timeout=0.4, first_sid=100)  # one frame on each
+        # The first connection closes on its third NOTIFY: that frame is not
+        # failed with 257, it waits for an ACK that never comes (status 1).
+        assert sorted(o.status for o in outcomes) == [0, 1]
+        assert time.monotonic() - start >= 0.35
+        assert agent.connections == 2
         assert_consistent(pool)
         pool.close(1)
 
