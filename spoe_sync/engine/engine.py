@@ -39,7 +39,7 @@ from ..protocol.codec import MessageEncoder
 from ..protocol.constants import FRAME_HDR_SIZE
 from ..rules import SampleSource
 from . import log
-from .actions import ActionReport, apply_ack
+from .actions import ActionReport, DroppedVar, apply_ack
 from .log import LogCounters, SpoeLog
 from .metrics import EngineMetrics
 from .pool import AppletPool
@@ -53,6 +53,7 @@ __all__ = ["Engine"]
 _SKIPPED_DISABLED = "SPOE disabled for this stream by an earlier error"
 _SKIPPED_ERRRATE = "maxerrrate reached"
 _SKIPPED_NOTHING = "no message to send"
+_NO_ACTIONS = ActionReport()
 
 
 class _Message:
@@ -122,6 +123,8 @@ class Engine:
         self._groups = {name: tuple(_Message(m) for m in config.group_messages(name))
                         for name in config.groups}
         self._timeout = agent.timeouts.processing
+        self._engine_vars = bool(agent.set_process_time or agent.set_total_time)
+        self._logging = self.spoe_log.enabled
         self._max_payload = agent.max_frame_size - FRAME_HDR_SIZE
         self._err_rate = RateCounter(1.0)
         self._sids = itertools.count()
@@ -281,9 +284,11 @@ class Engine:
             raise
         report: ActionReport | None = None
         status = outcome.status
-        if status == 0 and outcome.ack is not None:
-            report = apply_ack(outcome.ack, stream.vars, var_prefix=agent.var_prefix,
-                               force_set_var=agent.force_set_var, agent=agent.name)
+        ack = outcome.ack
+        if status == 0 and ack is not None:
+            report = (apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
+                                force_set_var=agent.force_set_var, agent=agent.name)
+                      if ack.actions or ack.truncated else _NO_ACTIONS)
         return self._end(stream, kind, name, start, status, outcome, queued=queued,
                          report=report, error=outcome.error)
 
@@ -306,9 +311,10 @@ class Engine:
         """Finish a processing that ran: timings, engine variables, counters, log."""
         agent = self.agent
         end = time.monotonic()
-        process_ms = elapsed_ms(start, end)
+        process_ms = int((end - start) * 1000.0)
+        request_ms = -1 if queued is None else int((queued - start) * 1000.0)
         if outcome is None:
-            timings = Timings(elapsed_ms(start, queued), -1, -1, -1, process_ms)
+            timings = Timings(request_ms, -1, -1, -1, process_ms)
         else:
             q, w = outcome.queue_ms, outcome.wait_ms
             if w < 0 <= q and status >= 256:
@@ -318,10 +324,12 @@ class Engine:
             response = -1
             if report is not None:
                 response = max(elapsed_ms(queued, end) - max(q, 0) - max(w, 0), 0)
-            timings = Timings(elapsed_ms(start, queued), q, w, response, process_ms)
+            timings = Timings(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
-        engine_vars = set_engine_vars(stream.vars, agent, status=status, process_ms=process_ms,
-                                      total_ms=stream.total_ms)
+        dropped: tuple[DroppedVar, ...] = ()
+        if self._engine_vars or status:
+            dropped = set_engine_vars(stream.vars, agent, status=status, process_ms=process_ms,
+                                      total_ms=stream.total_ms).dropped
         self.nb_processed += 1
         if status:
             self.nb_errors += 1
@@ -329,7 +337,6 @@ class Engine:
                 self._err_rate.add()
             if not agent.continue_on_error:
                 stream.disabled_by = status
-        dropped = engine_vars.dropped
         for drop in dropped:
             log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
         if report is not None:
@@ -339,7 +346,7 @@ class Engine:
         else:
             result = ProcessingResult(kind, name, status=status, timings=timings, error=error,
                                       dropped_vars=dropped)
-        if self.spoe_log.enabled:
+        if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result
 
