@@ -93,6 +93,12 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
                      idle_timeout=args.timeout, drain_timeout=args.drain, verbose=args.verbose)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoe-sync",
@@ -182,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print spoe_sync's log (and 'log global' SPOE lines) on stderr")
     p.set_defaults(func=_cmd_proxy)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the example agent, a WSGI app and the TCP proxy, and show SPOE decisions",
+        description="Start the example IP-reputation agent, a gevent WSGI app with "
+        "SpoeMiddleware and the TCP proxy on free 127.0.0.1 ports, send a few requests "
+        "(allowed and denied), print the SPOE log lines, the decisions and the counters. "
+        "Exit status: 0 when every decision matched the agent's scores, 1 otherwise.",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="hard limit for the whole demo in seconds (default 30)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
