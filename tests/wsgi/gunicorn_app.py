@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from spoe_sync.wsgi import SpoeMiddleware
-
 from tests.wsgi.support import CONF, echo_app
 
 

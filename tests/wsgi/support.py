@@ -210,7 +210,7 @@ class Client:
 
     def receive(self, method: str = "GET") -> Response:
         status_line = self._line().decode("latin-1")
-        _, code, reason = (status_line.split(" ", 2) + [""])[:3]
+        _, code, reason = ([*status_line.split(" ", 2), ""])[:3]
         headers = []
         for _ in range(1000):
             line = self._line()

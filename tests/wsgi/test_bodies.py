@@ -66,7 +66,7 @@ def test_large_body_then_keep_alive(make_mw):
 
 
 def test_many_concurrent_keep_alive_clients(agent, make_mw):
-    mw = make_mw(http_request=["deny if { var(txn.test.action) -m str deny }"] + GROUP,
+    mw = make_mw(http_request=["deny if { var(txn.test.action) -m str deny }", *GROUP],
                  buffer_body=1024)
     outcomes = []
 
