@@ -288,25 +288,19 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def bench_waiting(address: str, count: int, delay: float, use_tracemalloc: bool) -> dict:
+def _wave(engine, samples, count: int, delay: float) -> dict:  # type: ignore[no-untyped-def]
+    """``count`` streams at once; RSS growth once they all wait for their ACK."""
     import gc
 
     import gevent
 
-    from spoe_sync.samples import StaticSamples
-
-    engine = make_engine(address, processing=f"{int((delay + 20) * 1000)}ms")
-    samples = StaticSamples({"src": "192.0.2.1"})
     gc.collect()
-    if use_tracemalloc:
-        import tracemalloc
-        tracemalloc.start()
     rss_before = _rss()
     greenlets = [gevent.spawn(lambda: engine.process_event(engine.new_stream(samples), EVENT))
                  for _ in range(count)]
     deadline = time.monotonic() + delay + 10
     peak_waiting = 0
-    rss_waiting = 0
+    rss_waiting = rss_before
     while time.monotonic() < deadline:
         gevent.sleep(0.05)
         m = engine.metrics()
@@ -315,17 +309,33 @@ def bench_waiting(address: str, count: int, delay: float, use_tracemalloc: bool)
             rss_waiting = _rss()
         if m.nb_waiting == count or (peak_waiting and m.nb_waiting < peak_waiting):
             break
+    gevent.joinall(greenlets, timeout=delay + 30)
+    ok = sum(1 for g in greenlets if g.dead and g.value is not None and g.value.ok)
+    return {"waiting": peak_waiting, "ok": ok, "rss_mb": (rss_waiting - rss_before) / 2**20}
+
+
+def bench_waiting(address: str, count: int, delay: float, use_tracemalloc: bool) -> dict:
+    """Two waves of ``count`` waiting streams: the first opens the agent
+    connections (``count / max-waiting-frames`` of them), the second reuses them,
+    so its RSS growth is what the waiting streams themselves take."""
+    from spoe_sync.samples import StaticSamples
+
+    engine = make_engine(address, processing=f"{int((delay + 20) * 1000)}ms")
+    samples = StaticSamples({"src": "192.0.2.1"})
+    cold = _wave(engine, samples, count, delay)
+    if use_tracemalloc:
+        import tracemalloc
+        tracemalloc.start()
+    warm = _wave(engine, samples, count, delay)
     traced = 0
     if use_tracemalloc:
         import tracemalloc
         traced = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    gevent.joinall(greenlets, timeout=delay + 30)
-    ok = sum(1 for g in greenlets if g.dead and g.value is not None and g.value.ok)
     m = engine.metrics()
     engine.close(2)
-    return {"waiting": peak_waiting, "ok": ok, "rss_mb": (rss_waiting - rss_before) / 2**20,
-            "traced_mb": traced / 2**20, "connections": m.connections_opened}
+    return {"cold": cold, "warm": warm, "traced_mb": traced / 2**20,
+            "connections": m.connections_opened}
 
 
 def main() -> None:
@@ -359,10 +369,14 @@ def main() -> None:
         with Agent(delay=args.delay) as slow:
             waiting = bench_waiting(slow.address, args.waiting, args.delay, args.tracemalloc)
         extra = f", tracemalloc peak {waiting['traced_mb']:.1f} MB" if args.tracemalloc else ""
-        print(f"{args.waiting} waiting streams: {waiting['waiting']} waiting at once, "
-              f"{waiting['ok']} answered, RSS +{waiting['rss_mb']:.1f} MB{extra} "
-              f"({waiting['connections']} connections; target < 100 MB: "
-              f"{'met' if waiting['rss_mb'] < 100 else 'NOT met'})")
+        for wave in ("cold", "warm"):
+            w = waiting[wave]
+            print(f"{args.waiting} waiting streams ({wave}): {w['waiting']} waiting at once, "
+                  f"{w['ok']} answered, RSS +{w['rss_mb']:.1f} MB"
+                  + (extra if wave == "warm" else ""))
+        best = waiting["warm"]["rss_mb"]
+        print(f"({waiting['connections']} agent connections, opened during the cold wave; "
+              f"target < 100 MB: {'met' if best < 100 else 'NOT met'})")
 
 
 if __name__ == "__main__":
