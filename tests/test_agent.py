@@ -177,13 +177,13 @@ def test_pipelining_acks_leave_as_handlers_finish(servers: list[AgentServer]) ->
     try:
         assert client.hello.mode == "pipelining"
         start = time.monotonic()
-        for fid, delay in ((1, 0.3), (2, 0.2), (3, 0.1)):
+        for fid, delay in ((1, 0.4), (2, 0.25), (3, 0.1)):
             client.notify(9, fid, work(fid, delay))
         acks = [client.next_event() for _ in range(3)]
         elapsed = time.monotonic() - start
         assert [a.ack.frame_id for a in acks] == [3, 2, 1]
         assert all(a.matched and a.ack.actions[0].value == a.ack.frame_id for a in acks)
-        assert elapsed < 0.55  # concurrent: about the slowest, not the sum (0.6)
+        assert elapsed < 0.7  # concurrent: about the slowest (0.4), not the sum (0.75)
     finally:
         client.close()
 
