@@ -8,6 +8,7 @@ rules of the proxies are checked against the engines' groups.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -88,8 +89,15 @@ def _warning_line(warning: Warning | str) -> str:
 
 
 def _print_errors(out: TextIO, exc: ConfigError) -> None:
+    """Each error at the line to fix; when HAProxy's text names another line of the same
+    file (the agent, message or group declaration), a note points there too."""
     for e in exc.errors:
         _emit(out, f"{e.location} {e.message}" if e.location else e.message)
+        if e.filename is None:
+            continue
+        for m in re.finditer(rf"(?:declared|declare)? ?at {re.escape(e.filename)}:(\d+)", e.message):
+            if int(m.group(1)) != e.lineno:
+                _emit(out, f"[{e.filename}:{m.group(1)}] note: declared here")
 
 
 def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:

@@ -145,3 +145,12 @@ def test_haproxy_cfg_with_broken_spoe_file(tmp_path, spoe_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [f"[{spoe_file}:10] 'use-backend' expects a backend name.",
                    f"[{cfg}:5] 'filter' : 'Error(s) found in configuration file {spoe_file.name}'"]
+
+
+def test_error_naming_another_line_gets_a_note(tmp_path, capsys):
+    path = tmp_path / "undefined.conf"
+    path.write_text(SPOE.replace("    messages get-ip-reputation\n", "    messages get-ip-reputation nope\n"))
+    assert main(["check", str(path), "--engine", "iprep"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"[{path}:3] SPOE agent 'iprep-agent' try to use undefined SPOE message 'nope' at {path}:2",
+        f"[{path}:2] note: declared here"]
