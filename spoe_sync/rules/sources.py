@@ -142,6 +142,7 @@ class SampleSource:
     :attr unique_id: the stream's unique id (``unique-id``; NULL when there is none, as in
         HAProxy without ``unique-id-format``).
     :attr frontend_id: the numeric id reported by ``fe_id``.
+    :attr frontend_name: the name reported by ``fe_name``.
     """
 
     client: Address | None = None
@@ -153,6 +154,7 @@ class SampleSource:
     res_payload: bytes | None = None
     unique_id: str | None = None
     frontend_id: int | None = None
+    frontend_name: str | None = None
 
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let

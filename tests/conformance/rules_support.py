@@ -100,6 +100,9 @@ def raw_requests() -> Sequence[tuple[str, bytes]]:
          b"X-Empty:\r\nX-Utf8: \xc3\xa9t\xc3\xa9\r\nConnection: close\r\n\r\n"),
         ("unknown-method-upgrade", b"PURGE /x HTTP/1.1\r\nHost: h\r\n"
          b"Connection: keep-alive, Upgrade\r\nUpgrade: foo\r\nKeep-Alive: timeout=5\r\n\r\n"),
+        ("absolute-ip-form", b"POST http://1.2.3.4:8080/p/q?x=1 HTTP/1.1\r\nHost: 1.2.3.4:8080\r\n"
+         b"X-IP: 10.0.0.1, 10.0.0.2\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+         b"Content-Length: 11\r\nConnection: close\r\n\r\na=1&b=x%20y"),
         ("http10-keepalive", b"HEAD /h HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: h\r\n\r\n"),
     ]
 

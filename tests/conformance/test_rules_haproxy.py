@@ -72,6 +72,11 @@ ARGS: list[tuple[str, str]] = [
     ("cook_any", "req.cook"), ("hdr_any", "req.hdr"), ("fhdr_any", "req.fhdr"),
     ("hdr_cnt_all", "req.hdr_cnt"), ("urlp_any", "url_param"), ("cook_val", "req.cook_val(other)"),
     ("hdr_val", "req.hdr_val(content-length)"), ("fhdr_cnt_all", "req.fhdr_cnt"),
+    ("baseq", "baseq"), ("base32", "base32"), ("base32src", "base32+src"), ("url32", "url32"),
+    ("url32src", "url32+src"), ("url_ip", "url_ip"), ("url_port", "url_port"),
+    ("body_param", "req.body_param(b)"), ("body_param_any", "req.body_param"),
+    ("hdr_ip", "req.hdr_ip(x-ip)"), ("hdr_ip_bad", "req.hdr_ip(x-list)"), ("env", "env(HOME)"),
+    ("env_missing", "env(SPOE_SYNC_SURELY_UNSET)"), ("hostname", "hostname"),
     ("", "src"), ("unnamed", "str(last)"),
 ]
 

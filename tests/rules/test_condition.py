@@ -94,7 +94,7 @@ def test_var_refs_and_availability():
 
 
 def test_unimplemented_fetch_in_condition():
-    cond = parse_condition("if { base32 gt 0 }".split(), registry())
+    cond = parse_condition("if { sc0_get_gpc0 gt 0 }".split(), registry())
     assert not cond.implemented
     with pytest.raises(ExpressionError, match="not implemented"):
         cond.evaluate(CTX)

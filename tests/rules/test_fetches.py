@@ -47,6 +47,7 @@ SOURCE = SampleSource(
     res_payload=b"HTTP/1.1 200",
     unique_id="abc-123",
     frontend_id=3,
+    frontend_name="web",
 )
 VARS = {"txn.a.s": "text", "txn.a.i": 7, "sess.x": True}
 
@@ -141,6 +142,18 @@ CASES = [
     ("res.body", b"moved", DataType.BINARY),
     ("res.body_len", 5, DataType.INT64),
     ("res.body_size", 5, DataType.INT64),
+    # derived (values checked against HAProxy 2.6 in the conformance tier)
+    ("baseq", "Example.COM/some/path?x=1&y=&x=3", DataType.STRING),
+    ("base32", 1253137197, DataType.INT64),
+    ("url32", 946898254, DataType.INT64),
+    ("base32+src", (1253137197).to_bytes(4, "big") + bytes([192, 0, 2, 7]), DataType.BINARY),
+    ("url32+src", (946898254).to_bytes(4, "big") + bytes([192, 0, 2, 7]), DataType.BINARY),
+    ("url_ip", None, DataType.NULL),
+    ("url_port", None, DataType.NULL),
+    ("req.body_param(x)", None, DataType.NULL),
+    ("req.body_param", None, DataType.NULL),
+    ("req.hdr_ip(x-list)", None, DataType.NULL),
+    ("fe_name", "web", DataType.STRING),
     # literals and internal state
     ("str(abc)", "abc", DataType.STRING),
     ("str()", "", DataType.STRING),
@@ -180,6 +193,46 @@ def test_variables_are_sent_as_haproxy_types():
     assert [type(v) for v in got] == [int, int, int]
 
 
+@pytest.mark.parametrize(("target", "headers", "body", "text", "expected"), [
+    pytest.param("http://1.2.3.4:8080/p?x", [], b"", "url_ip", IPv4Address("1.2.3.4"),
+                 id="url_ip"),
+    pytest.param("http://1.2.3.4:8080/p?x", [], b"", "url_port", 8080, id="url_port"),
+    pytest.param("http://[2001:db8::1]:81/", [], b"", "url_ip", IPv6Address("2001:db8::1"),
+                 id="url_ip-v6"),
+    pytest.param("http://1.2.3.4/p", [], b"", "url_port", None, id="url_port-absent"),
+    pytest.param("http://name/p", [], b"", "url_ip", None, id="url_ip-name"),
+    pytest.param("/", [], b"a=1&b=x%20y", "req.body_param(b)", "x%20y", id="body_param"),
+    pytest.param("/", [], b"a=1&b=2", "req.body_param", "1", id="body_param-first"),
+    pytest.param("/", [], b"flag&b=2", "req.body_param", "2", id="body_param-needs-equal"),
+    pytest.param("/", [("X-IP", "10.0.0.1, ::1")], b"", "req.hdr_ip(x-ip)",
+                 IPv6Address("::1"), id="hdr_ip-last"),
+    pytest.param("/", [("X-IP", "10.0.0.1, ::1")], b"", "req.hdr_ip(x-ip,1)",
+                 IPv4Address("10.0.0.1"), id="hdr_ip-first"),
+    pytest.param("/p", [], b"", "base", "/p", id="base-without-host"),
+])
+def test_derived_fetches(target, headers, body, text, expected):
+    ctx = EvalContext(SampleSource(request=RequestInfo("POST", target, "HTTP/1.1", headers,
+                                                       body)))
+    assert parse_sample(text).evaluate(ctx) == expected
+
+
+def test_internal_fetches(monkeypatch):
+    import platform
+    import time
+
+    monkeypatch.setenv("SPOE_SYNC_TEST_ENV", "v")
+    ctx = EvalContext(SampleSource())
+    assert parse_sample("env(SPOE_SYNC_TEST_ENV)").evaluate(ctx) == "v"
+    assert parse_sample("env(SPOE_SYNC_TEST_UNSET)").evaluate(ctx) is None
+    assert parse_sample("hostname").evaluate(ctx) == platform.node()
+    assert all(0 <= parse_sample("rand(7)").evaluate(ctx) < 7 for _ in range(50))
+    assert 0 <= parse_sample("rand").evaluate(ctx) < 2**32
+    now = int(time.time())
+    assert now - 1 <= parse_sample("date").evaluate(ctx) <= now + 1
+    assert now + 99 <= parse_sample("date(100)").evaluate(ctx) <= now + 101
+    assert abs(parse_sample("date(0,ms)").evaluate(ctx) - now * 1000) < 2000
+
+
 def test_req_hdrs_bin_layout():
     block = parse_sample("req.hdrs_bin").evaluate(EvalContext(SOURCE))
     assert block.startswith(b"\x04host\x0bExample.COM\x06x-list\x04a, b")
@@ -190,7 +243,8 @@ def test_every_registered_fetch_is_in_the_table_or_an_alias():
     tested = {parse_sample(c[0]).fetch for c in CASES} | {"req.hdrs_bin", "res.hdrs_bin",
                                                          "res.hdr_val", "res.cook_cnt",
                                                          "res.cook_val", "res.hdr_names",
-                                                         "res.fhdr_cnt"}
+                                                         "res.fhdr_cnt", "env", "hostname",
+                                                         "rand", "date"}
     assert set(REGISTRY) <= tested
 
 

@@ -69,7 +69,7 @@ def fetch(name: str, *args: str, out: str, many: ManyFn | None = None,
 
 
 def _load_families() -> None:
-    from . import http, l4, literal  # noqa: F401 - registration side effects
+    from . import hashes, http, internal, l4, literal  # noqa: F401 - registration side effects
 
 
 _load_families()
