@@ -26,7 +26,7 @@ def _hostname(ctx: Any, args: tuple[Any, ...]) -> Value:
 @fetch("rand", "int?", out="sint", literal=True)
 def _rand(ctx: Any, args: tuple[Any, ...]) -> Value:
     # HAProxy: a 32-bit random number, or scaled to [0, range) with an argument.
-    n = random.getrandbits(32)  # noqa: S311 - not for security, like HAProxy's statistical_prng
+    n = random.getrandbits(32)  # statistical, not for security (as HAProxy)
     return (n * args[0]) >> 32 if args and args[0] > 0 else n
 
 
