@@ -148,8 +148,6 @@ def test_spoe_log_datagrams_match_haproxy(haproxy_bin, recording_agent, receiver
             assert built == datagram, words
 
 
-@pytest.mark.xfail(strict=True, reason="spoe_sync.config.logsrv defaults `format` to 'rfc3164'; HAProxy "
-                   "2.6 with no `format` sends the hostname-less 'local' header")
 def test_a_log_line_without_format_keeps_haproxys_default_header():
     agent = load_config(spoe_conf([514] * len(TARGETS), "2s"), engine="e").agent
     assert make_sink(agent.logs[0]).format == "local"
