@@ -12,7 +12,9 @@ One processing (an event, or a ``send-spoe-group``), as HAProxy 2.6 runs it
 
 1. skipped silently (no frame, no variable, no log, no counter) when SPOE is
    disabled on the stream by an earlier error, when ``maxerrrate`` is reached,
-   or when no message is to be sent (every condition false);
+   or when no message is bound to the event; when messages are bound but every
+   condition is false, nothing is sent or logged either, but HAProxy counts the
+   processing in ``nb_processed``;
 2. the messages are encoded in order, each only if its condition holds, into
    one NOTIFY; too big and not fragmentable: status 3, nothing sent;
 3. the applet pool sends it and waits for the ACK; ``timeout processing``
@@ -251,6 +253,8 @@ class Engine:
     def _run(self, stream: Stream, kind: str, name: str,
              messages: tuple[_Message, ...]) -> ProcessingResult:
         agent = self.agent
+        if not messages:  # HAProxy returns before starting anything: not counted
+            return self._skip(kind, name, _SKIPPED_NOTHING)
         if stream.disabled_by is not None:
             return self._skip(kind, name, _SKIPPED_DISABLED)
         if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
@@ -263,7 +267,12 @@ class Engine:
             return self._end(stream, kind, name, start, 255, None,
                              error=f"internal error while encoding: {exc!r}")
         if payload is None:
-            return self._skip(kind, name, _SKIPPED_NOTHING)
+            # Every condition was false: no frame, no variable, no log, but the
+            # processing had started, so HAProxy 2.6 counts it in nb_processed
+            # (spoe_stop_processing(), checked against HAProxy in the
+            # conformance tier).
+            self.nb_processed += 1
+            return ProcessingResult(kind, name, skipped=True, error=_SKIPPED_NOTHING)
         if len(payload) > self._max_payload and (
                 not agent.send_frag_payload or messages_head(messages) > self._max_payload):
             return self._end(stream, kind, name, start, 3, None,

@@ -17,11 +17,11 @@ class EngineMetrics:
     :attr idles: connections through their handshake able to take one more frame.
     :attr nb_sending: frames queued or not fully written.
     :attr nb_waiting: frames written and waiting for their ACK.
-    :attr nb_processed: events and groups that ran (success or error), HAProxy's
-        ``nb_processed``.
+    :attr nb_processed: events and groups that ran (success, error, or every
+        message condition false), HAProxy's ``nb_processed``.
     :attr nb_errors: those of them that ended with a status other than 0.
-    :attr nb_skipped: calls that sent nothing: no message to send, SPOE disabled
-        on the stream by an earlier error, or ``maxerrrate`` reached.
+    :attr nb_skipped: calls that did not run: no message bound to the event,
+        SPOE disabled on the stream by an earlier error, or ``maxerrrate`` reached.
     :attr nb_interrupted: processings cut short by the caller (status 5).
     :attr in_progress: events and groups running now.
     :attr submitted: every call of ``process_event``/``send_group`` that got

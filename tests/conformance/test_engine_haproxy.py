@@ -164,3 +164,30 @@ def test_log_line_agrees_with_haproxy(haproxy_bin, tmp_path, behaviour, status):
     score = stream.vars.get("txn.iprep.ip_score")
     who = stream.vars.get("txn.iprep.who")
     assert body == f"score={'' if score is None else score} who={who or ''}"
+
+
+def test_nothing_to_send_and_the_counters(haproxy_bin, tmp_path):
+    """A request whose message condition is false sends nothing and logs nothing,
+    in both; the next processing's nb_processed tells whether it was counted."""
+    def conf(log_port: int) -> str:
+        return spoe_conf(log_port, "2s").replace(
+            f"    event {EVENT}\n", f"    event {EVENT} if {{ req.hdr(x-send) -m found }}\n")
+
+    with RecordingAgent() as agent, _receiver() as logs:
+        port = free_port()
+        with run_haproxy(haproxy_bin, haproxy_cfg(port, agent.port), tmp_path / "haproxy",
+                         files={"spoe.conf": conf(logs.getsockname()[1])}, ready_port=port):
+            http_request(port)
+            http_request(port, headers=[("Host", "x"), ("X-Send", "1")])
+            theirs = _fields(logs.recv(65536))
+        assert len(agent.of_type(3)) == 1
+    with RecordingAgent() as agent, _receiver() as logs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = load_config(conf(logs.getsockname()[1]), "e")
+        with Engine(config, backends={"agents": [agent.address]}) as engine:
+            skipped = engine.process_event(engine.new_stream(StaticSamples({})), EVENT)
+            assert skipped.skipped
+            engine.process_event(engine.new_stream(StaticSamples({"req.hdr(x-send)": "1"})), EVENT)
+        ours = _fields(logs.recv(65536))
+    assert (ours["errors"], ours["processed"]) == (theirs["errors"], theirs["processed"])

@@ -40,7 +40,9 @@ def test_a_message_whose_condition_is_false_is_left_out_and_a_failed_fetch_is_nu
         assert dict(message.args)["host"] is None  # no Host header: NULL
 
 
-def test_nothing_to_send_means_no_frame_no_log_no_counters():
+def test_nothing_to_send_means_no_frame_no_log_but_counts_as_processed():
+    """All conditions false: no NOTIFY, no log, no variable; HAProxy 2.6 still
+    counts it in nb_processed (see tests/conformance/test_engine_haproxy.py)."""
     text = CONF.replace("    event on-frontend-http-request\n", "    event on-frontend-http-request"
                         " if {{ req.hdr(x-first) -m found }}\n", 1)
     text = text.format(processing="1s", agent="    log global\n")
@@ -50,7 +52,7 @@ def test_nothing_to_send_means_no_frame_no_log_no_counters():
             result = engine.process_event(engine.new_stream(samples()), EVENT)
             assert result.skipped and result.ok and result.timings.process == -1
             m = engine.metrics()
-            assert (m.nb_processed, m.nb_errors, m.nb_skipped, m.applets) == (0, 0, 1, 0)
+            assert (m.nb_processed, m.nb_errors, m.nb_skipped, m.applets) == (1, 0, 0, 0)
         assert agent.connections == 0 and agent.frames == 0
 
 
