@@ -575,3 +575,52 @@ def test_req_body_is_cut_where_haproxy_cuts_it(haproxy_bin, tmp_path):
         ours = {name: server.request(raw) for name, raw in big_body_requests()}
     for name, _ in big_body_requests():
         assert _typed(ours[name]) == _typed(theirs[name]), name
+
+
+def client_hello(sni: str | None, alpn: list[str] | None) -> bytes:
+    """A real ClientHello from Python's ssl module (memory BIOs, no socket)."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+TLS_ARGS = [("type", "req.ssl_hello_type"), ("ver", "req.ssl_ver"), ("sni", "req.ssl_sni"),
+            ("alpn", "req.ssl_alpn"), ("ec", "req.ssl_ec_ext"), ("st", "req.ssl_st_ext"),
+            ("old_sni", "req_ssl_sni")]
+
+
+@pytest.mark.parametrize(("sni", "alpn"), [
+    pytest.param("sni.example", ["h2", "http/1.1"], id="sni-alpn"),
+    pytest.param("other.test", None, id="sni-only"),
+])
+def test_tls_client_hello_fetches_match_haproxy(sni, alpn, haproxy_bin, tmp_path):
+    import socket
+
+    from spoe_sync.rules import TCPSamples
+
+    from .harness import RecordingAgent
+
+    hello = client_hello(sni, alpn)
+    conf = spoe_conf(TLS_ARGS).replace("spoe-message all\n    event on-frontend-http-request\n",
+                                       "spoe-message all\n")
+    cfg = tcp_haproxy_cfg(free_port(), 0)
+    port = free_port()
+    with RecordingAgent() as agent:
+        cfg = tcp_haproxy_cfg(port, agent.port).replace(
+            f"req.len ge {len(TCP_PAYLOAD)}", "req.ssl_hello_type 1")
+        with run_haproxy(haproxy_bin, cfg, tmp_path, files={"spoe.conf": conf}, ready_port=port):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(hello)
+                frame = decode_frame(agent.wait_for(NOTIFY, 1)[0].data)
+    ctx = EvalContext(TCPSamples(("127.0.0.1", 1), ("127.0.0.1", 2), hello))
+    ours = [(n, parse_sample(e).evaluate(ctx)) for n, e in TLS_ARGS]
+    assert _typed(ours) == _typed(list(frame.messages[0].args))

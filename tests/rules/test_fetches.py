@@ -244,7 +244,10 @@ def test_every_registered_fetch_is_in_the_table_or_an_alias():
                                                          "res.hdr_val", "res.cook_cnt",
                                                          "res.cook_val", "res.hdr_names",
                                                          "res.fhdr_cnt", "env", "hostname",
-                                                         "rand", "date"}
+                                                         "rand", "date", "req.ssl_hello_type",
+                                                         "req.ssl_ver", "req.ssl_sni",
+                                                         "req.ssl_alpn", "req.ssl_ec_ext",
+                                                         "req.ssl_st_ext"}  # test_tls_fetches
     assert set(REGISTRY) <= tested
 
 

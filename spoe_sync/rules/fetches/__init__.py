@@ -54,6 +54,9 @@ ALIASES: dict[str, str] = {
     "shdr": "res.hdr",
     "scook": "res.cook",
     "urlp": "url_param",
+    "req_ssl_sni": "req.ssl_sni",
+    "req_ssl_ver": "req.ssl_ver",
+    "req_ssl_hello_type": "req.ssl_hello_type",
 }
 
 
@@ -69,7 +72,14 @@ def fetch(name: str, *args: str, out: str, many: ManyFn | None = None,
 
 
 def _load_families() -> None:
-    from . import hashes, http, internal, l4, literal  # noqa: F401 - registration side effects
+    from . import (  # noqa: F401 - registration side effects
+        hashes,
+        http,
+        internal,
+        l4,
+        literal,
+        tls,
+    )
 
 
 _load_families()
