@@ -64,8 +64,8 @@ def _with_src(ctx: Any, h: int | None) -> Value:
     client = ctx.samples.client
     if h is None or client is None:
         return None
-    addr = client[0]
-    return h.to_bytes(4, "big") + addr.packed
+    packed: bytes = client[0].packed
+    return h.to_bytes(4, "big") + packed
 
 
 @fetch("base32", out="sint")
