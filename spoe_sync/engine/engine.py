@@ -31,7 +31,7 @@ import itertools
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..config import Backend, SpoeConfig, load_config, normalize_backends
 from ..config.backends import check_backend
@@ -115,7 +115,7 @@ class Engine:
         self.var_limits = var_limits or VarLimits()
         self.pool = AppletPool(agent, self.backend, **pool_options)
         try:
-            self.spoe_log = SpoeLog.from_agent(agent)
+            self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
         except ValueError as exc:
             raise ConfigError(f"SPOE agent '{agent.name}': {exc}", agent.filename,
                               agent.lineno) from None
@@ -337,7 +337,7 @@ class Engine:
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
-            dropped = set_engine_vars(stream.vars, agent, status=status, process_ms=process_ms,
+            dropped = set_engine_vars(stream.vars, cast(Any, agent), status=status, process_ms=process_ms,
                                       total_ms=stream.total_ms).dropped
         self.nb_processed += 1
         if status:
@@ -374,7 +374,7 @@ class Engine:
             except Exception:
                 pass
         try:
-            set_engine_vars(stream.vars, self.agent, status=5, process_ms=0,
+            set_engine_vars(stream.vars, cast(Any, self.agent), status=5, process_ms=0,
                             total_ms=stream.total_ms, interrupted=True)
         except Exception:  # never mask the caller's exception
             pass
