@@ -19,6 +19,8 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from ipaddress import ip_address
 from typing import Any
 
 import gevent
@@ -119,115 +121,117 @@ def _counters(engine: Engine) -> str:
             f"agent_connections_opened={m.connections_opened}")
 
 
-def _demo() -> tuple[int, int, list[str]]:
-    """Run the demo; returns (allowed, denied, problems)."""
+def _demo(stack: ExitStack) -> tuple[int, int, list[str]]:
+    """Run the demo; returns (allowed, denied, problems).  What it starts is stopped by
+    ``stack``, even when the demo is cut short."""
     problems: list[str] = []
     agent = iprep.start("127.0.0.1", 0)
+    stack.callback(agent.stop)
     backends = {"iprep-servers": [agent.address]}
     mw = SpoeMiddleware(hello_app,
                         _with_log_global(iprep.CONFIG_PATH, "ip-reputation"),
                         backends=backends, http_request=[DENY_RULE],
                         http_response=[SCORE_HEADER])
+    stack.callback(mw.close, timeout=2)  # HAPROXY-DISCONNECT
     server = WSGIServer(listener(("127.0.0.1", 0)), trust_forwarded_for(mw),
                         handler_class=SpoeWSGIHandler, log=None, error_log=None)
     server.start()
+    stack.callback(server.stop, timeout=2)
     app_port = int(server.server_port or 0)
     tcp_engine = Engine(_with_log_global(iprep.CONFIG_PATH, "ip-reputation-tcp"), backends)
+    stack.callback(tcp_engine.close, timeout=2)
     proxy = TCPProxy(listener(("127.0.0.1", 0)), ("127.0.0.1", app_port),
                      engines=[tcp_engine], tcp_request=[TCP_RULE], drain_timeout=2)
     proxy.start()
+    stack.callback(proxy.stop, timeout=2)
     proxy_port = int(proxy.server_port or 0)
     allowed = denied = 0
-    try:
-        _print(f"  agent        spoe_sync.examples.iprep (a real SPOA) on {agent.address}")
-        _print(f"  SPOE config  {iprep.CONFIG_PATH}")
-        _print("               [ip-reputation]: message get-ip-reputation, args ip=src "
-               "path=path, event on-frontend-http-request (+ `log global` for the demo)")
-        _print(f"  WSGI app     gevent.pywsgi on 127.0.0.1:{app_port} (TCP_NODELAY), "
-               "SpoeMiddleware with the rule")
-        _print(f"                 http-request {DENY_RULE}")
-        _print(f"  TCP proxy    127.0.0.1:{proxy_port} -> the app, engine "
-               f"[ip-reputation-tcp] (on-client-session) and the rule")
-        _print(f"                 tcp-request {TCP_RULE}")
-        _print()
-        _print("  What decides: the agent's score of `src`.  Every request here comes from "
-               "127.0.0.1, which")
-        _print("  the agent trusts (score 100), so the app trusts X-Forwarded-For (a WSGI "
-               "wrapper copies it")
-        _print("  into REMOTE_ADDR, as behind a reverse proxy) and the demo varies that header. "
-               "The agent")
-        _print("  lists the documentation ranges 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32 "
-               "(score 5) and")
-        _print("  gives other addresses a stable hash score from 30 to 100.")
-        _print()
-        _print("Requests to the WSGI app (each one's SPOE log line, then the decision; a 403 "
-               "comes from the")
-        _print("rule, the app never runs for it):")
-        for path, forwarded in REQUESTS:
-            status, headers, body = http_get(app_port, path, forwarded)
-            source = forwarded or "127.0.0.1"
-            expected_score, reason = iprep.reputation(_ip(source))
-            expected = 403 if expected_score < 20 else 200
-            verdict = "allowed" if status == 200 else "DENIED" if status == 403 else "?"
-            allowed += status == 200
-            denied += status == 403
-            shown = f"X-Forwarded-For: {forwarded}" if forwarded else "(no X-Forwarded-For)"
-            _print(f"  GET {path:<16} {shown:<32} -> {status} {verdict:<7} "
-                   f"ip_score={headers.get('x-ip-score', '?'):<3} {reason}")
-            if status != expected or headers.get("x-ip-score") != str(expected_score):
-                problems.append(f"GET {path} from {source}: got {status} with ip_score "
-                                f"{headers.get('x-ip-score')}, expected {expected} with "
-                                f"ip_score {expected_score}")
-            if status == 200 and not body.startswith(b"hello "):
-                problems.append(f"GET {path}: unexpected body {body[:80]!r}")
-        _print()
-        _print("The same app through the TCP proxy (one connection from 127.0.0.1):")
-        status, headers, _ = http_get(proxy_port, "/via-proxy", None)
-        _print(f"  GET /via-proxy through 127.0.0.1:{proxy_port} -> {status} "
-               f"{'allowed' if status == 200 else 'DENIED'} (the proxy's agent score for "
-               f"127.0.0.1 is 100)")
-        if status != 200:
-            problems.append(f"GET through the TCP proxy: got {status}, expected 200")
-        _print()
-        _print("Engine counters:")
-        for engine in mw.engines:
-            _print(f"  [{engine.config.engine_id}] (WSGI)      {_counters(engine)}")
-        _print(f"  [{tcp_engine.config.engine_id}] (proxy) {_counters(tcp_engine)}")
-        stats = proxy.stats
-        _print(f"  TCP proxy: {stats.accepted} connection(s), {stats.rejected} rejected, "
-               f"{stats.bytes_in}/{stats.bytes_out} bytes in/out")
-    finally:
-        proxy.stop(timeout=2)  # closes tcp_engine too (HAPROXY-DISCONNECT)
-        server.stop(timeout=2)
-        mw.close(timeout=2)
-        agent.stop()
+    _print(f"  agent        spoe_sync.examples.iprep (a real SPOA) on {agent.address}")
+    _print(f"  SPOE config  {iprep.CONFIG_PATH}")
+    _print("               [ip-reputation]: message get-ip-reputation, args ip=src "
+           "path=path, event on-frontend-http-request (+ `log global` for the demo)")
+    _print(f"  WSGI app     gevent.pywsgi on 127.0.0.1:{app_port} (TCP_NODELAY), "
+           "SpoeMiddleware with the rule")
+    _print(f"                 http-request {DENY_RULE}")
+    _print(f"  TCP proxy    127.0.0.1:{proxy_port} -> the app, engine "
+           f"[ip-reputation-tcp] (on-client-session) and the rule")
+    _print(f"                 tcp-request {TCP_RULE}")
+    _print()
+    _print("  What decides: the agent's score of `src`.  Every request here comes from "
+           "127.0.0.1, which")
+    _print("  the agent trusts (score 100), so the app trusts X-Forwarded-For (a WSGI "
+           "wrapper copies it")
+    _print("  into REMOTE_ADDR, as behind a reverse proxy) and the demo varies that header. "
+           "The agent")
+    _print("  lists the documentation ranges 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32 "
+           "(score 5) and")
+    _print("  gives other addresses a stable hash score from 30 to 100.")
+    _print()
+    _print("Requests to the WSGI app (each one's SPOE log line, then the decision; a 403 "
+           "comes from the")
+    _print("rule, the app never runs for it):")
+    for path, forwarded in REQUESTS:
+        status, headers, body = http_get(app_port, path, forwarded)
+        source = forwarded or "127.0.0.1"
+        expected_score, reason = iprep.reputation(ip_address(source))
+        expected = 403 if expected_score < 20 else 200
+        verdict = "allowed" if status == 200 else "DENIED" if status == 403 else "?"
+        allowed += status == 200
+        denied += status == 403
+        shown = f"X-Forwarded-For: {forwarded}" if forwarded else "(no X-Forwarded-For)"
+        _print(f"  GET {path:<16} {shown:<32} -> {status} {verdict:<7} "
+               f"ip_score={headers.get('x-ip-score', '?'):<3} {reason}")
+        if status != expected or headers.get("x-ip-score") != str(expected_score):
+            problems.append(f"GET {path} from {source}: got {status} with ip_score "
+                            f"{headers.get('x-ip-score')}, expected {expected} with "
+                            f"ip_score {expected_score}")
+        if status == 200 and not body.startswith(b"hello "):
+            problems.append(f"GET {path}: unexpected body {body[:80]!r}")
+    _print()
+    _print("The same app through the TCP proxy (one connection from 127.0.0.1):")
+    status, headers, _ = http_get(proxy_port, "/via-proxy", None)
+    _print(f"  GET /via-proxy through 127.0.0.1:{proxy_port} -> {status} "
+           f"{'allowed' if status == 200 else 'DENIED'} (the proxy's agent score for "
+           f"127.0.0.1 is 100)")
+    if status != 200:
+        problems.append(f"GET through the TCP proxy: got {status}, expected 200")
+    _print()
+    _print("Engine counters:")
+    for engine in mw.engines:
+        _print(f"  [{engine.config.engine_id}] (WSGI)      {_counters(engine)}")
+    _print(f"  [{tcp_engine.config.engine_id}] (proxy) {_counters(tcp_engine)}")
+    stats = proxy.stats
+    _print(f"  TCP proxy: {stats.accepted} connection(s), {stats.rejected} rejected, "
+           f"{stats.bytes_in}/{stats.bytes_out} bytes in/out")
     return allowed, denied, problems
 
 
-def _ip(text: str) -> Any:
-    from ipaddress import ip_address
-    return ip_address(text)
+def run_demo(timeout: float = 30.0, *, own_logging: bool = True) -> int:
+    """Run the demo and print it; the exit status (0 success, 1 failure).
 
-
-def run_demo(timeout: float = 30.0) -> int:
-    """Run the demo and print it; the exit status (0 success, 1 failure)."""
-    logger.remove()
-    logger.add(_log_sink, level="INFO", filter="spoe_sync")
+    :param timeout: hard limit for the whole run, in seconds.
+    :param own_logging: remove the application's loguru sinks first (the command does; a
+        caller that keeps its own sinks passes ``False``).
+    """
+    if own_logging:
+        logger.remove()
+    sink = logger.add(_log_sink, level="INFO", filter="spoe_sync")
     logger.enable("spoe_sync")
     _print("spoe-sync demo: an SPOE agent asked by a gevent WSGI app and a TCP proxy, "
            "no HAProxy involved")
     start = time.monotonic()
     try:
-        with gevent.Timeout(timeout):
-            allowed, denied, problems = _demo()
+        with ExitStack() as stack, gevent.Timeout(timeout):
+            allowed, denied, problems = _demo(stack)
     except gevent.Timeout:
-        print(f"spoe-sync demo: FAILED: no result after {timeout:.0f} s", file=sys.stderr)
+        print(f"spoe-sync demo: FAILED: no result after {timeout:g} s", file=sys.stderr)
         return 1
     except Exception as exc:
         print(f"spoe-sync demo: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
         logger.disable("spoe_sync")
+        logger.remove(sink)
     for problem in problems:
         print(f"spoe-sync demo: FAILED: {problem}", file=sys.stderr)
     if problems:

@@ -27,6 +27,7 @@ for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
 from __future__ import annotations
 
+import select
 import signal
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -38,11 +39,12 @@ from gevent import socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gevent.socket import wait_read
 from loguru import logger
 
 from ..config.backends import parse_address
 from ..engine.vars import Session, Vars
-from ..errors import ConfigError
+from ..errors import ConfigError, EngineClosed
 from ..rules import AclRegistry
 from ..samples import TCPSamples
 from .rules import Verdict, build_acls, build_rules
@@ -252,6 +254,11 @@ class TCPProxy(StreamServer):
             if conn is not None:
                 conn.aborted = True
             logger.debug("proxy: connection from {} aborted: {}", address, exc)
+        except Exception as exc:  # a hook or a closed engine: end this connection, not the server
+            if conn is not None:
+                conn.aborted = True
+            logger.error("proxy: connection from {} ended by {}: {}", address,
+                         type(exc).__name__, exc)
         finally:
             self.stats.active -= 1
             if conn is not None:
@@ -306,7 +313,10 @@ class TCPProxy(StreamServer):
     def _event(self, conn: _Conn, event: str) -> None:
         # engines fire in declaration order; an agent-side failure is a status, never an error
         for engine, stream in conn.streams:
-            engine.process_event(stream, event)
+            try:
+                engine.process_event(stream, event)
+            except EngineClosed:  # closed under us (shutting down): fail open, as on errors
+                logger.debug("proxy: {} skipped, engine {} closed", event, _engine_id(engine))
 
     def _group_runner(self, conn: _Conn) -> Callable[[str, str], None]:
         def send_group(engine_id: str, group: str) -> None:
@@ -317,14 +327,20 @@ class TCPProxy(StreamServer):
 
     def _peek(self, sock: Any, delay: float | None) -> bytes:
         """The first bytes waiting on ``sock`` (not consumed), waiting up to ``delay`` seconds
-        for some to arrive; ``b""`` when none came or the peer closed."""
-        sock.settimeout(delay if delay else 0.0)
-        try:
-            return bytes(sock.recv(self.inspect_size, socket.MSG_PEEK))
-        except (BlockingIOError, TimeoutError, socket.timeout):
-            return b""
-        finally:
-            sock.settimeout(None)
+        (``None``: no limit) for some to arrive; ``b""`` when none came or the peer closed."""
+        # wait_read/poll rather than a socket timeout: the other direction may be writing to
+        # this socket meanwhile, and its sendall must keep the idle timeout
+        if delay == 0:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            if not poller.poll(0):
+                return b""
+        else:
+            try:
+                wait_read(sock.fileno(), timeout=delay)
+            except (TimeoutError, socket.timeout):
+                return b""
+        return bytes(sock.recv(self.inspect_size, socket.MSG_PEEK))
 
     def _refuse(self, client: Any, verdict: Verdict, peeked: int) -> None:
         if verdict is Verdict.SILENT_DROP:
