@@ -123,12 +123,17 @@ def expected_hash_score(address: IPv4Address | IPv6Address) -> int:
     pytest.param(IPv4Address("203.0.113.9"), None, id="hash-v4"),
     pytest.param(IPv6Address("2a01::7"), None, id="hash-v6"),
     pytest.param("192.0.2.1", 5, id="string-arg"),
+    pytest.param(("", IPv4Address("192.0.2.3")), 5, id="unnamed-arg"),
 ])
 def test_iprep_scores(servers: list[AgentServer], ip: Any, score: int | None) -> None:
     servers.append(build_agent().start())
     pool = AppletPool(IPREP.agent, [servers[0].address])
     try:
-        message = Message("get-ip-reputation", (("ip", ip), ("path", "/x")))
+        if isinstance(ip, tuple):  # (arg name, value)
+            message = Message("get-ip-reputation", (ip,))
+            ip = ip[1]
+        else:
+            message = Message("get-ip-reputation", (("ip", ip), ("path", "/x")))
         got = process(pool, 1, message)
         want = score if score is not None else expected_hash_score(ip_address(ip))
         assert got[("sess", "ip_score")] == want

@@ -1,7 +1,8 @@
 """The IP-reputation agent of SPOE.txt §2.5, a real SPOA on :mod:`spoe_sync.agent`.
 
 Message ``get-ip-reputation`` with arg ``ip`` (IPv4 or IPv6; a STRING holding
-an address is accepted too) sets:
+an address is accepted too; without an ``ip`` arg the first arg is used, as in
+spoa-example's ``args src``) sets:
 
 * ``sess.<prefix>.ip_score``: an int from 0 (certainly bad) to 100 (certainly
   good), as SPOE.txt §2.5 describes;
@@ -72,7 +73,11 @@ def _address(value: object) -> IPv4Address | IPv6Address | None:
 
 def get_ip_reputation(message: Message, request: Request) -> list[Action]:
     """The ``get-ip-reputation`` handler."""
-    address = _address(message.get("ip"))
+    value = message.get("ip")
+    if value is None and message.args:
+        # spoa-example's configuration sends it unnamed: ``args src``.
+        value = message.args[0][1]
+    address = _address(value)
     if address is None:
         return [SetVar(VarScope.TXN, "reason", "no usable ip argument")]
     score, reason = reputation(address)
