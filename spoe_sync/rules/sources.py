@@ -193,6 +193,11 @@ class StaticSamples(SampleSource):
     def __init__(self, mapping: Mapping[str, Value] | None = None, **fields: object) -> None:
         super().__init__(**fields)  # type: ignore[arg-type]
         self.mapping = dict(mapping or {})
+        for key, value in self.mapping.items():
+            if value is not None and not isinstance(
+                    value, (bool, int, str, bytes, IPv4Address, IPv6Address)):
+                raise TypeError(f"StaticSamples[{key!r}]: {type(value).__name__} has no SPOP "
+                                "type (use None, bool, int, str, bytes or an IP address)")
 
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         for key in keys:

@@ -369,3 +369,8 @@ def test_haproxy_body_limit(method, target, headers, bufsize, limit):
                       [("Host", "h"), *headers, ("Content-Length", "100000"),
                        ("Connection", "close")])
     assert haproxy_body_limit(req, bufsize) == limit
+
+
+def test_static_samples_reject_values_without_a_spop_type():
+    with pytest.raises(TypeError, match=r"StaticSamples\['src'\]: float has no SPOP type"):
+        StaticSamples({"src": 1.5})
