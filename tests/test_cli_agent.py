@@ -3,6 +3,7 @@
 version, capabilities and max-frame-size, ``--no-async``/``--no-pipelining``
 change what it announces, SIGTERM stops it with exit status 0, and a probe of
 a closed port fails with exit status 1 and the reason.  Also the runnable
+probe of an agent written without spoe_sync (the conformance harness's), the
 ``examples/iprep_agent.py`` script (stopped by SIGINT), usage errors (exit 2),
 and the SPOE file being package data.
 """
@@ -24,6 +25,7 @@ import pytest
 
 from spoe_sync.cli import main
 from spoe_sync.examples.iprep import CONFIG_PATH
+from tests.conformance.harness import RecordingAgent, agent_hello
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -104,6 +106,22 @@ def test_probe_a_closed_port() -> None:
     assert done.returncode == 1
     assert "NOT healthy (Layer4 connection problem" in done.stdout
     assert "refused" in done.stdout.lower()
+
+
+@pytest.mark.parametrize(("hello", "code", "expected"), [
+    pytest.param(agent_hello("2.0", 1024, "pipelining"), 0, r"max-frame-size\s+1024\n", id="ok"),
+    pytest.param(agent_hello("1.0"), 1, r"NOT healthy \(Layer7 invalid response: unsupported "
+                 r"version\).*\n\s+status\s+8\n", id="bad-version"),
+    pytest.param(agent_hello("2.0", 100), 1, r"max-frame-size too big or too small", id="bad-size"),
+])
+def test_probe_any_agent(hello: bytes, code: int, expected: str,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The harness's agent shares no code with spoe_sync (and runs in threads,
+    so the probe can run in this process)."""
+    with RecordingAgent(hello=hello) as other:
+        assert main(["probe", other.address]) == code
+    out = capsys.readouterr().out
+    assert re.search(expected, out), out
 
 
 @pytest.mark.parametrize("argv", [
