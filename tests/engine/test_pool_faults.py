@@ -253,3 +253,21 @@ def test_a_failing_server_is_avoided_while_another_serves() -> None:
         assert statuses(outcomes) == {0: 100}
         assert bad.connections <= 2
         pool.close(1)
+
+
+def test_no_usable_server_fails_with_2_without_connecting() -> None:
+    """haproxy-engine-behaviour.md §3.2 (observed with ``server ... disabled``):
+    st=2 at once, -1 timings, no connection."""
+    from spoe_sync.config import Backend, Server
+    from spoe_sync.engine import AppletPool
+
+    from .poolkit import agent_config
+
+    with FakeAgent() as agent:
+        backend = Backend("agents", (Server(agent.address, "srv1", disabled=True),))
+        pool = AppletPool(agent_config(), backend)
+        outcome = pool.process(1, 1, PAYLOAD, time.monotonic() + 1)
+        assert (outcome.status, outcome.queue_ms, outcome.wait_ms) == (2, -1, -1)
+        assert "no server of backend 'agents' is up" in (outcome.error or "")
+        assert agent.connections == 0
+        pool.close(1)
