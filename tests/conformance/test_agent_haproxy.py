@@ -12,7 +12,9 @@ thread pool so that the blocking client does not stop the agent.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from ipaddress import ip_address
@@ -32,7 +34,7 @@ SPOE_CONF = Path(CONFIG_PATH).read_text()
 
 HAPROXY_CFG = """\
 global
-    stats socket {workdir}/admin.sock level admin
+    stats socket {admin} level admin
 
 defaults
     timeout connect 5s
@@ -150,18 +152,29 @@ def agent(request: pytest.FixtureRequest) -> Iterator[tuple[AgentServer, list[st
 
 
 def test_haproxy_accepts_the_packaged_config(haproxy_bin: str, tmp_path: Path) -> None:
-    cfg = HAPROXY_CFG.format(loopback=LOOPBACK, workdir=tmp_path, http=free_port(),
+    cfg = HAPROXY_CFG.format(loopback=LOOPBACK, admin=tmp_path / "admin.sock", http=free_port(),
                              tcp_listed=free_port(), tcp_plain=free_port(), agent=free_port())
     code, output = haproxy_check(haproxy_bin, cfg, tmp_path, {"spoe-iprep.conf": SPOE_CONF})
     assert code == 0, output
     assert "[WARNING]" not in output and "[ALERT]" not in output, output
 
 
-def test_haproxy_reads_the_agents_variables(haproxy_bin: str, tmp_path: Path,
+@pytest.fixture
+def admin() -> Iterator[Path]:
+    """A path for HAProxy's stats socket: a unix socket path must stay under
+    108 bytes, so it gets a short directory of its own."""
+    directory = tempfile.mkdtemp(prefix="spoe-")
+    try:
+        yield Path(directory) / "admin.sock"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_haproxy_reads_the_agents_variables(haproxy_bin: str, tmp_path: Path, admin: Path,
                                             agent: tuple[AgentServer, list[str]]) -> None:
     server, modes = agent
     ports = {"http": free_port(), "tcp_listed": free_port(), "tcp_plain": free_port()}
-    cfg = HAPROXY_CFG.format(loopback=LOOPBACK, workdir=tmp_path, agent=server.port, **ports)
+    cfg = HAPROXY_CFG.format(loopback=LOOPBACK, admin=admin, agent=server.port, **ports)
     with run_haproxy(haproxy_bin, cfg, tmp_path, {"spoe-iprep.conf": SPOE_CONF},
                      ready_port=ports["http"]):
         for src in (None, "203.0.113.50", "2a01::9"):
@@ -171,7 +184,7 @@ def test_haproxy_reads_the_agents_variables(haproxy_bin: str, tmp_path: Path,
             assert response.body.decode() == f"score={score} reason={reason} error="
         # option spop-check: HAProxy's own health check finds the agent up.
         deadline = time.monotonic() + 5
-        while (state := server_check_status(tmp_path / "admin.sock")) != "UP L7OK":
+        while (state := server_check_status(admin)) != "UP L7OK":
             assert time.monotonic() < deadline, state
             gevent.sleep(0.05)
         assert get(ports["http"], "192.0.2.33").status == 403
