@@ -14,12 +14,16 @@ upstream and forwards both ways) with HAProxy's hook points on each connection:
 5. forwarding both ways with half-close: EOF from one side becomes ``shutdown(SHUT_WR)`` on the
    other, and the connection ends when both directions are done.
 
-Agent trouble never blocks a connection beyond the agent's ``timeout processing``: the engines
-fail open and the rules decide, exactly as with HAProxy.  ``sess`` variables live as long as the
-client connection.  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish
+``on-backend-tcp-request`` is not fired: the proxy is a ``listen`` section, where HAProxy skips
+it (SPOE.txt §3.3).  Agent trouble never blocks a connection beyond the agent's ``timeout
+processing``: the engines fail open and the rules decide, exactly as with HAProxy.  ``sess``
+variables live as long as the client connection, and the engines of a connection share one
+variable store.  The inspect delay ends as soon as the first bytes arrive (HAProxy may wait
+longer for a rule whose fetch wants more bytes; here rules see what the client sent first).  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish
 for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
-    engine = spoe_sync.Engine.from_file("spoe-iprep.conf", backends={"iprep": ["127.0.0.1:12345"]})
+    engine = spoe_sync.Engine.from_file("spoe-iprep.conf", "ip-reputation-tcp",
+                                        backends={"iprep-servers": ["127.0.0.1:12345"]})
     proxy = TCPProxy(("127.0.0.1", 8000), ("127.0.0.1", 9000), engines=[engine],
                      tcp_request=["content reject if { var(sess.iprep.ip_score) -m int lt 20 }"])
     proxy.run()          # until SIGTERM or SIGINT
@@ -197,7 +201,8 @@ class TCPProxy(StreamServer):
         self.on_connection = on_connection
         self.stats = ProxyStats()
         self._stopped = Event()
-        super().__init__(listener, spawn=Pool(max_connections))
+        self._pool = Pool(max_connections)
+        super().__init__(listener, spawn=self._pool)
 
     # -- server life -------------------------------------------------------------------------
 
@@ -223,9 +228,17 @@ class TCPProxy(StreamServer):
     def run(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
             *, ready: Callable[[TCPProxy], None] | None = None) -> None:
         """Serve until one of ``signals`` arrives (or :meth:`stop` is called), then stop
-        gracefully.  ``ready(proxy)`` is called once the listener is bound."""
+        gracefully; a second signal during the drain ends the connections still open.
+        ``ready(proxy)`` is called once the listener is bound."""
         wake = Event()
-        handlers = [gevent.signal_handler(sig, wake.set) for sig in signals]
+
+        def on_signal() -> None:
+            if wake.is_set():
+                logger.warning("proxy: second stop signal, closing the connections still open")
+                self._pool.kill(block=False)
+            wake.set()
+
+        handlers = [gevent.signal_handler(sig, on_signal) for sig in signals]
         try:
             self.start()
             if ready is not None:
@@ -233,9 +246,11 @@ class TCPProxy(StreamServer):
             while not wake.is_set() and not self._stopped.is_set():
                 wake.wait(1.0)
         finally:
-            for h in handlers:
-                h.cancel()
-            self.stop()
+            try:
+                self.stop()
+            finally:
+                for h in handlers:
+                    h.cancel()
 
     # -- one connection ----------------------------------------------------------------------
 

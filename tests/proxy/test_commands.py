@@ -14,7 +14,7 @@ from typing import Any
 
 import gevent
 import pytest
-from gevent import subprocess
+from gevent import socket, subprocess
 
 from spoe_sync.cli import main
 from spoe_sync.examples.iprep import CONFIG_PATH
@@ -84,7 +84,6 @@ class Process:
 
 
 def exchange(port: int, data: bytes) -> bytes:
-    from gevent import socket
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         sock.sendall(data)
@@ -113,11 +112,24 @@ def test_spoe_sync_proxy_with_the_example_agent() -> None:
             try:
                 port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
                 assert exchange(port, b"through the proxy") == b"through the proxy"
+                # SIGTERM with a connection in flight: no new connections, the open one is
+                # served to its end, then the process exits
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"in flight")
+                assert wait_until(lambda: up.received == len(b"through the proxy") + 9)
+                proc.proc.send_signal(signal.SIGTERM)
+                gevent.sleep(0.3)
+                assert proc.proc.poll() is None
+                with pytest.raises(OSError):
+                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                sock.shutdown(socket.SHUT_WR)
+                assert read_all(sock) == b"in flight"
+                sock.close()
             finally:
                 code = proc.stop()
             assert code == 0, proc.output
-            assert "stopped; 1 connections, 0 rejected" in proc.output
-            assert "engine ip-reputation-tcp: 1 processed, 0 errors" in proc.output
+            assert "stopped; 2 connections, 0 rejected, 0 aborted" in proc.output
+            assert "engine ip-reputation-tcp: 2 processed, 0 errors" in proc.output
     finally:
         server.stop()
 
@@ -135,6 +147,29 @@ def test_spoe_sync_proxy_rejects_on_a_low_score_and_disconnects_on_stop() -> Non
         assert up.connections == 0
         assert wait_until(lambda: len(agent.disconnects) == 1)
         assert agent.disconnects[0].status_code == 0
+
+
+def test_second_signal_ends_the_drain() -> None:
+    # no --config: a plain forwarder; a connection stays open through the first SIGTERM
+    with Upstream() as up:
+        proc = Process("-m", "spoe_sync.cli", "proxy", "--listen", "127.0.0.1:0",
+                       "--upstream", up.address, "--drain", "60s")
+        try:
+            port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"x")
+            assert sock.recv(1) == b"x"
+            proc.proc.send_signal(signal.SIGTERM)
+            gevent.sleep(0.3)
+            assert proc.proc.poll() is None  # draining, for up to 60 s
+            proc.proc.send_signal(signal.SIGTERM)
+            assert read_all(sock, timeout=5) == b""  # the open connection was ended
+            sock.close()
+            assert proc.proc.wait(timeout=10) == 0
+        finally:
+            proc.stop()
+        assert "SPOE engines: none" in proc.output
+        assert "stopped; 1 connections" in proc.output
 
 
 @pytest.mark.parametrize("extra, message", [
