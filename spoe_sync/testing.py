@@ -25,7 +25,8 @@ Handshake: ``capabilities``, ``max_frame_size`` (the agent answers the smaller o
 it and the engine's), ``version``, ``hello_delay`` (a slow HELLO), and ``hello`` to
 replace the AGENT-HELLO: an :class:`~spoe_sync.protocol.AgentHello` or
 :class:`~spoe_sync.protocol.AgentDisconnect` frame (sent as is), raw ``bytes``,
-or ``"close"``, ``"reset"``, ``"stall"`` (never answer).
+``"close"``, ``"reset"``, ``"stall"`` (never answer), or the name of one of
+the :data:`BAD_HELLOS` (every AGENT-HELLO HAProxy refuses, e.g. ``"no-version"``).
 
 Faults after the handshake, from the ``fault_after``-th NOTIFY of a connection:
 ``"close"``, ``"reset"``, ``"stall"`` (stop reading and answering),
@@ -72,10 +73,11 @@ from .protocol import (
     HaproxyHello,
     Message,
     Notify,
+    UInt32,
 )
 from .protocol.codec import decode_frame_body, decode_payload, encode_frame, encode_raw_frame
 
-__all__ = ["FAULTS", "FakeAgent"]
+__all__ = ["BAD_HELLOS", "FAULTS", "GARBAGE", "OVERLONG", "FakeAgent"]
 
 Handler = Callable[[Message], "Iterable[Action] | None"]
 
@@ -86,6 +88,26 @@ _HELLO_FAULTS = ("close", "reset", "stall")
 GARBAGE = struct.pack(">IBI", 16, 103, FLAG_FIN) + b"\xff" * 11
 #: A length prefix no max-frame-size allows, then some bytes.
 OVERLONG = b"\x7f\xff\xff\xff" + b"\x67" * 16
+
+_V, _M, _C = ("version", "2.0"), ("max-frame-size", UInt32(16380)), ("capabilities", "pipelining,async")
+
+#: Every AGENT-HELLO failure of haproxy-engine-behaviour.md §1.2, by name, for
+#: ``FakeAgent(hello="no-version")``; the comment is the SPOP status HAProxy 2.6
+#: sends back in its HAPROXY-DISCONNECT.
+BAD_HELLOS: dict[str, AgentHello | bytes] = {
+    "unsupported-version": AgentHello((("version", "2.1"), _M, _C)),  # 8
+    "unparsable-version": AgentHello((("version", "2"), _M, _C)),  # 8
+    "no-version": AgentHello((_M, _C)),  # 5
+    "no-max-frame-size": AgentHello((_V, _C)),  # 6
+    "max-frame-size-too-small": AgentHello((_V, ("max-frame-size", UInt32(100)), _C)),  # 9
+    "max-frame-size-too-big": AgentHello((_V, ("max-frame-size", UInt32(0xFFFFFFFF)), _C)),  # 9
+    "version-not-a-string": AgentHello((("version", 2), _M, _C)),  # 4
+    "no-fin": AgentHello((_V, _M, _C), flags=0),  # 10
+    "non-zero-ids": AgentHello((_V, _M, _C), stream_id=1),  # 4
+    "not-an-agent-hello": struct.pack(">IBIBB", 7, 103, FLAG_FIN, 0, 0),  # 4
+    "garbage": GARBAGE,  # 4
+    "over-long-length-prefix": OVERLONG,  # 3
+}
 _MAX_SLEEP = 60.0  # every wait is bounded, even "stall"
 
 
@@ -119,8 +141,12 @@ class FakeAgent:
                  ack_elsewhere: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault '{fault}' (expected one of {', '.join(FAULTS)})")
-        if isinstance(hello, str) and hello not in _HELLO_FAULTS:
-            raise ValueError(f"unknown hello fault '{hello}' (expected {', '.join(_HELLO_FAULTS)})")
+        if isinstance(hello, str):
+            if hello in BAD_HELLOS:
+                hello = BAD_HELLOS[hello]
+            elif hello not in _HELLO_FAULTS:
+                raise ValueError(f"unknown hello fault '{hello}' (expected one of "
+                                 f"{', '.join(_HELLO_FAULTS + tuple(BAD_HELLOS))})")
         self.handlers = dict(handlers or {})
         self.capabilities = capabilities
         self.max_frame_size = max_frame_size
