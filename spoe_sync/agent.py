@@ -198,6 +198,8 @@ class AgentServer:
         self._groups: dict[str, set[_Session]] = {}
         self._stop_requested = Event()
         self._stopped = False
+        #: Connections accepted, NOTIFY frames received, ACKs written, and
+        #: connections ended because the engine broke SPOP.
         self.connections = 0
         self.notifies = 0
         self.acks = 0
@@ -229,6 +231,7 @@ class AgentServer:
         return len(self._sessions)
 
     def start(self) -> None:
+        """Start listening (:meth:`Agent.start` does it)."""
         self._server.start()
 
     def request_stop(self) -> None:
@@ -240,8 +243,9 @@ class AgentServer:
         return bool(self._stop_requested.wait(timeout))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let running handlers finish (``timeout`` seconds at
-        most), send AGENT-DISCONNECT (normal) on every connection and close it."""
+        """Stop accepting, let running handlers finish and send their ACKs
+        (``timeout`` seconds at most), then send AGENT-DISCONNECT (status 0) on
+        every connection and close it."""
         if self._stopped:
             return
         self._stopped = True
@@ -277,10 +281,10 @@ class AgentServer:
     def _leave_group(self, session: _Session) -> None:
         engine_id = session.conn.engine_id
         group = self._groups.get(engine_id) if engine_id is not None else None
-        if group is not None:
+        if engine_id is not None and group is not None:
             group.discard(session)
             if not group:
-                del self._groups[engine_id]  # type: ignore[arg-type]
+                del self._groups[engine_id]
 
     def _process(self, session: _Session, request: Request) -> None:
         actions = self.agent.handle(request)
