@@ -234,6 +234,21 @@ def test_ack_of_a_dead_connection_goes_to_the_same_engine(
             client.close()
 
 
+def test_fragmented_notify_from_the_pool(servers: list[AgentServer]) -> None:
+    agent = Agent("frag", capabilities=("pipelining", "async", "fragmentation"), max_frame_size=1024)
+
+    @agent.message("body")
+    def body(message: Message, request: Request) -> list[SetVar]:
+        return [SetVar(VarScope.TXN, "size", len(message.get("data")))]  # type: ignore[arg-type]
+
+    servers.append(agent.start())
+    pool = AppletPool(IPREP.agent, [servers[0].address])
+    try:
+        assert process(pool, 1, Message("body", (("data", b"b" * 5000),))) == {("txn", "size"): 5000}
+    finally:
+        pool.close(timeout=1.0)
+
+
 # --------------------------------------------------------------------------- faults
 
 
