@@ -14,7 +14,7 @@ __all__ = ["ArgError", "convert_args"]
 _TYPE_NAMES = {"int": "integer", "str": "string", "ipv4": "IPv4 address", "ipv6": "IPv6 address",
                "var": "string", "varopt": "string", "bool": "string", "hex": "string",
                "regex": "regex", "msk4": "IPv4 mask", "msk6": "IPv6 mask", "intvar": "string",
-               "jsoncode": "string"}
+               "jsoncode": "string", "fieldidx": "integer", "delims": "string"}
 _JSON_CODES = ("ascii", "utf8", "utf8s", "utf8p", "utf8ps")
 _INT = re.compile(r"[-+]?\d+\Z")
 _SCOPES = ("proc", "sess", "txn", "req", "res", "check")
@@ -49,6 +49,16 @@ def _one(kind: str, text: str, pos: int) -> Any:
     if kind == "intvar":
         return int(text) if _INT.match(text) else _var_name(text)
     if kind in ("str", "varopt"):
+        return text
+    if kind == "fieldidx":
+        if not _INT.match(text):
+            raise failed
+        if int(text) == 0:
+            raise ArgError("Unexpected value 0 for index", validation=True)
+        return int(text)
+    if kind == "delims":
+        if not text:
+            raise ArgError("Empty separators list", validation=True)
         return text
     if kind == "jsoncode":
         if text not in _JSON_CODES:
@@ -138,7 +148,7 @@ def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
     out = []
     for pos, (kind, text) in enumerate(zip(spec, given), 1):
         kind = kind.rstrip("?")
-        if text == "" and kind not in ("str", "varopt", "hex"):
+        if text == "" and kind not in ("str", "varopt", "hex", "delims"):
             if spec[pos - 1].endswith("?"):
                 break  # an empty optional argument counts as absent
             raise ArgError(f"expected type '{_TYPE_NAMES[kind]}' at position {pos}, "

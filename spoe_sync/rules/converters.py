@@ -69,33 +69,43 @@ def _regsub(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
     return result
 
 
-@conv("field", "int", "str", "int?", in_="str", out="str")
+def _spans(v: str, delims: str) -> list[tuple[int, int]]:
+    """(start, end) of each field of ``v`` split on any character of ``delims``."""
+    spans, start = [], 0
+    for i, ch in enumerate(v):
+        if ch in delims:
+            spans.append((start, i))
+            start = i + 1
+    spans.append((start, len(v)))
+    return spans
+
+
+def _pick(v: str, spans: list[tuple[int, int]], index: int, count: int,
+          null_from_end: bool = False) -> str | None:
+    """The original text from the ``index``-th span (1-based, negative from the end) over
+    ``count`` spans (0: all the remaining ones in that direction).  Not found: empty, except
+    ``field`` counted from the end, which fails (NULL), as HAProxy 2.6."""
+    n = len(spans)
+    if abs(index) > n:
+        return None if index < 0 and null_from_end else ""
+    if index > 0:
+        first = index - 1
+        last = n - 1 if count == 0 else min(n - 1, first + count - 1)
+    else:
+        last = n + index
+        first = 0 if count == 0 else max(0, last - count + 1)
+    return v[spans[first][0]:spans[last][1]]
+
+
+@conv("field", "fieldidx", "delims", "int?", in_="str", out="str")
 def _field(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
-    index, delims = args[0], args[1]
-    count = args[2] if len(args) > 2 else 1
-    parts = re.split("[" + re.escape(delims) + "]", v) if delims else [v]
-    if index < 0:
-        parts = parts[::-1]
-        index = -index
-    if index == 0 or index > len(parts):
-        return ""
-    picked = parts[index - 1:] if count == 0 else parts[index - 1:index - 1 + count]
-    return delims[0].join(picked[::-1] if args[0] < 0 else picked) if delims else picked[0]
+    return _pick(v, _spans(v, args[1]), args[0], args[2] if len(args) > 2 else 1, True)
 
 
-@conv("word", "int", "str", "int?", in_="str", out="str")
+@conv("word", "fieldidx", "delims", "int?", in_="str", out="str")
 def _word(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
-    index, delims = args[0], args[1]
-    count = args[2] if len(args) > 2 else 1
-    words = [w for w in re.split("[" + re.escape(delims) + "]", v) if w]
-    if index < 0:
-        words = words[::-1]
-        index = -index
-    if index == 0 or index > len(words):
-        return ""
-    picked = words[index - 1:] if count == 0 else words[index - 1:index - 1 + count]
-    sep: str = delims[0]
-    return sep.join(picked[::-1] if args[0] < 0 else picked)
+    words = [sp for sp in _spans(v, args[1]) if sp[1] > sp[0]]
+    return _pick(v, words, args[0], args[2] if len(args) > 2 else 1)
 
 
 _JSON_ESC = {"\"": "\\\"", "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",

@@ -61,6 +61,10 @@ ARGS: list[tuple[str, str]] = [
     ("ltrim", "str(xxaxx),ltrim(x)"), ("rtrim", "str(xxaxx),rtrim(x)"),
     ("hex2i", "str(ff),hex2i"), ("neg_c", "int(5),neg"), ("cpl", "int(5),cpl"),
     ("iif", "bool(1),iif(yes,no)"), ("concat", "str(a),concat(<,txn.s,>)"),
+    ("doc_f1", "str(f1_f2_f3__f5),field(-2,_,3)"), ("doc_f2", "str(f1_f2_f3__f5),field(2,_,0)"),
+    ("doc_w1", "str(f1_f2_f3__f5),word(-2,_,3)"), ("doc_w2", "str(f1_f2_f3__f5),word(3,_,2)"),
+    ("doc_w3", "str(f1_f2_f3__f5),word(9,_)"), ("doc_f3", "str(a),field(-5,_)"),
+    ("doc_w4", "str(a),word(-5,_)"), ("doc_w5", "str(__),word(1,_)"),
     ("field_neg", "path,field(-1,/)"), ("field_all", "path,field(2,/,0)"),
     ("word_neg", "path,word(-1,/)"), ("sdbm", "str(abc),sdbm"), ("ub64", "str(ab?),ub64enc"),
     ("ub64dec", "str(YWI_),ub64dec"), ("b64dec", "str(YWJj),b64dec"),
@@ -394,6 +398,7 @@ BAD_EXPRESSIONS = [
     "req.payload(1)", "src(1)", "req.hdr(host,1,2)", "req.hdr(host,x)", "int(abc)", "int",
     "ipv4(1.2.3)", "ipv6(zz)", "bool(maybe)", "bin(abc)", "var(foo)", "var()",
     "src,lower(1)", "src,regsub(a)", "src,json(foo)", "str(a,b)", ",lower",
+    "str(a),field(0,_)", "str(a),word(0,_)", "str(a),field(1,)",
 ]
 
 
