@@ -135,6 +135,7 @@ class _Runtime:
         self.events = {ev: [e for e in self.engines if ev in e.events]
                        for ev in _REQUEST_EVENTS + _RESPONSE_EVENTS + ("on-server-session",)}
         self.pid = os.getpid()
+        self.response_events = any(self.events[ev] for ev in _RESPONSE_EVENTS)
 
 
 class SpoeMiddleware:
@@ -236,15 +237,16 @@ class SpoeMiddleware:
         return self._get_runtime().engines
 
     def _get_runtime(self) -> _Runtime:
+        # os.register_at_fork clears it in a child; no getpid() per request (a syscall)
         rt = self._runtime
-        if rt is None or rt.pid != os.getpid():
+        if rt is None:
             rt = self._runtime = _Runtime(self._specs)
         return rt
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Close this process's engines (drain, HAPROXY-DISCONNECT)."""
         rt, self._runtime = self._runtime, None
-        if rt is not None and rt.pid == os.getpid():
+        if rt is not None:
             for engine in rt.engines:
                 engine.close(timeout)
 
@@ -459,6 +461,10 @@ class _Transaction:
 
     def run_app(self, start_response: StartResponse) -> Iterable[bytes]:
         self._events(("on-server-session",))
+        mw = self.mw
+        if not (self.rt.response_events or mw.http_response or mw.http_after_response
+                or mw.buffer_response is not None):
+            return mw.app(self.environ, start_response)  # nothing to do on the response
         captured: list[Any] = []
         pending: list[bytes] = []
 

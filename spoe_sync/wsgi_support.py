@@ -13,10 +13,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gevent import socket
+from gevent.pywsgi import WSGIHandler
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .engine.vars import Session
+from .rules.sources import to_address
+from .rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
 from .samples import SpoeWSGIHandler as _SamplesHandler
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeStats", "SpoeWSGIHandler",
@@ -31,11 +34,12 @@ class Connection:
     """What lives as long as a client connection: its ``sess.*`` variables and whether
     ``on-client-session`` already fired."""
 
-    __slots__ = ("__weakref__", "session", "started")
+    __slots__ = ("__weakref__", "local", "session", "started")
 
     def __init__(self) -> None:
         self.session: Session | None = None
         self.started = False
+        self.local: Any = None
 
 
 class SpoeWSGIHandler(_SamplesHandler):  # type: ignore[misc]
@@ -53,12 +57,26 @@ class SpoeWSGIHandler(_SamplesHandler):  # type: ignore[misc]
     _spoe_connection: Connection | None = None
 
     def get_environ(self) -> dict[str, Any]:
-        env = super().get_environ()
-        if self._spoe_connection is None:
-            self._spoe_connection = Connection()
-        env[CONNECTION_KEY] = self._spoe_connection
+        conn = self._spoe_connection
+        if conn is None:
+            # the first request of the connection: everything, the local address included
+            env = super().get_environ()
+            conn = self._spoe_connection = Connection()
+            local = to_address(env.get(LOCAL_ADDR_KEY))
+            conn.local = local if local is not None else env.get(LOCAL_ADDR_KEY)
+        else:
+            # later requests: the same keys without a getsockname() (a syscall) per request
+            env = WSGIHandler.get_environ(self)
+            raw = getattr(self.headers, "_headers", None)
+            if isinstance(raw, list):
+                env[RAW_HEADERS_KEY] = [(str(n), str(v)) for n, v in raw]
+            if isinstance(self.path, str):
+                env[RAW_URI_KEY] = self.path
+        if conn.local is not None:
+            env[LOCAL_ADDR_KEY] = conn.local
+        env[CONNECTION_KEY] = conn
         env[SOCKET_KEY] = self.socket
-        return env  # type: ignore[no-any-return]
+        return env
 
 
 _BY_SOCKET: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
@@ -249,13 +267,18 @@ class SpoeStats:
         self._engines = engines
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)  # type: ignore[arg-type]
+        self._children: dict[tuple[str, str, str, int], Any] = {}
         self.processing = Histogram(
             "spoe_processing_seconds", "Time SPOE added to a stream per event or group (pT)",
             ["engine", "kind", "name", "status"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
     def observe(self, engine: str, kind: str, name: str, status: int, seconds: float) -> None:
-        self.processing.labels(engine, kind, name, str(status)).observe(seconds)
+        key = (engine, kind, name, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.processing.labels(engine, kind, name, str(status))
+        child.observe(seconds)
 
     def collect(self) -> Iterator[Any]:
         gauges = {"applets": "Agent connections alive", "idles": "Idle agent connections",
