@@ -1,4 +1,5 @@
-"""The SPOP protocol, sans I/O: frame codec and engine-side connection state.
+"""The SPOP protocol, sans I/O: the frame codec, and the state of one connection
+seen from either end (``EngineConnection`` for us, ``AgentConnection`` for agents).
 
 Nothing here touches a socket, gevent or a logger (SPOE.txt §3).
 """
