@@ -120,6 +120,9 @@ class AppletPool:
         # READY applets with a free slot, in round-robin order (HAProxy's idle tree).
         self._available: dict[Applet, None] = {}
         self._connecting = 0
+        settings = self.settings
+        self._capacity_guess = (settings.max_waiting_frames
+                                if (settings.pipelining or settings.async_) else 1)
         self._orphans: set[FrameRequest] = set()
         self._next_ident = 1
         self._retry: gevent.Greenlet[..., Any] | None = None
@@ -301,7 +304,9 @@ class AppletPool:
         if self._closed:
             return
         settings = self.settings
-        guess = settings.max_waiting_frames if (settings.pipelining or settings.async_) else 1
+        # What a new connection will take: what the last handshake settled
+        # (an agent without pipelining gives 1), the configuration until then.
+        guess = self._capacity_guess
         demand = self._nb_queued - self._connecting * guess
         while demand > 0:
             if self.max_applets is not None and len(self._applets) >= self.max_applets:
@@ -367,6 +372,7 @@ class AppletPool:
         self._connecting -= 1
         self._ready.append(applet)
         self._available[applet] = None
+        self._capacity_guess = applet.capacity
         self._assign()
 
     def _on_written(self, requests: list[FrameRequest], now: float) -> None:
