@@ -444,7 +444,8 @@ class _Transaction:
         return None
 
     def _response_samples(self, resp: _Response, body: bytes | None = None) -> None:
-        info = ResponseInfo(resp.status, tuple(resp.headers), body, reason=resp.reason,
+        info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
+                            reason=resp.reason,
                             version=str(self.environ.get("SERVER_PROTOCOL", "HTTP/1.1")))
         self._set_samples(self.samples.with_response(info))
 

@@ -42,7 +42,7 @@ class Connection:
         self.local: Any = None
 
 
-class SpoeWSGIHandler(_SamplesHandler):  # type: ignore[misc]
+class SpoeWSGIHandler(_SamplesHandler):
     """gevent.pywsgi handler for :class:`~spoe_sync.wsgi.SpoeMiddleware`.
 
     gevent builds one handler per client connection and runs every keep-alive request of it,
@@ -266,7 +266,7 @@ class SpoeStats:
     def __init__(self, engines: Any) -> None:
         self._engines = engines
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(self)  # type: ignore[arg-type]
+        self.registry.register(self)
         self._children: dict[tuple[str, str, str, int], Any] = {}
         self.processing = Histogram(
             "spoe_processing_seconds", "Time SPOE added to a stream per event or group (pT)",

@@ -99,7 +99,8 @@ _ERRORS = {
 ERROR_PAGES: dict[int, tuple[str, tuple[tuple[str, str], ...], bytes]] = {}
 for _code, (_reason, _text) in _ERRORS.items():
     _body = f"<html><body><h1>{_code} {_reason}</h1>\n{_text}\n</body></html>\n".encode()
-    _hdrs = (("cache-control", "no-cache"), ("content-type", "text/html"))
+    _hdrs: tuple[tuple[str, str], ...] = (("cache-control", "no-cache"),
+                                          ("content-type", "text/html"))
     if _code in (400, 408):
         _hdrs += (("connection", "close"),)
     ERROR_PAGES[_code] = (_reason, _hdrs, _body)
@@ -511,7 +512,9 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
         return SendSpoeGroup(args[0], args[1]), rest
     if kw in ("deny", "tarpit", "return"):
         reply = _reply(kw, args, ruleset, base_dir)
-        return {"deny": Deny, "tarpit": Tarpit, "return": Return}[kw](reply), rest
+        cls: type[Deny | Tarpit | Return] = {"deny": Deny, "tarpit": Tarpit,
+                                              "return": Return}[kw]  # type: ignore[assignment]
+        return cls(reply), rest
     if kw == "redirect":
         return _redirect(args, ruleset), rest
     if kw in ("set-header", "add-header"):
@@ -537,8 +540,10 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
     if args:
         raise _RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
                          f"found '{args[0]}'")
-    return {"silent-drop": SilentDrop, "reject": Reject, "allow": Allow,
-            "accept": Accept}[kw](), rest
+    bare: type[SilentDrop | Reject | Allow | Accept] = {
+        "silent-drop": SilentDrop, "reject": Reject, "allow": Allow,
+        "accept": Accept}[kw]  # type: ignore[assignment]
+    return bare(), rest
 
 
 def _reply(kw: str, args: list[str], ruleset: str, base_dir: str | None) -> Reply:
