@@ -174,3 +174,22 @@ def test_close_drains_frames_in_flight():
         engine.close(timeout=2)
         assert g.get(timeout=2).ok
         assert stream.vars.get("txn.test.ip_score") == 3
+
+
+def test_timeout_processing_covers_connecting_and_the_handshake():
+    with FakeAgent(hello_delay=0.5) as agent, make_engine(agent.address, processing="150ms") \
+            as engine:
+        result = engine.process_event(engine.new_stream(samples(), kind="tcp"), EVENT)
+        assert result.status == 1
+        assert result.timings.queue == -1 and result.timings.wait == -1  # never written
+
+
+def test_a_successful_result_does_not_raise_and_bad_arguments_do():
+    with FakeAgent() as agent, make_engine(agent.address) as engine:
+        result = engine.process_event(engine.new_stream(samples()), EVENT)
+        assert result.raise_for_status() is result
+        with pytest.raises(ValueError, match="kind"):
+            engine.new_stream(samples(), kind="udp")
+        with make_engine(agent.address) as other:
+            with pytest.raises(ValueError, match="another engine"):
+                other.process_event(engine.new_stream(samples()), EVENT)
