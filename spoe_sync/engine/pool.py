@@ -16,7 +16,16 @@ Usage (part 2 of the engine, and anyone driving SPOP frames directly)::
   ACK for a frame that timed out is ignored.
 * Nothing connects and no greenlet is spawned before the first ``process`` (gunicorn
   forks after loading the application); a pool used in a process other than the
-  one that first used it drops everything it had and starts afresh.
+  one that first used it drops everything it had and starts afresh (the hub must
+  have been re-initialised after the fork, as ``gevent.os.fork``, a monkey-patched
+  ``os.fork`` or gunicorn's gevent worker do).
+* A pool belongs to one gevent hub (one thread); it needs no lock because its
+  bookkeeping never yields.
+* ``pool.metrics()`` -> :class:`~spoe_sync.engine.models.PoolMetrics` (SPOE.txt §4
+  ``applets``, ``idles``, ``nb_sending``, ``nb_waiting``, and per server: up/down,
+  connections, connect attempts and errors, last error and status, backoff);
+  ``pool.close(timeout)`` lets frames in flight finish, then sends
+  HAPROXY-DISCONNECT status 0 on every connection.
 
 How the pool decides (pure bookkeeping in :meth:`AppletPool._assign`, I/O in the
 applets, as httpcore's pool does):
