@@ -101,9 +101,15 @@ def cast(value: Value, to: str) -> Value:
         if src in ("ipv4", "ipv6"):
             return str(value)
         if src == "bin":
-            return to_text(bytes(value))  # type: ignore[arg-type]
+            # c_bin2str(): the string stops at the first NUL byte
+            return to_text(bytes(value).split(b"\0", 1)[0])  # type: ignore[arg-type]
         return None
     if to == "bin":
+        if src in ("ipv4", "ipv6"):
+            return bytes(value.packed)  # type: ignore[union-attr]  # c_addr2bin: raw bytes
+        if src in ("sint", "bool"):
+            # c_int2bin: 8 bytes, big-endian two's complement
+            return (int(value) & ((1 << 64) - 1)).to_bytes(8, "big")  # type: ignore[arg-type]
         text = cast(value, "str")
         return None if text is None else to_bytes(text)  # type: ignore[arg-type]
     if to == "sint":

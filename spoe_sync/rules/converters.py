@@ -181,8 +181,10 @@ def _ub64dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
 
 @conv("hex2i", in_="str", out="sint")
 def _hex2i(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
-    m = re.match(r"[0-9A-Fa-f]*", v)
-    return _wrap64(int(m.group(0), 16)) if m and m.group(0) else 0
+    # every character must be a hex digit, else the conversion fails (observed on 2.6)
+    if not re.fullmatch(r"[0-9A-Fa-f]*", v):
+        return None
+    return _wrap64(int(v, 16)) if v else 0
 
 
 @conv("bytes", "int", "int?", in_="any", out="bin")
@@ -239,8 +241,16 @@ def _arith(name: str, op: Callable[[int, int], int | None]) -> None:
         if other is None:
             return None
         result = op(v, other)
-        return None if result is None else _wrap64(result)
+        return None if result is None else _saturate(result)
     conv(name, "intvar", in_="sint", out="sint")(fn)
+
+
+_MIN64, _MAX64 = -(1 << 63), (1 << 63) - 1
+
+
+def _saturate(n: int) -> int:
+    """HAProxy's arithmetic converters cap at the int64 limits instead of wrapping."""
+    return max(_MIN64, min(_MAX64, n))
 
 
 def _div(a: int, b: int) -> int:
@@ -264,7 +274,7 @@ _arith("mod", _mod)
 _arith("and", lambda a, b: a & b)
 _arith("or", lambda a, b: a | b)
 _arith("xor", lambda a, b: a ^ b)
-conv("neg", in_="sint", out="sint")(lambda v, a, c: _wrap64(-v))
+conv("neg", in_="sint", out="sint")(lambda v, a, c: _saturate(-v))
 conv("cpl", in_="sint", out="sint")(lambda v, a, c: _wrap64(~v))
 conv("bool", in_="sint", out="bool")(lambda v, a, c: v != 0)
 conv("not", in_="sint", out="bool")(lambda v, a, c: v == 0)
