@@ -372,3 +372,16 @@ def test_a_killed_stream_gives_its_frame_up() -> None:
         pool.close(timeout=2)
         assert time.monotonic() - start < 1.0
         assert agent.connections == 1
+
+
+def test_backend_timeout_server_shorter_than_idle_closes_with_io_error() -> None:
+    """haproxy-engine-behaviour.md §3.1 (observed): backend ``timeout server 1s``
+    with ``timeout idle 30s`` -> DISCONNECT status 1 "I/O error" after 1 s idle."""
+    with FakeAgent() as agent:
+        pool = make_pool(agent.address, backend_overrides={"timeout_server": 0.15},
+                         timeouts=Timeouts(hello=0.5, idle=30, processing=1))
+        assert pool.process(1, 1, PAYLOAD, time.monotonic() + 1).status == 0
+        gevent.sleep(0.35)
+        assert [(d.status_code, d.message) for d in agent.disconnects] == [(1, "I/O error")]
+        assert pool.metrics().applets == 0
+        pool.close(1)
