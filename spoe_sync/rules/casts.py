@@ -109,7 +109,7 @@ def cast(value: Value, to: str) -> Value:
             return bytes(value.packed)  # type: ignore[union-attr]  # c_addr2bin: raw bytes
         if src in ("sint", "bool"):
             # c_int2bin: 8 bytes, big-endian two's complement
-            return (int(value) & ((1 << 64) - 1)).to_bytes(8, "big")  # type: ignore[arg-type]
+            return (int(value) & ((1 << 64) - 1)).to_bytes(8, "big")
         text = cast(value, "str")
         return None if text is None else to_bytes(text)  # type: ignore[arg-type]
     if to == "sint":
