@@ -44,6 +44,8 @@ from loguru import logger
 
 from .config import SpoeConfig, load_config
 from .config.haproxy_cfg import load_haproxy_cfg
+from .config.lexer import LexError, split_lines, tokenize
+from .config.loader import read_source
 from .config.proxy_rules import (
     Allow,
     DelHeader,
@@ -154,7 +156,8 @@ class SpoeMiddleware:
     :param http_response: ``http-response`` rules (callables: ``fn(environ, response)``;
         ``response.status``/``.reason``/``.headers`` may be edited in place).
     :param http_after_response: ``http-after-response`` rules (same callables).
-    :param acls: named ACLs: lines ``"<name> <criterion> [flags] [patterns]"``.
+    :param acls: named ACLs: lines ``"<name> <criterion> [flags] [patterns]"`` (several
+        lines with one name are ORed, as in HAProxy).
     :param buffer_body: read up to this many bytes of each request body before the events
         and rules (``option http-buffer-request``; without it ``req.body`` is empty).
     :param buffer_response: bytes of the response body to read before ``on-http-response``
@@ -188,11 +191,16 @@ class SpoeMiddleware:
         groups = {cfg.engine_id: tuple(cfg.groups) for _, cfg in loaded}
         registry = AclRegistry()
         for line in acls:
-            name, *words = line.split() if isinstance(line, str) else list(line)
+            lineno = None
+            if isinstance(line, str):
+                name, *words = tokenize(line)
+            else:  # (name, words, lineno) as read from a haproxy.cfg
+                name, words, lineno = line
             try:
-                registry.add(name, words, base_dir=base_dir)
+                registry.add(name, words, base_dir=base_dir, filename=rules_filename,
+                             lineno=lineno)
             except SpoeError as exc:
-                raise ConfigError(f"acl '{name}' : {exc}", rules_filename) from None
+                raise ConfigError(f"acl '{name}' : {exc}", rules_filename, lineno) from None
         kw = dict(acls=registry, engines=groups, filename=rules_filename, base_dir=base_dir)
         self.http_request = parse_rules(http_request, "http-request", **kw)  # type: ignore[arg-type]
         self.http_response = parse_rules(http_response, "http-response", **kw)  # type: ignore[arg-type]
@@ -223,6 +231,7 @@ class SpoeMiddleware:
             if line.words[0] in rules:
                 rules[line.words[0]].append(line)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
+        options.setdefault("acls", _section_acls(cfg.filename, section.name))
         return cls(app, engines=engines, http_request=rules["http-request"],
                    http_response=rules["http-response"],
                    http_after_response=rules["http-after-response"],
@@ -265,6 +274,29 @@ class SpoeMiddleware:
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
+
+
+_SECTIONS = ("frontend", "backend", "listen", "global", "defaults", "resolvers", "peers",
+             "userlist", "ring", "program", "http-errors", "cache", "mailers", "log-forward")
+
+
+def _section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]]:
+    """The ``acl <name> ...`` lines of one proxy section of a haproxy.cfg."""
+    text, _ = read_source(filename)
+    current = None
+    out = []
+    for line in split_lines(text):
+        try:
+            words = tokenize(line.raw)
+        except LexError:
+            continue  # load_haproxy_cfg reported it
+        if not words:
+            continue
+        if words[0] in _SECTIONS:
+            current = words[1] if len(words) > 1 and words[0] in _SECTIONS[:3] else None
+        elif current == section and words[0] == "acl" and len(words) > 1:
+            out.append((words[1], words[2:], line.lineno))
+    return out
 
 
 def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:

@@ -149,7 +149,8 @@ def test_from_haproxy_cfg(agent, tmp_path):
             filter spoe engine test config spoe.conf
             http-request set-var(txn.app) str(cfg)
             http-request send-spoe-group test grp-path
-            http-request deny deny_status 403 if {{ var(txn.test.action) -m str deny }}
+            acl denied var(txn.test.action) -m str deny
+            http-request deny deny_status 403 if denied
             http-response set-header x-grp %[var(txn.test.grp_app)]
         backend agents
             mode tcp
@@ -167,5 +168,21 @@ def test_from_haproxy_cfg(agent, tmp_path):
     cfg.write_text(cfg.read_text().replace("deny deny_status 403", "deny deny_status 999"))
     with pytest.raises(ConfigError) as err:
         SpoeMiddleware.from_haproxy_cfg(echo_app, cfg, "www")
-    assert err.value.lineno == 6 and "Unexpected status code '999'" in str(err.value)
-    assert f"[{cfg}:6]" in str(err.value)
+    assert err.value.lineno == 7 and "Unexpected status code '999'" in str(err.value)
+    assert f"[{cfg}:7]" in str(err.value)
+
+
+def test_from_haproxy_cfg_bad_acl(agent, tmp_path):
+    (tmp_path / "spoe.conf").write_text(CONF)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(textwrap.dedent(f"""\
+        frontend www
+            filter spoe engine test config spoe.conf
+            acl bad hdr(x) -m nosuch a
+            http-request deny if bad
+        backend agents
+            server a1 {agent.address}
+        """))
+    with pytest.raises(ConfigError) as err:
+        SpoeMiddleware.from_haproxy_cfg(echo_app, cfg, "www")
+    assert err.value.lineno == 3 and "acl 'bad'" in str(err.value)
