@@ -86,8 +86,9 @@ class RuleSet:
             elif isinstance(action, UnsetVar):
                 vars.unset(action.name)
             elif isinstance(action, Hook):
-                verdict = _HOOK_VERDICTS.get(getattr(answer := action.fn(samples, vars),
-                                                     "value", answer))
+                answer = action.fn(samples, vars)
+                verdict = answer if isinstance(answer, Verdict) else (
+                    _HOOK_VERDICTS.get(answer) if isinstance(answer, str) else None)
                 if verdict is not None and verdict is not Verdict.CONTINUE:
                     return verdict
         return Verdict.CONTINUE

@@ -212,3 +212,29 @@ def test_rejected_connection_gets_a_fin_not_a_reset() -> None:
             assert sock.recv(10) == b""
             sock.close()
             assert wait_until(lambda: proxy.stats.active == 0)
+
+
+@pytest.mark.parametrize("answer, allowed", [
+    pytest.param(Verdict.ACCEPT, True, id="verdict-accept-skips-the-reject"),
+    pytest.param("accept", True, id="text-accept"),
+    pytest.param(None, False, id="none-goes-on"),
+    pytest.param(42, False, id="other-values-go-on"),
+])
+def test_hook_answers(answer: Any, allowed: bool) -> None:
+    with Upstream() as up:
+        proxy = TCPProxy(("127.0.0.1", 0), up.address,
+                         tcp_request=[lambda samples, vars: answer, "reject"])
+        with running(proxy):
+            assert exchange(proxy, b"h") == (b"h" if allowed else b"")
+
+
+def test_a_failing_hook_ends_only_its_connection() -> None:
+    def broken(samples: Any, vars: Any) -> None:
+        raise RuntimeError("bug in a hook")
+
+    with Upstream() as up:
+        proxy = TCPProxy(("127.0.0.1", 0), up.address, tcp_request=[broken])
+        with running(proxy):
+            assert exchange(proxy, b"a") == b""
+            assert exchange(proxy, b"b") == b""
+            assert proxy.stats.aborted == 2 and up.connections == 0
