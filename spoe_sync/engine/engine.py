@@ -289,7 +289,7 @@ class Engine:
             return self._end(stream, kind, name, start, 255, None, queued=queued,
                              error=f"internal error: {exc!r}")
         except BaseException:
-            self._interrupted(stream, frame_id)
+            self._interrupted(stream)
             raise
         report: ActionReport | None = None
         status = outcome.status
@@ -359,20 +359,11 @@ class Engine:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result
 
-    def _interrupted(self, stream: Stream, frame_id: int) -> None:
+    def _interrupted(self, stream: Stream) -> None:
         """The caller killed or timed out the stream's greenlet (HAProxy's
         ``send-spoe-group`` interrupt, §5.3): status 5 in ``set-on-error``, SPOE
         disabled unless ``continue-on-error``; no log, no error count, no time."""
         self.nb_interrupted += 1
-        # AppletPool.process abandons the frame on the way out but leaves it in
-        # its waiting table, so close() would wait for it until its timeout:
-        # end it as process() does on its normal path.
-        request = self.pool.table.get((stream.id, frame_id))
-        if request is not None:
-            try:
-                self.pool._outcome(request)
-            except Exception:
-                pass
         try:
             set_engine_vars(stream.vars, cast(Any, self.agent), status=5, process_ms=0,
                             total_ms=stream.total_ms, interrupted=True)
