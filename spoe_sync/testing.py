@@ -125,6 +125,8 @@ class FakeAgent:
     :param disconnect_status: status-code of a scripted AGENT-DISCONNECT.
     :param delays: seconds before answering, for all messages or per name.
     :param reorder: hold ACKs back and send them by batches of N, last first.
+    :param idle_close: close a connection (without DISCONNECT) after this many
+        seconds without a frame from the engine, as agents with an idle timeout do.
     :param ack_elsewhere: async agents may answer on any connection of the same
         engine-id (SPOE.txt §3.2.1): send each ACK on another open connection of
         the NOTIFY's engine when there is one.
@@ -138,7 +140,8 @@ class FakeAgent:
                  fault_connections: int | None = None, disconnect_status: int = 99,
                  disconnect_message: str = "scripted disconnect",
                  delays: float | Mapping[str, float] | None = None, reorder: int = 1,
-                 ack_elsewhere: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
+                 ack_elsewhere: bool = False, idle_close: float | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault '{fault}' (expected one of {', '.join(FAULTS)})")
         if isinstance(hello, str):
@@ -161,6 +164,7 @@ class FakeAgent:
         self.delays = delays
         self.reorder = max(reorder, 1)
         self.ack_elsewhere = ack_elsewhere
+        self.idle_close = idle_close
         self.sessions: list[_Session] = []
         self.connections = 0
         self.frames = 0
@@ -286,6 +290,8 @@ class _Session:
             gevent.sleep(self.agent.hello_delay)
         if not self._answer_hello(hello):
             return
+        if self.agent.idle_close is not None:
+            self.sock.settimeout(self.agent.idle_close)
         while not self.closed:
             body = self._read_frame()
             if body is None:
@@ -402,7 +408,7 @@ class _Session:
                     return body
             try:
                 chunk = self.sock.recv(65536)
-            except OSError:
+            except OSError:  # timeouts included: the idle_close of the agent
                 chunk = b""
             if not chunk:
                 self.closed = True

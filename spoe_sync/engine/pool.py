@@ -440,6 +440,10 @@ class AppletPool:
             server.connecting -= 1
             self._connecting -= 1
         stream_status = 2 if status is None else 256 + status
+        if was is AppletState.READY and not applet.inflight:
+            # A working connection closed while nothing was in flight (an agent's
+            # own idle timeout, a restart): nothing failed, no backoff.
+            failure = False
         if failure and applet.acks == 0 and not self._closed:
             server.record_failure(stream_status, error, time.monotonic())
         elif failure:

@@ -277,3 +277,20 @@ def test_no_usable_server_fails_with_2_without_connecting() -> None:
         assert "no server of backend 'agents' is up" in (outcome.error or "")
         assert agent.connections == 0
         pool.close(1)
+
+
+def test_an_agent_closing_idle_connections_is_not_a_failure() -> None:
+    """A connection the agent closes while nothing is in flight (its own idle
+    timeout) is no failure, even if it never carried a frame: no backoff, the
+    next frame reconnects and succeeds."""
+    with FakeAgent(idle_close=0.1, capabilities="pipelining", max_frame_size=256) as agent:
+        pool = make_pool(agent.address)
+        big = encode_messages([Message("big", (("body", b"z" * 1000),))])
+        assert pool.process(1, 1, big, time.monotonic() + 1).status == 3  # connected, sent nothing
+        gevent.sleep(0.25)  # the agent closed the unused connection
+        m = pool.metrics()
+        assert m.applets == 0 and m.servers[0].connect_errors == 0
+        assert m.servers[0].backoff_remaining == 0
+        assert pool.process(2, 1, PAYLOAD, time.monotonic() + 1).status == 0
+        assert agent.connections == 2
+        pool.close(1)
