@@ -178,11 +178,13 @@ class AppletPool:
         """
         if self._closed:
             raise EngineClosed(f"SPOE agent '{self.agent_name}': the engine is closed")
-        self._ensure_process()
+        if self._pid != os.getpid():
+            self._ensure_process()
         now = time.monotonic()
         request = FrameRequest(stream_id, frame_id, payload, deadline, now)
+        if not self.table:
+            self._idle_event.clear()
         self.table.add(request)
-        self._idle_event.clear()
         if (not self.settings.send_frag_payload
                 and len(payload) > self.settings.max_frame_size - 32):
             # Too big and may not be fragmented: fail before connecting anything
