@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +44,7 @@ from loguru import logger
 
 from .config import SpoeConfig, load_config
 from .config.haproxy_cfg import load_haproxy_cfg
-from .config.lexer import LexError, split_lines, tokenize
-from .config.loader import read_source
+from .config.lexer import tokenize
 from .config.proxy_rules import (
     Allow,
     DelHeader,
@@ -71,12 +70,18 @@ from .rules import AclRegistry, EvalContext, ResponseInfo
 from .samples import WSGISamples
 from .wsgi_support import (
     BODY_KEY,
+    Body,
+    HttpResponse,
     SpoeStats,
     SpoeWSGIHandler,
     buffer_request_body,
+    buffer_response,
+    close_result,
     connection_for,
     delete_request_headers,
+    hook_reply,
     listener,
+    section_acls,
     set_request_header,
     silent_drop,
 )
@@ -113,19 +118,6 @@ def _spec(item: Any) -> EngineSpec:
     if isinstance(item, (tuple, list)):
         return EngineSpec(*item)
     return EngineSpec(item)
-
-
-class _Response:
-    """The app's response as rules see and edit it (hooks get it too)."""
-
-    __slots__ = ("headers", "reason", "status")
-
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
-        self.status, self.reason, self.headers = status, reason, headers
-
-    @property
-    def status_line(self) -> str:
-        return f"{self.status} {self.reason}"
 
 
 class _Runtime:
@@ -231,7 +223,7 @@ class SpoeMiddleware:
             if line.words[0] in rules:
                 rules[line.words[0]].append(line)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
-        options.setdefault("acls", _section_acls(cfg.filename, section.name))
+        options.setdefault("acls", section_acls(cfg.filename, section.name))
         return cls(app, engines=engines, http_request=rules["http-request"],
                    http_response=rules["http-response"],
                    http_after_response=rules["http-after-response"],
@@ -274,29 +266,6 @@ class SpoeMiddleware:
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
-
-
-_SECTIONS = ("frontend", "backend", "listen", "global", "defaults", "resolvers", "peers",
-             "userlist", "ring", "program", "http-errors", "cache", "mailers", "log-forward")
-
-
-def _section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]]:
-    """The ``acl <name> ...`` lines of one proxy section of a haproxy.cfg."""
-    text, _ = read_source(filename)
-    current = None
-    out = []
-    for line in split_lines(text):
-        try:
-            words = tokenize(line.raw)
-        except LexError:
-            continue  # load_haproxy_cfg reported it
-        if not words:
-            continue
-        if words[0] in _SECTIONS:
-            current = words[1] if len(words) > 1 and words[0] in _SECTIONS[:3] else None
-        elif current == section and words[0] == "acl" and len(words) > 1:
-            out.append((words[1], words[2:], line.lineno))
-    return out
 
 
 def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
@@ -408,7 +377,7 @@ class _Transaction:
             elif isinstance(action, Hook):
                 out = action.fn(env)
                 if out is not None:
-                    return _hook_reply(out)
+                    return hook_reply(out)
         return None
 
     def _var(self, action: SetVar | UnsetVar) -> None:
@@ -435,7 +404,7 @@ class _Transaction:
             return None
         return action.code, reason_phrase(action.code), action.headers(location), b""
 
-    def _response_rules(self, rules: Sequence[Rule], resp: _Response,
+    def _response_rules(self, rules: Sequence[Rule], resp: HttpResponse,
                         final: bool) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
         for rule in rules:
             if not rule.applies(self.ctx):
@@ -472,10 +441,10 @@ class _Transaction:
             elif isinstance(action, Hook):
                 out = action.fn(self.environ, resp)
                 if out is not None and not final:
-                    return _hook_reply(out)
+                    return hook_reply(out)
         return None
 
-    def _response_samples(self, resp: _Response, body: bytes | None = None) -> None:
+    def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
                             reason=resp.reason,
                             version=str(self.environ.get("SERVER_PROTOCOL", "HTTP/1.1")))
@@ -486,7 +455,7 @@ class _Transaction:
     def send_reply(self, start_response: StartResponse, status: int, reason: str,
                    headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
         """A response made by a rule: ``http-after-response`` rules, then out."""
-        resp = _Response(status, reason, [*list(headers), ("content-length", str(len(body)))])
+        resp = HttpResponse(status, reason, [*list(headers), ("content-length", str(len(body)))])
         self._response_samples(resp)
         self._response_rules(self.mw.http_after_response, resp, final=True)
         start_response(resp.status_line, resp.headers)
@@ -517,68 +486,27 @@ class _Transaction:
         except StopIteration:
             pass
         except BaseException:
-            _close(result)
+            close_result(result)
             raise
         if not captured:
-            _close(result)
+            close_result(result)
             raise AssertionError("the WSGI application did not call start_response")
         status_text, headers, exc_info = captured
         code, _, reason = str(status_text).partition(" ")
-        resp = _Response(int(code), reason, headers)
+        resp = HttpResponse(int(code), reason, headers)
         body: bytes | None = None
         limit = self.mw.buffer_response
         if limit is not None:
-            head, body, chunks = _buffer(pending + head, chunks, limit)
+            head, body, chunks = buffer_response(pending + head, chunks, limit)
             pending = []
         self._response_samples(resp, body)
         self._events(_RESPONSE_EVENTS)
         reply = self._response_rules(self.mw.http_response, resp, final=False)
         if reply is not None:
-            _close(result)
+            close_result(result)
             return self.send_reply(start_response, *reply)
         self._response_rules(self.mw.http_after_response, resp, final=True)
         write = start_response(resp.status_line, resp.headers, exc_info)
         for data in pending:
             write(data)
-        return _Body(head, chunks, result)
-
-
-def _hook_reply(out: Any) -> tuple[int, str, list[tuple[str, str]], bytes]:
-    status, headers, body = out
-    status = int(status)
-    return status, reason_phrase(status), list(headers), bytes(body)
-
-
-def _buffer(head: list[bytes], chunks: Iterator[bytes],
-            limit: int) -> tuple[list[bytes], bytes, Iterator[bytes]]:
-    got = sum(len(c) for c in head)
-    while got < limit:
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            break
-        head.append(chunk)
-        got += len(chunk)
-    return head, b"".join(head)[:limit], chunks
-
-
-def _close(result: Any) -> None:
-    close = getattr(result, "close", None)
-    if close is not None:
-        close()
-
-
-class _Body:
-    """The app's body: the chunks read ahead, then the rest; closes the app's iterable."""
-
-    def __init__(self, head: list[bytes], rest: Iterator[bytes], result: Any) -> None:
-        self._head, self._rest, self._result = head, rest, result
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._head
-        yield from self._rest
-
-    def close(self) -> None:
-        _close(self._result)
-
-
+        return Body(head, chunks, result)

@@ -1,5 +1,6 @@
-"""Helpers of :mod:`spoe_sync.wsgi`: the per-connection handler, request body buffering, the
-TCP_NODELAY listener, header edits and the Prometheus stats endpoint.
+"""Helpers of :mod:`spoe_sync.wsgi`: the per-connection handler, request and response body
+buffering, the TCP_NODELAY listener, silent-drop, header edits, the ``acl`` lines of a haproxy.cfg
+section and the Prometheus stats endpoint.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from gevent.pywsgi import WSGIHandler
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .config.lexer import LexError, split_lines, tokenize
+from .config.loader import read_source
+from .config.rule_actions import reason_phrase
 from .engine.vars import Session
 from .rules.sources import to_address
 from .rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
 from .samples import SpoeWSGIHandler as _SamplesHandler
 
-__all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeStats", "SpoeWSGIHandler",
-           "buffer_request_body", "connection_for", "listener", "silent_drop"]
+__all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Body", "Connection", "HttpResponse", "SpoeStats",
+           "SpoeWSGIHandler", "buffer_request_body", "buffer_response", "close_result",
+           "connection_for", "hook_reply", "listener", "section_acls", "silent_drop"]
 
 CONNECTION_KEY = "spoe_sync.connection"
 SOCKET_KEY = "spoe_sync.socket"
@@ -310,3 +315,78 @@ class SpoeStats:
     def render(self) -> tuple[str, bytes]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+
+class HttpResponse:
+    """The app's response as rules see and edit it (hooks get it too)."""
+
+    __slots__ = ("headers", "reason", "status")
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        self.status, self.reason, self.headers = status, reason, headers
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+_SECTIONS = ("frontend", "backend", "listen", "global", "defaults", "resolvers", "peers",
+             "userlist", "ring", "program", "http-errors", "cache", "mailers", "log-forward")
+
+
+def section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]]:
+    """The ``acl <name> ...`` lines of one proxy section of a haproxy.cfg."""
+    text, _ = read_source(filename)
+    current = None
+    out = []
+    for line in split_lines(text):
+        try:
+            words = tokenize(line.raw)
+        except LexError:
+            continue  # load_haproxy_cfg reported it
+        if not words:
+            continue
+        if words[0] in _SECTIONS:
+            current = words[1] if len(words) > 1 and words[0] in _SECTIONS[:3] else None
+        elif current == section and words[0] == "acl" and len(words) > 1:
+            out.append((words[1], words[2:], line.lineno))
+    return out
+
+
+def hook_reply(out: Any) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    status, headers, body = out
+    status = int(status)
+    return status, reason_phrase(status), list(headers), bytes(body)
+
+
+def buffer_response(head: list[bytes], chunks: Iterator[bytes],
+                    limit: int) -> tuple[list[bytes], bytes, Iterator[bytes]]:
+    got = sum(len(c) for c in head)
+    while got < limit:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            break
+        head.append(chunk)
+        got += len(chunk)
+    return head, b"".join(head)[:limit], chunks
+
+
+def close_result(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+class Body:
+    """The app's body: the chunks read ahead, then the rest; closes the app's iterable."""
+
+    def __init__(self, head: list[bytes], rest: Iterator[bytes], result: Any) -> None:
+        self._head, self._rest, self._result = head, rest, result
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head
+        yield from self._rest
+
+    def close(self) -> None:
+        close_result(self._result)
