@@ -523,8 +523,8 @@ class AppletPool:
             applet.close(0)
         gevent.joinall([a.reader for a in applets], timeout=2.0)
         for request in self.table.values():
-            if request.state is not RequestState.DONE:
-                request.finish(256, error="engine closed")
+            if request.state is not RequestState.DONE:  # async frames left waiting
+                self._abandon(request, 256, "engine closed")
 
     def __repr__(self) -> str:
         m = self.metrics()
