@@ -22,7 +22,8 @@ def _messages(agent: FakeAgent, name: str) -> int:
 
 
 def test_client_session_once_per_connection_and_sess_vars_live_on_it(agent, make_mw):
-    mw = make_mw(http_request=["set-var(sess.count) int(1) if !{ var(sess.count) -m found }",
+    mw = make_mw(http_request=["set-var(sess.count) int(0) if !{ var(sess.count) -m found }",
+                               "set-var(sess.count) var(sess.count),add(1)",
                                "set-var(txn.mine) var(sess.count)"])
     with serve(mw) as port:
         with Client(port) as c:
@@ -31,23 +32,29 @@ def test_client_session_once_per_connection_and_sess_vars_live_on_it(agent, make
             second = parse_echo(c.request("GET", "/").body)
     assert _messages(agent, "check-client") == 2
     assert [s["sess.test.ip_score"] for s in first] == ["10", "10", "10"]
-    assert [s["txn.mine"] for s in first] == ["1", "1", "1"]
-    assert second["sess.test.ip_score"] == "10"
+    assert [s["txn.mine"] for s in first] == ["1", "2", "3"]  # one session, three requests
+    assert second["sess.test.ip_score"] == "10" and second["txn.mine"] == "1"
     assert _messages(agent, "check-request") == 4
 
 
+COUNTER = ["set-var(sess.count) int(0) if !{ var(sess.count) -m found }",
+           "set-var(sess.count) var(sess.count),add(1)", "set-var(txn.mine) var(sess.count)"]
+
+
 def test_without_the_handler_a_connection_is_one_request(agent, make_mw):
-    mw = make_mw()
+    mw = make_mw(http_request=COUNTER)
+    seen = []
     server = WSGIServer(listener(("127.0.0.1", 0)), mw, handler_class=WSGIHandler, log=None,
                         error_log=None)
     server.start()
     try:
         with Client(server.server_port) as c:
             for i in range(2):
-                assert c.request("GET", f"/{i}").status == 200
+                seen.append(parse_echo(c.request("GET", f"/{i}").body)["txn.mine"])
     finally:
         server.stop(timeout=1)
     assert _messages(agent, "check-client") == 2
+    assert seen == ["1", "1"]  # plain WSGIHandler: the session is the request
 
 
 def test_request_events_fire_before_rules(agent, make_mw):
