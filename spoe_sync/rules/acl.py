@@ -86,7 +86,8 @@ class Acl:
         return f"Acl({self.name!r}, {len(self._exprs)} expression(s))"
 
 
-def _criterion(words: Sequence[str]) -> tuple[SampleExpr, str | None, int]:
+def _criterion(words: Sequence[str], base_dir: str | None = None
+               ) -> tuple[SampleExpr, str | None, int]:
     """Parse the criterion (an ACL keyword or a sample expression, possibly followed by
     converters given as separate words); returns the expression, the implied method and the
     number of words used."""
@@ -99,7 +100,7 @@ def _criterion(words: Sequence[str]) -> tuple[SampleExpr, str | None, int]:
     if head.name in ACL_KEYWORDS:
         fetch_name, implied = ACL_KEYWORDS[head.name]
         fetch_call, convs = split_expression(text)
-        expr = build_expr(text, fetch_call, convs, fetch_name=fetch_name)
+        expr = build_expr(text, fetch_call, convs, fetch_name=fetch_name, base_dir=base_dir)
         if fetch_name == "method":
             implied = "meth"  # pat_parse_meth/pat_match_meth, whatever -dKacl prints
         if convs:
@@ -114,7 +115,7 @@ def _criterion(words: Sequence[str]) -> tuple[SampleExpr, str | None, int]:
                 break
             extra.append(call)
             used += 1
-        expr = build_expr(text, fetch_call, tuple(convs) + tuple(extra))
+        expr = build_expr(text, fetch_call, tuple(convs) + tuple(extra), base_dir=base_dir)
     return expr, implied, used
 
 
@@ -150,7 +151,7 @@ def parse_acl_expr(words: Sequence[str], *, base_dir: str | None = None) -> AclE
     """
     if not words or not words[0]:
         raise ExpressionError("missing ACL expression")
-    expr, method, i = _criterion(words)
+    expr, method, i = _criterion(words, base_dir)
     icase = False
     pending: list[tuple[str, bool, str]] = []  # (text, icase, "file"|"word")
     while i < len(words):

@@ -14,7 +14,8 @@ __all__ = ["ArgError", "convert_args"]
 _TYPE_NAMES = {"int": "integer", "str": "string", "ipv4": "IPv4 address", "ipv6": "IPv6 address",
                "var": "string", "varopt": "string", "bool": "string", "hex": "string",
                "regex": "regex", "msk4": "IPv4 mask", "msk6": "IPv6 mask", "intvar": "string",
-               "jsoncode": "string", "fieldidx": "integer", "delims": "string"}
+               "jsoncode": "string", "fieldidx": "integer", "delims": "string",
+               "map": "map file", "addr": "IP address"}
 _JSON_CODES = ("ascii", "utf8", "utf8s", "utf8p", "utf8ps")
 _INT = re.compile(r"[-+]?\d+\Z")
 _SCOPES = ("proc", "sess", "txn", "req", "res", "check")
@@ -40,7 +41,23 @@ def _var_name(text: str) -> str:
     return text
 
 
-def _one(kind: str, text: str, pos: int) -> Any:
+def _one(kind: str, text: str, pos: int, base_dir: str | None = None) -> Any:
+    if kind.startswith("map:"):
+        from ..errors import ExpressionError
+        from .maps import load_map
+
+        _, method, out = kind.split(":")
+        try:
+            return load_map(text, method, out, base_dir)
+        except ExpressionError as exc:
+            raise ArgError(exc.message, validation=True) from None
+    if kind == "addr":
+        from .casts import cast
+
+        value = cast(text, "addr")
+        if value is None:
+            raise ArgError(f"failed to parse '{text}' as type 'IP address' at position {pos}")
+        return value
     failed = ArgError(f"failed to parse '{text}' as type '{_TYPE_NAMES[kind]}' at position {pos}")
     if kind == "int":
         if not _INT.match(text):
@@ -120,7 +137,8 @@ def _mask(text: str, bits: int, failed: ArgError) -> int:
     raise failed
 
 
-def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
+def convert_args(call: Call, spec: tuple[str, ...], base_dir: str | None = None
+                 ) -> tuple[Any, ...]:
     """Check and convert ``call.args`` against ``spec``.
 
     :raises ArgError: with HAProxy's text (without the keyword prefix).
@@ -140,7 +158,7 @@ def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
         rest = "," + ",".join(given[len(spec):]) + ")" if spec else ",".join(given) + ")"
         raise ArgError(f"expected ')' before '{rest}'", position=len(spec) + 1)
     if len(given) < len(mandatory):
-        kind = _TYPE_NAMES[mandatory[len(given)]]
+        kind = _TYPE_NAMES.get(mandatory[len(given)].split(":")[0], "string")
         if not given:
             raise ArgError(f"expected type '{kind}' at position 1, but got nothing")
         raise ArgError(f"missing arguments (got {len(given)}/{len(mandatory)}), "
@@ -151,10 +169,11 @@ def convert_args(call: Call, spec: tuple[str, ...]) -> tuple[Any, ...]:
         if text == "" and kind not in ("str", "varopt", "hex", "delims"):
             if spec[pos - 1].endswith("?"):
                 break  # an empty optional argument counts as absent
-            raise ArgError(f"expected type '{_TYPE_NAMES[kind]}' at position {pos}, "
+            raise ArgError(f"expected type '{_TYPE_NAMES.get(kind.split(':')[0], 'string')}' "
+                           f"at position {pos}, "
                            "but got nothing")
         try:
-            out.append(_one(kind, text, pos))
+            out.append(_one(kind, text, pos, base_dir))
         except ArgError as exc:
             exc.position = pos
             raise

@@ -320,3 +320,18 @@ def _ipmask(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
             return None
         return IPv6Network(f"{v}/{args[1]}", strict=False).network_address
     return None
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def _register_maps() -> None:
+    from .maps import MAP_CONVERTERS, map_convert, map_input_type
+
+    for name, (method, out) in MAP_CONVERTERS.items():
+        default_kind = {"sint": "int?", "addr": "addr?"}.get(out, "str?")
+        conv(name, f"map:{method}:{out}", default_kind, in_=map_input_type(method),
+             out=out)(map_convert)
+
+
+_register_maps()

@@ -123,6 +123,9 @@ def _match_word(sample: bytes, pat: bytes, icase: bool, delims: bytes) -> bool:
     pat = pat.strip(delims)
     if icase:
         sample = _lower(sample)
+    if not pat:
+        # only delimiters: HAProxy's loop matches at the string's end after a delimiter
+        return not sample or sample[-1] in delims
     if len(pat) > len(sample):
         return False
     may_match = True

@@ -162,7 +162,7 @@ def _fetch_text(text: str, call: Call) -> str:
 
 
 def build_expr(text: str, fetch_call: Call, conv_calls: Sequence[Call],
-               fetch_name: str | None = None) -> SampleExpr:
+               fetch_name: str | None = None, base_dir: str | None = None) -> SampleExpr:
     """Build a :class:`SampleExpr` from already-split calls (also used by ACL keywords, which
     name the fetch differently from what is written)."""
     written = fetch_name or fetch_call.name
@@ -194,7 +194,7 @@ def build_expr(text: str, fetch_call: Call, conv_calls: Sequence[Call],
         cargs: tuple[Any, ...] = ()
         if cdef is not None:
             try:
-                cargs = convert_args(call, cdef.args)
+                cargs = convert_args(call, cdef.args, base_dir)
             except ArgError as exc:
                 where = ("invalid args in converter" if exc.validation
                          else f"invalid arg {exc.position} in converter")
@@ -216,8 +216,10 @@ def build_expr(text: str, fetch_call: Call, conv_calls: Sequence[Call],
                       _info=info, _def=fdef, _convs=tuple(convs), _keys=tuple(keys))
 
 
-def parse_sample(text: str) -> SampleExpr:
+def parse_sample(text: str, *, base_dir: str | None = None) -> SampleExpr:
     """Parse one sample expression (a config word, quotes already removed).
+
+    :param base_dir: where relative map files (``map(hosts.map)``) are looked up.
 
     :raises ExpressionError: "unknown fetch method 'x'", "unknown converter 'x'", an argument
         error in HAProxy's words, or a syntax error, with the position.
@@ -225,5 +227,5 @@ def parse_sample(text: str) -> SampleExpr:
     if not isinstance(text, str):
         raise ExpressionError(f"a sample expression must be text, not {type(text).__name__}")
     fetch_call, conv_calls = split_expression(text)
-    return build_expr(text, fetch_call, conv_calls)
+    return build_expr(text, fetch_call, conv_calls, base_dir=base_dir)
 

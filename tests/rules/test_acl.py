@@ -18,7 +18,7 @@ VARS = {
     "txn.ip6m": IPv6Address("::ffff:10.0.0.5"), "txn.ip6": IPv6Address("2001:db8::5"),
     "txn.ipstr": "10.0.0.5", "txn.bin": b"Hello", "txn.url": "http://www1.dc-eu.example.com:80/blah",
     "txn.dir": "/images/png/logo/32x32.png", "txn.num": "7x", "txn.one": "1", "txn.dash": "-i",
-    "txn.space": "a b",
+    "txn.space": "a b", "txn.slash": "/a/",
 }
 
 
@@ -64,6 +64,8 @@ def check(words: str) -> bool:
     pytest.param("var(txn.dir) -m dir images/png", True, id="dir"),
     pytest.param("var(txn.dir) -m dir png", True, id="dir-word"),
     pytest.param("var(txn.dir) -m dir 32x32", False, id="dir-partial"),
+    pytest.param("var(txn.dir) -m dir /", False, id="dir-only-delimiter"),
+    pytest.param("var(txn.slash) -m dir /", True, id="dir-only-delimiter-trailing"),
     pytest.param("var(txn.url) -m dom .www1", True, id="dom-leading-delim"),
     pytest.param("var(txn.url) -m dom dc-eu.example", True, id="dom"),
     pytest.param("var(txn.url) -m dom 80", True, id="dom-port"),

@@ -137,7 +137,8 @@ def test_converter(text, expected):
 
 def test_every_converter_is_tested():
     used = {part.split("(")[0] for text, _ in CASES for part in text.split(",")[1:]}
-    assert set(CONVERTERS) <= used | {"ub64dec"}
+    maps = {name for name in CONVERTERS if name.startswith("map")}  # test_maps.py
+    assert set(CONVERTERS) - maps <= used | {"ub64dec"}
 
 
 def test_null_input_stays_null():

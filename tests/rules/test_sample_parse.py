@@ -22,7 +22,7 @@ from spoe_sync.rules.names import CONVERTERS, FETCHES
     pytest.param("cook(x)", "req.cook", True, "str", id="cook-alias"),
     pytest.param("req.hdrs_bin", "req.hdrs_bin", True, "bin", id="hdrs-bin"),
     pytest.param("wait_end", "wait_end", False, "bool", id="known-unimplemented-fetch"),
-    pytest.param("src,map_ip(f.map)", "src", False, "str", id="known-unimplemented-converter"),
+    pytest.param("src,xxh64", "src", False, "sint", id="known-unimplemented-converter"),
     pytest.param("sc0_get_gpc0", "sc0_get_gpc0", False, "sint", id="stick-counter"),
     pytest.param("str", "str", True, "str", id="str-without-parens"),
     pytest.param("src()", "src", True, "addr", id="empty-parens"),
@@ -141,8 +141,8 @@ def test_unimplemented_fetch_raises_only_when_evaluated():
     expr = parse_sample("wait_end")
     with pytest.raises(ExpressionError, match="fetch method 'wait_end' is not implemented"):
         expr.evaluate(EvalContext(StaticSamples({"wait_end": True})))
-    with pytest.raises(ExpressionError, match="converter 'map_ip' is not implemented"):
-        parse_sample("src,map_ip(f)").evaluate(EvalContext(StaticSamples()))
+    with pytest.raises(ExpressionError, match="converter 'xxh64' is not implemented"):
+        parse_sample("src,xxh64").evaluate(EvalContext(StaticSamples()))
 
 
 def test_keyword_tables_come_from_haproxy():
