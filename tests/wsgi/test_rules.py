@@ -183,3 +183,33 @@ def test_python_hooks(make_mw):
     assert (hooked.status, hooked.body, hooked.header("x-hook")) == (418, b"teapot", "1")
     assert legal.status == 451
     assert plain.status == 200 and plain.header("x-stamped") == "200"
+
+
+def test_response_body_buffered_for_res_body(make_mw):
+    def app(environ, start_response):
+        def body():  # start_response is called lazily, on the first iteration
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"hello "
+            yield b"world, "
+            yield b"and more"
+        return body()
+
+    mw = make_mw(app, buffer_response=10,
+                 http_response=["set-header x-head %[res.body]",
+                                "deny deny_status 502 if { res.body -m sub secret }"])
+    with serve(mw) as port:
+        r = get(port, "/")
+    assert r.status == 200 and r.body == b"hello world, and more"
+    assert r.header("x-head") == "hello worl"  # what fits the buffer
+
+
+def test_write_callable_and_streaming_without_response_rules(make_mw):
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        return iter([b"then ", b"iterated"])
+
+    for kw in ({}, {"http_response": ["set-header x-r 1"]}):
+        mw = make_mw(app, **kw)
+        with serve(mw) as port:
+            assert get(port, "/").body == b"written then iterated"
