@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -200,28 +198,6 @@ def _bytes(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
     return to_text(out) if isinstance(v, str) else out
 
 
-conv("sha1", in_="bin", out="bin")(lambda v, a, c: hashlib.sha1(v).digest())
-conv("sha2", "int?", in_="bin", out="bin")(
-    lambda v, a, c: hashlib.new(f"sha{a[0] if a else 256}", v).digest())
-conv("crc32", "int?", in_="bin", out="sint")(lambda v, a, c: zlib.crc32(v))
-
-
-@conv("djb2", "int?", in_="bin", out="sint")
-def _djb2(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
-    h = 5381
-    for b in v:
-        h = (h * 33 + b) & 0xFFFFFFFF
-    return h
-
-
-@conv("sdbm", "int?", in_="bin", out="sint")
-def _sdbm(v: bytes, args: tuple[Any, ...], ctx: Any) -> Value:
-    h = 0
-    for b in v:
-        h = (b + (h << 6) + (h << 16) - h) & 0xFFFFFFFF
-    return h
-
-
 # --------------------------------------------------------------------------- integers and bools
 
 
@@ -335,3 +311,5 @@ def _register_maps() -> None:
 
 
 _register_maps()
+
+from . import converters_bin  # noqa: E402, F401 - registers the hash, binary and time converters
