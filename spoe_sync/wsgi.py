@@ -94,6 +94,7 @@ from .wsgi_support import (
     delete_request_headers,
     hook_reply,
     listener,
+    request_samples,
     section_acls,
     set_request_header,
     silent_drop,
@@ -300,7 +301,7 @@ class _Transaction:
         self.session = conn.session
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
-        self.samples = WSGISamples(environ)
+        self.samples = request_samples(environ, conn)
         self.streams: dict[str, Any] = {}
         self.vars: Any = None
         self.results: list[Any] = []

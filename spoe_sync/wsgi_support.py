@@ -5,6 +5,7 @@ section and the Prometheus stats endpoint.
 
 from __future__ import annotations
 
+import copy
 import errno
 import io
 import socket as _stdsocket
@@ -22,13 +23,20 @@ from .config.lexer import LexError, split_lines, tokenize
 from .config.loader import read_source
 from .config.rule_actions import reason_phrase
 from .engine.vars import Session
-from .rules.sources import to_address
-from .rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
+from .rules.sources import RequestInfo, to_address
+from .rules.wsgisource import (
+    LOCAL_ADDR_KEY,
+    RAW_HEADERS_KEY,
+    RAW_URI_KEY,
+    UNIQUE_ID_KEY,
+    WSGISamples,
+)
 from .samples import SpoeWSGIHandler as _SamplesHandler
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Body", "Connection", "HttpResponse", "SpoeStats",
            "SpoeWSGIHandler", "buffer_request_body", "buffer_response", "close_result",
-           "connection_for", "hook_reply", "listener", "section_acls", "silent_drop"]
+           "connection_for", "hook_reply", "listener", "request_samples", "section_acls",
+           "silent_drop"]
 
 CONNECTION_KEY = "spoe_sync.connection"
 SOCKET_KEY = "spoe_sync.socket"
@@ -39,12 +47,13 @@ class Connection:
     """What lives as long as a client connection: its ``sess.*`` variables and whether
     ``on-client-session`` already fired."""
 
-    __slots__ = ("__weakref__", "local", "session", "started")
+    __slots__ = ("__weakref__", "local", "samples", "session", "started")
 
     def __init__(self) -> None:
         self.session: Session | None = None
         self.started = False
         self.local: Any = None
+        self.samples: tuple[WSGISamples, tuple[Any, ...]] | None = None
 
 
 class SpoeWSGIHandler(_SamplesHandler):
@@ -112,6 +121,33 @@ def connection_for(environ: dict[str, Any]) -> Connection:
         except TypeError:  # not weak-referenceable
             pass
     return Connection()
+
+
+_CONN_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTPS", LOCAL_ADDR_KEY)
+
+
+def request_samples(environ: dict[str, Any], conn: Connection) -> WSGISamples:
+    """The request's :class:`~spoe_sync.samples.WSGISamples`.  On a keep-alive connection
+    served by :class:`SpoeWSGIHandler` the connection's addresses are parsed once: later
+    requests copy the first one's samples and only rebuild the request part (when nothing
+    per-connection changed in the environ, e.g. a ProxyFix rewriting ``REMOTE_ADDR``)."""
+    key = tuple(environ.get(k) for k in _CONN_KEYS)
+    cached = conn.samples
+    if (cached is None or cached[1] != key or UNIQUE_ID_KEY in environ
+            or RAW_URI_KEY not in environ or RAW_HEADERS_KEY not in environ):
+        fresh = WSGISamples(environ)
+        conn.samples = (fresh, key)
+        return fresh
+    samples: WSGISamples = copy.copy(cached[0])
+    samples.environ = environ
+    body = environ.get(BODY_KEY)
+    samples.request = RequestInfo(
+        method=str(environ.get("REQUEST_METHOD", "GET")), target=environ[RAW_URI_KEY],
+        version=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+        headers=tuple(environ[RAW_HEADERS_KEY]),
+        body=bytes(body) if isinstance(body, (bytes, bytearray)) else None)
+    samples.response = None
+    return samples
 
 
 def listener(address: tuple[str, int], backlog: int = 1024) -> socket.socket:

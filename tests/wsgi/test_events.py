@@ -193,3 +193,22 @@ def test_from_haproxy_cfg_bad_acl(agent, tmp_path):
     with pytest.raises(ConfigError) as err:
         SpoeMiddleware.from_haproxy_cfg(echo_app, cfg, "www")
     assert err.value.lineno == 3 and "acl 'bad'" in str(err.value)
+
+
+def test_keep_alive_requests_each_see_their_own_request(agent, make_mw):
+    mw = make_mw(http_request=["set-var(txn.mine) req.hdr(x-n)"])
+
+    def proxy_fix(environ, start_response):  # an outer middleware rewriting the client per request
+        if "HTTP_X_FORWARDED_FOR" in environ:
+            environ["REMOTE_ADDR"] = environ["HTTP_X_FORWARDED_FOR"]
+        return mw(environ, start_response)
+
+    with serve(proxy_fix) as port, Client(port) as c:
+        seen = [parse_echo(c.request("GET", f"/p{i}", {"x-n": str(i), **(
+            {"X-Forwarded-For": "10.9.8.7"} if i == 2 else {})}).body) for i in range(4)]
+    assert [s["txn.mine"] for s in seen] == ["0", "1", "2", "3"]
+    requests = [dict(m.args) for n in agent.notifies for m in n.messages
+                if m.name == "check-request"]
+    assert [r["path"] for r in requests] == ["/p0", "/p1", "/p2", "/p3"]
+    assert [str(r["ip"]) for r in requests] == ["127.0.0.1", "127.0.0.1", "10.9.8.7",
+                                                "127.0.0.1"]
