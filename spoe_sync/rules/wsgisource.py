@@ -131,6 +131,22 @@ class WSGISamples(SampleSource):
                  ssl: bool | None = None, frontend_id: int | None = None,
                  bufsize: int | None = DEFAULT_BUFSIZE) -> None:
         self.environ = environ
+        self.bufsize = bufsize
+        request = self._request(environ, body)
+        if ssl is None:
+            ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
+        uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
+        super().__init__(
+            client=to_address((_str(environ, "REMOTE_ADDR"), _str(environ, "REMOTE_PORT"))),
+            local=_local(environ),
+            ssl=bool(ssl),
+            request=request,
+            response=response,
+            unique_id=uid if isinstance(uid, str) else None,
+            frontend_id=frontend_id,
+        )
+
+    def _request(self, environ: Mapping[str, Any], body: bytes | None) -> RequestInfo:
         raw = environ.get(RAW_HEADERS_KEY)
         headers: Any = _valid_headers(raw) if isinstance(raw, (list, tuple)) else \
             _environ_headers(environ)
@@ -144,23 +160,25 @@ class WSGISamples(SampleSource):
             headers=tuple(headers),
             body=body,
         )
-        if body is not None and bufsize is not None:
-            limit = haproxy_body_limit(request, bufsize)
+        if body is not None and self.bufsize is not None:
+            limit = haproxy_body_limit(request, self.bufsize)
             if len(body) > limit:
                 request = RequestInfo(request.method, request.target, request.version,
                                       request.headers, body[:limit])
-        if ssl is None:
-            ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
+        return request
+
+    def next_request(self, environ: Mapping[str, Any], *, body: bytes | None = None,
+                     unique_id: str | None = None) -> WSGISamples:
+        """Samples of the next request on the same client connection (keep-alive): the
+        connection's addresses and TLS flag are kept, the request part is rebuilt from
+        ``environ`` with the same rules (raw headers, raw URI, body cut at ``bufsize``)."""
+        clone = copy.copy(self)
+        clone.environ = environ
+        clone.request = self._request(environ, body)
+        clone.response = None
         uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
-        super().__init__(
-            client=to_address((_str(environ, "REMOTE_ADDR"), _str(environ, "REMOTE_PORT"))),
-            local=_local(environ),
-            ssl=bool(ssl),
-            request=request,
-            response=response,
-            unique_id=uid if isinstance(uid, str) else None,
-            frontend_id=frontend_id,
-        )
+        clone.unique_id = uid if isinstance(uid, str) else None
+        return clone
 
     def with_response(self, response: ResponseInfo) -> WSGISamples:
         """A copy that also sees ``response`` (for ``on-http-response`` and ``http-response``)."""

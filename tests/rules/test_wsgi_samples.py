@@ -111,6 +111,19 @@ def test_body_is_cut_at_the_haproxy_buffer_limit():
     assert 15000 < cut < 16384 and whole == 100000
 
 
+def test_next_request_keeps_the_connection():
+    first = WSGISamples({**BASE_ENV, "spoe_sync.local_addr": ("10.0.0.8", 81)})
+    env2 = {**BASE_ENV, "REMOTE_ADDR": "10.9.9.9", "spoe_sync.raw_uri": "/second?q",
+            "CONTENT_LENGTH": "100000"}
+    second = first.next_request(env2, body=b"y" * 100000)
+    ctx = EvalContext(second)
+    assert parse_sample("src").evaluate(ctx) == IPv6Address("::1")  # the connection's
+    assert parse_sample("dst_port").evaluate(ctx) == 81
+    assert parse_sample("url").evaluate(ctx) == "/second?q"
+    assert 15000 < parse_sample("req.body_len").evaluate(ctx) < 16384
+    assert parse_sample("url").evaluate(EvalContext(first)) == "/a%20b"
+
+
 def test_with_response():
     (_, samples, _), _, _ = serve_once(SpoeWSGIHandler, RAW)
     resp = samples.with_response(ResponseInfo(404, [("Content-Type", "text/plain"),
