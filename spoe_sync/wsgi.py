@@ -55,7 +55,7 @@ from typing import Any
 import gevent
 from loguru import logger
 
-from .config import SpoeConfig, load_config
+from .config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
 from .config.haproxy_cfg import load_haproxy_cfg
 from .config.lexer import tokenize
 from .config.proxy_rules import (
@@ -189,6 +189,7 @@ class SpoeMiddleware:
         for spec in specs:
             cfg = spec.config if isinstance(spec.config, SpoeConfig) else load_config(
                 spec.config, spec.engine)
+            _check_backends(cfg, spec.backends)
             if any(c.engine_id == cfg.engine_id for _, c in loaded):
                 raise ConfigError(f"duplicated name for SPOE engine '{cfg.engine_id}'",
                                   cfg.filename)
@@ -280,6 +281,16 @@ class SpoeMiddleware:
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
+
+
+def _check_backends(cfg: SpoeConfig, backends: Any) -> None:
+    """The agent's backend is known (what Engine checks, without building one)."""
+    if isinstance(backends, HaproxyConfig):
+        backends = backends.backends
+    try:
+        check_backend(cfg, normalize_backends(backends or {}))
+    except TypeError as exc:
+        raise ConfigError(str(exc), cfg.filename) from None
 
 
 def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:

@@ -116,3 +116,8 @@ def test_stats_endpoint(make_mw):
     assert 'spoe_applets{agent="test-agent",engine="test"} 1.0' in text
     assert ('spoe_processing_seconds_count{engine="test",kind="group",name="grp-path",'
             'status="0"} 3.0') in text
+
+
+def test_unknown_backend_fails_at_construction():
+    with pytest.raises(ConfigError, match="agents"):
+        SpoeMiddleware(echo_app, CONF, "test", {"elsewhere": ["127.0.0.1:1"]})
