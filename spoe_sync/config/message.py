@@ -63,7 +63,7 @@ def _args(msg: MessageDraft, args: list[str], lineno: int, st: ReaderState) -> N
         if not eq:
             name, text = "", args[i]
         try:
-            expr = parse_sample(text)
+            expr = parse_sample(text, base_dir=st.base_dir)
         except ExpressionError as exc:
             st.error(f"'args': {_dot(exc.message)}", lineno)
             return

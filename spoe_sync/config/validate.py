@@ -116,7 +116,7 @@ def _resolve_messages(agent: AgentDraft, scope: ScopeDraft, problems: Problems, 
             continue
         ok = True
         for arg in msg.args:
-            why = arg.expr.unavailable_at(event)
+            why = arg.expr.unavailable_at(event, proxy=proxy)
             if why is not None:
                 problems.error(f"Ignore SPOE message '{name}' at {where(msg.lineno)}: {why}",
                                arg.lineno)
