@@ -406,20 +406,10 @@ class _Transaction:
         return None
 
     def _var(self, action: SetVar | UnsetVar) -> None:
-        if isinstance(action, UnsetVar):
-            self.vars.unset(action.name)
-            return
-        value = action.value(self.ctx)
-        if value is None:  # HAProxy: a failed sample leaves the variable alone
-            return
-        if action.conditions:
-            old = self.vars.get(action.name)
-            if not action.allowed(action.name in self.vars, old, value):
-                return
         try:
-            self.vars.set(action.name, value)
+            action.apply(self.ctx, self.vars)
         except SpoeError as exc:
-            logger.debug(f"SPOE: set-var({action.name}) refused: {exc}")
+            logger.debug(f"SPOE: {action} refused: {exc}")
 
     def _redirect(self, action: Redirect) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
         request = self.samples.request

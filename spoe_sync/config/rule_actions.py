@@ -226,9 +226,25 @@ class SetVar:
         return True
 
 
+    def apply(self, ctx: EvalContext, vars: Any) -> bool:
+        """Run the action on ``vars`` (``get``/``set``/``in`` with full names, e.g. the engine's
+        ``Vars``): a failed sample or an unmet ``<cond>`` leaves the variable alone, as in
+        HAProxy.  Returns whether it was set; the store's own errors propagate."""
+        value = self.value(ctx)
+        if value is None:
+            return False
+        if self.conditions and not self.allowed(self.name in vars, vars.get(self.name), value):
+            return False
+        vars.set(self.name, value)
+        return True
+
+
 @dataclass(frozen=True)
 class UnsetVar:
     name: str
+
+    def apply(self, ctx: EvalContext, vars: Any) -> bool:
+        return bool(vars.unset(self.name))
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,19 @@ def test_file_payloads(tmp_path):
 def test_unknown_ruleset():
     with pytest.raises(ConfigError, match="unknown rule set"):
         parse_rule("deny", "http-foo")
+
+
+def test_set_var_and_unset_var_apply_to_engine_vars():
+    from spoe_sync.engine.vars import Vars
+
+    store = Vars()
+    ctx = EvalContext(StaticSamples({"src": IPv4Address("10.0.0.1")}), store)
+    rules = parse_rules(["set-var(txn.ip) src", "set-var(txn.ip,ifnotexists) str(no)",
+                         "set-var(sess.n) var(txn.nope)", "set-var(txn.up) var(txn.ip),upper"],
+                        "http-request")
+    done = [r.action.apply(ctx, store) for r in rules]  # type: ignore[union-attr]
+    assert done == [True, False, False, True]
+    assert store.get("txn.ip") == IPv4Address("10.0.0.1") and "sess.n" not in store
+    assert store.get("txn.up") == "10.0.0.1"
+    assert parse_rule("unset-var(txn.ip)", "http-request").action.apply(ctx, store)  # type: ignore[union-attr]
+    assert "txn.ip" not in store
