@@ -11,8 +11,8 @@ example, is a socket plus a sans-IO connection plus greenlets:
 * the **writer** greenlet serializes writes and coalesces them: streams append
   their NOTIFY frames and wake it, it writes everything pending in one
   ``sendall``, so a burst of streams costs one system call;
-* ``slots``, a ``BoundedSemaphore``, holds the frames this connection may still
-  take: ``max-waiting-frames`` in pipelining and async mode, 1 in sync mode.
+* a slot counter holds the frames this connection may still take:
+  ``max-waiting-frames`` in pipelining and async mode, 1 in sync mode.
 
 Every way a connection can end is turned into one SPOP status, handed to the
 pool, which decides what the frames in flight get (:meth:`AppletPool._on_applet_closed`):
@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import socket
 from gevent.event import Event
-from gevent.lock import BoundedSemaphore
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocol.connection import (
@@ -51,6 +50,8 @@ from ..protocol.connection import (
     HelloDone,
 )
 from .waiting import FrameRequest, RequestState
+
+_ASSIGNED = RequestState.ASSIGNED
 
 if TYPE_CHECKING:
     from .balance import ServerState
@@ -104,6 +105,9 @@ class AppletState(enum.Enum):
     CLOSED = "closed"
 
 
+_READY = AppletState.READY
+
+
 class Applet:
     """One connection to one agent server, owned by an :class:`AppletPool`."""
 
@@ -118,7 +122,9 @@ class Applet:
             send_frag_payload=cfg.send_frag_payload, engine_id=pool.engine_id)
         self.mode: str | None = None  # known after the handshake
         self.capacity = cfg.max_waiting_frames if (cfg.pipelining or cfg.async_) else 1
-        self.slots: BoundedSemaphore | None = None
+        # Frames this connection may still take (set at the handshake).  A plain
+        # counter: nothing ever blocks on it, the pool only asks "is one free?".
+        self._free = 0
         self.inflight: dict[tuple[int, int], FrameRequest] = {}
         self.acks = 0
         self.sock: Any = None
@@ -132,6 +138,7 @@ class Applet:
         self._close_status = 0
         self.held: tuple[int, int] | None = None
         self._hold_timer: gevent.Greenlet[..., Any] | None = None
+        self._server_name = server.name
         self.reader = gevent.spawn(self._run)
 
     # ------------------------------------------------------------------ pool side
@@ -139,33 +146,44 @@ class Applet:
     @property
     def free(self) -> int:
         """Frames this applet can still take now (0 unless READY)."""
-        if self.state is not AppletState.READY or self.slots is None:
+        if self.state is not AppletState.READY:
             return 0
-        return self.slots.counter
+        return self._free
 
     def submit(self, request: FrameRequest) -> int:
         """Queue ``request``'s NOTIFY for writing; returns 0, or the stream status
         when it cannot go out on this connection (3: too big to send)."""
-        slots = self.slots
-        if slots is None or not slots.acquire(blocking=False):
+        if self._free <= 0 or self.state is not _READY:
             # The pool only picks applets with a free slot: this is a bug.
             request.error = f"{self!r} has no free slot"
             return 255
         try:
             frames = self.conn.send_notify(request.stream_id, request.frame_id, request.payload)
         except LocalProtocolError as exc:
-            slots.release()
             self.pool._slot_freed(self)
             request.error = str(exc)
             return 3 if exc.status == 3 else 256 + exc.status
+        self._free -= 1
         request.applet = self
-        request.server = self.server.name
-        request.state = RequestState.ASSIGNED
+        request.server = self._server_name
+        request.state = _ASSIGNED
         self.inflight[request.key] = request
-        self._out.extend(frames)
+        out = self._out
+        if not out:
+            # The writer empties _out after each wake-up: the first frame of a
+            # batch wakes it, the others of the same loop iteration join it.
+            self._wake.set()
+        if len(frames) == 1:
+            out.append(frames[0])
+        else:
+            out.extend(frames)
         self._out_requests.append(request)
-        self._wake.set()
         return 0
+
+    def _give_slot(self) -> None:
+        if self._free < self.capacity:
+            self._free += 1
+        self.pool._slot_freed(self)
 
     def release(self, request: FrameRequest, *, abandon: bool = False) -> None:
         """The frame's slot is free again (ACK, timeout, or ACK on another
@@ -188,18 +206,16 @@ class Applet:
             if data:
                 self._out.append(data)
                 self._wake.set()
-        if self.slots is not None:
-            self.slots.release()
-            self.pool._slot_freed(self)
+        if self.mode is not None:
+            self._give_slot()
 
     def _unhold(self) -> None:
         self.held = None
         if self._hold_timer is not None:
             self._hold_timer.kill(block=False)
             self._hold_timer = None
-        if self.slots is not None:
-            self.slots.release()
-            self.pool._slot_freed(self)
+        if self.mode is not None:
+            self._give_slot()
         if self.pool._nb_queued:
             self.pool._assign()
 
@@ -292,7 +308,7 @@ class Applet:
                 self.mode = event.mode
                 if self.mode == "sync":
                     self.capacity = 1
-                self.slots = BoundedSemaphore(self.capacity)
+                self._free = self.capacity
                 self.state = AppletState.READY
                 self.last_activity = time.monotonic()
                 self._writer = gevent.spawn(self._write_loop)
@@ -320,7 +336,7 @@ class Applet:
         settings = self.pool.settings
         idle = settings.idle_timeout
         conn = self.conn
-        pool = self.pool
+        on_ack = self.pool._on_ack
         while self.state is AppletState.READY:
             timeout = None
             now = time.monotonic()
@@ -346,13 +362,14 @@ class Applet:
                     return
                 if event is NEED_DATA:
                     break
-                if isinstance(event, AckReceived):
+                if type(event) is AckReceived:
                     self.acks += 1
-                    if self.held is not None and event.ack.stream_id == self.held[0] \
-                            and event.ack.frame_id == self.held[1]:
+                    held = self.held
+                    if held is not None and event.ack.stream_id == held[0] \
+                            and event.ack.frame_id == held[1]:
                         self._unhold()
                     else:
-                        pool._on_ack(self, event)
+                        on_ack(self, event)
                 elif isinstance(event, AgentDisconnected):
                     self._end(_code(event.status_code), f"agent disconnected: {event.message}",
                               failure=True)

@@ -27,10 +27,12 @@ Nothing an agent or the network does raises: it is a status on the result.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, cast
 
 from ..config import Backend, SpoeConfig, load_config, normalize_backends
@@ -38,7 +40,7 @@ from ..config.backends import check_backend
 from ..config.haproxy_cfg import HaproxyConfig
 from ..errors import ConfigError, EngineClosed
 from ..protocol.codec import MessageEncoder
-from ..protocol.constants import FRAME_HDR_SIZE
+from ..protocol.constants import FRAME_HDR_SIZE, StreamStatus
 from ..rules import SampleSource
 from . import log
 from .actions import ActionReport, DroppedVar, apply_ack
@@ -46,9 +48,10 @@ from .log import LogCounters, SpoeLog
 from .metrics import EngineMetrics
 from .pool import AppletPool
 from .ratelimit import RateCounter
-from .result import ProcessingResult, Timings, elapsed_ms, set_engine_vars
+from .result import ProcessingResult, Timings, set_engine_vars
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
+from .waiting import FrameRequest
 
 __all__ = ["Engine"]
 
@@ -56,6 +59,49 @@ _SKIPPED_DISABLED = "SPOE disabled for this stream by an earlier error"
 _SKIPPED_ERRRATE = "maxerrrate reached"
 _SKIPPED_NOTHING = "no message to send"
 _NO_ACTIONS = ActionReport()
+_NO_VARS: Mapping[str, Any] = MappingProxyType({})
+monotonic = time.monotonic
+
+# Results are built once per processing, on the hot path.  The dataclass
+# __init__ of a frozen dataclass pays an object.__setattr__ per field, and
+# ProcessingResult's __post_init__ re-validates what the engine already knows
+# (kind, status, a read-only vars_set): about a tenth of a processing's CPU.
+# These builders set the same fields directly; the asserts keep them in step
+# with result.py.
+_TIMINGS_FIELDS = ("request", "queue", "wait", "response", "process")
+_RESULT_FIELDS = ("kind", "name", "status", "actions", "vars_set", "dropped_vars", "timings",
+                  "skipped", "error", "actions_truncated")
+assert tuple(f.name for f in dataclasses.fields(Timings)) == _TIMINGS_FIELDS
+assert tuple(f.name for f in dataclasses.fields(ProcessingResult)) == _RESULT_FIELDS
+assert not hasattr(Timings, "__post_init__") and "__slots__" in Timings.__dict__
+_T_SETTERS = tuple(Timings.__dict__[f].__set__ for f in _TIMINGS_FIELDS)
+_STATUSES: dict[int, int] = {int(s): s for s in StreamStatus}
+
+
+def _new_timings(request: int, queue: int, wait: int, response: int, process: int) -> Timings:
+    timings: Timings = object.__new__(Timings)
+    s_request, s_queue, s_wait, s_response, s_process = _T_SETTERS
+    s_request(timings, request)
+    s_queue(timings, queue)
+    s_wait(timings, wait)
+    s_response(timings, response)
+    s_process(timings, process)
+    return timings
+
+
+def _new_result(kind: str, name: str, status: int, actions: tuple[Any, ...],
+                vars_set: Mapping[str, Any], dropped: tuple[DroppedVar, ...], timings: Timings,
+                error: str | None, truncated: bool) -> ProcessingResult:
+    """``ProcessingResult(...)`` for what the engine built itself: ``kind`` is
+    "event" or "group", ``vars_set`` read-only (as ``__post_init__`` ensures)."""
+    if type(vars_set) is not MappingProxyType:
+        vars_set = MappingProxyType(dict(vars_set))
+    result: ProcessingResult = object.__new__(ProcessingResult)
+    result.__dict__.update(kind=kind, name=name, status=_STATUSES.get(status, status),
+                           actions=actions, vars_set=vars_set, dropped_vars=dropped,
+                           timings=timings, skipped=False, error=error,
+                           actions_truncated=truncated)
+    return result
 
 
 class _Message:
@@ -259,7 +305,7 @@ class Engine:
             return self._skip(kind, name, _SKIPPED_DISABLED)
         if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
             return self._skip(kind, name, _SKIPPED_ERRRATE)
-        start = time.monotonic()
+        start = monotonic()
         deadline = None if self._timeout is None else start + self._timeout
         try:
             payload = self._encode(stream, messages)
@@ -278,10 +324,10 @@ class Engine:
             return self._end(stream, kind, name, start, 3, None,
                              error=f"NOTIFY payload of {len(payload)} bytes exceeds "
                                    f"max-frame-size and cannot be fragmented")
-        queued = time.monotonic()
-        frame_id = stream._next_frame_id()
+        queued = monotonic()
+        stream._frame_id += 1  # never reused within a stream (see stream.py)
         try:
-            outcome = self.pool.process(stream.id, frame_id, payload, deadline)
+            request = self.pool.send(stream.id, stream._frame_id, payload, deadline)
         except EngineClosed:
             self.nb_interrupted += 1  # closed while this stream waited for its turn
             raise
@@ -292,14 +338,14 @@ class Engine:
             self._interrupted(stream)
             raise
         report: ActionReport | None = None
-        status = outcome.status
-        ack = outcome.ack
+        status = request.status
+        ack = request.ack
         if status == 0 and ack is not None:
             report = (apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
                                 force_set_var=agent.force_set_var, agent=agent.name)
                       if ack.actions or ack.truncated else _NO_ACTIONS)
-        return self._end(stream, kind, name, start, status, outcome, queued=queued,
-                         report=report, error=outcome.error)
+        return self._end(stream, kind, name, start, status, request, queued=queued,
+                         report=report, error=request.error)
 
     @staticmethod
     def _encode(stream: Stream, messages: tuple[_Message, ...]) -> bytes | None:
@@ -315,25 +361,28 @@ class Engine:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
-             outcome: Any, *, queued: float | None = None, report: ActionReport | None = None,
-             error: str | None = None) -> ProcessingResult:
+             request: FrameRequest | None, *, queued: float | None = None,
+             report: ActionReport | None = None, error: str | None = None) -> ProcessingResult:
         """Finish a processing that ran: timings, engine variables, counters, log."""
         agent = self.agent
-        end = time.monotonic()
+        end = monotonic()
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
-        if outcome is None:
-            timings = Timings(request_ms, -1, -1, -1, process_ms)
+        if request is None:
+            timings = _new_timings(request_ms, -1, -1, -1, process_ms)
         else:
-            q, w = outcome.queue_ms, outcome.wait_ms
+            written = request.t_written
+            acked = request.t_acked
+            q = int((written - request.t_start) * 1000) if written >= 0 else -1
+            w = int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1
             if w < 0 <= q and status >= 256:
                 # HAProxy stops wT when the connection of a waiting frame is
                 # lost (spoe_release_appctx()), not only on its ACK.
-                w = max(outcome.total_ms - q, 0)
+                w = max(int((request.t_end - request.t_start) * 1000) - q, 0)
             response = -1
             if report is not None:
-                response = max(elapsed_ms(queued, end) - max(q, 0) - max(w, 0), 0)
-            timings = Timings(request_ms, q, w, response, process_ms)
+                response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)  # type: ignore[operator]
+            timings = _new_timings(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
@@ -349,12 +398,12 @@ class Engine:
         for drop in dropped:
             log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
         if report is not None:
-            result = ProcessingResult.from_report(
-                kind, name, report, outcome.ack.actions, status=status, timings=timings,
-                error=error, **({"dropped_vars": report.dropped + dropped} if dropped else {}))
+            assert request is not None and request.ack is not None
+            result = _new_result(kind, name, status, request.ack.actions, report.vars_set,
+                                 report.dropped + dropped if dropped else report.dropped,
+                                 timings, error, report.truncated)
         else:
-            result = ProcessingResult(kind, name, status=status, timings=timings, error=error,
-                                      dropped_vars=dropped)
+            result = _new_result(kind, name, status, (), _NO_VARS, dropped, timings, error, False)
         if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result

@@ -72,6 +72,11 @@ from .ratelimit import RateCounter
 from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
 from .waiting import FrameRequest, RequestState, WaitingTable, new_engine_id
 
+_DONE = RequestState.DONE
+_WAITING = RequestState.WAITING
+_ASSIGNED = RequestState.ASSIGNED
+monotonic = time.monotonic
+
 __all__ = ["AppletPool"]
 
 class AppletPool:
@@ -96,6 +101,7 @@ class AppletPool:
         self.agent = agent_config
         self.agent_name: str = getattr(agent_config, "name", "agent")
         self.settings = PoolSettings.from_config(agent_config, backend)
+        self._unfragmented_max = self.settings.max_frame_size - 32
         self.engine_id = engine_id or new_engine_id()
         self.connector: Connector = connect or default_connect
         self.max_connecting = max(int(max_connecting), 1)
@@ -120,6 +126,7 @@ class AppletPool:
         self.balancer = Balancer(self.servers, self._algorithm)
         self.conn_rate = RateCounter(1.0)
         self.table = WaitingTable()
+        self._frames = self.table.frames  # the hot path uses the dict itself
         self._queue: deque[FrameRequest] = deque()
         self._nb_queued = 0
         self._nb_assigned = 0
@@ -176,21 +183,58 @@ class AppletPool:
         :raises EngineClosed: after :meth:`close`.
         :raises ValueError: the same ``(stream_id, frame_id)`` is already in flight.
         """
+        request = self.send(stream_id, frame_id, payload, deadline)
+        start = request.t_start
+        written = request.t_written
+        acked = request.t_acked
+        return FrameOutcome(
+            status=request.status,
+            ack=request.ack,
+            queue_ms=int((written - start) * 1000) if written >= 0 else -1,
+            wait_ms=int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1,
+            total_ms=int((request.t_end - start) * 1000),
+            error=request.error,
+            server=request.server,
+        )
+
+    def send(self, stream_id: int, frame_id: int, payload: bytes,
+             deadline: float | None) -> FrameRequest:
+        """:meth:`process` without building a :class:`FrameOutcome`: the ended
+        request itself (``status``, ``ack``, ``error`` and the ``t_*`` marks).
+        The engine's hot path."""
         if self._closed:
             raise EngineClosed(f"SPOE agent '{self.agent_name}': the engine is closed")
         if self._pid != os.getpid():
             self._ensure_process()
-        now = time.monotonic()
-        request = FrameRequest(stream_id, frame_id, payload, deadline, now)
-        if not self.table:
+        request = FrameRequest(stream_id, frame_id, payload, deadline, monotonic())
+        frames = self._frames
+        key = request.key
+        if key in frames:
+            raise ValueError(f"frame (stream-id {stream_id}, frame-id {frame_id}) is already "
+                             "in flight")
+        if not frames:
             self._idle_event.clear()
-        self.table.add(request)
-        if (not self.settings.send_frag_payload
-                and len(payload) > self.settings.max_frame_size - 32):
+        frames[key] = request
+        if len(payload) > self._unfragmented_max and not self.settings.send_frag_payload:
             # Too big and may not be fragmented: fail before connecting anything
             # (haproxy-engine-behaviour.md §2.4, st=3 with -1 timings).
             request.finish(3, error="NOTIFY payload exceeds max-frame-size and "
                                     "send-frag-payload is off")
+        elif not self._nb_queued and self._available:
+            # Nothing queued ahead and a slot free: straight to the applet, the
+            # common case once the pool is warm (what _assign() would do, minus
+            # the queue round trip).
+            try:
+                applet = self._pick_applet()
+                assert applet is not None
+                status = applet.submit(request)
+            except Exception as exc:  # a bug must not hang the stream
+                status = 255
+                request.error = f"internal error: {exc!r}"
+            if status:
+                request.finish(status, error=request.error)
+            else:
+                self._nb_assigned += 1
         else:
             self._queue.append(request)
             self._nb_queued += 1
@@ -198,9 +242,17 @@ class AppletPool:
                 self._assign()
             except Exception as exc:  # a bug must not hang the stream
                 request.finish(255, error=f"internal error: {exc!r}")
-        if request.state is not RequestState.DONE:
+        if request.state is not _DONE:
             self._wait(request, deadline)
-        return self._outcome(request)
+        # The request leaves the engine: its ids may be used again.
+        if frames.get(key) is request:
+            del frames[key]
+        if self._orphans:
+            self._orphans.discard(request)
+        if not frames:
+            self._idle_event.set()
+        request.t_end = monotonic()
+        return request
 
     def _wait(self, request: FrameRequest, deadline: float | None) -> None:
         """Park this greenlet until the request ends or its deadline passes."""
@@ -209,10 +261,24 @@ class AppletPool:
         request.waiter = waiter
         timer = None
         if deadline is not None:
-            timer = hub.loop.timer(max(deadline - time.monotonic(), 0.0))
+            timer = hub.loop.timer(max(deadline - monotonic(), 0.0))
             timer.start(waiter.switch, None)
         try:
             waiter.get()
+            while timer is not None and request.state is not _DONE:
+                # libev arms timers from the loop's cached clock, which lags
+                # behind time.monotonic() by the work done since the loop last
+                # polled: the timer can fire a few ms early.  Never end a frame
+                # with status 1 before its deadline: wait for the rest.
+                remaining = deadline - monotonic()  # type: ignore[operator]
+                if remaining <= 0:
+                    break
+                timer.close()
+                waiter = Waiter(hub)
+                request.waiter = waiter
+                timer = hub.loop.timer(remaining)
+                timer.start(waiter.switch, None)
+                waiter.get()
         except BaseException:
             # The stream's greenlet was killed or timed out by its caller: give
             # the frame up so that nothing leaks, then let it propagate.
@@ -224,7 +290,7 @@ class AppletPool:
             if timer is not None:
                 timer.close()
         request.waiter = None
-        if request.state is not RequestState.DONE:
+        if request.state is not _DONE:
             self._abandon(request, 1, "timeout processing")
 
     def _forget(self, request: FrameRequest) -> None:
@@ -233,22 +299,6 @@ class AppletPool:
         self._orphans.discard(request)
         if not self.table:
             self._idle_event.set()
-
-    def _outcome(self, request: FrameRequest) -> FrameOutcome:
-        self._forget(request)
-        end = time.monotonic()
-        start = request.t_start
-        written = request.t_written
-        acked = request.t_acked
-        return FrameOutcome(
-            status=request.status,
-            ack=request.ack,
-            queue_ms=int((written - start) * 1000) if written >= 0 else -1,
-            wait_ms=int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1,
-            total_ms=int((end - start) * 1000),
-            error=request.error,
-            server=request.server,
-        )
 
     def _abandon(self, request: FrameRequest, status: int, error: str) -> None:
         state = request.state
@@ -397,20 +447,22 @@ class AppletPool:
 
     def _on_ack(self, applet: Applet, event: AckReceived) -> None:
         ack = event.ack
-        matched = event.matched
-        request = self.table.get((ack.stream_id, ack.frame_id))
-        if request is None or request.state is RequestState.DONE:
+        request = self._frames.get((ack.stream_id, ack.frame_id))
+        if request is None:
             return  # late ACK of an abandoned frame
+        state = request.state
+        if state is _DONE:
+            return
         owner = request.applet
-        if not matched or owner is not applet:
+        if owner is not applet or not event.matched:
             # Cross-connection ACKs are only valid between async connections.
             if applet.mode != "async" or (owner is not None and owner.mode != "async"):
                 return
-        now = time.monotonic()
-        state = request.state
-        if state is RequestState.WAITING:
+        # When the reader got the bytes (it reads a batch of ACKs at once).
+        now = applet.last_activity
+        if state is _WAITING:
             self._nb_waiting -= 1
-        elif state is RequestState.ASSIGNED:
+        elif state is _ASSIGNED:
             self._nb_assigned -= 1  # the ACK overtook the end of our sendall()
             request.t_written = now
         else:  # QUEUED again after its connection died: the agent had it anyway
@@ -418,12 +470,15 @@ class AppletPool:
             request.t_written = now
         request.t_acked = now
         self.acks_received += 1
-        applet.server.backoff.success()
+        backoff = applet.server.backoff
+        if backoff.failures:
+            backoff.success()
         if event.aborted:
             request.finish(4, error="the agent aborted the fragmented NOTIFY")
         else:
             request.finish(0, ack=ack)
-        self._orphans.discard(request)
+        if self._orphans:
+            self._orphans.discard(request)
         if owner is not None:
             owner.release(request, abandon=owner is not applet)
         if self._nb_queued:

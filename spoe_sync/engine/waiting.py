@@ -43,7 +43,8 @@ class FrameRequest:
     """One NOTIFY in flight (internal; streams see :class:`FrameOutcome`)."""
 
     __slots__ = ("ack", "applet", "deadline", "error", "frame_id", "key", "payload",
-                 "server", "state", "status", "stream_id", "t_acked", "t_start", "t_written", "waiter")
+                 "server", "state", "status", "stream_id", "t_acked", "t_end", "t_start",
+                 "t_written", "waiter")
 
     def __init__(self, stream_id: int, frame_id: int, payload: bytes, deadline: float | None,
                  now: float) -> None:
@@ -61,6 +62,7 @@ class FrameRequest:
         self.t_start = now
         self.t_written = -1.0
         self.t_acked = -1.0
+        self.t_end = -1.0
         #: the stream's ``gevent.hub.Waiter`` while it waits (lighter than an Event)
         self.waiter: Any = None
 
@@ -86,10 +88,12 @@ class WaitingTable:
     """``(stream-id, frame-id)`` -> :class:`FrameRequest` for every frame of the
     engine between submission and its end."""
 
-    __slots__ = ("_table",)
+    __slots__ = ("_table", "frames")
 
     def __init__(self) -> None:
         self._table: dict[tuple[int, int], FrameRequest] = {}
+        #: the dict itself, for the pool's hot path (one lookup, no method call)
+        self.frames = self._table
 
     def __len__(self) -> int:
         return len(self._table)
