@@ -8,6 +8,9 @@ Four processes:
   ``WSGIHandler``) and ``spoe`` (``SpoeMiddleware`` + ``SpoeWSGIHandler``: one message per request,
   ``args ip=src path=path`` on ``on-frontend-http-request``);
 * a cheap SPOA agent pinned to core 1 (an epoll loop answering each NOTIFY with an empty ACK);
+* with ``--noop``, a third server: the middleware with a message whose condition is false
+  (the stream and the rules run, no frame goes out), to separate the middleware's cost from
+  the engine's;
 * a load generator pinned to core 1: ``--conns`` keep-alive connections, one request in flight
   on each, pre-encoded requests, latency measured per request.
 
@@ -47,6 +50,9 @@ spoe-message check-request
     args ip=src path=path
     event on-frontend-http-request
 """
+# --noop: the same middleware and stream, but the message's condition is false: no frame sent,
+# which isolates the middleware's own cost from the engine's round trip.
+CONF_NOOP = CONF.replace("event on-frontend-http-request", "event on-frontend-http-request if FALSE")
 REQUEST = b"GET /bench/path?x=1 HTTP/1.1\r\nHost: bench\r\n\r\n"
 _LEN = struct.Struct(">I")
 
@@ -144,7 +150,7 @@ def _app(environ, start_response):
     return [body]
 
 
-def run_server(port_file: str, with_spoe: bool, agent: str) -> None:
+def run_server(port_file: str, with_spoe: bool, agent: str, noop: bool = False) -> None:
     _pin(0)
     sys.path.insert(0, ROOT)
     from gevent.pywsgi import WSGIHandler, WSGIServer
@@ -153,7 +159,7 @@ def run_server(port_file: str, with_spoe: bool, agent: str) -> None:
 
     sock = listener(("127.0.0.1", 0))
     if with_spoe:
-        app = SpoeMiddleware(_app, CONF, "bench", {"agents": [agent]})
+        app = SpoeMiddleware(_app, CONF_NOOP if noop else CONF, "bench", {"agents": [agent]})
         server = WSGIServer(sock, app, handler_class=SpoeWSGIHandler, log=None, error_log=None)
     else:
         server = WSGIServer(sock, _app, handler_class=WSGIHandler, log=None, error_log=None)
@@ -266,13 +272,29 @@ class _Proc:
             self.proc.wait()
 
 
-def _load(port: int, args: argparse.Namespace) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """user+system CPU time of a process (Linux /proc), 0.0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _load(server: _Proc, args: argparse.Namespace) -> dict:
+    port = server.port
+    cpu = _cpu_seconds(server.proc.pid)
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--role", "load",
                           "--port", str(port), "--conns", str(args.conns),
                           "--duration", str(args.duration), "--max-requests",
                           str(args.max_requests)],
                          capture_output=True, text=True, timeout=args.duration + 60, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # the server's CPU per request: steadier than requests/s on a shared machine (the warm-up
+    # requests are not counted by the load generator, so this slightly overestimates)
+    result["cpu"] = _cpu_seconds(server.proc.pid) - cpu
+    return result
 
 
 def main() -> None:
@@ -280,6 +302,8 @@ def main() -> None:
     parser.add_argument("--role", choices=("main", "agent", "server", "load"), default="main")
     parser.add_argument("--port-file")
     parser.add_argument("--spoe", action="store_true")
+    parser.add_argument("--noop", action="store_true",
+                        help="also run the middleware with a message that never fires")
     parser.add_argument("--agent")
     parser.add_argument("--port", type=int)
     parser.add_argument("--conns", type=int, default=50)
@@ -290,7 +314,7 @@ def main() -> None:
     if args.role == "agent":
         return run_agent(args.port_file)
     if args.role == "server":
-        return run_server(args.port_file, args.spoe, args.agent)
+        return run_server(args.port_file, args.spoe, args.agent, args.noop)
     if args.role == "load":
         return run_load(args.port, args.conns, args.duration, args.max_requests)
 
@@ -299,10 +323,13 @@ def main() -> None:
     try:
         servers["bare"] = _Proc("--role", "server")
         servers["spoe"] = _Proc("--role", "server", "--spoe", "--agent", f"127.0.0.1:{agent.port}")
-        runs: dict[str, list[dict]] = {"bare": [], "spoe": []}
+        if args.noop:
+            servers["noop"] = _Proc("--role", "server", "--spoe", "--noop", "--agent",
+                                    f"127.0.0.1:{agent.port}")
+        runs: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(max(1, args.rounds)):
-            for name in ("bare", "spoe"):
-                runs[name].append(_load(servers[name].port, args))
+            for name in servers:
+                runs[name].append(_load(servers[name], args))
     finally:
         for proc in servers.values():
             proc.stop()
@@ -313,14 +340,21 @@ def main() -> None:
         seconds = sum(r["seconds"] for r in results)
         summary[name] = {"rps": total / seconds, "p50": sorted(r["p50"] for r in results)[
             len(results) // 2], "p99": sorted(r["p99"] for r in results)[len(results) // 2],
-            "errors": sum(r["errors"] for r in results)}
-        print(f"{name:5s} {summary[name]['rps']:8.0f} req/s  p50 {summary[name]['p50']:6.2f} ms"
+            "errors": sum(r["errors"] for r in results),
+            "cpu_us": sum(r["cpu"] for r in results) / max(total, 1) * 1e6}
+        print(f"{name:5s} {summary[name]['rps']:8.0f} req/s  {summary[name]['cpu_us']:6.1f} us CPU/req"
+              f"  p50 {summary[name]['p50']:6.2f} ms"
               f"  p99 {summary[name]['p99']:6.2f} ms  errors {summary[name]['errors']}  "
               f"(runs: {', '.join(format(r['rps'], '.0f') for r in results)})")
+    if "noop" in summary:
+        print(f"noop/bare (middleware without a frame): "
+              f"{summary['noop']['rps'] / summary['bare']['rps']:.1%}")
     ratio = summary["spoe"]["rps"] / summary["bare"]["rps"]
     added = summary["spoe"]["p99"] - summary["bare"]["p99"]
     print(f"ratio spoe/bare: {ratio:.1%} (target >= 75%); p99 added: {added:.2f} ms "
           f"(target < 2 ms); {args.conns} keep-alive connections")
+    print(f"CPU ratio bare/spoe (requests/s at equal CPU): "
+          f"{summary['bare']['cpu_us'] / summary['spoe']['cpu_us']:.1%}")
 
 
 if __name__ == "__main__":
