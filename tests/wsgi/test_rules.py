@@ -213,3 +213,16 @@ def test_write_callable_and_streaming_without_response_rules(make_mw):
         mw = make_mw(app, **kw)
         with serve(mw) as port:
             assert get(port, "/").body == b"written then iterated"
+
+
+def test_rules_without_any_engine():
+    from spoe_sync.wsgi import SpoeMiddleware
+
+    from .support import echo_app
+    mw = SpoeMiddleware(echo_app, http_request=["set-var(txn.mine) req.hdr(x-v)",
+                                                "deny deny_status 429 if { path /private }"],
+                        http_after_response=["set-header x-v %[var(txn.mine)]"])
+    with serve(mw) as port:
+        assert get(port, "/private").status == 429
+        r = get(port, "/", {"x-v": "hi"})
+    assert r.status == 200 and parse_echo(r.body)["txn.mine"] == "hi" and r.header("x-v") == "hi"
