@@ -72,6 +72,15 @@ from .ratelimit import RateCounter
 from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
 from .waiting import FrameRequest, RequestState, WaitingTable, new_engine_id
 
+# os.getpid() is a system call (glibc no longer caches it), too dear for every
+# frame: the pid is kept here and refreshed in the child of every os.fork()
+# (gevent's fork, multiprocessing and gunicorn's workers all go through it).
+# Only a fork(2) made behind Python's back would go unseen by send();
+# metrics() and close() still ask the system.
+_this_process = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _this_process.__setitem__(0, os.getpid()))
+
 _DONE = RequestState.DONE
 _WAITING = RequestState.WAITING
 _ASSIGNED = RequestState.ASSIGNED
@@ -204,7 +213,7 @@ class AppletPool:
         The engine's hot path."""
         if self._closed:
             raise EngineClosed(f"SPOE agent '{self.agent_name}': the engine is closed")
-        if self._pid != os.getpid():
+        if self._pid != _this_process[0]:
             self._ensure_process()
         request = FrameRequest(stream_id, frame_id, payload, deadline, monotonic())
         frames = self._frames

@@ -10,12 +10,15 @@ never makes us wait for, or keep, more than max-frame-size bytes of it.
 
 from __future__ import annotations
 
+import struct
+
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .constants import FrameStatus
 
 __all__ = ["ReceiveBuffer"]
 
 _PREFIX = 4
+_U32 = struct.Struct(">I")
 
 
 class ReceiveBuffer:
@@ -36,7 +39,9 @@ class ReceiveBuffer:
 
     def __init__(self, max_frame_size: int) -> None:
         self.max_frame_size = int(max_frame_size)
-        self._buf = bytearray()
+        # bytes while it holds one read as it came (no copy), a bytearray once
+        # a partial frame must be completed by the next read.
+        self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the unread part of _buf
         self._scan = 0  # start of the first frame not known to be complete
         self._eof = False
@@ -67,7 +72,19 @@ class ReceiveBuffer:
             raise LocalProtocolError("data received after the end of the stream")
         if self._oversized:
             return
-        self._buf += data
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            # Nothing left over (a read usually ends on a frame boundary): keep
+            # the bytes as they came, frames are sliced straight out of them.
+            self._buf = data if type(data) is bytes else bytes(data)
+            self._pos = self._scan = 0
+        else:
+            if type(buf) is bytes:
+                buf = self._buf = bytearray(buf[pos:])
+                self._scan = max(self._scan - pos, 0)
+                self._pos = 0
+            buf += data  # in place: buf is the bytearray self._buf
         self._find_oversized()
 
     def next_frame(self) -> bytes | None:
@@ -77,31 +94,34 @@ class ReceiveBuffer:
             length over :attr:`max_frame_size` (raised again on every call: the
             stream cannot be resynchronised after that).
         """
+        buf = self._buf
         pos = self._pos
-        if len(self._buf) - pos < _PREFIX:
+        if len(buf) - pos < _PREFIX:
             return None
-        length = int.from_bytes(self._buf[pos : pos + _PREFIX], "big")
+        length: int = _U32.unpack_from(buf, pos)[0]
         if length > self.max_frame_size:
             raise RemoteProtocolError(
                 f"the agent announced a frame of {length} bytes, over the max-frame-size of "
                 f"{self.max_frame_size}", status=FrameStatus.TOO_BIG)
         end = pos + _PREFIX + length
-        if len(self._buf) < end:
+        size = len(buf)
+        if size < end:
             return None
-        body = bytes(self._buf[pos + _PREFIX : end])
-        if end >= len(self._buf):
-            self._buf.clear()
+        body = buf[pos + _PREFIX : end]
+        if end >= size:
+            self._buf = b""
             self._pos = self._scan = 0
         else:
             self._pos = end
-            self._scan = max(self._scan, end)
-            if end > 65536 and end * 2 > len(self._buf):
+            if end > self._scan:
+                self._scan = end
+            if end > 65536 and end * 2 > size and type(buf) is bytearray:
                 # Compact now and then rather than on every frame: deleting the
                 # head of a bytearray moves everything behind it.
-                del self._buf[:end]
+                del buf[:end]
                 self._scan -= end
                 self._pos = 0
-        return body
+        return body if type(body) is bytes else bytes(body)
 
     def _find_oversized(self) -> None:
         """Walk the complete frames buffered after the read position and stop at
@@ -109,9 +129,9 @@ class ReceiveBuffer:
         buf = self._buf
         scan = max(self._scan, self._pos)
         while len(buf) - scan >= _PREFIX:
-            length = int.from_bytes(buf[scan : scan + _PREFIX], "big")
+            length = _U32.unpack_from(buf, scan)[0]
             if length > self.max_frame_size:
-                del buf[scan + _PREFIX :]
+                self._buf = buf[: scan + _PREFIX]
                 self._oversized = True
                 break
             if len(buf) < scan + _PREFIX + length:

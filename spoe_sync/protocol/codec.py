@@ -37,6 +37,7 @@ from .fastcodec import (
     _INT_CLASSES,
     _KV_CLASSES,
     _LENGTH,
+    _MASK,
     _SCOPES,
     _SMALL,
     _Fallback,
@@ -61,6 +62,8 @@ from .frames import (
     UnsetVar,
 )
 from .values import Value, data_type_of
+
+_NOTIFY_FIN = bytes((FrameType.NOTIFY, 0, 0, 0, FLAG_FIN))  # FRAME-TYPE, FLAGS
 
 __all__ = [
     "MessageEncoder",
@@ -282,6 +285,13 @@ def encode_raw_frame(frame_type: int, flags: int, stream_id: int, frame_id: int,
 def encode_notify(stream_id: int, frame_id: int, payload: bytes, flags: int = FLAG_FIN) -> bytes:
     """A whole NOTIFY frame (length prefix included) around a payload made by
     :class:`MessageEncoder` / :func:`encode_messages`.  The hot path."""
+    if flags == FLAG_FIN and 0 <= stream_id <= _MASK and 0 <= frame_id <= _MASK \
+            and type(payload) is bytes:
+        # encode_raw_frame() with the checks that cannot fail here left out.
+        ids = _varint(stream_id) + _varint(frame_id)
+        size = 5 + len(ids) + len(payload)
+        if size <= 0xFFFFFFFF:
+            return b"".join((_LENGTH.pack(size), _NOTIFY_FIN, ids, payload))
     return encode_raw_frame(FrameType.NOTIFY, flags, stream_id, frame_id, payload)
 
 

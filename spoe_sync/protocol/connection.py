@@ -42,7 +42,16 @@ from .constants import (
     FrameType,
     frame_status_reason,
 )
-from .events import NEED_DATA, AckReceived, AgentDisconnected, ConnectionClosed, Event, HelloDone
+from .events import (
+    NEED_DATA,
+    AckReceived,
+    AgentDisconnected,
+    ConnectionClosed,
+    Event,
+    HelloDone,
+    new_ack_received,
+)
+from .fastcodec import _Fallback, _fast_ack
 from .fragments import Reassembler, abort_frame, fragment_notify
 from .frames import (
     Ack,
@@ -87,6 +96,8 @@ class ConnectionState(enum.Enum):
 
 
 _S = ConnectionState
+_READY = ConnectionState.READY
+_ACK_TYPE = bytes((FrameType.ACK,))
 # (state, input) -> next state.  Anything missing is a LocalProtocolError: the
 # caller did something the current state does not allow (h11's rule).
 _TRANSITIONS: dict[tuple[ConnectionState, str], ConnectionState] = {
@@ -106,10 +117,13 @@ _TRANSITIONS: dict[tuple[ConnectionState, str], ConnectionState] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Waiting:
     fragmented: bool
     frames: int
+
+
+_SINGLE_FRAME = _Waiting(False, 1)  # shared: what almost every NOTIFY is
 
 
 # --------------------------------------------------------------------------- connection
@@ -163,6 +177,9 @@ class EngineConnection:
         self._buffer = ReceiveBuffer(max_frame_size)
         self._reassembler = Reassembler(max_ack_size)
         self._waiting: dict[tuple[int, int], _Waiting] = {}
+        # What the handshake settled, as plain attributes for send_notify().
+        self._sync = False
+        self._limit = max_frame_size
 
     def __repr__(self) -> str:
         return (f"<EngineConnection {self.state.name} mode={self.mode} "
@@ -248,13 +265,13 @@ class EngineConnection:
         if key in self._waiting:
             raise LocalProtocolError(f"NOTIFY ({stream_id}, {frame_id}) is already waiting for its ACK",
                                      FrameStatus.INVALID)
-        if self.mode == "sync" and self._waiting:
+        if self._sync and self._waiting:
             raise LocalProtocolError("sync mode: a NOTIFY is already waiting for its ACK",
                                      FrameStatus.INVALID)
         frame = encode_notify(stream_id, frame_id, payload)
-        limit = self.max_frame_size
+        limit = self._limit
         if len(frame) - 4 <= limit:
-            self._waiting[key] = _Waiting(False, 1)
+            self._waiting[key] = _SINGLE_FRAME
             return [frame]
         if not self.send_frag_payload or not self.agent_fragmentation:
             why = ("option send-frag-payload is off" if not self.send_frag_payload
@@ -348,6 +365,22 @@ class EngineConnection:
                     self._transition("eof")
                     return ConnectionClosed(len(buffer))
                 return NEED_DATA
+            if state is _READY and body[:1] == _ACK_TYPE:
+                # The hot path: a whole ACK on a ready connection, decoded
+                # without the type dispatch; any irregularity (fragments, a
+                # malformed action, ...) takes the full path below.
+                try:
+                    ack = _fast_ack(body)
+                except (_Fallback, IndexError, ValueError):
+                    pass
+                else:
+                    try:
+                        event = self._match(ack, aborted_ack=False)
+                    except RemoteProtocolError as exc:  # sync: an ACK for another frame
+                        raise self._fail(exc) from None
+                    if event is not None:
+                        return event
+                    continue
             event = self._handle(body)
             if event is not None:
                 return event
@@ -389,6 +422,8 @@ class EngineConnection:
             raise self._fail(exc) from None
         self._transition("hello")
         self.negotiated = negotiated
+        self._sync = negotiated.mode == "sync"
+        self._limit = negotiated.max_frame_size
         self.agent_hello = frame
         self._buffer.max_frame_size = negotiated.max_frame_size
         return HelloDone(frame, negotiated.mode, negotiated.max_frame_size, negotiated.fragmentation)
@@ -421,6 +456,8 @@ class EngineConnection:
         unknown ACK does depends on the mode."""
         waiting = self._waiting.pop((ack.stream_id, ack.frame_id), None)
         if waiting is not None:
+            if waiting is _SINGLE_FRAME and not aborted_ack:
+                return new_ack_received(ack, True, False, False)
             aborted = aborted_ack or (waiting.fragmented and bool(ack.flags & FLAG_ABORT))
             return AckReceived(ack, True, waiting.fragmented, aborted)
         mode = self.mode

@@ -5,7 +5,7 @@ Frozen dataclasses in h11's style, plus the ``NEED_DATA`` sentinel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Union
 
 from .frames import Ack, AgentHello
@@ -94,3 +94,22 @@ class ConnectionClosed:
 
 
 Event = Union[HelloDone, AckReceived, AgentDisconnected, ConnectionClosed]
+
+# One AckReceived per ACK, on the engine's hot path: a frozen dataclass's
+# __init__ pays an object.__setattr__ per field, so the connection sets the four
+# slots directly (the same fields, in the same order: checked here).
+assert [f.name for f in fields(AckReceived)] == ["ack", "matched", "fragmented", "aborted"]
+_ACK_RECEIVED_SETTERS = tuple(AckReceived.__dict__[name].__set__
+                              for name in ("ack", "matched", "fragmented", "aborted"))
+
+
+def new_ack_received(ack: Ack, matched: bool, fragmented: bool, aborted: bool) -> AckReceived:
+    """``AckReceived(ack, matched, fragmented, aborted)``, without the frozen
+    dataclass's per-field ``object.__setattr__``."""
+    s_ack, s_matched, s_fragmented, s_aborted = _ACK_RECEIVED_SETTERS
+    event: AckReceived = object.__new__(AckReceived)
+    s_ack(event, ack)
+    s_matched(event, matched)
+    s_fragmented(event, fragmented)
+    s_aborted(event, aborted)
+    return event

@@ -59,6 +59,7 @@ _INT_CLASSES: dict[int, Callable[[int], int]] = {
 _HEAD = struct.Struct(">IBI")  # FRAME-LENGTH, FRAME-TYPE, FLAGS
 _TYPE_FLAGS = struct.Struct(">BI")
 _LENGTH = struct.Struct(">I")
+_FLAGS_AT_1 = struct.Struct(">xI")  # the FLAGS of a frame body (after FRAME-TYPE)
 
 
 # =========================================================== encoding
@@ -273,6 +274,26 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
     if ftype in (FrameType.UNSET, FrameType.NOTIFY, FrameType.ACK):
         return Fragment(ftype, sid, fid, buf[pos:], flags)
     return UnknownFrame(ftype, sid, fid, buf[pos:], flags)
+
+
+def _fast_ack(buf: bytes) -> Ack:
+    """The ACK (type 103, FIN) whose body is ``buf``: what an engine reads for
+    every NOTIFY, so the frame type is not dispatched again.  Anything else
+    (no FIN, a short frame, ...) raises :class:`_Fallback`."""
+    if len(buf) < 7:
+        raise _Fallback
+    flags = _FLAGS_AT_1.unpack_from(buf)[0]
+    if not flags & FLAG_FIN:
+        raise _Fallback
+    sid = buf[5]
+    fid = buf[6]
+    pos = 7
+    if sid >= 240 or fid >= 240:
+        sid, pos = _read_varint(buf, 5)
+        fid, pos = _read_varint(buf, pos)
+    if pos == len(buf):
+        return _new_ack(sid, fid, (), flags)
+    return _fast_actions(flags, sid, fid, buf, pos)
 
 
 def _fast_frame(buf: bytes, start: int) -> Frame:
