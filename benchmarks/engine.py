@@ -1,19 +1,31 @@
-"""Engine benchmark: frames/s and latency through the applet pool, against a raw ceiling.
+"""Engine benchmark: the applet pool, ``process_event`` and the raw ceiling, in one run.
 
-    .venv/bin/python benchmarks/engine.py [--duration 2] [--frames 50000]
+    .venv/bin/python benchmarks/engine.py [--duration 1.5] [--repeat 3] [--streams 200]
+                                          [--waiting 10000] [--parts pool,events,waiting]
 
 A cheap agent runs in a separate process pinned to the other core: an epoll
 loop that reads only the stream-id and frame-id of each NOTIFY and answers with
-a pre-encoded ACK header around those id bytes, so it is never the bottleneck.
-Against it, in this process (pinned to core 0):
+a pre-encoded ACK around those id bytes (optionally holding every ACK back for
+``--delay`` seconds), so it is never the bottleneck.  In this process (pinned to
+core 0), every measurement repeated ``--repeat`` times (medians reported):
 
+* ``raw``: the ceiling for one Python process: pre-encoded NOTIFYs pipelined on
+  4 connections with 20 in flight on each, ACKs only counted (issue 5);
 * ``pool``: :meth:`AppletPool.process` from 1, 50 and 500 concurrent greenlets,
   each looping on one small NOTIFY, in sync and pipelining modes; frames/s,
-  p50/p99 latency of ``process()`` and the connections the pool opened;
-* ``raw``: the ceiling for one Python process: pre-encoded NOTIFYs written on 4
-  connections with 20 in flight on each, ACKs only counted.
+  p50/p99 latency and the connections the pool opened (issue 5);
+* ``events``: ``--streams`` greenlets looping on ``process_event`` (a message
+  with one ``src`` argument, evaluated and encoded every time; pipelining,
+  ``max-waiting-frames 20``), on a new stream per event and on long-lived
+  streams; each round runs right after a raw round, and the ratio is taken per
+  round (issue 6 target: at least 20% of the raw ceiling);
+* ``waiting``: ``--waiting`` streams all waiting at once on an agent that delays
+  its ACKs; the RSS growth while they wait (issue 6 target: under 100 MB).
 
-Every run is bounded by ``--duration`` seconds and ``--frames`` frames.
+CPU per frame is ``time.process_time()`` of this process (the agent's excluded):
+with other work on the machine it is steadier than frames/s.  Every run is
+bounded by ``--duration`` seconds and a frame budget; the load average is
+printed, figures only mean something on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -22,13 +34,27 @@ import argparse
 import os
 import selectors
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import time
 
-HELLO_REPLY_CAPS = "pipelining,async"
 _LEN = struct.Struct(">I")
+
+CONF = """\
+spoe-agent bench
+    messages check-client-ip
+    option var-prefix bench
+    timeout hello 2s
+    timeout idle 30s
+    timeout processing {processing}
+    use-backend agents
+spoe-message check-client-ip
+    args ip=src
+    event on-frontend-http-request
+"""
+EVENT = "on-frontend-http-request"
 
 
 # --------------------------------------------------------------------------- the agent process
@@ -43,31 +69,51 @@ def _varint_len(buf: bytes, pos: int) -> int:
     return end - pos + 1
 
 
-def run_agent(port_file: str) -> None:
-    """The benchmark agent: answers HELLO, ACKs each NOTIFY with no action."""
+def run_agent(port_file: str, delay: float) -> None:
+    """Answers HELLO, ACKs each NOTIFY with no action (after ``delay`` seconds)."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from spoe_sync.protocol import AgentDisconnect, AgentHello
     from spoe_sync.protocol.codec import encode_frame
 
-    hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities=HELLO_REPLY_CAPS))
+    hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining,async"))
     bye = encode_frame(AgentDisconnect.make(0))
     ack_head = b"\x67\x00\x00\x00\x01"
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(1024)
+    listener.listen(4096)
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
     buffers: dict[socket.socket, bytes] = {}
+    held: list[tuple[float, socket.socket, bytes]] = []
     with open(port_file + ".tmp", "w") as f:
         f.write(str(listener.getsockname()[1]))
     os.rename(port_file + ".tmp", port_file)
+
+    def drop(conn: socket.socket) -> None:
+        if conn in buffers:
+            sel.unregister(conn)
+            conn.close()
+            buffers.pop(conn, None)
+
+    def send(conn: socket.socket, data: bytes) -> None:
+        if conn not in buffers:
+            return
+        conn.setblocking(True)  # ACK bursts may exceed the socket buffer
+        try:
+            conn.sendall(data)
+        except OSError:
+            drop(conn)
+            return
+        conn.setblocking(False)
+
     deadline = time.monotonic() + 600  # never outlive a forgotten run
     while time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=1.0):
+        timeout = 1.0 if not held else max(held[0][0] - time.monotonic(), 0.0)
+        for key, _ in sel.select(timeout=timeout):
             if key.data is None:
                 conn, _addr = listener.accept()
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -81,14 +127,10 @@ def run_agent(port_file: str) -> None:
             except OSError:
                 chunk = b""
             if not chunk:
-                sel.unregister(conn)
-                conn.close()
-                buffers.pop(conn, None)
+                drop(conn)
                 continue
             buf = buffers[conn] + chunk
-            out = []
-            pos = 0
-            close = False
+            out, acks, pos, close = [], [], 0, False
             while len(buf) - pos >= 4:
                 (size,) = _LEN.unpack_from(buf, pos)
                 if len(buf) - pos - 4 < size:
@@ -98,8 +140,7 @@ def run_agent(port_file: str) -> None:
                     start = pos + 9
                     n = _varint_len(buf, start)
                     n += _varint_len(buf, start + n)
-                    ids = buf[start:start + n]
-                    out.append(_LEN.pack(5 + n) + ack_head + ids)
+                    acks.append(_LEN.pack(5 + n) + ack_head + buf[start:start + n])
                 elif ftype == 1:
                     out.append(hello)
                 elif ftype == 2:
@@ -107,25 +148,32 @@ def run_agent(port_file: str) -> None:
                     close = True
                 pos += 4 + size
             buffers[conn] = buf[pos:]
+            if delay and acks:
+                held.append((time.monotonic() + delay, conn, b"".join(acks)))
+            else:
+                out.extend(acks)
             if out:
-                try:
-                    conn.sendall(b"".join(out))
-                except OSError:
-                    close = True
+                send(conn, b"".join(out))
             if close:
-                sel.unregister(conn)
-                conn.close()
-                buffers.pop(conn, None)
+                drop(conn)
+        now = time.monotonic()
+        while held and held[0][0] <= now:
+            _, conn, data = held.pop(0)
+            send(conn, data)
 
 
 class Agent:
     """The agent process, started and stopped by PID."""
 
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
     def __enter__(self) -> Agent:
-        port_file = f"/tmp/spoe-bench-agent-{os.getpid()}.port"
+        port_file = f"/tmp/spoe-bench-agent-{os.getpid()}-{self.delay}.port"
         if os.path.exists(port_file):
             os.unlink(port_file)
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--agent", port_file])
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--agent",
+                                      port_file, str(self.delay)])
         deadline = time.monotonic() + 10
         while not os.path.exists(port_file):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -160,7 +208,6 @@ def bench_pool(address: str, mode: str, concurrency: int, duration: float, max_f
 
     from spoe_sync.config import AgentConfig, Timeouts
     from spoe_sync.engine import AppletPool
-    from spoe_sync.protocol import Message
     from spoe_sync.protocol.codec import MessageEncoder
 
     pipelining = mode != "sync"
@@ -169,7 +216,6 @@ def bench_pool(address: str, mode: str, concurrency: int, duration: float, max_f
                          pipelining=pipelining, async_=False)
     pool = AppletPool(config, [address], max_connecting=64)
     payload = MessageEncoder("check-client-ip", ["ip"]).encode(["192.0.2.1"])
-    _ = Message
     latencies: list[float] = []
     errors = 0
     sent = 0
@@ -267,36 +313,206 @@ def bench_raw(address: str, duration: float, max_frames: int, connections: int =
             "connections": connections, "errors": 0, "cpu_us": cpu / max(total, 1) * 1e6}
 
 
+def make_engine(address: str, processing: str = "5s"):  # type: ignore[no-untyped-def]
+    import warnings
+
+    from spoe_sync import Engine, load_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = load_config(CONF.format(processing=processing))
+    return Engine(config, backends={"agents": [address]}, max_connecting=64)
+
+
+def bench_engine(address: str, streams: int, duration: float, max_frames: int,
+                 reuse: bool = False) -> dict:
+    """``streams`` greenlets looping on ``process_event``: each on a new stream
+    (one request per stream), or with ``reuse`` on one long-lived stream each."""
+    import gevent
+
+    from spoe_sync.samples import StaticSamples
+
+    engine = make_engine(address)
+    samples = StaticSamples({"src": "192.0.2.1"})
+    # warm-up: the connections the steady state needs
+    gevent.joinall([gevent.spawn(engine.process_event, engine.new_stream(samples), EVENT)
+                    for _ in range(streams)], timeout=10)
+    stop_at = time.monotonic() + duration
+    per_worker = max(max_frames // streams, 1)
+    done = [0]
+    errors = [0]
+    latencies: list[float] = []
+
+    def worker() -> None:
+        new_stream, process = engine.new_stream, engine.process_event
+        perf = time.perf_counter
+        stream = new_stream(samples)
+        for _ in range(per_worker):
+            if time.monotonic() > stop_at:
+                return
+            t0 = perf()
+            if process(stream if reuse else new_stream(samples), EVENT).status:
+                errors[0] += 1
+            latencies.append(perf() - t0)
+            done[0] += 1
+
+    start = time.perf_counter()
+    cpu = time.process_time()
+    gevent.joinall([gevent.spawn(worker) for _ in range(streams)], timeout=duration + 10)
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    m = engine.metrics()
+    engine.close(2)
+    return {"kind": "events", "concurrency": streams, "frames": done[0],
+            "fps": done[0] / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000, "connections": m.connections_opened,
+            "errors": errors[0], "cpu_us": 1e6 * cpu / max(done[0], 1)}
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _wave(engine, samples, count: int, delay: float) -> dict:  # type: ignore[no-untyped-def]
+    """``count`` streams at once; RSS growth once they all wait for their ACK."""
+    import gc
+
+    import gevent
+
+    gc.collect()
+    rss_before = _rss()
+    greenlets = [gevent.spawn(lambda: engine.process_event(engine.new_stream(samples), EVENT))
+                 for _ in range(count)]
+    deadline = time.monotonic() + delay + 10
+    peak_waiting = 0
+    rss_waiting = rss_before
+    while time.monotonic() < deadline:
+        gevent.sleep(0.05)
+        m = engine.metrics()
+        if m.nb_waiting > peak_waiting:
+            peak_waiting = m.nb_waiting
+            rss_waiting = _rss()
+        if m.nb_waiting == count or (peak_waiting and m.nb_waiting < peak_waiting):
+            break
+    gevent.joinall(greenlets, timeout=delay + 30)
+    ok = sum(1 for g in greenlets if g.dead and g.value is not None and g.value.ok)
+    return {"waiting": peak_waiting, "ok": ok, "rss_mb": (rss_waiting - rss_before) / 2**20}
+
+
+def bench_waiting(address: str, count: int, delay: float, use_tracemalloc: bool) -> dict:
+    """Two waves of ``count`` waiting streams: the first opens the agent
+    connections (``count / max-waiting-frames`` of them), the second reuses them,
+    so its RSS growth is what the waiting streams themselves take."""
+    from spoe_sync.samples import StaticSamples
+
+    engine = make_engine(address, processing=f"{int((delay + 20) * 1000)}ms")
+    samples = StaticSamples({"src": "192.0.2.1"})
+    cold = _wave(engine, samples, count, delay)
+    if use_tracemalloc:
+        import tracemalloc
+        tracemalloc.start()
+    warm = _wave(engine, samples, count, delay)
+    traced = 0
+    if use_tracemalloc:
+        import tracemalloc
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    m = engine.metrics()
+    engine.close(2)
+    return {"cold": cold, "warm": warm, "traced_mb": traced / 2**20,
+            "connections": m.connections_opened}
+
+
+def _median(rows: list[dict]) -> dict:
+    """The row whose frames/s is the median of the repeats, with the median CPU."""
+    ordered = sorted(rows, key=lambda r: r["fps"])
+    row = dict(ordered[len(ordered) // 2])
+    row["cpu_us"] = statistics.median(r["cpu_us"] for r in rows)
+    return row
+
+
+def _print_rows(rows: list[dict]) -> None:
+    print(f"{'run':<24}{'streams':>8}{'frames':>9}{'frames/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'conns':>7}{'errors':>8}{'cpu us/frame':>14}")
+    for r in rows:
+        print(f"{r['kind']:<24}{r['concurrency']:>8}{r['frames']:>9}{r['fps']:>11.0f}"
+              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['connections']:>7}{r['errors']:>8}"
+              f"{r['cpu_us']:>14.1f}")
+
+
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--agent":
-        run_agent(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--agent":
+        run_agent(sys.argv[2], float(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=1.5, help="seconds per measurement")
     parser.add_argument("--frames", type=int, default=60000, help="frames per measurement, at most")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 50, 500])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--waiting", type=int, default=10000)
+    parser.add_argument("--delay", type=float, default=3.0, help="ACK delay of the waiting run")
+    parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--parts", default="pool,events,waiting",
+                        help="comma-separated: pool, events, waiting")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    rows = []
+    repeat = max(args.repeat, 1)
+    raws: list[dict] = []
+    rows: list[dict] = []
+    ratios: list[float] = []
+    events: dict[str, list[dict]] = {"new": [], "reuse": []}
     with Agent() as agent:
-        rows.append(bench_raw(agent.address, args.duration, args.frames * 4))
-        for mode in ("sync", "pipelining"):
-            for concurrency in args.concurrency:
-                rows.append(bench_pool(agent.address, mode, concurrency, args.duration, args.frames))
-    print(f"{'run':<18}{'streams':>8}{'frames':>9}{'frames/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'conns':>7}{'errors':>8}{'cpu us/frame':>14}")
-    for r in rows:
-        print(f"{r['kind']:<18}{r['concurrency']:>8}{r['frames']:>9}{r['fps']:>11.0f}"
-              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['connections']:>7}{r['errors']:>8}"
-              f"{r['cpu_us']:>14.1f}")
-    print(f"\nload average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
-          "(figures are only meaningful on an otherwise idle machine)")
-    ceiling = rows[0]["fps"]
-    best = max(r["fps"] for r in rows[1:])
-    print(f"\nraw ceiling {ceiling:.0f} frames/s; best pool run {best:.0f} frames/s "
-          f"({100 * best / ceiling:.0f}% of the ceiling)")
+        for _ in range(repeat):
+            raws.append(bench_raw(agent.address, args.duration, args.frames * 4))
+            if "events" in parts:
+                for label, reuse in (("new", False), ("reuse", True)):
+                    events[label].append(bench_engine(agent.address, args.streams, args.duration,
+                                                      args.frames * 2, reuse=reuse))
+                best = max(events["new"][-1]["fps"], events["reuse"][-1]["fps"])
+                ratios.append(best / raws[-1]["fps"])
+        if "pool" in parts:
+            for mode in ("sync", "pipelining"):
+                for concurrency in args.concurrency:
+                    rows.append(_median([bench_pool(agent.address, mode, concurrency,
+                                                    args.duration, args.frames)
+                                         for _ in range(repeat)]))
+    raw = _median(raws)
+    table = [raw, *rows]
+    for label, text in (("new", "events, new streams"), ("reuse", "events, long-lived")):
+        if events[label]:
+            table.append(_median(events[label]))
+            table[-1]["kind"] = text
+    print(f"medians of {repeat} rounds of {args.duration:g} s")
+    _print_rows(table)
+    print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (figures only "
+          "mean something on an otherwise idle machine)")
+    print(f"raw ceiling {raw['fps']:.0f} frames/s ({raw['cpu_us']:.1f} us CPU per frame)")
+    if rows:
+        best = max(rows, key=lambda r: r["fps"])
+        print(f"best pool run: {best['kind']} x{best['concurrency']}, {best['fps']:.0f} frames/s "
+              f"({100 * best['fps'] / raw['fps']:.0f}% of the ceiling)")
+    if ratios:
+        share = 100 * statistics.median(ratios)
+        print(f"process_event x{args.streams} / raw ceiling, per round: "
+              f"{', '.join(f'{100 * r:.0f}%' for r in ratios)}; median {share:.0f}% "
+              f"(target >= 20%: {'met' if share >= 20 else 'NOT met'})")
+    if args.waiting and "waiting" in parts:
+        with Agent(delay=args.delay) as slow:
+            waiting = bench_waiting(slow.address, args.waiting, args.delay, args.tracemalloc)
+        extra = f", tracemalloc peak {waiting['traced_mb']:.1f} MB" if args.tracemalloc else ""
+        for wave in ("cold", "warm"):
+            w = waiting[wave]
+            print(f"{args.waiting} waiting streams ({wave}): {w['waiting']} waiting at once, "
+                  f"{w['ok']} answered, RSS +{w['rss_mb']:.1f} MB"
+                  + (extra if wave == "warm" else ""))
+        best_mb = waiting["warm"]["rss_mb"]
+        print(f"({waiting['connections']} agent connections, opened during the cold wave; "
+              f"target < 100 MB: {'met' if best_mb < 100 else 'NOT met'})")
 
 
 if __name__ == "__main__":
