@@ -104,6 +104,8 @@ __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
 
 VARS_KEY = "spoe_sync.vars"
 RESULTS_KEY = "spoe_sync.results"
+#: Response bytes read for ``res.body`` when ``buffer_response`` is not given (tune.bufsize).
+DEFAULT_BUFSIZE = 16384
 _REQUEST_EVENTS = ("on-client-session", "on-frontend-tcp-request", "on-backend-tcp-request",
                    "on-frontend-http-request", "on-backend-http-request")
 _RESPONSE_EVENTS = ("on-tcp-response", "on-http-response")
@@ -167,7 +169,8 @@ class SpoeMiddleware:
     :param buffer_body: read up to this many bytes of each request body before the events
         and rules (``option http-buffer-request``; without it ``req.body`` is empty).
     :param buffer_response: bytes of the response body to read before ``on-http-response``
-        (for ``res.body``); ``None`` keeps responses streaming.
+        and the response rules (for ``res.body``); by default :data:`DEFAULT_BUFSIZE` when a
+        response rule or message uses ``res.body*``, else responses stream untouched.
     :param stats_path: serve the engines' counters in Prometheus text format at this path.
     :param tarpit_timeout: seconds ``tarpit`` holds a request (HAProxy's ``timeout tarpit``).
     :raises ConfigError: a bad SPOE file, rule, ACL or duplicate engine id.
@@ -214,6 +217,9 @@ class SpoeMiddleware:
         self.http_after_response = parse_rules(http_after_response, "http-after-response",
                                                **kw)  # type: ignore[arg-type]
         self.buffer_body = buffer_body
+        if buffer_response is None and _uses_res_body(
+                [cfg for _, cfg in loaded], self.http_response + self.http_after_response):
+            buffer_response = DEFAULT_BUFSIZE  # res.body is used: buffer as HAProxy would
         self.buffer_response = buffer_response
         self.tarpit_timeout = tarpit_timeout
         self.stats_path = stats_path
@@ -281,6 +287,43 @@ class SpoeMiddleware:
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
+
+
+def _exprs_of(obj: Any) -> list[Any]:
+    """The sample expressions of a rule action, message, condition or log-format."""
+    out: list[Any] = []
+    if obj is None:
+        return out
+    if hasattr(obj, "suites"):  # a Condition
+        for suite in obj.suites:
+            for term in suite:
+                out.extend(e.expr for e in term.acl.exprs)
+        return out
+    if hasattr(obj, "exprs") and isinstance(obj.exprs, tuple):  # a LogFormat
+        return list(obj.exprs)
+    for attr in ("expr", "fmt", "value", "body_fmt", "reply", "condition"):
+        sub = getattr(obj, attr, None)
+        if sub is not None:
+            out.extend([sub] if hasattr(sub, "fetch") else _exprs_of(sub))
+    for _name, fmt in getattr(obj, "headers", ()) or ():
+        out.extend(_exprs_of(fmt))
+    for arg in getattr(obj, "args", ()) or ():
+        out.extend(_exprs_of(arg))
+    return out
+
+
+def _uses_res_body(configs: Sequence[SpoeConfig], rules: Sequence[Rule]) -> bool:
+    exprs: list[Any] = []
+    for rule in rules:
+        exprs += _exprs_of(rule.action) + _exprs_of(rule.condition)
+    for cfg in configs:
+        for event in _RESPONSE_EVENTS:
+            for message in cfg.events.get(event, ()):
+                exprs += _exprs_of(message)
+        for group in cfg.groups:
+            for message in cfg.group_messages(group):
+                exprs += _exprs_of(message)
+    return any(str(getattr(e, "fetch", "")).startswith("res.body") for e in exprs)
 
 
 def _check_backends(cfg: SpoeConfig, backends: Any) -> None:

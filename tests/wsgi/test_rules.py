@@ -226,3 +226,16 @@ def test_rules_without_any_engine():
         assert get(port, "/private").status == 429
         r = get(port, "/", {"x-v": "hi"})
     assert r.status == 200 and parse_echo(r.body)["txn.mine"] == "hi" and r.header("x-v") == "hi"
+
+
+def test_res_body_use_turns_response_buffering_on(make_mw):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"x" * 20000, b"tail"]
+
+    with_body = make_mw(app, http_response=["set-header x-len %[res.body,length]"])
+    without = make_mw(app, http_response=["set-header x-len %[res.hdr(content-type)]"])
+    assert with_body.buffer_response == 16384 and without.buffer_response is None
+    with serve(with_body) as port:
+        r = get(port, "/")
+    assert r.header("x-len") == "16384" and len(r.body) == 20004
