@@ -36,6 +36,7 @@ import signal
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import gevent
@@ -43,7 +44,7 @@ from gevent import socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
-from gevent.socket import wait_read
+from gevent.socket import wait_read, wait_write
 from loguru import logger
 
 from ..config.backends import parse_address
@@ -106,7 +107,8 @@ class _Aborted(Exception):
 class _Conn:
     """One proxied client connection: its sockets, samples, session and one stream per engine."""
 
-    __slots__ = ("aborted", "client", "samples", "session", "streams", "upstream", "vars")
+    __slots__ = ("aborted", "client", "last_active", "samples", "session", "streams", "upstream",
+                 "vars")
 
     def __init__(self, client: Any, samples: TCPSamples, engines: Sequence[Any]) -> None:
         self.client = client
@@ -121,6 +123,11 @@ class _Conn:
             stream.vars = self.vars
             stream.samples = samples
         self.aborted = False
+        self.last_active = monotonic()
+
+    def touch(self) -> None:
+        """Note traffic in either direction: it moves the connection's inactivity deadline."""
+        self.last_active = monotonic()
 
 
 def _set_nodelay(sock: Any) -> None:
@@ -158,8 +165,9 @@ class TCPProxy(StreamServer):
     :param response_inspect_delay: same as ``inspect_delay`` for the first response bytes
         (``tcp-response inspect-delay``); ``None`` waits up to ``idle_timeout``.
     :param connect_timeout: seconds to connect to the upstream (HAProxy's ``timeout connect``).
-    :param idle_timeout: seconds without any data before a direction is aborted (HAProxy's
-        ``timeout client`` / ``timeout server``); ``None`` for no limit.
+    :param idle_timeout: seconds without data in either direction before the connection is
+        aborted (HAProxy's ``timeout client`` / ``timeout server``: a one-way transfer keeps
+        both directions alive); ``None`` for no limit.
     :param drain_timeout: seconds :meth:`stop` lets connections in flight finish.
     :param max_connections: most connections handled at once (``maxconn``); ``None`` = no limit.
     :param close_engines: :meth:`stop` closes the engines (HAPROXY-DISCONNECT to the agents).
@@ -319,7 +327,8 @@ class TCPProxy(StreamServer):
                 self._refuse(conn.client, verdict, 0)
                 raise _Aborted
             self._forward(conn, conn.upstream, conn.client, False)
-            to_upstream.join(timeout=self.idle_timeout)
+            # the client side ends by itself: at its EOF or at the connection's idle deadline
+            to_upstream.join()
         finally:
             # a reject or an error in one direction ends the other one as well
             if not to_upstream.dead:
@@ -344,7 +353,7 @@ class TCPProxy(StreamServer):
         """The first bytes waiting on ``sock`` (not consumed), waiting up to ``delay`` seconds
         (``None``: no limit) for some to arrive; ``b""`` when none came or the peer closed."""
         # wait_read/poll rather than a socket timeout: the other direction may be writing to
-        # this socket meanwhile, and its sendall must keep the idle timeout
+        # this socket meanwhile, and the sockets keep no timeout (see _ready)
         if delay == 0:
             poller = select.poll()
             poller.register(sock.fileno(), select.POLLIN)
@@ -387,14 +396,19 @@ class TCPProxy(StreamServer):
 
     def _forward(self, conn: _Conn, src: Any, dst: Any, inbound: bool) -> None:
         """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``."""
-        src.settimeout(self.idle_timeout)
         stats = self.stats
         try:
             while True:
+                self._ready(conn, wait_read, src)
                 data = src.recv(_BUFSIZE)
                 if not data:
                     break
-                dst.sendall(data)
+                conn.touch()
+                view = memoryview(data)
+                while view:
+                    self._ready(conn, wait_write, dst)
+                    view = view[dst.send(view):]
+                    conn.touch()
                 if inbound:
                     stats.bytes_in += len(data)
                 else:
@@ -412,6 +426,25 @@ class TCPProxy(StreamServer):
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def _ready(self, conn: _Conn, wait: Callable[..., Any], sock: Any) -> None:
+        """Wait until ``sock`` is ready for ``wait`` (read or write), raising
+        :class:`socket.timeout` once the connection saw no traffic for :attr:`idle_timeout`."""
+        # one inactivity deadline per connection, as HAProxy's timeout client/server behave on
+        # a one-way transfer: traffic in either direction keeps both directions alive
+        idle = self.idle_timeout
+        if idle is None:
+            return
+        for _ in range(1_000_000):  # bounded: each turn ends at a deadline that traffic moved
+            remaining = conn.last_active + idle - monotonic()
+            if remaining <= 0:
+                break
+            try:
+                wait(sock.fileno(), timeout=remaining)
+                return
+            except (TimeoutError, socket.timeout):
+                continue  # the other direction may have moved the deadline meanwhile
+        raise socket.timeout("idle timeout")
 
 
 def _engine_id(engine: Any) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 
 import gevent
 import pytest
 from gevent import socket
+from gevent.server import StreamServer
 
 from spoe_sync.errors import ConfigError
 from spoe_sync.proxy import TCPProxy, parse_listen_address
@@ -182,3 +184,66 @@ def test_parse_listen_address(text: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_address_errors(text: str) -> None:
     with pytest.raises(ConfigError, match="invalid address"):
         parse_listen_address(text)
+
+
+class _SlowStreamer:
+    """An upstream that streams ``chunks`` pieces ``gap`` seconds apart, then closes, and never
+    reads: a one-way download where the client side stays silent throughout."""
+
+    def __init__(self, chunks: int, gap: float) -> None:
+        self.chunks = chunks
+        self.gap = gap
+        self.server = StreamServer(("127.0.0.1", 0), self._handle)
+
+    def _handle(self, sock: Any, address: Any) -> None:
+        try:
+            for i in range(self.chunks):
+                sock.sendall(b"%03d|" % i)
+                gevent.sleep(self.gap)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def __enter__(self) -> _SlowStreamer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop(timeout=1)
+
+
+def test_one_way_download_longer_than_the_idle_timeout_arrives_whole() -> None:
+    # HAProxy (timeout client 1s) delivers a 3 s download whole: traffic in either direction
+    # keeps the connection alive, so the silent client->server side must not time out
+    with _SlowStreamer(chunks=12, gap=0.1) as up, \
+            running(TCPProxy(("127.0.0.1", 0), f"127.0.0.1:{up.server.server_port}",
+                             idle_timeout=0.4, response_inspect_delay=0.05)) as proxy:
+        sock = connect(proxy)
+        try:
+            with gevent.Timeout(10):
+                data = read_all(sock)  # the client never sends nor half-closes
+        finally:
+            sock.close()
+        assert data == b"".join(b"%03d|" % i for i in range(12))
+        assert wait_until(lambda: proxy.stats.active == 0)
+        assert proxy.stats.aborted == 0
+
+
+def test_one_way_upload_longer_than_the_idle_timeout_arrives_whole() -> None:
+    with Upstream("idle") as up, \
+            running(TCPProxy(("127.0.0.1", 0), up.address, idle_timeout=0.4,
+                             response_inspect_delay=0.05)) as proxy:
+        sock = connect(proxy)
+        try:
+            with gevent.Timeout(10):
+                for i in range(12):  # 1.2 s of upload, 0.1 s apart, the server never answers
+                    sock.sendall(b"%03d|" % i)
+                    gevent.sleep(0.1)
+                sock.shutdown(socket.SHUT_WR)
+                assert read_all(sock) == b""
+        finally:
+            sock.close()
+        assert wait_until(lambda: up.eofs == 1)
+        assert up.received == 48
+        assert proxy.stats.aborted == 0
