@@ -95,14 +95,8 @@ class RuleSet:
 
 
 def _set_var(action: SetVar, ctx: EvalContext, vars: Vars) -> None:
-    value = action.value(ctx)
-    if value is None:  # HAProxy: a fetch that fails sets nothing
-        return
-    old = vars.get(action.name)
-    if not action.allowed(old is not None, old, value):
-        return
     try:
-        vars.set(action.name, value)
+        action.apply(ctx, vars)
     except VariableError as exc:  # as in HAProxy, a variable that cannot be set is skipped
         logger.debug("proxy: set-var({}) skipped: {}", action.name, exc)
 

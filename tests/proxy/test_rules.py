@@ -55,6 +55,12 @@ def test_reject_on_the_agent_score(ip_score: int, allowed: bool) -> None:
                  id="set-var-then-reject"),
     pytest.param(["set-var(txn.x) str(1)", "unset-var(txn.x)",
                   "reject if { var(txn.x) -m found }"], True, id="unset-var"),
+    pytest.param(["set-var(txn.x) int(1)", "set-var(txn.x,ifnotexists) int(2)",
+                  "reject if { var(txn.x) -m int eq 2 }"], True, id="set-var-ifnotexists-kept"),
+    pytest.param(["set-var(txn.x,ifexists) int(2)", "reject if { var(txn.x) -m found }"], True,
+                 id="set-var-ifexists-unset"),
+    pytest.param(["set-var(txn.x) int(5)", "set-var(txn.x,ifgt) int(2)",
+                  "reject if { var(txn.x) -m int eq 2 }"], False, id="set-var-ifgt"),
     pytest.param(["tcp-request content reject if TRUE"], False, id="full-keyword"),
 ])
 def test_rules_without_an_agent(rules: list[str], allowed: bool) -> None:
