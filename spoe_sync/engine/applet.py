@@ -405,6 +405,9 @@ class Applet:
             now = time.monotonic()
             self.last_activity = now
             self.pool._on_written(written, now)
+            # Not kept alive while this greenlet waits for the next batch: the
+            # requests hold their ACK and result until the next write otherwise.
+            del data, written
 
     # ------------------------------------------------------------------ the end
 

@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
+from gevent.lock import Semaphore
+
 from ..config import Backend, SpoeConfig, load_config, normalize_backends
 from ..config.backends import check_backend
 from ..config.haproxy_cfg import HaproxyConfig
@@ -280,17 +282,30 @@ class Engine:
             raise EngineClosed(f"SPOE agent '{self.agent.name}': the engine is closed")
         self.submitted += 1
         lock = stream._lock
-        try:
-            lock.acquire()
-        except BaseException:
-            self.nb_interrupted += 1
-            raise
+        if lock is None and not stream._busy:
+            # Nobody else on this stream (the rule): a flag is enough, no
+            # Semaphore to build for each stream.
+            stream._busy = True
+        else:
+            if lock is None:
+                # Another processing runs on the fast path: it hands the stream
+                # over through this lock when it ends.
+                lock = stream._lock = Semaphore(0)
+            try:
+                lock.acquire()
+            except BaseException:
+                self.nb_interrupted += 1
+                raise
         self.in_progress += 1
         try:
             return self._run(stream, kind, name, messages)
         finally:
             self.in_progress -= 1
-            lock.release()
+            lock = stream._lock
+            if lock is None:
+                stream._busy = False
+            else:
+                lock.release()
 
     def _skip(self, kind: str, name: str, why: str) -> ProcessingResult:
         self.nb_skipped += 1

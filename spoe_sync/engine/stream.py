@@ -46,8 +46,8 @@ class Stream:
         rest of this stream, or ``None`` while it is enabled.
     """
 
-    __slots__ = ("_ctx", "_frame_id", "_lock", "_samples", "disabled_by", "engine", "id", "kind",
-                 "session", "total_ms", "vars")
+    __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "disabled_by", "engine", "id",
+                 "kind", "session", "total_ms", "vars")
 
     def __init__(self, engine: Engine, stream_id: int, samples: SampleSource, vars: Vars,
                  kind: str = "http") -> None:
@@ -61,7 +61,10 @@ class Stream:
         self.total_ms = 0
         self.disabled_by: int | None = None
         self._frame_id = 0
-        self._lock = Semaphore(1)
+        # One processing at a time (see Engine._process): a flag while nobody
+        # else waits, a Semaphore made by the first caller that has to wait.
+        self._busy = False
+        self._lock: Semaphore | None = None
         self._samples = samples
         self._ctx = EvalContext(samples, vars)
 
@@ -85,7 +88,8 @@ class Stream:
     @property
     def busy(self) -> bool:
         """An event or group of this stream is being processed."""
-        return self._lock.locked()
+        lock = self._lock
+        return self._busy if lock is None else lock.locked()
 
     @property
     def frames_sent(self) -> int:
