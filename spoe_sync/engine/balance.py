@@ -9,16 +9,16 @@ skipping servers that are down, backing off, or at their ``maxconn``.
 
 Servers are duck-typed on the attributes of :class:`spoe_sync.config.Server`
 (``address``, ``name``, ``weight``, ``maxconn``, ``disabled``, ...); a plain
-``"host:port"`` string is accepted as well.
+``"host:port"`` string stands for ``Server("host:port")``, with that class's defaults.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from ..config.backends import Server
 from .backoff import Backoff
 
 __all__ = ["ALGORITHMS", "Balancer", "ServerState", "parse_address"]
@@ -54,21 +54,6 @@ def _port(text: str, address: str) -> int:
     return int(text)
 
 
-@dataclass
-class _PlainServer:
-    """What a bare address string stands for (defaults of a ``server`` line)."""
-
-    address: str
-    name: str | None = None
-    weight: int = 1
-    maxconn: int = 0
-    check: bool = False
-    inter: float = 2.0
-    rise: int = 2
-    fall: int = 3
-    disabled: bool = False
-
-
 class ServerState:
     """Run-time state of one agent server (mutable; snapshots go to metrics).
 
@@ -80,7 +65,7 @@ class ServerState:
 
     def __init__(self, server: Any, backoff: Backoff | None = None) -> None:
         if isinstance(server, str):
-            server = _PlainServer(server)
+            server = Server(server)  # a bare address: a ``server`` line's defaults
         self.server = server
         self.address: str = str(server.address)
         self.name: str = getattr(server, "name", None) or self.address

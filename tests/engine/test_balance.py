@@ -77,3 +77,10 @@ def test_down_disabled_backing_off_and_probing_servers_are_skipped() -> None:
 def test_unknown_algorithm() -> None:
     with pytest.raises(ValueError, match="unsupported balance algorithm"):
         Balancer(states(Server("127.0.0.1:1")), "source")
+
+
+def test_a_bare_address_is_a_server_line_with_its_defaults() -> None:
+    # the defaults of a ``server`` line live in one place: spoe_sync.config.Server
+    state = ServerState("127.0.0.1:9")
+    assert state.server == Server("127.0.0.1:9")
+    assert (state.name, state.weight, state.maxconn, state.up) == ("127.0.0.1:9", 1, 0, True)

@@ -57,7 +57,7 @@ def test_healthcheck_refused() -> None:
 
 
 def test_healthcheck_rejects_a_bad_address() -> None:
-    with pytest.raises(ValueError, match="invalid agent server address"):
+    with pytest.raises(ValueError, match="missing port in 'no-port-here'"):
         spoe_sync.healthcheck("no-port-here")
 
 
