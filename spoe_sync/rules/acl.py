@@ -126,7 +126,8 @@ def _is_converter_word(word: str) -> bool:
     return end > 0 and word[:end] in CONVERTERS
 
 
-def _read_pattern_file(path: str, base_dir: str | None) -> list[str]:
+def _read_pattern_file(path: str, base_dir: str | None) -> list[tuple[str, int]]:
+    """The patterns of a ``-f`` file with their 1-based line numbers (for error messages)."""
     full = path if os.path.isabs(path) or base_dir is None else os.path.join(base_dir, path)
     try:
         with open(full, "rb") as fh:
@@ -134,13 +135,13 @@ def _read_pattern_file(path: str, base_dir: str | None) -> list[str]:
     except OSError as exc:
         raise ExpressionError(f"failed to open pattern file <{path}> : {exc.strerror}") from None
     out = []
-    for raw in data.split(b"\n"):
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
         line = raw.split(b"\r", 1)[0]
         if line.startswith(b"#"):
             continue  # a comment only when '#' is in column 0
         line = line.lstrip(b" \t")  # leading blanks go, trailing ones stay
         if line:
-            out.append(line.decode("utf-8", "surrogateescape"))
+            out.append((line.decode("utf-8", "surrogateescape"), lineno))
     return out
 
 
@@ -153,7 +154,8 @@ def parse_acl_expr(words: Sequence[str], *, base_dir: str | None = None) -> AclE
         raise ExpressionError("missing ACL expression")
     expr, method, i = _criterion(words, base_dir)
     icase = False
-    pending: list[tuple[str, bool, str]] = []  # (text, icase, "file"|"word")
+    # (text, icase, where): where is None for a word of the line, else (file, line number)
+    pending: list[tuple[str, bool, tuple[str, int] | None]] = []
     while i < len(words):
         w = words[i]
         if not w.startswith("-") or w == "-":
@@ -178,13 +180,13 @@ def parse_acl_expr(words: Sequence[str], *, base_dir: str | None = None) -> AclE
                                           "expression", " ".join(words))
                 method = arg
             elif w == "-f":
-                pending.extend((p, icase, "file") for p in _read_pattern_file(arg, base_dir))
+                pending.extend((p, icase, (arg, n)) for p, n in _read_pattern_file(arg, base_dir))
             i += 1
         else:
             raise ExpressionError(f"'{w}' is not a valid ACL option. Please use '--' before "
                                   "any pattern beginning with a '-'.", " ".join(words))
         i += 1
-    pending.extend((w, icase, "word") for w in words[i:] if w != "")
+    pending.extend((w, icase, None) for w in words[i:] if w != "")
     if method is None:
         method = _DEFAULT_METHOD.get(expr.out_type)
         if method is None:
@@ -193,13 +195,20 @@ def parse_acl_expr(words: Sequence[str], *, base_dir: str | None = None) -> AclE
                 f"fetch of this type ('{expr.fetch}').", expr.text)
     operator = "eq"
     patterns: list[Pattern] = []
-    for text, ic, kind in pending:
-        if method in ("int", "len") and kind == "word" and text in INT_OPERATORS:
+    for text, ic, where in pending:
+        if method in ("int", "len") and where is None and text in INT_OPERATORS:
             operator = text
             continue
         if method in ("found", "bool"):
             continue
-        patterns.append(parse_pattern(method, text, ic, operator))
+        try:
+            patterns.append(parse_pattern(method, text, ic, operator))
+        except ExpressionError as exc:
+            if where is None:
+                raise
+            # HAProxy locates a bad pattern of a file: "... at line 2 of file 'wl.lst'."
+            raise ExpressionError(f"{exc.message.rstrip('.')} at line {where[1]} of file "
+                                  f"'{where[0]}'.", exc.text) from None
     return AclExpr(expr, method, tuple(patterns), " ".join(words))
 
 

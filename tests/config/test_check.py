@@ -154,3 +154,23 @@ def test_error_naming_another_line_gets_a_note(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         f"[{path}:3] SPOE agent 'iprep-agent' try to use undefined SPOE message 'nope' at {path}:2",
         f"[{path}:2] note: declared here"]
+
+
+@pytest.mark.parametrize(("criterion", "lines", "bad_line", "message"), [
+    pytest.param("src", "10.0.0.1\nnot-an-ip\n", 2,
+                 "'not-an-ip' is not a valid IPv4 or IPv6 address", id="ip"),
+    pytest.param("req.len", "# sizes\n\n  12\nabc\n", 4, "'abc' is not a number", id="int-comments"),
+])
+def test_bad_line_of_a_pattern_file_is_located(tmp_path, capsys, criterion, lines, bad_line,
+                                               message):
+    # haproxy -c: "error detected while parsing ACL 'wl' : 'not-an-ip' is not a valid IPv4 or
+    # IPv6 address at line 2 of file '/path/wl2.lst'." (raw line numbers, comments counted)
+    patterns = tmp_path / "wl2.lst"
+    patterns.write_text(lines)
+    path = tmp_path / "acl.conf"
+    path.write_text(SPOE.replace("    args ip=src\n",
+                                 f"    acl wl {criterion} -f {patterns}\n    args ip=src\n", 1))
+    assert main(["check", str(path), "--engine", "iprep"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"[{path}:13] error detected while parsing ACL 'wl' : {message} "
+                      f"at line {bad_line} of file '{patterns}'.")
