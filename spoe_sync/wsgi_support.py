@@ -83,7 +83,7 @@ class SpoeWSGIHandler(_SamplesHandler):
             env = WSGIHandler.get_environ(self)
             raw = getattr(self.headers, "_headers", None)
             if isinstance(raw, list):
-                env[RAW_HEADERS_KEY] = [(str(n), str(v)) for n, v in raw]
+                env[RAW_HEADERS_KEY] = raw  # (name, value) text pairs; rule edits copy it
             if isinstance(self.path, str):
                 env[RAW_URI_KEY] = self.path
         if conn.local is not None:
