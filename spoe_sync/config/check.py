@@ -3,7 +3,9 @@
 Errors are printed as ``[file:line] message`` (all of them), warnings as
 ``[file:line] warning: message``, then a short summary per engine. With a haproxy.cfg,
 every ``filter spoe`` line of it is checked with its backend, and the ``send-spoe-group``
-rules of the proxies are checked against the engines' groups.
+rules of the proxies are checked against the engines' groups; the summaries come after all
+checks, and only when everything is valid, followed by one verdict line (HAProxy's
+``Error(s) found in configuration file`` on failure).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         return 1
     failed = False
     engines: dict[str, dict[str, SpoeConfig]] = {}
+    summaries: list[str] = []
     for flt in cfg.filters:
         where = f"[{cfg.filename}:{flt.lineno}]"
         config = _load(out, flt.path, flt.engine, flt.proxy_kind, cfg.bufsize)
@@ -127,10 +130,18 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
                   f"{cfg.filename}:{flt.lineno})")
             failed = True
             continue
-        _emit(out, format_summary(config, backend, proxy=flt.proxy))
+        summaries.append(format_summary(config, backend, proxy=flt.proxy))
     for proxy in cfg.proxies.values():
         failed |= _check_send_spoe_group(cfg, proxy, engines.get(proxy.name, {}), out)
-    return 1 if failed else 0
+    # the verdict comes last and is the only one: a "valid" SPOE file followed by a rule error
+    # would read as both (summaries are printed only when the whole set-up is valid)
+    if failed:
+        _emit(out, f"Error(s) found in configuration file : {cfg.filename}")
+        return 1
+    for summary in summaries:
+        _emit(out, summary)
+    _emit(out, f"{cfg.filename}: valid ({len(summaries)} SPOE filter(s))")
+    return 0
 
 
 def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,

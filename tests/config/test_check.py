@@ -144,7 +144,27 @@ def test_haproxy_cfg_with_broken_spoe_file(tmp_path, spoe_file, capsys):
     assert main(["check", "--haproxy", str(cfg)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == [f"[{spoe_file}:10] 'use-backend' expects a backend name.",
-                   f"[{cfg}:5] 'filter' : 'Error(s) found in configuration file {spoe_file.name}'"]
+                   f"[{cfg}:5] 'filter' : 'Error(s) found in configuration file {spoe_file.name}'",
+                   f"Error(s) found in configuration file : {cfg}"]
+
+
+def test_haproxy_cfg_verdict_comes_last_and_alone(tmp_path, spoe_file, capsys):
+    # a valid SPOE file and a bad send-spoe-group rule: no "valid" anywhere, the error verdict
+    # last (a summary saying "valid" before the rule error read as both verdicts)
+    cfg = _haproxy(tmp_path, spoe_file, "    http-request send-spoe-group iprep nope")
+    assert main(["check", "--haproxy", str(cfg)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert not any("valid" in line for line in out), out
+    assert out == [f"[{cfg}:6] Proxy 'www': unable to find SPOE group 'nope' into SPOE engine "
+                   "'iprep' configuration.", f"Error(s) found in configuration file : {cfg}"]
+
+
+def test_haproxy_cfg_valid_summaries_then_verdict(tmp_path, spoe_file, capsys):
+    cfg = _haproxy(tmp_path, spoe_file, "    http-request send-spoe-group iprep check")
+    assert main(["check", "--haproxy", str(cfg)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{spoe_file}: valid, engine [iprep] (filter of proxy 'www')"
+    assert out[-1] == f"{cfg}: valid (1 SPOE filter(s))"
 
 
 def test_error_naming_another_line_gets_a_note(tmp_path, capsys):
