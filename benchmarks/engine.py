@@ -468,7 +468,7 @@ def main() -> None:
     events: dict[str, list[dict]] = {"new": [], "reuse": []}
     with Agent() as agent:
         for _ in range(repeat):
-            raws.append(bench_raw(agent.address, args.duration, args.frames * 4))
+            raws.append(bench_raw(agent.address, args.duration, max(args.frames * 40, 1_000_000)))
             if "events" in parts:
                 for label, reuse in (("new", False), ("reuse", True)):
                     events[label].append(bench_engine(agent.address, args.streams, args.duration,

@@ -395,7 +395,11 @@ class Applet:
             self._out = []
             self._out_requests = []
             try:
-                self.sock.sendall(data)
+                # One send() usually takes the whole batch; gevent's sendall()
+                # costs a getsockopt() system call and a memoryview first.
+                sent = self.sock.send(data)
+                if sent < len(data):
+                    self.sock.sendall(memoryview(data)[sent:])
             except OSError as exc:
                 # Part of it may have reached the agent: these frames are lost
                 # with the connection, not sent again.
@@ -407,7 +411,7 @@ class Applet:
             self.pool._on_written(written, now)
             # Not kept alive while this greenlet waits for the next batch: the
             # requests hold their ACK and result until the next write otherwise.
-            del data, written
+            del data, written, sent
 
     # ------------------------------------------------------------------ the end
 
