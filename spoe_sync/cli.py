@@ -15,17 +15,18 @@ from ._version import __version__
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    from .protocol.describe import describe_hex
+    from .protocol.describe import describe_frame, parse_hex
 
     text = " ".join(args.hex)
     if text == "-":
         text = sys.stdin.read()
     try:
-        print(describe_hex(text))
+        described, ok = describe_frame(parse_hex(text))
     except ValueError as exc:
         print(f"spoe-sync decode: {exc}", file=sys.stderr)
         return 1
-    return 0
+    print(described)
+    return 0 if ok else 1  # what could be read is printed either way
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from .codec import decode_frame
 from .constants import DataType, FrameType, VarScope, frame_status_reason
 from .frames import Ack, Message, Notify
 
-__all__ = ["describe_bytes", "describe_hex", "parse_hex"]
+__all__ = ["describe_bytes", "describe_frame", "describe_hex", "parse_hex"]
 
 _HEX_WIDTH = 48  # 16 bytes as "xx "
 
@@ -194,13 +194,14 @@ def _describe_action(walker: _Walker, index: int) -> None:
         walker.typed(f"VAR-VALUE[{var}]", 1)
 
 
-def _summary(data: bytes) -> list[str]:
+def _summary(data: bytes) -> tuple[list[str], bool]:
+    """The verdict lines, and whether the frame decoded cleanly (no error, nothing ignored)."""
     try:
         frame = decode_frame(data)
     except RemoteProtocolError as exc:
         return [f"=> error: {exc.message}",
                 f"=> SPOP status {exc.status} ({frame_status_reason(exc.status)}): the "
-                f"engine answers with a DISCONNECT carrying this status"]
+                f"engine answers with a DISCONNECT carrying this status"], False
     ids = f"stream-id {frame.stream_id}, frame-id {frame.frame_id}, flags 0x{frame.flags:08x}"
     if isinstance(frame, Notify):
         what = f"{len(frame.messages)} message(s): " + ", ".join(_message(m) for m in frame.messages)
@@ -210,7 +211,8 @@ def _summary(data: bytes) -> list[str]:
         what = ", ".join(f"{k}={v!r}" for k, v in frame.items)
     else:
         what = f"frame type {frame.frame_type}, {len(frame.payload)} payload byte(s)"
-    return [f"=> {type(frame).__name__} ({ids}): {what}"]
+    # a truncated ACK is accepted (HAProxy ignores the rest) but did not decode cleanly
+    return [f"=> {type(frame).__name__} ({ids}): {what}"], not getattr(frame, "truncated", False)
 
 
 def _message(msg: Message) -> str:
@@ -219,10 +221,18 @@ def _message(msg: Message) -> str:
 
 def describe_bytes(data: bytes) -> str:
     """The annotated decode of one frame given as bytes (length prefix included)."""
+    return describe_frame(data)[0]
+
+
+def describe_frame(data: bytes) -> tuple[str, bool]:
+    """:func:`describe_bytes` and whether the frame decoded cleanly: ``False`` for a frame
+    :func:`~spoe_sync.protocol.codec.decode_frame` rejects, or an ACK whose last actions
+    are ignored (``Ack.truncated``).  The text always shows what could be read."""
     lines = [f"{len(data)} byte(s)", ""]
     if len(data) < 4:
         lines.append(f"0000  {data.hex(' '):<{_HEX_WIDTH}} FRAME-LENGTH cut short")
-        return "\n".join([*lines, "", *_summary(data)])
+        verdict, ok = _summary(data)
+        return "\n".join([*lines, "", *verdict]), ok
     size = int.from_bytes(data[:4], "big")
     end = min(len(data), 4 + size)
     walker = _Walker(data[:end], lines)
@@ -246,7 +256,8 @@ def describe_bytes(data: bytes) -> str:
     if len(data) > end:
         lines.append(f"{end:04x}  {data[end:end + 16].hex(' '):<{_HEX_WIDTH}} "
                      f"{len(data) - end} byte(s) after the frame")
-    return "\n".join([*lines, "", *_summary(data)])
+    verdict, ok = _summary(data)
+    return "\n".join([*lines, "", *verdict]), ok
 
 
 def describe_hex(text: str) -> str:

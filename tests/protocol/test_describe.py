@@ -1,7 +1,8 @@
 """``spoe-sync decode HEX``: the annotated decode of one frame (SPOE.txt §3.1-3.4),
 on golden frames from HAProxy 2.6.12, on ACKs (including HAProxy's truncation
 rule, haproxy-engine-behaviour.md §4), on malformed frames (what could be read,
-the error and the SPOP status) and on text that is not hex.
+the error and the SPOP status) and on text that is not hex; the command exits 0 for a frame
+that decodes cleanly, 1 otherwise (after printing what it could read).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from spoe_sync.protocol.describe import describe_bytes, describe_hex, parse_hex
+from spoe_sync.protocol.describe import describe_bytes, describe_frame, describe_hex, parse_hex
 
 from .helpers import (
     CORPUS,
@@ -144,3 +145,30 @@ def test_cli_reads_stdin_and_rejects_bad_hex() -> None:
     assert done.returncode == 0 and "healthcheck=True" in done.stdout
     bad = _cli("xyz")
     assert bad.returncode == 1 and "not hex" in bad.stderr and not bad.stdout
+
+
+@pytest.mark.parametrize(("data", "ok"), [
+    pytest.param(bytes.fromhex(_golden_hex("a_default/a_notify_ip_src.hex")), True, id="golden"),
+    pytest.param(frame(3, message("m", ("a", t_str("xyz")))[:-2]), False, id="length-mismatch"),
+    pytest.param(frame(3, message("m", ("a", b"\x0e"))), False, id="reserved-type"),
+    pytest.param(bytes.fromhex("0000"), False, id="two-bytes"),
+    pytest.param(frame(103, set_var(2, "a", t_int(4, 1)) + b"\x07\x02\x02\x01x", sid=1, fid=1),
+                 False, id="ack-truncated"),
+    pytest.param(frame(103, set_var(2, "a", t_int(4, 1)), sid=1, fid=1), True, id="ack-clean"),
+])
+def test_describe_frame_says_whether_it_decoded_cleanly(data: bytes, ok: bool) -> None:
+    text, clean = describe_frame(data)
+    assert clean is ok
+    assert text == describe_bytes(data)
+
+
+@pytest.mark.parametrize(("data", "where"), [
+    pytest.param(frame(3, message("m", ("a", b"\x0e"))), "ARG[0] name = 'a'", id="reserved-type"),
+    pytest.param(frame(103, set_var(2, "a", t_int(4, 1)) + b"\x07\x02\x02\x01x", sid=1, fid=1),
+                 "ACTION[1] malformed", id="ack-truncated"),
+])
+def test_cli_exits_1_on_a_malformed_frame_after_printing_it(data: bytes, where: str) -> None:
+    done = _cli(data.hex())
+    assert done.returncode == 1, done.stdout
+    assert where in done.stdout  # what could be read is still printed
+    assert done.stdout.strip() == describe_bytes(data)
