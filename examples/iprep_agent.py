@@ -16,17 +16,29 @@ import logging
 from spoe_sync.examples.iprep import CONFIG_PATH, run
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` for 127.0.0.1) as ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        # argparse turns this into "argument --listen: ..." and exit status 2
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.1:12345", metavar="HOST:PORT")
+    parser.add_argument("--listen", default="127.0.0.1:12345", metavar="HOST:PORT",
+                        type=listen_address)
     parser.add_argument("--no-async", action="store_true")
     parser.add_argument("--no-pipelining", action="store_true")
     args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
+    host, port = args.listen
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"SPOE configuration: {CONFIG_PATH}", flush=True)
-    run(host.strip("[]") or "127.0.0.1", int(port), pipelining=not args.no_pipelining,
-        async_=not args.no_async)
+    try:
+        run(host, port, pipelining=not args.no_pipelining, async_=not args.no_async)
+    except OSError as exc:  # port in use, address not local: a message, not a traceback
+        raise SystemExit(f"iprep_agent: cannot listen on {host}:{port}: {exc}") from None
 
 
 if __name__ == "__main__":
