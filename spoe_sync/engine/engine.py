@@ -78,6 +78,7 @@ assert tuple(f.name for f in dataclasses.fields(ProcessingResult)) == _RESULT_FI
 assert not hasattr(Timings, "__post_init__") and "__slots__" in Timings.__dict__
 _T_SETTERS = tuple(Timings.__dict__[f].__set__ for f in _TIMINGS_FIELDS)
 _STATUSES: dict[int, int] = {int(s): s for s in StreamStatus}
+_set_dict = object.__setattr__  # past the frozen __setattr__
 
 
 def _new_timings(request: int, queue: int, wait: int, response: int, process: int) -> Timings:
@@ -99,10 +100,10 @@ def _new_result(kind: str, name: str, status: int, actions: tuple[Any, ...],
     if type(vars_set) is not MappingProxyType:
         vars_set = MappingProxyType(dict(vars_set))
     result: ProcessingResult = object.__new__(ProcessingResult)
-    result.__dict__.update(kind=kind, name=name, status=_STATUSES.get(status, status),
-                           actions=actions, vars_set=vars_set, dropped_vars=dropped,
-                           timings=timings, skipped=False, error=error,
-                           actions_truncated=truncated)
+    _set_dict(result, "__dict__", {
+        "kind": kind, "name": name, "status": _STATUSES.get(status, status), "actions": actions,
+        "vars_set": vars_set, "dropped_vars": dropped, "timings": timings, "skipped": False,
+        "error": error, "actions_truncated": truncated})
     return result
 
 

@@ -71,6 +71,8 @@ def _varint(value: int) -> bytes:
     """HAProxy's varint of a uint64 the caller has range-checked."""
     if value < 240:
         return _SMALL[value]
+    if value < 2288:  # two bytes: every stream-id of a young engine
+        return bytes(((value & 0xFF) | 0xF0, (value - 240) >> 4))
     out = bytearray(((value & 0xFF) | 0xF0,))
     value = (value - 240) >> 4
     while value >= 128:
