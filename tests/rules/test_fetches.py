@@ -374,3 +374,24 @@ def test_haproxy_body_limit(method, target, headers, bufsize, limit):
 def test_static_samples_reject_values_without_a_spop_type():
     with pytest.raises(TypeError, match=r"StaticSamples\['src'\]: float has no SPOP type"):
         StaticSamples({"src": 1.5})
+
+
+# HAProxy 2.6.12, observed with ``http-request return lf-string "%[base]..."`` and
+# ``acl x base -m found`` on raw requests: a target without a path (``OPTIONS *``, an absolute
+# URI without one) gives the Host alone; no Host and no path gives NULL (smp_fetch_base())
+@pytest.mark.parametrize(("method", "target", "headers", "base", "baseq", "base32"), [
+    pytest.param("OPTIONS", "*", [("Host", "h")], "h", "h", 1228821030, id="options-star"),
+    pytest.param("OPTIONS", "*", [], None, None, 2874071335, id="options-star-no-host"),
+    pytest.param("GET", "http://h", [("Host", "h")], "h", "h", None, id="absolute-no-path"),
+    pytest.param("GET", "/", [("Host", "h")], "h/", "h/", 1983837113, id="root"),
+    pytest.param("GET", "/a?b", [("Host", "h")], "h/a", "h/a?b", 4103165788, id="query"),
+    pytest.param("GET", "/a?b", [], "/a", "/a?b", None, id="no-host"),
+    pytest.param("GET", "http://h/a?b", [("Host", "h")], "h/a", "h/a?b", None, id="absolute"),
+])
+def test_base_fetches_without_a_path(method, target, headers, base, baseq, base32):
+    ctx = EvalContext(SampleSource(request=RequestInfo(method, target, "HTTP/1.1", headers,
+                                                       b"")))
+    assert parse_sample("base").evaluate(ctx) == base
+    assert parse_sample("baseq").evaluate(ctx) == baseq
+    if base32 is not None:
+        assert parse_sample("base32").evaluate(ctx) == base32

@@ -10,7 +10,7 @@ from typing import Any
 from ...protocol.values import Value
 from ..casts import cast, to_bytes
 from . import fetch
-from .http import _occurrence, _path_start, _target, _values
+from .http import _base, _occurrence, _path_start, _target, _values
 
 _M32 = 0xFFFFFFFF
 
@@ -47,10 +47,15 @@ def _host_and_path(ctx: Any, with_query: bool) -> tuple[bytes, bytes] | None:
 
 @fetch("baseq", out="str")
 def _baseq(ctx: Any, args: tuple[Any, ...]) -> Value:
-    parts = _host_and_path(ctx, True)
-    if parts is None or _path_start(ctx.samples.request.target) is None:
+    # smp_fetch_baseq(): ``base``, then the query string of the path if there is one
+    base = _base(ctx, ())
+    if base is None:
         return None
-    return cast(parts[0] + parts[1], "str")
+    uri = ctx.samples.request.target
+    start = _path_start(uri)
+    if start is None or "?" not in uri[start:]:
+        return base
+    return base + "?" + uri[start:].split("?", 1)[1]
 
 
 def _hash32(ctx: Any, with_query: bool) -> int | None:

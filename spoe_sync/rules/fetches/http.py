@@ -284,13 +284,17 @@ def _query(ctx: Any, args: tuple[Any, ...]) -> str | None:
 
 
 @fetch("base", out="str")
-def _base(ctx: Any, args: tuple[Any, ...]) -> Value:
+def _base(ctx: Any, args: tuple[Any, ...]) -> str | None:
+    # smp_fetch_base(): no (or an empty) Host gives the path; else the Host, then the path if
+    # there is one, so a path-less target (``OPTIONS *``, ``http://h``) gives the Host alone
     req = ctx.samples.request
-    path = _path(ctx, ())
-    if req is None or path is None:
+    if req is None:
         return None
     host = _occurrence(_values(req.headers, "host", True), -1)
-    return (host or "") + path
+    path = _path(ctx, ())
+    if not host:
+        return path
+    return host + (path or "")
 
 
 @fetch("url_param", "str?", "str?", out="str")
