@@ -104,6 +104,8 @@ def raw_requests() -> Sequence[tuple[str, bytes]]:
          b"X-IP: 10.0.0.1, 10.0.0.2\r\nContent-Type: application/x-www-form-urlencoded\r\n"
          b"Content-Length: 11\r\nConnection: close\r\n\r\na=1&b=x%20y"),
         ("http10-keepalive", b"HEAD /h HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: h\r\n\r\n"),
+        # no path: path/pathq NULL, base/baseq the Host alone (smp_fetch_base)
+        ("options-star", b"OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
     ]
 
 
