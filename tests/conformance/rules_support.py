@@ -77,6 +77,10 @@ class EvalServer:
         self.close()
 
 
+#: the variables both engines set before the message args and conditions run
+VARS = {"txn.s": "deny", "txn.i": 42}
+
+
 def raw_requests() -> Sequence[tuple[str, bytes]]:
     """The raw HTTP requests both engines get (byte for byte)."""
     return [

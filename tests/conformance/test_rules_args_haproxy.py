@@ -1,27 +1,25 @@
-"""Sample expressions and ACL conditions against HAProxy 2.6 (SPOE.txt §2.3 ``args``,
-configuration.txt §7; agent-ecosystem.md §2-3: types, NULL vs empty, req.hdrs/req.hdrs_bin).
+"""Sample expressions against HAProxy 2.6 (SPOE.txt §2.3 ``args``, configuration.txt §7;
+agent-ecosystem.md §2-3: types, NULL vs empty, req.hdrs/req.hdrs_bin).
 
 For one SPOE message with many args and a set of raw HTTP requests, HAProxy's NOTIFY (decoded by
 spoe_sync.protocol.decode_frame) and spoe_sync's evaluation of the same expressions on the same
 bytes, served by gevent.pywsgi, must agree on names, order, types and values (ports and ids
 aside); the same for response args (``status``, ``res.*``) sent from ``http-response
-send-spoe-group`` for raw server responses.  Then ACL conditions: ``http-request set-var(...) if
-<cond>`` in HAProxy vs ``Condition.evaluate``; TCP samples from ``tcp-request content``
-(``TCPSamples``, ports included).  Last, config-time checks: where a fetch may run
-(``unavailable_at``) and parse errors, against ``haproxy -c``.
+send-spoe-group`` for raw server responses, TCP samples from ``tcp-request content``
+(``TCPSamples``, ports included), the request body cut at HAProxy's buffer size, TLS
+ClientHello fetches and the ``map*`` converters.  ACL conditions are in
+test_rules_acl_haproxy.py, config-time checks in test_rules_config_haproxy.py.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
-
 import pytest
 
 from spoe_sync.protocol import Notify, data_type_of, decode_frame
-from spoe_sync.rules import AclRegistry, EvalContext, parse_condition, parse_sample
+from spoe_sync.rules import EvalContext, parse_sample
 
 from .harness import NOTIFY, free_port, run_haproxy
-from .rules_support import EvalServer, raw_exchange, raw_requests
+from .rules_support import VARS, EvalServer, raw_exchange, raw_requests
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -152,9 +150,6 @@ backend agents
 """
 
 
-VARS = {"txn.s": "deny", "txn.i": 42}
-
-
 def _typed(args):
     return [(name, data_type_of(value).name, value) for name, value in args]
 
@@ -202,252 +197,6 @@ def test_message_args_match_haproxy(request_name, haproxy_notifies, spoe_sync_ar
     ours = _typed(spoe_sync_args[request_name])
     assert [r[0] for r in ours] == [r[0] for r in theirs]
     assert _without_ports(ours) == _without_ports(theirs)
-
-
-# --------------------------------------------------------------------------- ACL conditions
-
-NAMED_ACLS = [
-    "api path_beg /api /some",
-    "api path_end .json",
-    "localnet src -f ips.lst",
-    "is_host hdr(host) -i golden.example",
-    "ua_curl req.fhdr(user-agent) -m sub curl",
-    "host_file hdr(host) -i -f hosts.lst",
-]
-
-PATTERN_FILES = {
-    "ips.lst": "# comment in column 0\n  10.0.0.0/8\n \t127.0.0.1\n#127.0.0.2\n\n::2\n",
-    # leading blanks are stripped, trailing ones kept: "h " never equals "h"
-    "hosts.lst": "  golden.example\n#h\nabs.example:8080\nh \n",
-}
-
-CONDITIONS = [
-    "if api", "if !api", "unless api", "if TRUE", "if FALSE", "if HTTP", "if HTTP_1.0",
-    "if HTTP_1.1", "if HTTP_2.0", "if METH_GET", "if METH_POST", "if METH_DELETE",
-    "if HTTP_URL_SLASH", "if HTTP_URL_ABS", "if HTTP_URL_STAR", "if HTTP_CONTENT",
-    "if LOCALHOST", "if localnet", "if ! localnet", "if { src -f ips.lst }", "if host_file",
-    "if is_host ua_curl", "if is_host || api", "if api or is_host", "if !is_host !api",
-    "if { hdr_beg(host) -i golden. }", "if { hdr(x-list) -m str b }",
-    "if { hdr(x-list) -m str c,d }", "if { req.hdr(x-list,1) -m str a }",
-    "if { req.fhdr(x-list) -m beg a }", "if { hdr_cnt(x-list) gt 1 }",
-    "if { req.cook(sid) -m found }", "if { req.cook(sid) -m str abc }",
-    "if { req.cook(empty) -m found }", "if { req.cook(empty) -m len 0 }",
-    "if { var(txn.s) -m str deny }", "if { var(txn.s) -m str }", "if { var(txn.i) -m int gt 40 }",
-    "if { var(txn.i) -m int 100:399 }", "if { var(txn.i) -m bool }",
-    "if { var(txn.nope) -m found }", "if !{ var(txn.nope) -m found }",
-    "if { var(txn.s) -m bool }", "if { path,url_dec -m reg -i ^/API }", "if { path -m dir some }",
-    "if { url -m dom abs }", "if { query -m found }", "if { query -m len 0 }",
-    "if { method GET HEAD }", "if { method PURGE }", "if { req.ver 1.1 }",
-    "if { url_param(x) -m int eq 1 }", "if { req.body_size gt 5 }",
-    "if { req.body -m sub world }", "if { src 127.0.0.0/8 }", "if { src ::ffff:127.0.0.1 }",
-    "if { src 10.0.0.0/8 }", "if { dst_port gt 0 }", "if { req.hdrs -m sub x-list }",
-    "if { req.hdr(host),lower -m str golden.example }", "if { path_len gt 3 }",
-    "if { url_sub ? }", "if { path_reg ^/[a-z]+$ }", "if { hdr_dom(host) -i example }",
-    "if { hdr_end(host) .example }", "if { ssl_fc }", "if { always_true } { always_false }",
-    "if { src -m ip 127.0.0.1 } || { always_false }", "if { req.hdr(x-empty) -m found }",
-    "if { req.hdr(x-empty) -m len 0 }", "if { req.hdr(connection) -m found }",
-    "if { req.hdr(x-latin) -m reg caf. }", "if { req.hdr(x-long) -m len ge 300 }",
-    "if { url_beg http:// } { hdr(host) -m end :8080 }", "if { path -m end -i /P }",
-    "if { req.cook_cnt(sid) eq 2 }", "if { hdr_val(content-length) 11 }",
-    # matching methods on typed variables (set in both engines, see ACL_VARS)
-    "if { var(txn.e) -m found }", "if { var(txn.e) -m str }", "if { var(txn.e) -m bool }",
-    "if { var(txn.e) -m int 0 }", "if { var(txn.one) -m bool }", "if { var(txn.num) -m int 7 }",
-    "if { var(txn.s) -m int 0 }", "if { var(txn.i) -m str 42 }", "if { var(txn.i) -m len 2 }",
-    "if { var(txn.t) -m int 1 }", "if { var(txn.t) -m str 1 }", "if { var(txn.f) -m bool }",
-    "if { var(txn.neg) -m int lt 0 }", "if { var(txn.i) -m int lt 3 eq 42 }",
-    "if { var(txn.i) -m int :4 }", "if { var(txn.i) -m int 43: }",
-    "if { var(txn.S) -m beg ab }", "if { var(txn.S) -m beg -i ab }",
-    "if { var(txn.S) -i -m end BC }", "if { var(txn.S) -m sub -i b }",
-    "if { var(txn.ip4) -m ip 10.0.0.0/8 }", "if { var(txn.ip4) -m ip 10.0.0.0/255.255.255.0 }",
-    "if { var(txn.ip4) -m ip 10.5 }", "if { var(txn.ip4) -m ip ::ffff:10.0.0.0/104 }",
-    "if { var(txn.ip6m) -m ip 10.0.0.0/8 }", "if { var(txn.ip6) -m ip 10.0.0.0/8 }",
-    "if { var(txn.ip6) -m ip 2001:db8::/32 }", "if { var(txn.ipstr) -m ip 10.0.0.5 }",
-    "if { var(txn.ip4) -m str 10.0.0.5 }", "if { var(txn.bin) -m bin 48656c6c6f }",
-    "if { var(txn.bin) -m bin 48656C }", "if { var(txn.bin) -m sub ell }",
-    "if { var(txn.url) -m dom .www1 }", "if { var(txn.url) -m dom 80 }",
-    "if { var(txn.url) -m dom eu }", "if { var(txn.dir) -m dir png }",
-    "if { var(txn.dir) -m dir 32x32 }", "if { var(txn.dash) -m str -- -i }",
-    "if { var(txn.s) -m reg -i ^DE }", "if { var(txn.i) -m int ge 42 le 1 }",
-    "if { method get }", "if { method -i get }", "if { method -i purge }", "if { method purge }",
-    "if { method -m str -i get }", "if { method -m beg GE }",
-]
-
-# Variables both engines set before the conditions run.
-ACL_VARS = {
-    "txn.e": ("str()", ""), "txn.one": ("str(1)", "1"), "txn.num": ("str(7x)", "7x"),
-    "txn.t": ("bool(1)", True), "txn.f": ("bool(0)", False), "txn.neg": ("int(-5)", -5),
-    "txn.S": ("str(ABC)", "ABC"), "txn.ip4": ("ipv4(10.0.0.5)", IPv4Address("10.0.0.5")),
-    "txn.ip6m": ("ipv6(::ffff:10.0.0.5)", IPv6Address("::ffff:10.0.0.5")),
-    "txn.ip6": ("ipv6(2001:db8::5)", IPv6Address("2001:db8::5")),
-    "txn.ipstr": ("str(10.0.0.5)", "10.0.0.5"), "txn.bin": ("bin(48656c6c6f)", b"Hello"),
-    "txn.url": ("str(http://www1.dc-eu.example.com:80/blah)",
-                "http://www1.dc-eu.example.com:80/blah"),
-    "txn.dir": ("str(/images/png/logo/32x32.png)", "/images/png/logo/32x32.png"),
-    "txn.dash": ("str(-i)", "-i"),
-}
-
-
-def acl_haproxy_cfg(http_port: int) -> str:
-    acls = "\n".join(f"    acl {line}" for line in NAMED_ACLS)
-    rules = "\n".join(f"    http-request set-var(txn.r{i}) int(1) {cond}"
-                      for i, cond in enumerate(CONDITIONS))
-    fmt = ",".join(f"%[var(txn.r{i})]" for i in range(len(CONDITIONS)))
-    setvars = "\n".join(f"    http-request set-var({name}) {expr}"
-                        for name, (expr, _) in ACL_VARS.items())
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    option http-buffer-request
-{acls}
-    http-request set-var(txn.s) str(deny)
-    http-request set-var(txn.i) int(42)
-{setvars}
-{rules}
-    http-request return status 200 content-type text/plain lf-string "R={fmt};ok"
-"""
-
-
-@pytest.fixture(scope="module")
-def acl_workdir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("rules-acl")
-    for name, text in PATTERN_FILES.items():
-        (workdir / name).write_text(text)
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def haproxy_decisions(haproxy_bin, acl_workdir):
-    port = free_port()
-    out: dict[str, list[bool]] = {}
-    with run_haproxy(haproxy_bin, acl_haproxy_cfg(port), acl_workdir, ready_port=port):
-        for name, raw in raw_requests():
-            response = raw_exchange(port, raw)
-            if raw.startswith(b"HEAD "):
-                continue  # no body to read the decisions from
-            body = response.split(b"\r\n\r\n", 1)[1]
-            flags = body.split(b"R=", 1)[1].split(b";", 1)[0].split(b",")
-            out[name] = [f == b"1" for f in flags]
-    return out
-
-
-@pytest.fixture(scope="module")
-def spoe_sync_decisions(acl_workdir):
-    acls = AclRegistry()
-    for line in NAMED_ACLS:
-        name, *words = line.split()
-        acls.add(name, words, base_dir=str(acl_workdir))
-    conditions = [parse_condition(c.split(), acls, base_dir=str(acl_workdir)) for c in CONDITIONS]
-
-    variables = {**VARS, **{name: value for name, (_, value) in ACL_VARS.items()}}
-
-    def evaluate(samples):
-        ctx = EvalContext(samples, variables)
-        return [c.evaluate(ctx) for c in conditions]
-
-    with EvalServer(evaluate) as server:
-        return {name: server.request(raw) for name, raw in raw_requests()}
-
-
-@pytest.mark.parametrize("request_name", [pytest.param(n, id=n) for n, raw in raw_requests()
-                                          if not raw.startswith(b"HEAD ")])
-def test_conditions_decide_like_haproxy(request_name, haproxy_decisions, spoe_sync_decisions):
-    theirs = dict(zip(CONDITIONS, haproxy_decisions[request_name]))
-    ours = dict(zip(CONDITIONS, spoe_sync_decisions[request_name]))
-    assert len(theirs) == len(CONDITIONS)
-    assert ours == theirs
-
-
-# --------------------------------------------------------------------------- config-time checks
-
-
-def check_cfg(kind: str, agent_port: int) -> str:
-    """A frontend, listen or backend proxy carrying the SPOE filter (haproxy -c only)."""
-    filt = "    filter spoe engine conf config spoe.conf\n"
-    head = ("global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n"
-            "    timeout client 5s\n    timeout server 5s\n")
-    agents = f"backend agents\n    mode tcp\n    server a1 127.0.0.1:{agent_port}\n"
-    if kind == "listen":
-        return head + "listen px\n    bind 127.0.0.1:1\n" + filt + \
-            "    server s 127.0.0.1:2\n" + agents
-    if kind == "frontend":
-        return head + "frontend px\n    bind 127.0.0.1:1\n" + filt + \
-            "    default_backend be\nbackend be\n    server s 127.0.0.1:2\n" + agents
-    return head + "frontend fe\n    bind 127.0.0.1:1\n    default_backend px\nbackend px\n" + \
-        filt + "    server s 127.0.0.1:2\n" + agents
-
-
-def one_message_conf(expr: str, event: str) -> str:
-    return ("[conf]\nspoe-agent conf\n    messages m\n    timeout hello 2s\n"
-            "    timeout idle 30s\n    timeout processing 2s\n    use-backend agents\n"
-            f"spoe-message m\n    args x={expr}\n    event {event}\n")
-
-
-AVAILABILITY = [
-    ("req.hdr(host)", "on-client-session", "frontend"),
-    ("req.hdr(host)", "on-frontend-http-request", "frontend"),
-    ("status", "on-frontend-http-request", "frontend"),
-    ("status", "on-http-response", "frontend"),
-    ("status", "on-http-response", "listen"),
-    ("ssl_fc", "on-client-session", "listen"),
-    ("ssl_fc", "on-frontend-tcp-request", "listen"),
-    ("unique-id", "on-client-session", "frontend"),
-    ("res.hdr(x)", "on-backend-http-request", "backend"),
-    ("res.hdr(x)", "on-backend-http-request", "listen"),
-    ("req.payload(0,1)", "on-tcp-response", "listen"),
-    ("req.payload(0,1)", "on-tcp-response", "frontend"),
-    ("req.payload(0,1)", "on-tcp-response", "backend"),
-    ("res.payload(0,1)", "on-frontend-tcp-request", "frontend"),
-    ("status", "on-server-session", "listen"),
-    ("req.hdr(x)", "on-server-session", "listen"),
-    ("req.body", "on-backend-tcp-request", "backend"),
-    ("res.ver", "on-http-response", "backend"),
-    ("method", "on-client-session", "listen"),
-]
-
-
-@pytest.mark.parametrize(("expr", "event", "kind"),
-                         [pytest.param(*c, id="-".join(c)) for c in AVAILABILITY])
-def test_unavailable_at_matches_haproxy(expr, event, kind, haproxy_bin, tmp_path):
-    from .harness import haproxy_check
-
-    why = parse_sample(expr).unavailable_at(event, kind)
-    code, output = haproxy_check(haproxy_bin, check_cfg(kind, free_port()), tmp_path,
-                                 files={"spoe.conf": one_message_conf(expr, event)})
-    if why is None:
-        assert code == 0 and "none of which is available" not in output, output
-    else:
-        assert code != 0 and f"spoe.conf:8: {why}" in output, output
-
-
-BAD_EXPRESSIONS = [
-    "foo", "src,foo", "req.hdr(host", "req.hdr(host)x", "req.payload", "req.payload(a,1)",
-    "req.payload(1)", "src(1)", "req.hdr(host,1,2)", "req.hdr(host,x)", "int(abc)", "int",
-    "ipv4(1.2.3)", "ipv6(zz)", "bool(maybe)", "bin(abc)", "var(foo)", "var()",
-    "src,lower(1)", "src,regsub(a)", "src,json(foo)", "str(a,b)", ",lower",
-    "str(a),field(0,_)", "str(a),word(0,_)", "str(a),field(1,)",
-]
-
-
-@pytest.mark.parametrize("expr", [pytest.param(e, id=e) for e in BAD_EXPRESSIONS])
-def test_parse_errors_match_haproxy(expr, haproxy_bin, tmp_path):
-    from spoe_sync.errors import ExpressionError
-
-    from .harness import haproxy_check
-
-    with pytest.raises(ExpressionError) as err:
-        parse_sample(expr)
-    code, output = haproxy_check(haproxy_bin, check_cfg("frontend", free_port()), tmp_path,
-                                 files={"spoe.conf": one_message_conf(expr,
-                                                                      "on-frontend-http-request")})
-    assert code != 0
-    assert f"'args': {err.value.message}." in output, output
 
 
 # --------------------------------------------------------------------------- response side
