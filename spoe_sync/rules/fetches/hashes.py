@@ -51,7 +51,7 @@ def _baseq(ctx: Any, args: tuple[Any, ...]) -> Value:
     base = _base(ctx, ())
     if base is None:
         return None
-    uri = ctx.samples.request.target
+    uri = str(ctx.samples.request.target)
     start = _path_start(uri)
     if start is None or "?" not in uri[start:]:
         return base
