@@ -84,6 +84,7 @@ if hasattr(os, "register_at_fork"):
 _DONE = RequestState.DONE
 _WAITING = RequestState.WAITING
 _ASSIGNED = RequestState.ASSIGNED
+_APPLET_READY = AppletState.READY
 monotonic = time.monotonic
 
 __all__ = ["AppletPool"]
@@ -488,7 +489,14 @@ class AppletPool:
             request.finish(0, ack=ack)
         if self._orphans:
             self._orphans.discard(request)
-        if owner is not None:
+        if owner is applet and applet.inflight.pop(request.key, None) is not None:
+            # Applet.release() for the usual case (the ACK came on the frame's
+            # own connection), inlined: this runs for every frame.
+            if applet._free < applet.capacity:
+                applet._free += 1
+            if applet.state is _APPLET_READY and applet not in self._available:
+                self._available[applet] = None
+        elif owner is not None:
             owner.release(request, abandon=owner is not applet)
         if self._nb_queued:
             self._assign()

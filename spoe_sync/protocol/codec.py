@@ -251,6 +251,11 @@ class MessageEncoder:
         if len(values) != len(names):
             raise LocalProtocolError(
                 f"message {self.name!r} takes {len(names)} values, got {len(values)}", 4)
+        if len(names) == 1:  # the usual message (src, an IP reputation check)
+            value = values[0]
+            enc = _ENCODERS.get(type(value))
+            return b"".join((self._head, names[0],
+                             enc(value) if enc is not None else encode_value(value)))
         parts = [self._head]
         get = _ENCODERS.get
         for arg, value in zip(names, values):
