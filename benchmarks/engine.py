@@ -447,7 +447,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=1.5, help="seconds per measurement")
-    parser.add_argument("--frames", type=int, default=60000, help="frames per measurement, at most")
+    parser.add_argument("--frames", type=int, default=300000, help="frames per measurement, at most")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 50, 500])
     parser.add_argument("--streams", type=int, default=200)

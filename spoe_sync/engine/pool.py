@@ -4,6 +4,7 @@ Usage (part 2 of the engine, and anyone driving SPOP frames directly)::
 
     pool = AppletPool(agent_config, backend, engine_id=None, connect=None)  # no I/O yet
     outcome = pool.process(stream_id, frame_id, payload, deadline)        # -> FrameOutcome
+    request = pool.send(stream_id, frame_id, payload, deadline)           # the same, unwrapped
     pool.metrics()                                                         # -> PoolMetrics
     pool.close(timeout=5.0)
 
