@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait up to T for the first request bytes (req.payload) before "
                    "on-frontend-tcp-request and the rules (default 0)")
     p.add_argument("--timeout", type=_time_s, default=300.0, metavar="T",
-                   help="idle timeout of each direction (default 5m)")
+                   help="inactivity timeout of a connection; traffic either way resets it (default 5m)")
     p.add_argument("--drain", type=_time_s, default=10.0, metavar="T",
                    help="how long a stop lets connections finish (default 10s)")
     p.add_argument("-v", "--verbose", action="store_true",
