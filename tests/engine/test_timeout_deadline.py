@@ -1,15 +1,19 @@
 """``timeout processing`` never ends a processing before its deadline (SPOE.txt §2.2
 "timeout processing"; haproxy-engine-behaviour.md §5): the pool's timer is armed
 from the event loop's cached clock, which lags behind ``time.monotonic()`` when the
-hub has been busy, so the pool checks the real clock before giving status 1."""
+hub has been busy, so the pool checks the real clock before giving status 1; and
+the frames sharing the pool's deadline timer each end on their own deadline."""
 
 from __future__ import annotations
 
 import time
 
+import gevent
+
 from spoe_sync.testing import FakeAgent
 
 from .enginekit import EVENT, make_engine, samples, set_score
+from .poolkit import PAYLOAD, burst, make_pool
 
 
 def test_a_processing_timeout_never_fires_before_the_configured_time():
@@ -26,3 +30,37 @@ def test_a_processing_timeout_never_fires_before_the_configured_time():
         assert all(100 <= r.timings.process < 400 for r in results), \
             [r.timings.process for r in results]
 
+
+
+def test_a_burst_of_timeouts_ends_at_the_deadline_not_before_nor_long_after():
+    # Frames of one pool share one timer (in deadline order): each must still
+    # end on its own deadline.
+    with FakeAgent({"*": set_score(1)}, delays={"check-client-ip": 2.0}) as agent:
+        pool = make_pool(agent.address)
+        try:
+            start = time.monotonic()
+            outcomes = burst(pool, 50, timeout=0.15)
+            elapsed = time.monotonic() - start
+        finally:
+            pool.close(0)
+    assert [o.status for o in outcomes] == [1] * 50
+    assert all(o.total_ms >= 140 for o in outcomes), [o.total_ms for o in outcomes]
+    assert elapsed < 1.0
+
+
+def test_an_earlier_deadline_after_a_later_one_is_not_held_back():
+    # A caller of the pool may give any deadline: a short one arriving after a
+    # long one must not wait for the long one's turn.
+    with FakeAgent({"*": set_score(1)}, delays={"check-client-ip": 2.0}) as agent:
+        pool = make_pool(agent.address)
+        try:
+            now = time.monotonic()
+            long = gevent.spawn(pool.process, 1, 1, PAYLOAD, now + 1.5)
+            gevent.sleep(0.01)
+            short = gevent.spawn(pool.process, 2, 1, PAYLOAD, time.monotonic() + 0.1)
+            assert short.get(timeout=1.0).status == 1
+            assert time.monotonic() - now < 0.6  # not 1.5 s
+            assert long.get(timeout=3.0).status == 1
+            assert long.value.total_ms >= 1490
+        finally:
+            pool.close(0)
