@@ -288,11 +288,17 @@ def _fast_ack(buf: bytes) -> Ack:
     if not flags & FLAG_FIN:
         raise _Fallback
     sid = buf[5]
-    fid = buf[6]
-    pos = 7
-    if sid >= 240 or fid >= 240:
-        sid, pos = _read_varint(buf, 5)
-        fid, pos = _read_varint(buf, pos)
+    pos = 6
+    if sid >= 240:
+        if buf[6] < 128:  # two bytes: the stream-ids of a young engine
+            sid += buf[6] << 4
+            pos = 7
+        else:
+            sid, pos = _read_varint(buf, 5)
+    fid = buf[pos]
+    pos += 1
+    if fid >= 240:
+        fid, pos = _read_varint(buf, pos - 1)
     if pos == len(buf):
         return _new_ack(sid, fid, (), flags)
     return _fast_actions(flags, sid, fid, buf, pos)
