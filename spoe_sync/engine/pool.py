@@ -58,15 +58,14 @@ from collections import deque
 from typing import Any
 
 import gevent
-from gevent import get_hub
 from gevent.event import Event
-from gevent.hub import Waiter
 
 from ..errors import EngineClosed
 from ..protocol.connection import AckReceived
 from .applet import Applet, AppletState, Connector, default_connect
 from .backoff import Backoff
 from .balance import Balancer, ServerState
+from .deadlines import Deadlines
 from .healthcheck import HealthChecker
 from .models import FrameOutcome, PoolMetrics, ServerMetrics
 from .ratelimit import RateCounter
@@ -87,9 +86,6 @@ _WAITING = RequestState.WAITING
 _ASSIGNED = RequestState.ASSIGNED
 _APPLET_READY = AppletState.READY
 monotonic = time.monotonic
-#: How far (seconds) a frame's deadline may come before the latest one waiting
-#: and still share the pool timer: it then ends at most this much late.
-_DEADLINE_SLACK = 0.001
 
 __all__ = ["AppletPool"]
 
@@ -157,11 +153,7 @@ class AppletPool:
         self._next_ident = 1
         self._retry: gevent.Greenlet[..., Any] | None = None
         self._idle_event = Event()
-        # Frames waiting with a deadline, in deadline order, and the timer of
-        # the first one (see _sweep).
-        self._deadlines: dict[FrameRequest, None] = {}
-        self._last_deadline = float("-inf")
-        self._sweeper: Any = None
+        self._deadlines = Deadlines()
         self._idle_event.set()
         self.connections_opened = 0
         self.frames_sent = 0
@@ -202,19 +194,7 @@ class AppletPool:
         :raises EngineClosed: after :meth:`close`.
         :raises ValueError: the same ``(stream_id, frame_id)`` is already in flight.
         """
-        request = self.send(stream_id, frame_id, payload, deadline)
-        start = request.t_start
-        written = request.t_written
-        acked = request.t_acked
-        return FrameOutcome(
-            status=request.status,
-            ack=request.ack,
-            queue_ms=int((written - start) * 1000) if written >= 0 else -1,
-            wait_ms=int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1,
-            total_ms=int((request.t_end - start) * 1000),
-            error=request.error,
-            server=request.server,
-        )
+        return self.send(stream_id, frame_id, payload, deadline).outcome()
 
     def send(self, stream_id: int, frame_id: int, payload: bytes,
              deadline: float | None) -> FrameRequest:
@@ -275,95 +255,16 @@ class AppletPool:
 
     def _wait(self, request: FrameRequest, deadline: float | None) -> None:
         """Park this greenlet until the request ends or its deadline passes."""
-        hub = get_hub()
-        waiter: Waiter[Any] = Waiter(hub)
-        request.waiter = waiter
-        timer = None
-        deadlines = self._deadlines
-        if deadline is not None:
-            if deadline >= self._last_deadline - _DEADLINE_SLACK:
-                # In deadline order (an engine's frames all have the same
-                # timeout): one pool timer serves them all (see _sweep).
-                deadlines[request] = None
-                if deadline > self._last_deadline:
-                    self._last_deadline = deadline
-                if self._sweeper is None:
-                    self._arm_sweeper(deadline)
-            else:  # an earlier deadline than those waiting: a timer of its own
-                timer = hub.loop.timer(max(deadline - monotonic(), 0.0))
-                timer.start(waiter.switch, None)
         try:
-            waiter.get()
-            while deadline is not None and request.state is not _DONE:
-                # libev arms timers from the loop's cached clock, which lags
-                # behind time.monotonic() by the work done since the loop last
-                # polled: a timer can fire a few ms early.  Never end a frame
-                # with status 1 before its deadline: wait for the rest.
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    break
-                if timer is not None:
-                    timer.close()
-                deadlines.pop(request, None)
-                waiter = Waiter(hub)
-                request.waiter = waiter
-                timer = hub.loop.timer(remaining)
-                timer.start(waiter.switch, None)
-                waiter.get()
+            self._deadlines.wait(request, deadline)
         except BaseException:
             # The stream's greenlet was killed or timed out by its caller: give
             # the frame up so that nothing leaks, then let it propagate.
-            request.waiter = None
             self._abandon(request, 1, "interrupted by the caller")
             self._forget(request)
             raise
-        finally:
-            if timer is not None:
-                timer.close()
-            if deadlines:
-                deadlines.pop(request, None)
-                if not deadlines:
-                    self._stop_sweeper()
-        request.waiter = None
         if request.state is not _DONE:
             self._abandon(request, 1, "timeout processing")
-
-    def _arm_sweeper(self, deadline: float) -> None:
-        sweeper = get_hub().loop.timer(max(deadline - monotonic(), 0.0))
-        sweeper.start(self._sweep)
-        self._sweeper = sweeper
-
-    def _stop_sweeper(self) -> None:
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            sweeper.close()
-
-    def _sweep(self) -> None:
-        """The pool timer: wake the waiting frames whose deadline has passed.
-
-        A libev timer per frame costs about a microsecond to create, start and
-        close, a noticeable share of a frame.  Frames wait in ``_deadlines``
-        (a dict: O(1) removal, insertion order) in deadline order, up to
-        ``_DEADLINE_SLACK`` (a frame that would break the order by more gets a
-        timer of its own), and this single timer is armed for the first one.
-        It checks the real clock, so it never ends a frame early, and re-arms
-        for the next deadline."""
-        self._stop_sweeper()
-        now = monotonic()
-        expired: list[FrameRequest] = []
-        following: float | None = None
-        for request in self._deadlines:
-            if request.deadline > now:  # type: ignore[operator]
-                following = request.deadline
-                break
-            expired.append(request)
-        run_callback = get_hub().loop.run_callback
-        for request in expired:
-            del self._deadlines[request]
-            if request.waiter is not None:
-                run_callback(request.waiter.switch, None)
-        if following is not None:
-            self._arm_sweeper(following)
 
     def _forget(self, request: FrameRequest) -> None:
         """The request leaves the engine: its ids may be used again."""
@@ -651,7 +552,7 @@ class AppletPool:
             self._idle_event.wait(timeout)
         if self._retry is not None:
             self._retry.kill(block=False)
-        self._stop_sweeper()
+        self._deadlines.close()
         self._fail_queue(256, "engine closed")
         applets = list(self._applets)
         for applet in applets:

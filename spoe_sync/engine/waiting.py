@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from gevent import get_hub
 
+from .models import FrameOutcome
+
 if TYPE_CHECKING:
     from ..protocol import Ack
     from .applet import Applet
@@ -79,6 +81,21 @@ class FrameRequest:
         if waiter is not None:
             self.waiter = None
             get_hub().loop.run_callback(waiter.switch, None)
+
+    def outcome(self) -> FrameOutcome:
+        """How it ended, for :meth:`AppletPool.process` (once it has ended)."""
+        start = self.t_start
+        written = self.t_written
+        acked = self.t_acked
+        return FrameOutcome(
+            status=self.status,
+            ack=self.ack,
+            queue_ms=int((written - start) * 1000) if written >= 0 else -1,
+            wait_ms=int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1,
+            total_ms=int((self.t_end - start) * 1000),
+            error=self.error,
+            server=self.server,
+        )
 
     def __repr__(self) -> str:
         return f"<FrameRequest sid={self.stream_id} fid={self.frame_id} {self.state.value}>"
