@@ -4,18 +4,14 @@
 TCP connection, ``StaticSamples({"src": ..., "req.hdr(host)": ...})`` for tests and scripts, plus
 the ``req.hdrs_bin`` helpers agent authors ask for.
 
-``SpoeWSGIHandler`` is a gevent.pywsgi handler that adds the raw request data HAProxy's fetches
-need (headers in arrival order and original case, the raw request-target, the local address) to the
-environ::
+``SpoeWSGIHandler`` (the one of :mod:`spoe_sync.wsgi`, re-exported) is a gevent.pywsgi handler that
+adds the raw request data HAProxy's fetches need (headers in arrival order and original case, the
+raw request-target, the local address) and the client connection to the environ::
 
     WSGIServer(("127.0.0.1", 8080), app, handler_class=SpoeWSGIHandler)
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from gevent.pywsgi import WSGIHandler
 
 from .rules.hdrs import decode_hdrs_bin, encode_hdrs_bin
 from .rules.sources import (
@@ -27,6 +23,7 @@ from .rules.sources import (
     haproxy_body_limit,
 )
 from .rules.wsgisource import RAW_HEADERS_KEY, RAW_URI_KEY, WSGISamples, handler_environ
+from .wsgi_support import SpoeWSGIHandler
 
 __all__ = [
     "RAW_HEADERS_KEY",
@@ -43,12 +40,3 @@ __all__ = [
     "handler_environ",
     "haproxy_body_limit",
 ]
-
-
-class SpoeWSGIHandler(WSGIHandler):
-    """gevent.pywsgi handler whose environ carries the ``spoe_sync.*`` raw-request keys."""
-
-    def get_environ(self) -> dict[str, Any]:
-        env = super().get_environ()
-        env.update(handler_environ(self))
-        return env

@@ -9,7 +9,8 @@
     WSGIServer(listener(("0.0.0.0", 8080)), application, handler_class=SpoeWSGIHandler)
 
 Where HAProxy fires SPOE events, so does the middleware, for each engine in declaration order:
-``on-client-session`` on the first request of a client connection, ``on-frontend-tcp-request``,
+``on-client-session`` on every request (HAProxy 2.6 fires it for each HTTP stream, keep-alive
+ones included, so ``txn.*`` results of a session check cover every request), ``on-frontend-tcp-request``,
 ``on-backend-tcp-request``, ``on-frontend-http-request`` and ``on-backend-http-request`` before
 the ``http-request`` rules, ``on-server-session`` just before the app runs, ``on-tcp-response``
 and ``on-http-response`` once the app has chosen its status and headers, before the
@@ -36,6 +37,8 @@ N bytes of the request body first (``option http-buffer-request``): ``req.body``
 truncated beyond N as HAProxy's buffer truncates it, and the app still reads the whole body.
 ``stats_path="/spoe-stats"`` serves each engine's counters and a per-event/group latency
 histogram in Prometheus text format (per process: each gunicorn worker has its own).
+``unique_id_format`` (HAProxy's ``unique-id-format``) gives each request a ``unique-id``,
+``unique_id_header`` also hands it to the app as a request header.
 
 Nothing connects at construction or import: engines are built in each process on its first
 request (gunicorn ``--preload`` forks after construction), and the library never monkey-patches.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,28 +63,32 @@ from .config import HaproxyConfig, SpoeConfig, check_backend, load_config, norma
 from .config.haproxy_cfg import load_haproxy_cfg
 from .config.lexer import tokenize
 from .config.proxy_rules import (
-    Allow,
-    DelHeader,
-    Deny,
-    Hook,
     Redirect,
-    Reject,
-    Return,
-    Rule,
-    SendSpoeGroup,
-    SetHeader,
-    SetStatus,
-    SetVar,
-    SilentDrop,
-    Tarpit,
-    UnsetVar,
     parse_rules,
     reason_phrase,
 )
+from .config.rule_actions import (
+    OP_ALLOW,
+    OP_DEL_HDR,
+    OP_DROP,
+    OP_GROUP,
+    OP_HOOK,
+    OP_REDIRECT,
+    OP_REPLY,
+    OP_SET_HDR,
+    OP_STATUS,
+    OP_TARPIT,
+    OP_VAR,
+    RulePlan,
+    rule_plan,
+    uses_fetch,
+)
 from .engine.engine import Engine
-from .errors import ConfigError, SpoeError
+from .engine.vars import Vars
+from .errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
 from .rules import AclRegistry, EvalContext, ResponseInfo
-from .samples import WSGISamples
+from .rules.logformat import LogFormat, parse_logformat
+from .rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
 from .wsgi_support import (
     BODY_KEY,
     Body,
@@ -94,8 +102,8 @@ from .wsgi_support import (
     delete_request_headers,
     hook_reply,
     listener,
-    request_samples,
     section_acls,
+    section_option,
     set_request_header,
     silent_drop,
 )
@@ -109,6 +117,7 @@ DEFAULT_BUFSIZE = 16384
 _REQUEST_EVENTS = ("on-client-session", "on-frontend-tcp-request", "on-backend-tcp-request",
                    "on-frontend-http-request", "on-backend-http-request")
 _RESPONSE_EVENTS = ("on-tcp-response", "on-http-response")
+_ALL_EVENTS = (*_REQUEST_EVENTS, "on-server-session", *_RESPONSE_EVENTS)
 
 StartResponse = Callable[..., Callable[[bytes], Any]]
 
@@ -146,6 +155,11 @@ class _Runtime:
                        for ev in _REQUEST_EVENTS + _RESPONSE_EVENTS + ("on-server-session",)}
         self.pid = os.getpid()
         self.response_events = any(self.events[ev] for ev in _RESPONSE_EVENTS)
+        #: (engine, event) in firing order, HAProxy's: event by event, engines in order
+        self.request_plan = tuple((e, ev) for ev in _REQUEST_EVENTS for e in self.events[ev])
+        self.response_plan = tuple((e, ev) for ev in _RESPONSE_EVENTS for e in self.events[ev])
+        self.server_plan = tuple((e, "on-server-session")
+                                 for e in self.events["on-server-session"])
 
 
 class SpoeMiddleware:
@@ -173,7 +187,13 @@ class SpoeMiddleware:
         response rule or message uses ``res.body*``, else responses stream untouched.
     :param stats_path: serve the engines' counters in Prometheus text format at this path.
     :param tarpit_timeout: seconds ``tarpit`` holds a request (HAProxy's ``timeout tarpit``).
-    :raises ConfigError: a bad SPOE file, rule, ACL or duplicate engine id.
+    :param unique_id_format: a log-format for each request's ``unique-id`` (HAProxy's
+        ``unique-id-format``, e.g. ``"%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid"`` or
+        ``"%[uuid()]"``); without it ``unique-id`` is NULL, as in HAProxy.
+    :param unique_id_header: also give the app the unique id in this request header
+        (HAProxy's ``unique-id-header``).
+    :raises ConfigError: a bad SPOE file, rule, ACL, option or duplicate engine id.
+    :warns SpoeConfigWarning: a message or rule reads ``req.body*`` without ``buffer_body``.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], config: Any = None,
@@ -183,8 +203,13 @@ class SpoeMiddleware:
                  http_after_response: Sequence[Any] = (), acls: Sequence[str] = (),
                  buffer_body: int | None = None, buffer_response: int | None = None,
                  stats_path: str | None = None, tarpit_timeout: float = 5.0,
+                 unique_id_format: str | None = None, unique_id_header: str | None = None,
                  rules_filename: str | None = None, base_dir: str | None = None) -> None:
         self.app = app
+        if buffer_body is not None and (isinstance(buffer_body, bool) or not isinstance(
+                buffer_body, int) or buffer_body < 0):
+            raise ConfigError(f"buffer_body must be a number of bytes >= 0 or None, not "
+                              f"{buffer_body!r}")
         specs = [_spec(e) for e in engines or ()]
         if config is not None:
             specs.insert(0, EngineSpec(config, engine, backends))
@@ -217,9 +242,22 @@ class SpoeMiddleware:
         self.http_after_response = parse_rules(http_after_response, "http-after-response",
                                                **kw)  # type: ignore[arg-type]
         self.buffer_body = buffer_body
-        if buffer_response is None and _uses_res_body(
-                [cfg for _, cfg in loaded], self.http_response + self.http_after_response):
+        configs = [cfg for _, cfg in loaded]
+        if buffer_response is None and uses_fetch(
+                configs, _RESPONSE_EVENTS, self.http_response + self.http_after_response,
+                "res.body"):
             buffer_response = DEFAULT_BUFSIZE  # res.body is used: buffer as HAProxy would
+        if buffer_body is None and uses_fetch(
+                configs, _ALL_EVENTS, self.http_request + self.http_response
+                + self.http_after_response, "req.body", sent_groups_only=True):
+            warnings.warn(SpoeConfigWarning(
+                "a SPOE message or rule reads req.body but buffer_body is not set: it will "
+                "always be empty (HAProxy: option http-buffer-request)"), stacklevel=2)
+        self.unique_id_format = _unique_id_format(unique_id_format)
+        self.unique_id_header = unique_id_header
+        self._request_plan = rule_plan(self.http_request)
+        self._response_plan = rule_plan(self.http_response)
+        self._after_plan = rule_plan(self.http_after_response)
         self.buffer_response = buffer_response
         self.tarpit_timeout = tarpit_timeout
         self.stats_path = stats_path
@@ -232,8 +270,10 @@ class SpoeMiddleware:
     def from_haproxy_cfg(cls, app: Callable[..., Iterable[bytes]],
                          path: str | os.PathLike[str], frontend: str,
                          **options: Any) -> SpoeMiddleware:
-        """The ``filter spoe`` lines, agent backends and ``http-request``/``http-response``/
-        ``http-after-response`` rules of one frontend (or listen) section of a haproxy.cfg."""
+        """The ``filter spoe`` lines, agent backends, ``http-request``/``http-response``/
+        ``http-after-response`` rules, ``acl`` lines and ``unique-id-format``/
+        ``unique-id-header`` of one frontend (or listen) section of a haproxy.cfg (or its
+        ``defaults``)."""
         cfg = load_haproxy_cfg(path)
         section = cfg.proxies.get(frontend)
         if section is None:
@@ -245,6 +285,11 @@ class SpoeMiddleware:
                 rules[line.words[0]].append(line)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
         options.setdefault("acls", section_acls(cfg.filename, section.name))
+        for keyword, option in (("unique-id-format", "unique_id_format"),
+                                ("unique-id-header", "unique_id_header")):
+            value = section_option(cfg.filename, section.name, keyword)
+            if value is not None:
+                options.setdefault(option, value)
         return cls(app, engines=engines, http_request=rules["http-request"],
                    http_response=rules["http-response"],
                    http_after_response=rules["http-after-response"],
@@ -289,41 +334,13 @@ class SpoeMiddleware:
         return tx.run_app(start_response)
 
 
-def _exprs_of(obj: Any) -> list[Any]:
-    """The sample expressions of a rule action, message, condition or log-format."""
-    out: list[Any] = []
-    if obj is None:
-        return out
-    if hasattr(obj, "suites"):  # a Condition
-        for suite in obj.suites:
-            for term in suite:
-                out.extend(e.expr for e in term.acl.exprs)
-        return out
-    if hasattr(obj, "exprs") and isinstance(obj.exprs, tuple):  # a LogFormat
-        return list(obj.exprs)
-    for attr in ("expr", "fmt", "value", "body_fmt", "reply", "condition"):
-        sub = getattr(obj, attr, None)
-        if sub is not None:
-            out.extend([sub] if hasattr(sub, "fetch") else _exprs_of(sub))
-    for _name, fmt in getattr(obj, "headers", ()) or ():
-        out.extend(_exprs_of(fmt))
-    for arg in getattr(obj, "args", ()) or ():
-        out.extend(_exprs_of(arg))
-    return out
-
-
-def _uses_res_body(configs: Sequence[SpoeConfig], rules: Sequence[Rule]) -> bool:
-    exprs: list[Any] = []
-    for rule in rules:
-        exprs += _exprs_of(rule.action) + _exprs_of(rule.condition)
-    for cfg in configs:
-        for event in _RESPONSE_EVENTS:
-            for message in cfg.events.get(event, ()):
-                exprs += _exprs_of(message)
-        for group in cfg.groups:
-            for message in cfg.group_messages(group):
-                exprs += _exprs_of(message)
-    return any(str(getattr(e, "fetch", "")).startswith("res.body") for e in exprs)
+def _unique_id_format(text: str | None) -> LogFormat | None:
+    if text is None:
+        return None
+    try:
+        return parse_logformat(text, point="http-request")
+    except ExpressionError as exc:
+        raise ConfigError(f"unique-id-format '{text}' : {exc.message}") from None
 
 
 def _check_backends(cfg: SpoeConfig, backends: Any) -> None:
@@ -334,6 +351,11 @@ def _check_backends(cfg: SpoeConfig, backends: Any) -> None:
         check_backend(cfg, normalize_backends(backends or {}))
     except TypeError as exc:
         raise ConfigError(str(exc), cfg.filename) from None
+    except ConfigError as exc:
+        if not exc.message.startswith("unknown backend") or isinstance(backends, HaproxyConfig):
+            raise
+        raise ConfigError(f"{exc.message} (pass it as backends={{'{cfg.agent.use_backend}': "
+                          f"['host:port']}})", exc.filename, exc.lineno) from None
 
 
 def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
@@ -342,33 +364,48 @@ def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
         mw._runtime = None  # the parent's agent connections are not ours to use or close
 
 
+Reply = tuple[int, str, list[tuple[str, str]], bytes]
+
+
 class _Transaction:
     """One request through the engines and rules."""
+
+    __slots__ = ("ctx", "environ", "mw", "results", "rt", "samples", "session", "streams",
+                 "vars")
 
     def __init__(self, mw: SpoeMiddleware, rt: _Runtime, environ: dict[str, Any]) -> None:
         self.mw, self.rt, self.environ = mw, rt, environ
         conn = connection_for(environ)
-        self.first = not conn.started
-        conn.started = True
-        if conn.session is None and rt.engines:
-            conn.session = rt.engines[0].new_session()
-        self.session = conn.session
+        session = conn.session
+        if session is None and rt.engines:
+            session = conn.session = rt.engines[0].new_session()
+        self.session = session
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
-        self.samples = request_samples(environ, conn)
-        self.streams: dict[str, Any] = {}
-        self.vars: Any = None
+        self.samples = samples = WSGISamples(environ)
         self.results: list[Any] = []
         environ[RESULTS_KEY] = self.results
         if rt.engines:
-            first = rt.engines[0].new_stream(self.samples, self.session)
+            engine = rt.engines[0]
+            first = engine.new_stream(samples, session)
             self.vars = first.vars
-            self.streams[rt.engines[0].config.engine_id] = first
+            self.streams: dict[str, Any] = {engine.config.engine_id: first}
         else:
-            from .engine.vars import Vars
             self.vars = Vars()
+            self.streams = {}
         environ[VARS_KEY] = self.vars
-        self.ctx = EvalContext(self.samples, self.vars)
+        self.ctx = EvalContext(samples, self.vars)
+        if mw.unique_id_format is not None:
+            self._unique_id(mw.unique_id_format)
+
+    def _unique_id(self, fmt: LogFormat) -> None:
+        # generated once per stream, before the first event (HAProxy: at the first use)
+        uid = fmt.render(self.ctx)
+        env = self.environ
+        env[UNIQUE_ID_KEY] = self.samples.unique_id = uid
+        if self.mw.unique_id_header:
+            set_request_header(env, self.mw.unique_id_header, uid)
+            self._set_samples(WSGISamples(env))
 
     def _stream(self, engine: Engine) -> Any:
         stream = self.streams.get(engine.config.engine_id)
@@ -376,11 +413,14 @@ class _Transaction:
             # every engine of the transaction shares its variables, as HAProxy's filters do
             stream = engine.new_stream(self.samples, self.session)
             stream.vars = self.vars
-            stream.samples = self.samples
+            stream.samples = self.samples  # its setter rebuilds the stream's context
             self.streams[engine.config.engine_id] = stream
         return stream
 
     def _set_samples(self, samples: WSGISamples) -> None:
+        uid = self.environ.get(UNIQUE_ID_KEY)
+        if uid is not None:
+            samples.unique_id = uid
         self.samples = samples
         self.ctx = EvalContext(samples, self.vars)
         for stream in self.streams.values():
@@ -388,7 +428,8 @@ class _Transaction:
 
     def _process(self, engine: Engine, kind: str, name: str) -> None:
         stream = self._stream(engine)
-        start = time.monotonic()
+        stats = self.mw.stats_path is not None
+        start = time.monotonic() if stats else 0.0
         try:
             if kind == "event":
                 result = engine.process_event(stream, name)
@@ -398,109 +439,85 @@ class _Transaction:
             logger.warning(f"SPOE: [{engine.name}] {kind} {name}: {exc}")
             return
         self.results.append(result)
-        if not result.skipped and self.mw.stats_path is not None:  # nobody reads it otherwise
+        if stats and not result.skipped:  # nobody reads it otherwise
             self.mw.stats.observe(engine.config.engine_id, kind, name, int(result.status),
                                   time.monotonic() - start)
 
-    def _events(self, names: Iterable[str]) -> None:
-        for event in names:
-            if event == "on-client-session" and not self.first:
-                continue
-            for engine in self.rt.events[event]:
-                self._process(engine, "event", event)
+    def _events(self, plan: Sequence[tuple[Engine, str]]) -> None:
+        for engine, event in plan:
+            self._process(engine, "event", event)
 
     # -- rules
 
-    def request(self) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
+    def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        self._events(_REQUEST_EVENTS)
+        self._events(self.rt.request_plan)
+        plan = self.mw._request_plan
+        return self._rules(plan, None, False) if plan else None
+
+    def _rules(self, plan: RulePlan, resp: HttpResponse | None, final: bool) -> Reply | None:
+        """Run one rule set: ``resp`` is None for ``http-request``; ``final`` for
+        ``http-after-response`` (the response is already chosen: no reply, no redirect)."""
         env = self.environ
-        for rule in self.mw.http_request:
-            if not rule.applies(self.ctx):
+        for cond, code, action in plan:
+            if cond is not None and not cond.evaluate(self.ctx):
                 continue
-            action = rule.action
-            if isinstance(action, SendSpoeGroup):
+            if code == OP_GROUP:
                 self._process(self.rt.by_id[action.engine], "group", action.group)
-            elif isinstance(action, (SetVar, UnsetVar)):
-                self._var(action)
-            elif isinstance(action, SetHeader):
-                set_request_header(env, action.name, action.value.render(self.ctx), action.add)
-                self._set_samples(WSGISamples(env))
-            elif isinstance(action, DelHeader):
-                delete_request_headers(env, action.matches)
-                self._set_samples(WSGISamples(env))
-            elif isinstance(action, (Deny, Return)):
-                return action.reply.render(self.ctx)
-            elif isinstance(action, Tarpit):
+            elif code == OP_VAR:
+                try:
+                    action.apply(self.ctx, self.vars)
+                except SpoeError as exc:
+                    logger.debug(f"SPOE: {action} refused: {exc}")
+            elif code == OP_SET_HDR:
+                value = action.value.render(self.ctx)
+                if resp is None:
+                    set_request_header(env, action.name, value, action.add)
+                    self._set_samples(WSGISamples(env))
+                else:
+                    if not action.add:
+                        name = action.name.lower()
+                        resp.headers[:] = [h for h in resp.headers if h[0].lower() != name]
+                    resp.headers.append((action.name, value))
+                    self._response_samples(resp)
+            elif code == OP_DEL_HDR:
+                if resp is None:
+                    delete_request_headers(env, action.matches)
+                    self._set_samples(WSGISamples(env))
+                else:
+                    resp.headers[:] = [h for h in resp.headers if not action.matches(h[0])]
+                    self._response_samples(resp)
+            elif code == OP_STATUS:
+                assert resp is not None  # set-status is a response action
+                resp.status = action.status
+                resp.reason = action.reason or reason_phrase(action.status)
+                self._response_samples(resp)
+            elif code == OP_REPLY and not final:
+                return action.reply.render(self.ctx)  # type: ignore[no-any-return]
+            elif code == OP_TARPIT:
                 gevent.sleep(self.mw.tarpit_timeout)
-                return action.reply.render(self.ctx)
-            elif isinstance(action, Redirect):
+                return action.reply.render(self.ctx)  # type: ignore[no-any-return]
+            elif code == OP_REDIRECT and not final:
                 reply = self._redirect(action)
                 if reply is not None:
                     return reply
-            elif isinstance(action, (SilentDrop, Reject)):
+            elif code == OP_DROP:
                 raise silent_drop(env)
-            elif isinstance(action, Allow):
+            elif code == OP_ALLOW:
                 break
-            elif isinstance(action, Hook):
-                out = action.fn(env)
-                if out is not None:
+            elif code == OP_HOOK:
+                out = action.fn(env) if resp is None else action.fn(env, resp)
+                if out is not None and not final:
                     return hook_reply(out)
         return None
 
-    def _var(self, action: SetVar | UnsetVar) -> None:
-        try:
-            action.apply(self.ctx, self.vars)
-        except SpoeError as exc:
-            logger.debug(f"SPOE: {action} refused: {exc}")
-
-    def _redirect(self, action: Redirect) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
+    def _redirect(self, action: Redirect) -> Reply | None:
         request = self.samples.request
         target = request.target if request is not None else "/"
         location = action.location(self.ctx, target, self.environ.get("HTTP_HOST"))
         if location is None:
             return None
         return action.code, reason_phrase(action.code), action.headers(location), b""
-
-    def _response_rules(self, rules: Sequence[Rule], resp: HttpResponse,
-                        final: bool) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
-        for rule in rules:
-            if not rule.applies(self.ctx):
-                continue
-            action = rule.action
-            if isinstance(action, SendSpoeGroup):
-                self._process(self.rt.by_id[action.engine], "group", action.group)
-            elif isinstance(action, (SetVar, UnsetVar)):
-                self._var(action)
-            elif isinstance(action, SetHeader):
-                value = action.value.render(self.ctx)
-                if not action.add:
-                    resp.headers[:] = [h for h in resp.headers if h[0].lower() !=
-                                       action.name.lower()]
-                resp.headers.append((action.name, value))
-                self._response_samples(resp)
-            elif isinstance(action, DelHeader):
-                resp.headers[:] = [h for h in resp.headers if not action.matches(h[0])]
-                self._response_samples(resp)
-            elif isinstance(action, SetStatus):
-                resp.status = action.status
-                resp.reason = action.reason or reason_phrase(action.status)
-                self._response_samples(resp)
-            elif isinstance(action, (Deny, Return)) and not final:
-                return action.reply.render(self.ctx)
-            elif isinstance(action, Redirect) and not final:
-                reply = self._redirect(action)
-                if reply is not None:
-                    return reply
-            elif isinstance(action, (SilentDrop, Reject)):
-                raise silent_drop(self.environ)
-            elif isinstance(action, Allow):
-                break
-            elif isinstance(action, Hook):
-                out = action.fn(self.environ, resp)
-                if out is not None and not final:
-                    return hook_reply(out)
-        return None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
@@ -513,16 +530,21 @@ class _Transaction:
     def send_reply(self, start_response: StartResponse, status: int, reason: str,
                    headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
         """A response made by a rule: ``http-after-response`` rules, then out."""
-        resp = HttpResponse(status, reason, [*list(headers), ("content-length", str(len(body)))])
-        self._response_samples(resp)
-        self._response_rules(self.mw.http_after_response, resp, final=True)
+        headers = list(headers)
+        if status >= 200 and status not in (204, 304):  # HAProxy sends none on those
+            headers.append(("content-length", str(len(body))))
+        resp = HttpResponse(status, reason, headers)
+        if self.mw._after_plan:
+            self._response_samples(resp)
+            self._rules(self.mw._after_plan, resp, final=True)
         start_response(resp.status_line, resp.headers)
         return [body]
 
     def run_app(self, start_response: StartResponse) -> Iterable[bytes]:
-        self._events(("on-server-session",))
-        mw = self.mw
-        if not (self.rt.response_events or mw.http_response or mw.http_after_response
+        rt, mw = self.rt, self.mw
+        if rt.server_plan:
+            self._events(rt.server_plan)
+        if not (rt.response_events or mw._response_plan or mw._after_plan
                 or mw.buffer_response is not None):
             return mw.app(self.environ, start_response)  # nothing to do on the response
         captured: list[Any] = []
@@ -535,7 +557,7 @@ class _Transaction:
             captured[:] = [status, list(headers), exc_info]
             return pending.append
 
-        result = self.mw.app(self.environ, capture)
+        result = mw.app(self.environ, capture)
         chunks = iter(result)
         head: list[bytes] = []
         try:
@@ -553,17 +575,17 @@ class _Transaction:
         code, _, reason = str(status_text).partition(" ")
         resp = HttpResponse(int(code), reason, headers)
         body: bytes | None = None
-        limit = self.mw.buffer_response
+        limit = mw.buffer_response
         if limit is not None:
             head, body, chunks = buffer_response(pending + head, chunks, limit)
             pending = []
         self._response_samples(resp, body)
-        self._events(_RESPONSE_EVENTS)
-        reply = self._response_rules(self.mw.http_response, resp, final=False)
+        self._events(rt.response_plan)
+        reply = self._rules(mw._response_plan, resp, final=False)
         if reply is not None:
             close_result(result)
             return self.send_reply(start_response, *reply)
-        self._response_rules(self.mw.http_after_response, resp, final=True)
+        self._rules(mw._after_plan, resp, final=True)
         write = start_response(resp.status_line, resp.headers, exc_info)
         for data in pending:
             write(data)

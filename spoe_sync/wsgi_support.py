@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gevent import socket
+from gevent import pywsgi, socket
 from gevent.pywsgi import WSGIHandler
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -22,47 +22,48 @@ from .config.lexer import LexError, split_lines, tokenize
 from .config.loader import read_source
 from .config.rule_actions import reason_phrase
 from .engine.vars import Session
-from .rules.sources import RequestInfo, to_address
+from .rules.sources import to_address
 from .rules.wsgisource import (
     LOCAL_ADDR_KEY,
     RAW_HEADERS_KEY,
     RAW_URI_KEY,
-    UNIQUE_ID_KEY,
     WSGISamples,
+    handler_environ,
 )
-from .samples import SpoeWSGIHandler as _SamplesHandler
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Body", "Connection", "HttpResponse", "SpoeStats",
            "SpoeWSGIHandler", "buffer_request_body", "buffer_response", "close_result",
            "connection_for", "hook_reply", "listener", "request_samples", "section_acls",
+           "section_option",
            "silent_drop"]
 
 CONNECTION_KEY = "spoe_sync.connection"
 SOCKET_KEY = "spoe_sync.socket"
 BODY_KEY = "spoe_sync.body"
+# gevent.pywsgi's error for a malformed request body (answered 400 by the server)
+_BAD_INPUT: Any = getattr(pywsgi, "_InvalidClientInput", ())
 
 
 class Connection:
-    """What lives as long as a client connection: its ``sess.*`` variables and whether
-    ``on-client-session`` already fired."""
+    """What lives as long as a client connection: its ``sess.*`` variables and its local
+    address (read once)."""
 
-    __slots__ = ("__weakref__", "local", "samples", "session", "started")
+    __slots__ = ("__weakref__", "local", "session")
 
     def __init__(self) -> None:
         self.session: Session | None = None
-        self.started = False
         self.local: Any = None
-        self.samples: tuple[WSGISamples, tuple[Any, ...]] | None = None
 
 
-class SpoeWSGIHandler(_SamplesHandler):
-    """gevent.pywsgi handler for :class:`~spoe_sync.wsgi.SpoeMiddleware`.
+class SpoeWSGIHandler(WSGIHandler):
+    """gevent.pywsgi handler for :class:`~spoe_sync.wsgi.SpoeMiddleware` (and for
+    :class:`~spoe_sync.samples.WSGISamples` on its own).
 
     gevent builds one handler per client connection and runs every keep-alive request of it,
-    so the handler owns the connection's :class:`Connection` (``sess.*`` variables,
-    ``on-client-session`` once).  Its environ also carries the raw header list in arrival
-    order, the raw request-target, the local address (see :mod:`spoe_sync.samples`) and the
-    client socket (``spoe_sync.socket``, for ``silent-drop``)::
+    so the handler owns the connection's :class:`Connection` (``sess.*`` variables).  Its
+    environ also carries the raw header list in arrival order, the raw request-target, the
+    local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
+    (``spoe_sync.socket``, for ``silent-drop``)::
 
         WSGIServer(listener(("127.0.0.1", 8080)), application, handler_class=SpoeWSGIHandler)
     """
@@ -70,21 +71,20 @@ class SpoeWSGIHandler(_SamplesHandler):
     _spoe_connection: Connection | None = None
 
     def get_environ(self) -> dict[str, Any]:
+        env = super().get_environ()
         conn = self._spoe_connection
         if conn is None:
-            # the first request of the connection: everything, the local address included
-            env = super().get_environ()
+            # the first request of the connection: the local address (a getsockname()
+            # syscall) once per connection
             conn = self._spoe_connection = Connection()
-            local = to_address(env.get(LOCAL_ADDR_KEY))
-            conn.local = local if local is not None else env.get(LOCAL_ADDR_KEY)
-        else:
-            # later requests: the same keys without a getsockname() (a syscall) per request
-            env = WSGIHandler.get_environ(self)
-            raw = getattr(self.headers, "_headers", None)
-            if isinstance(raw, list):
-                env[RAW_HEADERS_KEY] = raw  # (name, value) text pairs; rule edits copy it
-            if isinstance(self.path, str):
-                env[RAW_URI_KEY] = self.path
+            local = handler_environ(self).get(LOCAL_ADDR_KEY)
+            parsed = to_address(local)
+            conn.local = parsed if parsed is not None else local
+        raw = getattr(self.headers, "_headers", None)
+        if isinstance(raw, list):
+            env[RAW_HEADERS_KEY] = raw  # (name, value) text pairs; rule edits copy it
+        if isinstance(self.path, str):
+            env[RAW_URI_KEY] = self.path
         if conn.local is not None:
             env[LOCAL_ADDR_KEY] = conn.local
         env[CONNECTION_KEY] = conn
@@ -122,32 +122,9 @@ def connection_for(environ: dict[str, Any]) -> Connection:
     return Connection()
 
 
-_CONN_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTPS", LOCAL_ADDR_KEY)
-
-
 def request_samples(environ: dict[str, Any], conn: Connection) -> WSGISamples:
-    """The request's :class:`~spoe_sync.samples.WSGISamples`.  On a keep-alive connection
-    served by :class:`SpoeWSGIHandler` the connection's addresses are parsed once: later
-    requests copy the first one's samples and only rebuild the request part (when nothing
-    per-connection changed in the environ, e.g. a ProxyFix rewriting ``REMOTE_ADDR``)."""
-    key = tuple(environ.get(k) for k in _CONN_KEYS)
-    cached = conn.samples
-    if (cached is None or cached[1] != key or UNIQUE_ID_KEY in environ
-            or RAW_URI_KEY not in environ or RAW_HEADERS_KEY not in environ):
-        fresh = WSGISamples(environ)
-        conn.samples = (fresh, key)
-        return fresh
-    samples: WSGISamples = WSGISamples.__new__(WSGISamples)  # copy.copy, without its overhead
-    samples.__dict__.update(cached[0].__dict__)
-    samples.environ = environ
-    body = environ.get(BODY_KEY)
-    samples.request = RequestInfo(
-        method=str(environ.get("REQUEST_METHOD", "GET")), target=environ[RAW_URI_KEY],
-        version=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
-        headers=tuple(environ[RAW_HEADERS_KEY]),
-        body=bytes(body) if isinstance(body, (bytes, bytearray)) else None)
-    samples.response = None
-    return samples
+    """The request's :class:`~spoe_sync.samples.WSGISamples` (fields read when first used)."""
+    return WSGISamples(environ)
 
 
 def listener(address: tuple[str, int], backlog: int = 1024) -> socket.socket:
@@ -247,16 +224,23 @@ def buffer_request_body(environ: dict[str, Any], limit: int) -> bytes:
     want = limit if length is None else min(length, limit)
     parts: list[bytes] = []
     got = 0
-    while got < want:
-        data = inp.read(want - got)
-        if not data:
-            break
-        parts.append(data)
-        got += len(data)
-    body = b"".join(parts)
     extra = b""
-    if length is None and got >= want:
-        extra = inp.read(1) or b""  # is there more than the buffer holds?
+    try:
+        while got < want:
+            data = inp.read(want - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        if length is None and got >= want:
+            extra = inp.read(1) or b""  # is there more than the buffer holds?
+    except _BAD_INPUT:
+        raise  # a malformed body: the server answers 400, as HAProxy does
+    except OSError:
+        # The client went away mid-body: HAProxy aborts the stream (CD in its log) and has
+        # nobody to answer; EPIPE makes the server close the connection quietly.
+        raise OSError(errno.EPIPE, "client aborted while its body was buffered") from None
+    body = b"".join(parts)
     complete = (length is not None and got >= length) or (length is None and not extra) or (
         length is not None and got < want)
     environ["wsgi.input"] = io.BytesIO(body) if complete else _PrefixedInput(body + extra, inp)
@@ -370,11 +354,11 @@ _SECTIONS = ("frontend", "backend", "listen", "global", "defaults", "resolvers",
              "userlist", "ring", "program", "http-errors", "cache", "mailers", "log-forward")
 
 
-def section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]]:
-    """The ``acl <name> ...`` lines of one proxy section of a haproxy.cfg."""
+def _section_lines(filename: str) -> Iterator[tuple[str | None, str, list[str], int]]:
+    """``(section kind, section name, words, lineno)`` of each line of a haproxy.cfg."""
     text, _ = read_source(filename)
-    current = None
-    out = []
+    kind: str | None = None
+    name = ""
     for line in split_lines(text):
         try:
             words = tokenize(line.raw)
@@ -383,10 +367,28 @@ def section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]
         if not words:
             continue
         if words[0] in _SECTIONS:
-            current = words[1] if len(words) > 1 and words[0] in _SECTIONS[:3] else None
-        elif current == section and words[0] == "acl" and len(words) > 1:
-            out.append((words[1], words[2:], line.lineno))
-    return out
+            kind, name = words[0], words[1] if len(words) > 1 else ""
+        else:
+            yield kind, name, words, line.lineno
+
+
+def section_acls(filename: str, section: str) -> list[tuple[str, list[str], int]]:
+    """The ``acl <name> ...`` lines of one proxy section of a haproxy.cfg."""
+    return [(words[1], words[2:], lineno) for kind, name, words, lineno in
+            _section_lines(filename) if kind in _SECTIONS[:3] and name == section
+            and words[0] == "acl" and len(words) > 1]
+
+
+def section_option(filename: str, section: str, keyword: str) -> str | None:
+    """The argument of a one-argument ``keyword`` line (``unique-id-format``...) of a
+    frontend/listen section, else of the last ``defaults`` section before it."""
+    found: str | None = None
+    for kind, name, words, _ in _section_lines(filename):
+        if words[0] != keyword or len(words) < 2:
+            continue
+        if kind == "defaults" or (kind in ("frontend", "listen") and name == section):
+            found = " ".join(words[1:])
+    return found
 
 
 def hook_reply(out: Any) -> tuple[int, str, list[tuple[str, str]], bytes]:

@@ -154,9 +154,15 @@ def parse_rule(line: RuleSource, ruleset: str, *, acls: AclRegistry | None = Non
             words = tokenize(line, env)
         except LexError as exc:
             raise ConfigError(f"rule '{text}' : {exc.message}", filename, lineno) from None
-    else:
-        words = [str(w) for w in line]
+    elif isinstance(line, (list, tuple)) and all(isinstance(w, str) for w in line):
+        words = list(line)
         text = " ".join(words)
+    else:
+        raise ConfigError(f"'{ruleset}' rule {line!r} : expected the rule text (str), its words "
+                          f"(a list of str), a callable or a Hook, not {type(line).__name__}",
+                          filename, lineno)
+    if not words:
+        raise ConfigError(f"'{ruleset}' expects an action", filename, lineno)
     words = _strip_ruleset(words, ruleset)
     keyword = words[0] if words else ""
     try:
@@ -286,7 +292,9 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
 
 
 def _reply(kw: str, args: list[str], ruleset: str, base_dir: str | None) -> Reply:
-    status = {"deny": 403, "tarpit": 500, "return": 200}[kw]
+    # HAProxy: deny answers 403 on requests and 502 on responses (act_parse_http_deny)
+    status = {"deny": 502 if ruleset == "http-response" else 403, "tarpit": 500,
+              "return": 200}[kw]
     content_type = None
     body: bytes | None = None
     body_fmt: LogFormat | None = None

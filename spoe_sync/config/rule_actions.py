@@ -7,7 +7,7 @@ the WSGI middleware and the TCP proxy.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -16,9 +16,41 @@ from ..rules import Condition, EvalContext, SampleExpr
 from ..rules.logformat import LogFormat
 
 __all__ = [
-    "ERROR_PAGES", "Accept", "Action", "Allow", "DelHeader", "Deny", "Hook", "Redirect", "Reject",
-    "Reply", "Return", "Rule", "SendSpoeGroup", "SetHeader", "SetStatus", "SetVar", "SilentDrop",
-    "Tarpit", "UnsetVar", "reason_phrase",
+    "ERROR_PAGES",
+    "OP_ALLOW",
+    "OP_DEL_HDR",
+    "OP_DROP",
+    "OP_GROUP",
+    "OP_HOOK",
+    "OP_REDIRECT",
+    "OP_REPLY",
+    "OP_SET_HDR",
+    "OP_STATUS",
+    "OP_TARPIT",
+    "OP_VAR",
+    "Accept",
+    "Action",
+    "Allow",
+    "DelHeader",
+    "Deny",
+    "Hook",
+    "Redirect",
+    "Reject",
+    "Reply",
+    "Return",
+    "Rule",
+    "RulePlan",
+    "SendSpoeGroup",
+    "SetHeader",
+    "SetStatus",
+    "SetVar",
+    "SilentDrop",
+    "Tarpit",
+    "UnsetVar",
+    "exprs_of",
+    "reason_phrase",
+    "rule_plan",
+    "uses_fetch",
 ]
 
 _REASONS = {
@@ -318,3 +350,68 @@ class Rule:
             obj = getattr(self.action, attr, None)
             refs.extend(getattr(obj, "var_refs", ()))
         return tuple(dict.fromkeys(refs))
+
+
+# ------------------------------------------------------------------------------------ analysis
+
+def exprs_of(obj: Any) -> list[Any]:
+    """The sample expressions of a rule action, message, condition or log-format."""
+    out: list[Any] = []
+    if obj is None:
+        return out
+    if hasattr(obj, "suites"):  # a Condition
+        for suite in obj.suites:
+            for term in suite:
+                out.extend(e.expr for e in term.acl.exprs)
+        return out
+    if hasattr(obj, "exprs") and isinstance(obj.exprs, tuple):  # a LogFormat
+        return list(obj.exprs)
+    for attr in ("expr", "fmt", "value", "body_fmt", "reply", "condition"):
+        sub = getattr(obj, attr, None)
+        if sub is not None:
+            out.extend([sub] if hasattr(sub, "fetch") else exprs_of(sub))
+    headers = getattr(obj, "headers", ())
+    for _name, fmt in headers if isinstance(headers, tuple) else ():  # not Redirect.headers()
+        out.extend(exprs_of(fmt))
+    for arg in getattr(obj, "args", ()) or ():
+        out.extend(exprs_of(arg))
+    return out
+
+
+def uses_fetch(configs: Sequence[Any], events: Sequence[str], rules: Sequence[Rule],
+               prefix: str, sent_groups_only: bool = False) -> bool:
+    """Whether a rule, or a message of ``configs`` (:class:`~spoe_sync.config.SpoeConfig`) sent
+    on ``events`` or in a group (with ``sent_groups_only``, a group some rule sends), reads a
+    fetch starting with ``prefix`` (``"req.body"``...)."""
+    exprs: list[Any] = []
+    sent: set[tuple[str, str]] = set()
+    for rule in rules:
+        exprs += exprs_of(rule.action) + exprs_of(rule.condition)
+        if isinstance(rule.action, SendSpoeGroup):
+            sent.add((rule.action.engine, rule.action.group))
+    for cfg in configs:
+        for event in events:
+            for message in cfg.events.get(event, ()):
+                exprs += exprs_of(message)
+        for group in cfg.groups:
+            if sent_groups_only and (cfg.engine_id, group) not in sent:
+                continue
+            for message in cfg.group_messages(group):
+                exprs += exprs_of(message)
+    return any(str(getattr(e, "fetch", "")).startswith(prefix) for e in exprs)
+
+
+#: Dispatch codes of the actions (:func:`rule_plan`).
+(OP_GROUP, OP_VAR, OP_SET_HDR, OP_DEL_HDR, OP_STATUS, OP_REPLY, OP_TARPIT, OP_REDIRECT, OP_DROP, OP_ALLOW,
+ OP_HOOK) = range(11)
+_OPS: dict[type, int] = {SendSpoeGroup: OP_GROUP, SetVar: OP_VAR, UnsetVar: OP_VAR,
+                           SetHeader: OP_SET_HDR, DelHeader: OP_DEL_HDR, SetStatus: OP_STATUS,
+                           Deny: OP_REPLY, Return: OP_REPLY, Tarpit: OP_TARPIT, Redirect: OP_REDIRECT,
+                           SilentDrop: OP_DROP, Reject: OP_DROP, Allow: OP_ALLOW, Hook: OP_HOOK, Accept: OP_ALLOW}
+#: ``(condition, OP_*, action)`` per rule: how runners dispatch without isinstance chains.
+RulePlan = tuple[tuple[Any, int, Any], ...]
+
+
+def rule_plan(rules: Sequence[Rule]) -> RulePlan:
+    """``(condition, code, action)`` per rule."""
+    return tuple((rule.condition, _OPS[type(rule.action)], rule.action) for rule in rules)

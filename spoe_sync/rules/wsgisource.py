@@ -31,6 +31,7 @@ from .sources import (
     ResponseInfo,
     SampleSource,
     haproxy_body_limit,
+    normalize_headers,
     to_address,
 )
 
@@ -114,8 +115,57 @@ def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     return None if host is None and port is None else (host, port)
 
 
+class _Lazy:
+    """A field computed from the environ on its first read, then an ordinary attribute
+    (most requests read few samples: building them all costs more than the fetches)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.name = fn, fn.__name__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
+class _WSGIRequest(RequestInfo):
+    """A :class:`RequestInfo` whose headers are converted to bytes when first read."""
+
+    @_Lazy
+    def headers(self) -> Any:
+        return normalize_headers(self.__dict__.pop("_raw"))
+
+
+def _request_info(method: str, target: str, version: str, raw: Any,
+                  body: bytes | None) -> RequestInfo:
+    req = _WSGIRequest.__new__(_WSGIRequest)  # no __post_init__: headers stay raw until read
+    req.__dict__.update(method=method, target=target, version=version, body=body, _raw=raw)
+    return req
+
+
+# REMOTE_ADDR/REMOTE_PORT -> (ip_address, port): the same few clients come back on every
+# request, and ip_address() costs more than the rest of a request's samples.
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _client(host: str, port: str) -> Any:
+    key = (host, port)
+    addr = _CLIENTS.get(key, _CLIENTS)
+    if addr is _CLIENTS:
+        if len(_CLIENTS) >= 4096:
+            _CLIENTS.clear()
+        addr = _CLIENTS[key] = to_address(key)
+    return addr
+
+
 class WSGISamples(SampleSource):
     """Samples of one WSGI request.
+
+    The addresses, the request and the unique id are read from ``environ`` when a fetch first
+    needs them (the environ is the request's: rules editing headers build new samples).
 
     :param environ: the PEP 3333 environ (plus the optional ``spoe_sync.*`` keys above).
     :param response: the response, for ``status``, ``res.*`` (response events).
@@ -126,25 +176,47 @@ class WSGISamples(SampleSource):
         (:func:`~spoe_sync.rules.sources.haproxy_body_limit`); ``None`` keeps the whole body.
     """
 
+    environ: Mapping[str, Any]
+    bufsize: int | None
+
     def __init__(self, environ: Mapping[str, Any], *, response: ResponseInfo | None = None,
                  body: bytes | None = None, unique_id: str | None = None,
                  ssl: bool | None = None, frontend_id: int | None = None,
                  bufsize: int | None = DEFAULT_BUFSIZE) -> None:
-        self.environ = environ
-        self.bufsize = bufsize
-        request = self._request(environ, body)
-        if ssl is None:
-            ssl = environ.get("wsgi.url_scheme") == "https" or environ.get("HTTPS") in ("on", "1")
-        uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
-        super().__init__(
-            client=to_address((_str(environ, "REMOTE_ADDR"), _str(environ, "REMOTE_PORT"))),
-            local=_local(environ),
-            ssl=bool(ssl),
-            request=request,
-            response=response,
-            unique_id=uid if isinstance(uid, str) else None,
-            frontend_id=frontend_id,
-        )
+        d = self.__dict__
+        d["environ"] = environ
+        d["bufsize"] = bufsize
+        d["response"] = response
+        d["frontend_id"] = frontend_id
+        if body is not None:
+            d["_body"] = body
+        if unique_id is not None:
+            d["unique_id"] = unique_id
+        if ssl is not None:
+            d["ssl"] = bool(ssl)
+
+    @_Lazy
+    def client(self) -> Any:
+        env = self.environ
+        return _client(_str(env, "REMOTE_ADDR"), _str(env, "REMOTE_PORT"))
+
+    @_Lazy
+    def local(self) -> Any:
+        return _local(self.environ)
+
+    @_Lazy
+    def ssl(self) -> Any:
+        env = self.environ
+        return env.get("wsgi.url_scheme") == "https" or env.get("HTTPS") in ("on", "1")
+
+    @_Lazy
+    def unique_id(self) -> Any:
+        uid = self.environ.get(UNIQUE_ID_KEY)
+        return uid if isinstance(uid, str) else None
+
+    @_Lazy
+    def request(self) -> Any:
+        return self._request(self.environ, self.__dict__.get("_body"))
 
     def _request(self, environ: Mapping[str, Any], body: bytes | None) -> RequestInfo:
         raw = environ.get(RAW_HEADERS_KEY)
@@ -153,18 +225,13 @@ class WSGISamples(SampleSource):
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
-        request = RequestInfo(
-            method=_str(environ, "REQUEST_METHOD", "GET"),
-            target=_target(environ),
-            version=_str(environ, "SERVER_PROTOCOL", "HTTP/1.1"),
-            headers=tuple(headers),
-            body=body,
-        )
+        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _target(environ),
+                                _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, body)
         if body is not None and self.bufsize is not None:
             limit = haproxy_body_limit(request, self.bufsize)
             if len(body) > limit:
-                request = RequestInfo(request.method, request.target, request.version,
-                                      request.headers, body[:limit])
+                request = _request_info(request.method, request.target, request.version,
+                                        request.headers, body[:limit])
         return request
 
     def next_request(self, environ: Mapping[str, Any], *, body: bytes | None = None,
@@ -172,12 +239,17 @@ class WSGISamples(SampleSource):
         """Samples of the next request on the same client connection (keep-alive): the
         connection's addresses and TLS flag are kept, the request part is rebuilt from
         ``environ`` with the same rules (raw headers, raw URI, body cut at ``bufsize``)."""
+        self.client, self.local, self.ssl  # noqa: B018 - read from the first environ
         clone = copy.copy(self)
-        clone.environ = environ
-        clone.request = self._request(environ, body)
-        clone.response = None
-        uid = unique_id if unique_id is not None else environ.get(UNIQUE_ID_KEY)
-        clone.unique_id = uid if isinstance(uid, str) else None
+        d = clone.__dict__
+        d["environ"] = environ
+        d["response"] = None
+        for key in ("request", "unique_id", "_body"):
+            d.pop(key, None)
+        if body is not None:
+            d["_body"] = body
+        if unique_id is not None:
+            d["unique_id"] = unique_id
         return clone
 
     def with_response(self, response: ResponseInfo) -> WSGISamples:

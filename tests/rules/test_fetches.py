@@ -219,6 +219,7 @@ def test_derived_fetches(target, headers, body, text, expected):
 def test_internal_fetches(monkeypatch):
     import platform
     import time
+    import uuid
 
     monkeypatch.setenv("SPOE_SYNC_TEST_ENV", "v")
     ctx = EvalContext(SampleSource())
@@ -231,6 +232,9 @@ def test_internal_fetches(monkeypatch):
     assert now - 1 <= parse_sample("date").evaluate(ctx) <= now + 1
     assert now + 99 <= parse_sample("date(100)").evaluate(ctx) <= now + 101
     assert abs(parse_sample("date(0,ms)").evaluate(ctx) - now * 1000) < 2000
+    # HAProxy 2.6's uuid(): a random version 4 UUID, lowercase 8-4-4-4-12 hex
+    ids = [parse_sample(t).evaluate(ctx) for t in ("uuid", "uuid()", "uuid(4)")]
+    assert len(set(ids)) == 3 and all(uuid.UUID(i).version == 4 and i == i.lower() for i in ids)
 
 
 def test_req_hdrs_bin_layout():
@@ -244,7 +248,7 @@ def test_every_registered_fetch_is_in_the_table_or_an_alias():
                                                          "res.hdr_val", "res.cook_cnt",
                                                          "res.cook_val", "res.hdr_names",
                                                          "res.fhdr_cnt", "env", "hostname",
-                                                         "rand", "date", "req.ssl_hello_type",
+                                                         "rand", "date", "uuid", "req.ssl_hello_type",
                                                          "req.ssl_ver", "req.ssl_sni",
                                                          "req.ssl_alpn", "req.ssl_ec_ext",
                                                          "req.ssl_st_ext"}  # test_tls_fetches

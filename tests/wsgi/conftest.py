@@ -20,9 +20,9 @@ def agent():
 def make_mw(agent):
     made = []
 
-    def make(app=echo_app, **kw):
+    def make(app=echo_app, conf=CONF, **kw):
         kw.setdefault("backends", {"agents": [agent.address]})
-        mw = SpoeMiddleware(app, CONF, "test", **kw)
+        mw = SpoeMiddleware(app, conf, "test", **kw)
         made.append(mw)
         return mw
 

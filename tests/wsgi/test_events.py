@@ -1,6 +1,6 @@
 """SpoeMiddleware event points (SPOE.txt §2.5 "event", agent-ecosystem.md §0.10 and §5): where
-each event fires relative to the rules, on-client-session once per client connection, sess
-variables for the connection's lifetime, several engines in declaration order, the haproxy.cfg
+each event fires relative to the rules, on-client-session on every request as HAProxy 2.6 fires
+it (one per HTTP stream, keep-alive included), sess variables for the connection's lifetime, several engines in declaration order, the haproxy.cfg
 form, and no I/O before the first request."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def _messages(agent: FakeAgent, name: str) -> int:
     return sum(1 for n in agent.notifies for m in n.messages if m.name == name)
 
 
-def test_client_session_once_per_connection_and_sess_vars_live_on_it(agent, make_mw):
+def test_client_session_per_request_and_sess_vars_live_on_the_connection(agent, make_mw):
+    # HAProxy 2.6 fires on-client-session for every HTTP stream (3 NOTIFYs for 3 keep-alive
+    # requests on one connection); sess.* variables still last the connection
     mw = make_mw(http_request=["set-var(sess.count) int(0) if !{ var(sess.count) -m found }",
                                "set-var(sess.count) var(sess.count),add(1)",
                                "set-var(txn.mine) var(sess.count)"])
@@ -30,7 +32,7 @@ def test_client_session_once_per_connection_and_sess_vars_live_on_it(agent, make
             first = [parse_echo(c.request("GET", f"/{i}").body) for i in range(3)]
         with Client(port) as c:
             second = parse_echo(c.request("GET", "/").body)
-    assert _messages(agent, "check-client") == 2
+    assert _messages(agent, "check-client") == 4
     assert [s["sess.test.ip_score"] for s in first] == ["10", "10", "10"]
     assert [s["txn.mine"] for s in first] == ["1", "2", "3"]  # one session, three requests
     assert second["sess.test.ip_score"] == "10" and second["txn.mine"] == "1"

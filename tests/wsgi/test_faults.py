@@ -38,7 +38,7 @@ def test_agent_down(fail_closed):
             elapsed = time.monotonic() - start
     finally:
         mw.close(timeout=1)
-    assert elapsed < 2.0
+    assert elapsed < 3.0  # timeout processing is 300ms; generous for a loaded CI machine
     if fail_closed:
         assert r.status == 500
     else:
@@ -57,7 +57,7 @@ def test_misbehaving_agent_never_hangs_a_request(fault):
                 elapsed = time.monotonic() - start
         finally:
             mw.close(timeout=1)
-    assert r.status == 200 and elapsed < 2.0
+    assert r.status == 200 and elapsed < 3.0  # processing 300ms; slack for a loaded CI
     assert parse_echo(r.body)["txn.test.error"] != "None"
 
 

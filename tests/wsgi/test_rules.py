@@ -154,7 +154,7 @@ def test_tarpit_waits_then_500(make_mw):
         r = get(port, "/", {"x-action": "slow"})
         elapsed = time.monotonic() - start
     assert r.status == 500 and b"500 Internal Server Error" in r.body
-    assert 0.3 <= elapsed < 2.0
+    assert 0.3 <= elapsed < 3.0  # slack for a loaded CI machine
 
 
 def test_allow_stops_the_rules(make_mw):

@@ -1,5 +1,5 @@
 """Internal-state fetches that need no stream data: ``env``, ``hostname``, ``rand``, ``date``,
-``fe_name`` (configuration.txt §7.3.2)."""
+``fe_name``, ``uuid`` (configuration.txt §7.3.2)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import time
+import uuid
 from typing import Any
 
 from ...protocol.values import Value
@@ -42,3 +43,11 @@ def _date(ctx: Any, args: tuple[Any, ...]) -> Value:
 def _fe_name(ctx: Any, args: tuple[Any, ...]) -> Value:
     name: str | None = getattr(ctx.samples, "frontend_name", None)
     return name
+
+
+@fetch("uuid", "int?", out="str", literal=True)
+def _uuid(ctx: Any, args: tuple[Any, ...]) -> Value:
+    # HAProxy 2.6 knows version 4 only (lowercase 8-4-4-4-12 hex, as str(uuid4()))
+    if args and args[0] != 4:
+        return None
+    return str(uuid.uuid4())
