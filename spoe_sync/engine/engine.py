@@ -42,7 +42,7 @@ from ..config.backends import check_backend
 from ..config.haproxy_cfg import HaproxyConfig
 from ..errors import ConfigError, EngineClosed
 from ..protocol.codec import MessageEncoder
-from ..protocol.constants import FRAME_HDR_SIZE, StreamStatus
+from ..protocol.constants import StreamStatus
 from ..rules import SampleSource
 from . import log
 from .actions import ActionReport, DroppedVar, apply_ack
@@ -55,7 +55,11 @@ from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
 
-__all__ = ["Engine"]
+__all__ = ["DEFAULT_TIMEOUT_PROCESSING", "Engine"]
+
+#: ``timeout processing`` (seconds) when neither the configuration nor the
+#: ``timeout_processing`` argument sets one: never a stream waiting forever.
+DEFAULT_TIMEOUT_PROCESSING = 10.0
 
 _SKIPPED_DISABLED = "SPOE disabled for this stream by an earlier error"
 _SKIPPED_ERRRATE = "maxerrrate reached"
@@ -144,10 +148,14 @@ class Engine:
     :param var_limits: caps on each stream's and session's variables.
     :param register_vars: more ``proc.*`` names agents may set (besides
         ``register-var-names`` and those the configuration reads).
+    :param timeout_processing: seconds; overrides ``timeout processing``.  When
+        neither is set, :data:`DEFAULT_TIMEOUT_PROCESSING` applies (HAProxy
+        would let a silent agent hang the stream forever; the configuration
+        check still warns).
     :param pool_options: passed to :class:`~spoe_sync.engine.AppletPool`
         (``engine_id``, ``connect``, ``max_connecting``, ``max_applets``, ``backoff``).
-    :raises ConfigError: ``use-backend`` names no given backend, or a ``log``
-        target is invalid.
+    :raises ConfigError: ``use-backend`` names no given backend, the backend has
+        no server, or a ``log`` target is invalid.
 
     Nothing connects before the first processing.
     """
@@ -155,14 +163,19 @@ class Engine:
     def __init__(self, config: SpoeConfig | str | os.PathLike[str],
                  backends: Mapping[str, Any] | Sequence[Backend] | HaproxyConfig | None = None,
                  *, engine: str | None = None, var_limits: VarLimits | None = None,
-                 register_vars: Sequence[str] = (), **pool_options: Any) -> None:
+                 register_vars: Sequence[str] = (), timeout_processing: float | None = None,
+                 **pool_options: Any) -> None:
         if not isinstance(config, SpoeConfig):
             config = load_config(config, engine)
         self.config = config
         self.agent = agent = config.agent
         self.backend = _resolve_backend(config, backends)
         self.var_limits = var_limits or VarLimits()
-        self.pool = AppletPool(agent, self.backend, **pool_options)
+        try:
+            self.pool = AppletPool(agent, self.backend, **pool_options)
+        except ConfigError as exc:
+            raise ConfigError(f"SPOE agent '{agent.name}': {exc.message}", agent.filename,
+                              agent.lineno) from None
         try:
             self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
         except ValueError as exc:
@@ -173,10 +186,18 @@ class Engine:
                         for event, messages in config.events.items()}
         self._groups = {name: tuple(_Message(m) for m in config.group_messages(name))
                         for name in config.groups}
-        self._timeout = agent.timeouts.processing
+        if timeout_processing is None:
+            timeout_processing = agent.timeouts.processing
+        if timeout_processing is None:
+            timeout_processing = DEFAULT_TIMEOUT_PROCESSING
+        elif not timeout_processing > 0:
+            raise ConfigError(f"SPOE agent '{agent.name}': timeout processing must be > 0, "
+                              f"not {timeout_processing!r}", agent.filename, agent.lineno)
+        #: the ``timeout processing`` in force, in seconds (never None: no hang)
+        self.timeout_processing: float = float(timeout_processing)
+        self._timeout = self.timeout_processing
         self._engine_vars = bool(agent.set_process_time or agent.set_total_time)
         self._logging = self.spoe_log.enabled
-        self._max_payload = agent.max_frame_size - FRAME_HDR_SIZE
         self._err_rate = RateCounter(1.0)
         self._sids = itertools.count()
         self._closed = False
@@ -238,6 +259,11 @@ class Engine:
         """
         if self._closed:
             raise EngineClosed(f"SPOE agent '{self.agent.name}': the engine is closed")
+        if not isinstance(samples, SampleSource):
+            # Anything else would end every processing with status 255 (the
+            # fetches fail), i.e. a WAF failing open without a word.
+            raise TypeError(f"samples must be a spoe_sync SampleSource (spoe_sync.samples), "
+                            f"not {type(samples).__name__}")
         vars = Vars(session if session is not None else Session(limits=self.var_limits),
                     self.proc_vars, limits=self.var_limits)
         self.streams += 1
@@ -322,7 +348,7 @@ class Engine:
         if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
             return self._skip(kind, name, _SKIPPED_ERRRATE)
         start = monotonic()
-        deadline = None if self._timeout is None else start + self._timeout
+        deadline = start + self._timeout
         try:
             payload = self._encode(stream, messages)
         except Exception as exc:  # a fetch or encoder bug must not break the stream
@@ -335,11 +361,9 @@ class Engine:
             # conformance tier).
             self.nb_processed += 1
             return ProcessingResult(kind, name, skipped=True, error=_SKIPPED_NOTHING)
-        if len(payload) > self._max_payload and (
-                not agent.send_frag_payload or messages_head(messages) > self._max_payload):
-            return self._end(stream, kind, name, start, 3, None,
-                             error=f"NOTIFY payload of {len(payload)} bytes exceeds "
-                                   f"max-frame-size and cannot be fragmented")
+        too_big = self.pool.unsendable(len(payload), messages_head(messages))
+        if too_big is not None:
+            return self._end(stream, kind, name, start, 3, None, error=too_big)
         queued = monotonic()
         stream._frame_id += 1  # never reused within a stream (see stream.py)
         try:

@@ -46,8 +46,11 @@ applets, as httpcore's pool does):
    for the processing timeout when the cause is known.
 4. When a connection ends, its frames that were written get 256+N; frames not yet
    written go back to the head of the queue.  In async mode written frames keep
-   waiting while another async applet can still bring their ACK, and all fail at
-   once when none can.
+   waiting a short grace (:data:`~.waiting.ORPHAN_GRACE`, less if their deadline is nearer)
+   while another async applet may still bring their ACK, and end with the lost
+   connection's 256+N as soon as every surviving connection has answered a frame
+   written after the loss (most agents answer a frame on its own connection
+   only), when the grace ends, or when no async applet is left.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from ..errors import EngineClosed
+from ..errors import ConfigError, EngineClosed
 from ..protocol.connection import AckReceived
+from ..protocol.constants import FRAME_HDR_SIZE
 from .applet import Applet, AppletState, Connector, default_connect
 from .backoff import Backoff
 from .balance import Balancer, ServerState
@@ -70,7 +74,7 @@ from .healthcheck import HealthChecker
 from .models import FrameOutcome, PoolMetrics, ServerMetrics
 from .ratelimit import RateCounter
 from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
-from .waiting import FrameRequest, RequestState, WaitingTable, new_engine_id
+from .waiting import FrameRequest, Orphans, RequestState, WaitingTable, new_engine_id
 
 # os.getpid() is a system call (glibc no longer caches it), too dear for every
 # frame: the pid is kept here and refreshed in the child of every os.fork()
@@ -111,14 +115,15 @@ class AppletPool:
         self.agent = agent_config
         self.agent_name: str = getattr(agent_config, "name", "agent")
         self.settings = PoolSettings.from_config(agent_config, backend)
-        self._unfragmented_max = self.settings.max_frame_size - 32
+        #: the largest NOTIFY payload one frame carries (HAProxy's frame_size - FRAME_HDR_SIZE)
+        self.max_payload = self.settings.max_frame_size - FRAME_HDR_SIZE
         self.engine_id = engine_id or new_engine_id()
         self.connector: Connector = connect or default_connect
         self.max_connecting = max(int(max_connecting), 1)
         self.max_applets = max_applets
         servers, algorithm, self.backend_name = servers_of(backend)
         if not servers:
-            raise ValueError(f"backend '{self.backend_name}' has no server")
+            raise ConfigError(f"backend '{self.backend_name}' has no server (give it an address)")
         self._backend = backend
         self._server_specs = servers
         self._algorithm = algorithm
@@ -149,7 +154,7 @@ class AppletPool:
         settings = self.settings
         self._capacity_guess = (settings.max_waiting_frames
                                 if (settings.pipelining or settings.async_) else 1)
-        self._orphans: set[FrameRequest] = set()
+        self._orphans = Orphans(self._orphan_ended)
         self._next_ident = 1
         self._retry: gevent.Greenlet[..., Any] | None = None
         self._idle_event = Event()
@@ -214,11 +219,11 @@ class AppletPool:
         if not frames:
             self._idle_event.clear()
         frames[key] = request
-        if len(payload) > self._unfragmented_max and not self.settings.send_frag_payload:
+        too_big = self.unsendable(len(payload)) if len(payload) > self.max_payload else None
+        if too_big is not None:
             # Too big and may not be fragmented: fail before connecting anything
             # (haproxy-engine-behaviour.md §2.4, st=3 with -1 timings).
-            request.finish(3, error="NOTIFY payload exceeds max-frame-size and "
-                                    "send-frag-payload is off")
+            request.finish(3, error=too_big)
         elif not self._nb_queued and self._available:
             # Nothing queued ahead and a slot free: straight to the applet, the
             # common case once the pool is warm (what _assign() would do, minus
@@ -252,6 +257,22 @@ class AppletPool:
             self._idle_event.set()
         request.t_end = monotonic()
         return request
+
+    def unsendable(self, size: int, head: int = 0) -> str | None:
+        """Why a NOTIFY payload of ``size`` bytes cannot go out (status 3), or
+        None: over ``max-frame-size`` minus HAProxy's ``FRAME_HDR_SIZE`` it needs
+        ``option send-frag-payload``, and even then the first message's name and
+        NB-ARGS (``head`` bytes) must fit one frame (haproxy-engine-behaviour.md §2.4)."""
+        limit = self.max_payload
+        if size <= limit:
+            return None
+        if not self.settings.send_frag_payload:
+            return (f"NOTIFY payload of {size} bytes exceeds max-frame-size ({limit} bytes of "
+                    "payload) and option send-frag-payload is off")
+        if head > limit:
+            return (f"NOTIFY payload of {size} bytes cannot be fragmented: the first message's "
+                    f"name and argument count alone exceed {limit} bytes")
+        return None
 
     def _wait(self, request: FrameRequest, deadline: float | None) -> None:
         """Park this greenlet until the request ends or its deadline passes."""
@@ -452,6 +473,7 @@ class AppletPool:
             request.finish(0, ack=ack)
         if self._orphans:
             self._orphans.discard(request)
+            self._orphans.answered(applet, request)
         if owner is applet and applet.inflight.pop(request.key, None) is not None:
             # Applet.release() for the usual case (the ACK came on the frame's
             # own connection), inlined: this runs for every frame.
@@ -481,11 +503,16 @@ class AppletPool:
             # A working connection closed while nothing was in flight (an agent's
             # own idle timeout, a restart): nothing failed, no backoff.
             failure = False
-        if failure and applet.acks == 0 and not self._closed:
+        if failure and was is not AppletState.READY and not self._closed:
+            # Only a failed connect or handshake backs the server off: a
+            # working connection that breaks (one bad ACK) says nothing of
+            # the next one.
             server.record_failure(stream_status, error, time.monotonic())
         elif failure:
             server.last_status, server.last_error = stream_status, error
+        self._orphans.applet_gone(applet)
         async_survivors = applet.mode == "async" and any(a.mode == "async" for a in self._ready)
+        now = monotonic()
         requeue: list[FrameRequest] = []
         for request in list(applet.inflight.values()):
             applet.inflight.pop(request.key, None)
@@ -495,21 +522,24 @@ class AppletPool:
                 request.state = RequestState.QUEUED
                 requeue.append(request)
             elif async_survivors:
-                self._orphans.add(request)  # another connection may bring its ACK
+                # Another connection may bring its ACK, for a short while.
+                self._orphans.add(request, stream_status, error, now)
             else:
                 self._nb_waiting -= 1
                 request.finish(stream_status, error=error)
-        if applet.mode == "async" and not async_survivors:
-            for request in list(self._orphans):
-                if request.state is RequestState.WAITING:
-                    self._nb_waiting -= 1
-                    request.finish(stream_status, error=error)
-            self._orphans.clear()
+        if applet.mode == "async":
+            if not async_survivors:
+                self._orphans.end(everything=True)
+            elif self._orphans:
+                self._orphans.watch([a for a in self._ready if a.mode == "async"], now)
         if requeue:
             self._queue.extendleft(reversed(requeue))
             self._nb_queued += len(requeue)
         if self._nb_queued:
             self._assign()
+
+    def _orphan_ended(self, _request: FrameRequest) -> None:
+        self._nb_waiting -= 1
 
     # ------------------------------------------------------------------ public helpers
 
@@ -552,6 +582,7 @@ class AppletPool:
             self._idle_event.wait(timeout)
         if self._retry is not None:
             self._retry.kill(block=False)
+        self._orphans.close()
         self._deadlines.close()
         self._fail_queue(256, "engine closed")
         applets = list(self._applets)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable, Iterable
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent import get_hub
 
 from .models import FrameOutcome
@@ -26,7 +29,12 @@ if TYPE_CHECKING:
     from ..protocol import Ack
     from .applet import Applet
 
-__all__ = ["FrameRequest", "RequestState", "WaitingTable", "new_engine_id"]
+__all__ = ["ORPHAN_GRACE", "FrameRequest", "Orphans", "RequestState", "WaitingTable",
+           "new_engine_id"]
+
+#: Async mode: how long (seconds) the written frames of a lost connection wait
+#: for their ACK on another connection before they end with its 256+N.
+ORPHAN_GRACE = 0.25
 
 
 def new_engine_id() -> str:
@@ -44,7 +52,7 @@ class RequestState(enum.Enum):
 class FrameRequest:
     """One NOTIFY in flight (internal; streams see :class:`FrameOutcome`)."""
 
-    __slots__ = ("ack", "applet", "deadline", "error", "frame_id", "key", "payload",
+    __slots__ = ("ack", "applet", "deadline", "error", "frame_id", "key", "lost", "payload",
                  "server", "state", "status", "stream_id", "t_acked", "t_end", "t_start",
                  "t_written", "waiter")
 
@@ -67,6 +75,8 @@ class FrameRequest:
         self.t_end = -1.0
         #: the stream's ``gevent.hub.Waiter`` while it waits (lighter than an Event)
         self.waiter: Any = None
+        #: async orphan: (stream status, error, end of its grace) of the lost connection
+        self.lost: tuple[int, str, float] | None = None
 
     def finish(self, status: int, ack: Ack | None = None, error: str | None = None) -> None:
         """End the request (idempotent: the first ending wins) and wake its stream."""
@@ -136,3 +146,91 @@ class WaitingTable:
 
     def clear(self) -> None:
         self._table.clear()
+
+
+class Orphans:
+    """Async mode: written frames whose connection was lost while other async
+    connections live.  An ACK may still come on one of them
+    (haproxy-engine-behaviour.md §3.6), but most agents answer a frame on its
+    own connection only, and HAProxy 2.6 lets such frames wait out the
+    processing timeout (st=1).  Here each waits :data:`ORPHAN_GRACE` at most
+    (less when its deadline is nearer), and all end at once when every
+    surviving connection has answered a frame written after the loss: each
+    with the status of the connection it was lost with (256+N).
+
+    :param on_end: called for each orphan just before it is finished (the
+        pool's counters).
+    """
+
+    __slots__ = ("_on_end", "_timer", "pending", "requests", "since")
+
+    def __init__(self, on_end: Callable[[FrameRequest], None]) -> None:
+        self._on_end = on_end
+        self.requests: set[FrameRequest] = set()
+        #: connections alive at the last loss that have not yet answered a
+        #: frame written after it
+        self.pending: set[Any] = set()
+        self.since = -1.0
+        self._timer: Any = None
+
+    def __bool__(self) -> bool:
+        return bool(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def discard(self, request: FrameRequest) -> None:
+        self.requests.discard(request)
+
+    def add(self, request: FrameRequest, status: int, error: str, now: float) -> None:
+        expiry = now + ORPHAN_GRACE
+        if request.deadline is not None:
+            # End before the deadline does: the cause is known, not a timeout.
+            expiry = min(expiry, request.deadline - 0.002)
+        request.lost = (status, error, expiry)
+        self.requests.add(request)
+
+    def watch(self, survivors: Iterable[Any], now: float) -> None:
+        """A connection was lost at ``now``: wait for ``survivors`` to answer."""
+        self.since = now
+        self.pending = set(survivors)
+        self.end()
+
+    def answered(self, applet: Any, request: FrameRequest) -> None:
+        """``applet`` brought the ACK of ``request``."""
+        pending = self.pending
+        if applet in pending and 0 <= self.since <= request.t_written:
+            pending.discard(applet)
+            if not pending:
+                self.end(everything=True)
+
+    def applet_gone(self, applet: Any) -> None:
+        self.pending.discard(applet)
+
+    def end(self, everything: bool = False) -> None:
+        """End the orphans whose grace is over (all with ``everything``), then
+        re-arm the timer for the next one."""
+        now = monotonic()
+        following: float | None = None
+        for request in list(self.requests):
+            lost = request.lost
+            if request.state is not RequestState.WAITING or lost is None:
+                self.requests.discard(request)
+                continue
+            status, error, expiry = lost
+            if everything or expiry <= now:
+                self.requests.discard(request)
+                self._on_end(request)
+                request.finish(status, error=error)
+            elif following is None or expiry < following:
+                following = expiry
+        if not self.requests:
+            self.pending = set()
+        self.close()
+        if following is not None:
+            self._timer = gevent.spawn_later(max(following - now, 0.001), self.end)
+
+    def close(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
