@@ -10,7 +10,13 @@ example, is a socket plus a sans-IO connection plus greenlets:
   by every frame sent or received, as HAProxy does);
 * the **writer** greenlet serializes writes and coalesces them: streams append
   their NOTIFY frames and wake it, it writes everything pending in one
-  ``sendall``, so a burst of streams costs one system call;
+  ``sendall``, so a burst of streams costs one system call.  It writes through
+  its own socket object (a ``dup``), so that its deadline (``timeout idle``,
+  else ``timeout processing``, else :data:`DEFAULT_WRITE_TIMEOUT`) is not the
+  one the reader sets: an agent that stops reading fails the connection
+  (status 2) instead of blocking it forever.  The fragments of a NOTIFY go out
+  one by one; a stream that gives up part-way gets HAProxy's final FIN|ABORT
+  frame instead of the rest (haproxy-engine-behaviour.md §2.4);
 * a slot counter holds the frames this connection may still take:
   ``max-waiting-frames`` in pipelining and async mode, 1 in sync mode.
 
@@ -23,6 +29,7 @@ what happened                           status (stream status is 256 + it, excep
 connect refused / failed / timed out    stream status 2 (no applet could be had)
 agent closed, reset, I/O error          1
 ``timeout hello`` / ``timeout idle``    2 (idle: our DISCONNECT 2 is sent)
+a write blocked past its deadline       2 (the agent stopped reading)
 backend ``timeout server`` (idle)       1 (our DISCONNECT 1 is sent)
 agent broke SPOP (bad HELLO, garbage)   the code of our DISCONNECT (3, 4, 8, 9, 12 ...)
 AGENT-DISCONNECT                        the agent's status-code
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +65,7 @@ if TYPE_CHECKING:
     from .balance import ServerState
     from .pool import AppletPool
 
-__all__ = ["Applet", "AppletState", "Connector", "default_connect"]
+__all__ = ["DEFAULT_WRITE_TIMEOUT", "Applet", "AppletState", "Connector", "default_connect"]
 
 #: ``connect(server, timeout) -> socket``: how applets open their connection.
 Connector = Callable[["ServerState", "float | None"], Any]
@@ -68,6 +76,9 @@ _RECV_SIZE = 256 * 1024
 SYNC_HOLD = 5.0
 #: How long we keep reading after our own DISCONNECT, for the agent's reply.
 _LINGER = 0.5
+#: The deadline of one write when neither ``timeout idle`` nor ``timeout
+#: processing`` is set (seconds).
+DEFAULT_WRITE_TIMEOUT = 10.0
 
 
 def default_connect(server: ServerState, timeout: float | None) -> Any:
@@ -127,11 +138,17 @@ class Applet:
         self._free = 0
         self.inflight: dict[tuple[int, int], FrameRequest] = {}
         self.acks = 0
+        #: NOTIFY frames written on this connection (the last fragment counts)
+        self.written = 0
         self.sock: Any = None
         self.last_activity = time.monotonic()
         self.close_status: int | None = None
         self._out: list[bytes] = []
         self._out_requests: list[FrameRequest] = []
+        # Fragmented NOTIFYs, written one frame at a time by the writer.
+        self._frags: deque[tuple[FrameRequest, list[bytes]]] = deque()
+        self._fragmenting: tuple[int, int] | None = None
+        self._wsock: Any = None
         self._wake = Event()
         self._writer: gevent.Greenlet[..., Any] | None = None
         self._started = False
@@ -168,15 +185,16 @@ class Applet:
         request.server = self._server_name
         request.state = _ASSIGNED
         self.inflight[request.key] = request
+        if len(frames) > 1:
+            self._frags.append((request, frames))
+            self._wake.set()
+            return 0
         out = self._out
         if not out:
             # The writer empties _out after each wake-up: the first frame of a
             # batch wakes it, the others of the same loop iteration join it.
             self._wake.set()
-        if len(frames) == 1:
-            out.append(frames[0])
-        else:
-            out.extend(frames)
+        out.append(frames[0])
         self._out_requests.append(request)
         return 0
 
@@ -190,6 +208,8 @@ class Applet:
         connection in async mode); ``abandon`` also tells the sans-IO connection
         to forget it (and cut a fragmented send short with FIN|ABORT)."""
         if self.inflight.pop(request.key, None) is None:
+            return
+        if abandon and self._frags_release(request):
             return
         if abandon and self.mode == "sync" and self.state is AppletState.READY:
             # HAProxy frees the slot at once, and a late ACK then arriving while
@@ -208,6 +228,22 @@ class Applet:
                 self._wake.set()
         if self.mode is not None:
             self._give_slot()
+
+    def _frags_release(self, request: FrameRequest) -> bool:
+        """An abandoned fragmented NOTIFY not fully written: the writer, mid-way
+        through it, sends the FIN|ABORT frame and frees the slot itself; one it
+        has not started is dropped here.  False for any other frame."""
+        key = request.key
+        if key == self._fragmenting:
+            return True
+        for item in self._frags:
+            if item[0] is request:
+                self._frags.remove(item)
+                self.conn.abandon(request.stream_id, request.frame_id)
+                if self.mode is not None:
+                    self._give_slot()
+                return True
+        return False
 
     def _unhold(self) -> None:
         self.held = None
@@ -337,23 +373,10 @@ class Applet:
         idle = settings.idle_timeout
         conn = self.conn
         on_ack = self.pool._on_ack
+        eof = False
         while self.state is AppletState.READY:
-            timeout = None
-            now = time.monotonic()
-            if idle is not None:
-                timeout = self.last_activity + idle - now
-                if timeout <= 0:
-                    busy = bool(self.inflight)
-                    self._end(settings.idle_status, "timeout idle", failure=busy, disconnect=True)
-                    return
-            data = self._recv(timeout)
-            if data is None:
-                continue
-            if isinstance(data, OSError):
-                self._end(1, f"I/O error: {data}", failure=True)
-                return
-            self.last_activity = time.monotonic()
-            conn.receive_data(data)
+            # Events already buffered first (an AGENT-DISCONNECT that came in
+            # the AGENT-HELLO's segment, a batch of ACKs), before blocking.
             while True:
                 try:
                     event = conn.next_event()
@@ -377,41 +400,113 @@ class Applet:
                 elif isinstance(event, ConnectionClosed):
                     self._end(1, "agent closed the connection", failure=True)
                     return
-            if not data:
+            if eof:
                 self._end(1, "agent closed the connection", failure=True)
                 return
+            if self.state is not AppletState.READY:
+                return
+            timeout = None
+            if idle is not None:
+                timeout = self.last_activity + idle - time.monotonic()
+                if timeout <= 0:
+                    busy = bool(self.inflight)
+                    self._end(settings.idle_status, "timeout idle", failure=busy, disconnect=True)
+                    return
+            data = self._recv(timeout)
+            if data is None:
+                continue
+            if isinstance(data, OSError):
+                self._end(1, f"I/O error: {data}", failure=True)
+                return
+            self.last_activity = time.monotonic()
+            conn.receive_data(data)
+            eof = not data
 
     # ------------------------------------------------------------------ the writer greenlet
 
+    def _write_timeout(self) -> float:
+        settings = self.pool.settings
+        if settings.idle_timeout is not None:
+            return settings.idle_timeout
+        processing = getattr(getattr(self.pool.agent, "timeouts", None), "processing", None)
+        return processing if processing else DEFAULT_WRITE_TIMEOUT
+
     def _write_loop(self) -> None:
         wake = self._wake
+        try:
+            # Its own socket object: the reader's settimeout() must not be the
+            # writer's deadline (nor the reverse).
+            wsock = self._wsock = self.sock.dup()
+        except (AttributeError, OSError):  # pragma: no cover - an odd transport
+            wsock = self.sock
+        wsock.settimeout(self._write_timeout())
         while self.state is AppletState.READY:
             wake.wait()
             wake.clear()
-            if not self._out:
-                continue
-            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-            written = self._out_requests
-            self._out = []
-            self._out_requests = []
-            try:
-                # One send() usually takes the whole batch; gevent's sendall()
-                # costs a getsockopt() system call and a memoryview first.
-                sent = self.sock.send(data)
-                if sent < len(data):
-                    self.sock.sendall(memoryview(data)[sent:])
-            except OSError as exc:
-                # Part of it may have reached the agent: these frames are lost
-                # with the connection, not sent again.
-                self.pool._on_written(written, time.monotonic())
-                self._end(1, f"I/O error: {exc}", failure=True)
-                return
-            now = time.monotonic()
-            self.last_activity = now
-            self.pool._on_written(written, now)
-            # Not kept alive while this greenlet waits for the next batch: the
-            # requests hold their ACK and result until the next write otherwise.
-            del data, written, sent
+            if self._out:
+                if not self._write_batch(wsock):
+                    return
+            while self._frags and self.state is AppletState.READY:
+                request, frames = self._frags.popleft()
+                if not self._write_fragments(wsock, request, frames):
+                    return
+
+    def _write_batch(self, wsock: Any) -> bool:
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        written = self._out_requests
+        self._out = []
+        self._out_requests = []
+        try:
+            # One send() usually takes the whole batch; gevent's sendall()
+            # costs a getsockopt() system call and a memoryview first.
+            sent = wsock.send(data)
+            if sent < len(data):
+                wsock.sendall(memoryview(data)[sent:])
+        except OSError as exc:
+            # Part of it may have reached the agent: these frames are lost
+            # with the connection, not sent again.
+            self.pool._on_written(written, time.monotonic())
+            self._write_failed(exc)
+            return False
+        now = time.monotonic()
+        self.last_activity = now
+        self.written += len(written)
+        self.pool._on_written(written, now)
+        return True
+
+    def _write_fragments(self, wsock: Any, request: FrameRequest, frames: list[bytes]) -> bool:
+        """Write one fragmented NOTIFY frame by frame; if its stream gives up
+        part-way, end it with FIN|ABORT instead (haproxy-engine-behaviour.md §2.4)."""
+        key = request.key
+        self._fragmenting = key
+        try:
+            for done, frame in enumerate(frames):
+                if self.inflight.get(key) is not request:  # abandoned meanwhile
+                    data = self.conn.abandon(request.stream_id, request.frame_id,
+                                             frames_written=done)
+                    if data:
+                        wsock.sendall(data)
+                    if self.mode is not None:
+                        self._give_slot()
+                    return True
+                wsock.sendall(frame)
+                self.last_activity = time.monotonic()
+        except OSError as exc:
+            self.pool._on_written([request], time.monotonic())
+            self._write_failed(exc)
+            return False
+        finally:
+            self._fragmenting = None
+        self.written += 1
+        self.pool._on_written([request], self.last_activity)
+        return True
+
+    def _write_failed(self, exc: OSError) -> None:
+        if isinstance(exc, TimeoutError):
+            self._end(2, f"timeout writing to the agent ({self._write_timeout()} s): it stopped "
+                         "reading", failure=True)
+        else:
+            self._end(1, f"I/O error: {exc}", failure=True)
 
     # ------------------------------------------------------------------ the end
 
@@ -454,6 +549,12 @@ class Applet:
                 return
 
     def _close_socket(self) -> None:
+        wsock, self._wsock = self._wsock, None
+        if wsock is not None:
+            try:
+                wsock.close()
+            except OSError:  # pragma: no cover
+                pass
         sock, self.sock = self.sock, None
         if sock is not None:
             try:

@@ -503,10 +503,10 @@ class AppletPool:
             # A working connection closed while nothing was in flight (an agent's
             # own idle timeout, a restart): nothing failed, no backoff.
             failure = False
-        if failure and was is not AppletState.READY and not self._closed:
-            # Only a failed connect or handshake backs the server off: a
-            # working connection that breaks (one bad ACK) says nothing of
-            # the next one.
+        if failure and not self._closed and (was is not AppletState.READY or not applet.written):
+            # Only a failed connect or handshake (the agent refused before a
+            # frame went out) backs the server off: a connection that worked
+            # and then broke (one bad ACK) says nothing of the next one.
             server.record_failure(stream_status, error, time.monotonic())
         elif failure:
             server.last_status, server.last_error = stream_status, error
