@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from ipaddress import IPv4Address
 
@@ -11,6 +10,10 @@ import gevent
 from spoe_sync import Engine, load_config
 from spoe_sync.protocol import SetVar, VarScope
 from spoe_sync.samples import StaticSamples
+
+from .poolkit import wait_until
+
+__all__ = ["CONF", "EVENT", "conf_text", "make_engine", "run_all", "samples", "set_score", "wait_until"]
 
 EVENT = "on-frontend-http-request"
 
@@ -79,12 +82,3 @@ def run_all(calls, timeout: float = 10.0) -> list:
         if g.exception is not None:
             raise AssertionError(f"an exception escaped the engine: {g.exception!r}")
     return [g.value for g in greenlets]
-
-
-def wait_until(predicate, timeout: float = 2.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        gevent.sleep(0.01)
-    return bool(predicate())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import gevent
 
@@ -61,6 +61,17 @@ def burst(pool: AppletPool, count: int, timeout: float = 1.0, first_sid: int = 1
 
 def statuses(outcomes: Iterable[FrameOutcome]) -> Counter[int]:
     return Counter(o.status for o in outcomes)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it is true or ``timeout`` seconds
+    passed (a loaded machine needs margins: never a fixed sleep)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        gevent.sleep(0.01)
+    return bool(predicate())
 
 
 def settle(pool: AppletPool, timeout: float = 2.0) -> None:
