@@ -19,7 +19,9 @@ faults without a real agent::
 Answers: ``handlers`` maps a message name to ``handler(message) -> actions``
 (:class:`~spoe_sync.protocol.SetVar` / :class:`~spoe_sync.protocol.UnsetVar`);
 the actions of every message of a NOTIFY go in its one ACK.  ``"*"`` handles
-messages without a handler of their own.
+messages without a handler of their own.  A handler that raises does not break
+the connection: as :class:`spoe_sync.agent.Agent` does, the NOTIFY gets an ACK
+without actions, and the exception is recorded in :attr:`errors`.
 
 Handshake: ``capabilities``, ``max_frame_size`` (the agent answers the smaller of
 it and the engine's), ``version``, ``hello_delay`` (a slow HELLO), and ``hello`` to
@@ -43,7 +45,8 @@ make out-of-order ACKs.
 
 Counters: :attr:`connections`, :attr:`frames` (NOTIFY received),
 :attr:`acks_sent`; the frames themselves in :attr:`hellos`, :attr:`notifies`,
-:attr:`disconnects`.
+:attr:`disconnects`; what went wrong on the agent's side (a handler's exception,
+a connection error) in :attr:`errors`.
 """
 
 from __future__ import annotations
@@ -249,16 +252,22 @@ class FakeAgent:
 
     def _actions(self, notify: Notify) -> tuple[tuple[Action, ...], float]:
         actions: list[Action] = []
+        failed = False
         delay = 0.0
         for message in notify.messages:
             handler = self.handlers.get(message.name) or self.handlers.get("*")
-            if handler is not None:
-                actions.extend(handler(message) or ())
+            if handler is not None and not failed:
+                try:
+                    actions.extend(handler(message) or ())
+                except Exception as exc:  # a test's handler bug: no stray traceback, no 257
+                    self.errors.append(f"handler of message {message.name!r} raised "
+                                       f"{type(exc).__name__}: {exc}")
+                    failed = True
             if isinstance(self.delays, Mapping):
                 delay = max(delay, float(self.delays.get(message.name, 0.0)))
             elif self.delays:
                 delay = max(delay, float(self.delays))
-        return tuple(actions), delay
+        return (() if failed else tuple(actions)), delay
 
 
 class _Session:

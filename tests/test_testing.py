@@ -90,6 +90,28 @@ def test_handlers_answer_each_notify_with_their_actions() -> None:
         client.close()
 
 
+def test_a_raising_handler_gets_an_ack_without_actions_and_is_recorded() -> None:
+    """A handler's bug is the test's, not the engine's: the NOTIFY still gets its
+    ACK (no actions, as spoe_sync.agent answers), the connection stays up, and
+    the exception is in ``errors`` (not a traceback on stderr)."""
+    def broken(message: Message) -> list[SetVar]:
+        raise RuntimeError(f"bug in {message.name}")
+
+    handlers = {"bad": broken, "good": lambda m: [SetVar(VarScope.TXN, "ok", 1)]}
+    with FakeAgent(handlers) as agent:
+        client = Client(agent.address)
+        client.frame()
+        client.notify(1, 1, Message("good"), Message("bad"))
+        ack = client.frame()
+        assert isinstance(ack, Ack) and (ack.stream_id, ack.frame_id, ack.actions) == (1, 1, ())
+        assert agent.errors == ["handler of message 'bad' raised RuntimeError: bug in bad"]
+        client.notify(2, 1, Message("good"))  # the same connection still answers
+        ack = client.frame()
+        assert isinstance(ack, Ack) and ack.actions == (SetVar(VarScope.TXN, "ok", 1),)
+        assert (agent.connections, agent.frames, agent.acks_sent) == (1, 2, 2)
+        client.close()
+
+
 def test_reorder_sends_acks_last_first() -> None:
     with FakeAgent(reorder=3) as agent:
         client = Client(agent.address)
