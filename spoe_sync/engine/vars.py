@@ -15,6 +15,14 @@ Values are plain Python: ``bool``, ``int`` (signed 64-bit, as HAProxy's
 ``None`` removes the variable: HAProxy has no NULL variable, and an agent's
 set-var with a NULL value unsets (haproxy-engine-behaviour.md §4).
 
+Reads are lenient, writes strict, as in HAProxy: ``get()`` of a name that
+is not a variable name (``"nonsense"``, ``"txn."``, an unknown scope) returns the
+default, as ``var()`` of an unknown name is simply absent, while ``set()`` and
+``unset()`` of such a name raise :class:`~spoe_sync.errors.VariableError` (a
+``set-var``/``unset-var`` with a bad name is a configuration error in HAProxy).
+A name that is not a ``str`` is a programming error: :class:`TypeError`, from
+reads and writes alike.
+
 Every store has a cap on its variable count and on its size in bytes, so a
 rogue agent (or ``option force-set-var``, which SPOE.txt warns "opens to a
 variety of attacks") cannot exhaust memory.
@@ -94,11 +102,18 @@ def split_var_name(full_name: str) -> tuple[str, str]:
     :raises VariableError: unknown scope, empty name, or a character outside
         ``[A-Za-z0-9_.]`` (HAProxy's rule).
     """
+    if not isinstance(full_name, str):
+        raise _not_a_name(full_name)
     reason = check_var_name(full_name)
     if reason is not None:
         raise VariableError(_REASON_TEXT[reason].format(name=full_name), full_name, reason)
     scope, _, name = full_name.partition(".")
     return scope, name
+
+
+def _not_a_name(full_name: object) -> TypeError:
+    return TypeError(f"a variable name is a str such as 'txn.pfx.name', not "
+                     f"{type(full_name).__name__} {full_name!r}")
 
 
 def check_var_name(full_name: object) -> str | None:
@@ -252,7 +267,15 @@ class _ScopeStore(_Store):
         super().__init__((self.SCOPE,), limits)
 
     def get(self, full_name: str, default: Value = None) -> Value:
-        scope, _, name = full_name.partition(".")
+        """The value of ``full_name``, or ``default`` when it is not set, not of
+        this scope, or not a variable name.
+
+        :raises TypeError: ``full_name`` is not a str.
+        """
+        try:
+            scope, _, name = full_name.partition(".")
+        except (AttributeError, TypeError):  # None, int, bytes...: not a str
+            raise _not_a_name(full_name) from None
         value = self._data[self.SCOPE].get(name) if scope == self.SCOPE else None
         return default if value is None else value
 
@@ -366,9 +389,16 @@ class Vars(_Store):
         return None
 
     def get(self, full_name: str, default: Value = None) -> Value:
-        """The value of ``full_name``, or ``default`` when it is not set (or the
-        name is not a variable name).  This is the rules layer's ``VarLookup``."""
-        scope, _, name = full_name.partition(".")
+        """The value of ``full_name``, or ``default`` when it is not set or is
+        not a variable name (``"nonsense"``, an unknown scope): HAProxy's
+        ``var()`` of such a name is absent.  This is the rules layer's ``VarLookup``.
+
+        :raises TypeError: ``full_name`` is not a str.
+        """
+        try:
+            scope, _, name = full_name.partition(".")
+        except (AttributeError, TypeError):  # None, int, bytes...: not a str
+            raise _not_a_name(full_name) from None
         store = self._owner(scope)
         if store is None:
             return default
@@ -437,9 +467,10 @@ class Vars(_Store):
         return store._put(scope, name, value, enforce=enforce_limits)
 
     def unset(self, full_name: str) -> bool:
-        """Remove a variable; True if it was set.
+        """Remove a variable; True if it was set (False: it was not).
 
-        :raises VariableError: invalid name.
+        :raises VariableError: invalid name (a write: strict, as :meth:`set`).
+        :raises TypeError: ``full_name`` is not a str.
         """
         scope, name = split_var_name(full_name)
         store = self._owner(scope)

@@ -259,3 +259,48 @@ def test_rules_layer_reads_vars_through_varlookup(expr, expected):
 def test_limits_validate():
     with pytest.raises(ValueError):
         VarLimits(max_vars=-1)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("nonsense", id="no-scope"),
+    pytest.param("bogus.x", id="unknown-scope"),
+    pytest.param("txn.", id="empty-name"),
+    pytest.param("txn.b-ad", id="bad-character"),
+    pytest.param("", id="empty"),
+])
+def test_reads_of_a_bad_name_are_absent_and_writes_raise(name):
+    """HAProxy's var() of such a name is absent: get() gives the default, ``in``
+    is False, [] a KeyError; set() and unset() raise VariableError (in HAProxy a
+    configuration error)."""
+    for store in (Vars(), Session(), ProcVars()):
+        assert store.get(name) is None
+        assert store.get(name, 7) == 7
+    stream = Vars()
+    assert name not in stream
+    with pytest.raises(KeyError):
+        stream[name]
+    with pytest.raises(VariableError) as err:
+        stream.unset(name)
+    assert err.value.reason in ("invalid-name", "unknown-scope")
+    with pytest.raises(VariableError):
+        stream.set(name, 1)
+    assert len(stream) == 0
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(None, id="none"),
+    pytest.param(42, id="int"),
+    pytest.param(b"txn.x", id="bytes"),
+])
+def test_a_name_that_is_not_a_str_is_a_type_error_everywhere(name):
+    stream = Vars()
+    stream.set("txn.x", 1)
+    calls = [lambda: stream.get(name), lambda: stream.get(name, 0), lambda: stream[name],
+             lambda: stream.set(name, 1), lambda: stream.unset(name),
+             lambda: Session().get(name), lambda: ProcVars().get(name),
+             lambda: Session().set(name, 1)]
+    for call in calls:
+        with pytest.raises(TypeError, match="a variable name is a str"):
+            call()
+    assert name not in stream  # membership of a non-name is simply False
+    assert stream.try_set(name, 1) == "invalid-name"  # the non-raising API
