@@ -11,9 +11,12 @@ not at all for ``st=0`` under ``option dontlog-normal``, and only to the
 agent's ``log`` destinations: no ``log`` line, no SPOE log, as in HAProxy.
 ``log global`` means the application's loguru sinks.
 
-loguru is used here and nowhere else in spoe_sync.  Every record is emitted
-from this module, so it carries a ``spoe_sync...`` name, and the library is
-disabled (``logger.disable("spoe_sync")``) until the application calls
+In the engine, loguru is used here and nowhere else: every engine record is
+emitted from this module, so it carries a ``spoe_sync...`` name.  (The adapters,
+``spoe_sync.wsgi``, ``spoe_sync.proxy`` and ``spoe_sync.demo``, log through
+loguru themselves; the agent side, ``spoe_sync.agent``, through the standard
+``logging`` module.)  The library's loguru records are disabled
+(``logger.disable("spoe_sync")``) until the application calls
 ``logger.enable("spoe_sync")``.  loguru has no *notice* level: notice lines go
 out at ``INFO``.  Records carry ``extra`` keys ``spoe_agent``, ``spoe_kind``,
 ``spoe_name`` and ``spoe_status`` for filtering.
@@ -38,8 +41,6 @@ __all__ = [
     "SpoeLog",
     "debug",
     "format_spoe_line",
-    "info",
-    "warning",
 ]
 
 #: The name the application enables: ``logger.enable("spoe_sync")``.
@@ -56,16 +57,8 @@ def debug(message: str) -> None:
     _logger.debug(message)
 
 
-def info(message: str) -> None:
-    _logger.info(message)
-
-
-def warning(message: str) -> None:
-    _logger.warning(message)
-
-
-class _Counters(Protocol):
-    """The agent counters of haproxy-engine-behaviour.md §3.5, by HAProxy's names."""
+class _PoolCounters(Protocol):
+    """The pool's share of the agent counters (haproxy-engine-behaviour.md §3.5)."""
 
     @property
     def idles(self) -> int: ...
@@ -75,21 +68,15 @@ class _Counters(Protocol):
     def nb_sending(self) -> int: ...
     @property
     def nb_waiting(self) -> int: ...
+
+
+class _Counters(_PoolCounters, Protocol):
+    """The agent counters of haproxy-engine-behaviour.md §3.5, by HAProxy's names."""
+
     @property
     def nb_errors(self) -> int: ...
     @property
     def nb_processed(self) -> int: ...
-
-
-class _PoolCounters(Protocol):
-    @property
-    def idles(self) -> int: ...
-    @property
-    def applets(self) -> int: ...
-    @property
-    def nb_sending(self) -> int: ...
-    @property
-    def nb_waiting(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ and their properties read the usual keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, TypeVar, Union
 
 from .constants import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -212,12 +212,21 @@ class AgentHello(_FrameBase):
         return _lookup(self.items, "capabilities")
 
 
+_D = TypeVar("_D", bound="_Disconnect")
+
+
 @dataclass(frozen=True, slots=True)
 class _Disconnect(_FrameBase):
     items: tuple[KV, ...] = ()
     flags: int = FLAG_FIN
     stream_id: int = 0
     frame_id: int = 0
+
+    @classmethod
+    def make(cls: type[_D], status_code: int = 0, message: str | None = None) -> _D:
+        """``message`` defaults to HAProxy's reason text for the code."""
+        text = frame_status_reason(status_code) if message is None else message
+        return cls((("status-code", UInt32(status_code)), ("message", text)))
 
     @property
     def status_code(self) -> Value:
@@ -234,23 +243,12 @@ class HaproxyDisconnect(_Disconnect):
 
     TYPE: ClassVar[FrameType] = FrameType.HAPROXY_DISCONNECT
 
-    @classmethod
-    def make(cls, status_code: int = 0, message: str | None = None) -> HaproxyDisconnect:
-        """``message`` defaults to HAProxy's reason text for the code."""
-        text = frame_status_reason(status_code) if message is None else message
-        return cls((("status-code", UInt32(status_code)), ("message", text)))
-
 
 @dataclass(frozen=True, slots=True)
 class AgentDisconnect(_Disconnect):
     """AGENT-DISCONNECT (type 102), SPOE.txt §3.2.9."""
 
     TYPE: ClassVar[FrameType] = FrameType.AGENT_DISCONNECT
-
-    @classmethod
-    def make(cls, status_code: int = 0, message: str | None = None) -> AgentDisconnect:
-        text = frame_status_reason(status_code) if message is None else message
-        return cls((("status-code", UInt32(status_code)), ("message", text)))
 
 
 # --------------------------------------------------------------------------- NOTIFY / ACK
