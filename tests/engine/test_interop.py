@@ -1,10 +1,13 @@
-"""The pool against SPOA libraries nobody here wrote (PyPI's ``spoe-forge`` and
-``haproxyspoa``), in sync, pipelining and async configurations (SPOE.txt §3.2).
+"""The engine against SPOA libraries nobody here wrote (PyPI's ``spoe-forge`` and
+``haproxyspoa``), in sync, pipelining and async configurations (SPOE.txt §3.2):
+the pool alone, and the whole Engine (a SPOE file, ``process_event``, the
+agent's set-var actions read back through ``stream.vars``, SPOE.txt §3.4 and
+§2.2 "option var-prefix").
 
 Opt-in: set ``SPOE_SYNC_INTEROP_PYTHON`` to an interpreter that has those
 packages (they need Python 3.12 and asyncio, so they do not live in our
 environment), e.g. ``python3.12 -m venv /tmp/spoa && /tmp/spoa/bin/pip install
-spoe-forge haproxyspoa``.
+spoe-forge haproxyspoa``; ``tox -e interop`` does it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,25 @@ import os
 import socket
 import subprocess
 import time
-from pathlib import Path
+import warnings
+from collections.abc import Iterator
+from ipaddress import IPv4Address
 
 import pytest
 
-from .poolkit import burst, make_pool, statuses
+from spoe_sync import Engine, load_config
+from spoe_sync.samples import StaticSamples
 
-pytestmark = pytest.mark.timeout(30)
+from .enginekit import run_all
+from .poolkit import burst, make_pool, statuses
 
 PYTHON = os.environ.get("SPOE_SYNC_INTEROP_PYTHON")
 
+pytestmark = [pytest.mark.timeout(30),
+              pytest.mark.skipif(not PYTHON, reason="SPOE_SYNC_INTEROP_PYTHON is not set")]
+
+# Both agents echo the ``ip`` arg in txn.<prefix>.ip (so that an ACK matched
+# to the wrong stream shows) and set sess.<prefix>.score to 42.
 AGENTS = {
     "spoe-forge": '''
 import sys
@@ -30,7 +42,8 @@ from spoe_forge import SpoeForge, SetVarAction, ActionScope
 agent = SpoeForge(name="forge")
 @agent.message("check-client-ip")
 def check(ctx):
-    return [SetVarAction(scope=ActionScope.TRANSACTION, name="ip", value=str(ctx.get_arg("ip")))]
+    return [SetVarAction(scope=ActionScope.TRANSACTION, name="ip", value=str(ctx.get_arg("ip"))),
+            SetVarAction(scope=ActionScope.SESSION, name="score", value=42)]
 agent.run("127.0.0.1", int(sys.argv[1]))
 ''',
     "haproxyspoa": '''
@@ -40,10 +53,40 @@ from haproxyspoa.payloads.ack import AckPayload, ActionVarScope
 agent = SpoaServer()
 @agent.handler("check-client-ip")
 async def check(ip=None, **kw):
-    return AckPayload().set_var(ActionVarScope.TRANSACTION, "ip", str(ip))
+    return (AckPayload().set_var(ActionVarScope.TRANSACTION, "ip", str(ip))
+            .set_var(ActionVarScope.SESSION, "score", 42))
 agent.run(host="127.0.0.1", port=int(sys.argv[1]))
 ''',
 }
+
+#: The mode each library ends up in when the engine offers ``mode``: spoe-forge
+#: knows pipelining only, haproxyspoa announces no capability at all.
+NEGOTIATED = {
+    ("spoe-forge", "sync"): "sync", ("spoe-forge", "pipelining"): "pipelining",
+    ("spoe-forge", "async"): "pipelining",
+    ("haproxyspoa", "sync"): "sync", ("haproxyspoa", "pipelining"): "sync",
+    ("haproxyspoa", "async"): "sync",
+}
+
+MODES = [pytest.param("sync", id="sync"), pytest.param("pipelining", id="pipelining"),
+         pytest.param("async", id="async")]
+
+MODE_LINES = {"sync": "    no option pipelining\n    no option async\n",
+              "pipelining": "    no option async\n", "async": ""}
+
+SPOE_CONF = """\
+[interop]
+spoe-agent interop
+    messages check-client-ip
+    option var-prefix iprep
+{mode}    timeout hello 2s
+    timeout idle 30s
+    timeout processing 3s
+    use-backend agents
+spoe-message check-client-ip
+    args ip=src
+    event on-frontend-http-request
+"""
 
 
 def free_port() -> int:
@@ -52,28 +95,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(not PYTHON, reason="SPOE_SYNC_INTEROP_PYTHON is not set")
-@pytest.mark.parametrize("library", sorted(AGENTS))
-@pytest.mark.parametrize("mode", ["sync", "pipelining", "async"])
-def test_third_party_agent(library: str, mode: str, tmp_path: Path) -> None:
-    script = tmp_path / "agent.py"
+@pytest.fixture(scope="module", params=sorted(AGENTS))
+def agent(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[str, str]]:
+    """``(library, address)``: the library's agent in its own process, one per
+    module and library, stopped by its PID."""
+    library: str = request.param
+    script = tmp_path_factory.mktemp("interop") / "agent.py"
     script.write_text(AGENTS[library])
     port = free_port()
     proc = subprocess.Popen([str(PYTHON), str(script), str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
                 time.sleep(0.05)
-        pool = make_pool(f"127.0.0.1:{port}", pipelining=mode != "sync", async_=mode == "async")
-        outcomes = burst(pool, 200, timeout=5.0)
-        assert statuses(outcomes) == {0: 200}
-        assert all(o.ack is not None and o.ack.actions[0].value == "192.0.2.1" for o in outcomes)
-        pool.close(2)
+        else:
+            pytest.fail(f"the {library} agent did not start (exit status {proc.poll()})")
+        yield library, f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:
@@ -81,3 +124,44 @@ def test_third_party_agent(library: str, mode: str, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pool_against_a_third_party_agent(agent: tuple[str, str], mode: str) -> None:
+    _library, address = agent
+    pool = make_pool(address, pipelining=mode != "sync", async_=mode == "async")
+    try:
+        outcomes = burst(pool, 200, timeout=5.0)
+        assert statuses(outcomes) == {0: 200}
+        assert all(o.ack is not None and o.ack.actions[0].value == "192.0.2.1" for o in outcomes)
+    finally:
+        pool.close(2)
+
+
+def make_engine(address: str, mode: str) -> Engine:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = load_config(SPOE_CONF.format(mode=MODE_LINES[mode]), "interop")
+    return Engine(config, backends={"agents": [address]})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_engine_against_a_third_party_agent(agent: tuple[str, str], mode: str) -> None:
+    """Concurrent streams through Engine.process_event: every processing ends
+    with st=0 and each stream reads back what the agent set for its own ``src``,
+    in the scopes and under the prefix the SPOE file gives."""
+    library, address = agent
+    with make_engine(address, mode) as engine:
+        sources = [IPv4Address("198.51.100.0") + i for i in range(1, 61)]
+
+        def one(src: IPv4Address) -> tuple[int, object, object]:
+            stream = engine.new_stream(StaticSamples({"src": src}))
+            result = engine.process_event(stream, "on-frontend-http-request")
+            return (int(result.status), stream.vars.get("txn.iprep.ip"),
+                    stream.vars.get("sess.iprep.score"))
+
+        results = run_all([lambda src=src: one(src) for src in sources], timeout=15)
+        assert results == [(0, str(src), 42) for src in sources]
+        assert {a.mode for a in engine.pool._applets} == {NEGOTIATED[library, mode]}
+        metrics = engine.metrics()
+        assert (metrics.nb_processed, metrics.nb_errors) == (60, 0)
