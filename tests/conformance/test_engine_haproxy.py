@@ -7,8 +7,6 @@ agent sets read back the same."""
 
 from __future__ import annotations
 
-import re
-import socket
 import time
 import warnings
 from ipaddress import IPv4Address
@@ -18,6 +16,8 @@ import pytest
 from spoe_sync import Engine, load_config
 from spoe_sync.samples import StaticSamples
 
+from . import cfgkit
+from .cfgkit import spoe_line_fields, udp_receiver
 from .harness import (
     RecordingAgent,
     agent_hello,
@@ -28,11 +28,6 @@ from .harness import (
     spop_string,
     varint,
 )
-
-LINE_RE = re.compile(
-    r"SPOE: \[(?P<agent>[^\]]+)\] <(?P<kind>EVENT|GROUP):(?P<name>[^>]+)> sid=(?P<sid>\d+) "
-    r"st=(?P<st>\d+) (?P<t>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<idles>\d+)/(?P<applets>\d+) "
-    r"(?P<sending>\d+)/(?P<waiting>\d+) (?P<errors>\d+)/(?P<processed>\d+)$")
 
 EVENT = "on-frontend-http-request"
 TXN = 2
@@ -56,22 +51,11 @@ spoe-message check-ip
 
 
 def haproxy_cfg(http_port: int, agent_port: int) -> str:
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    filter spoe engine e config spoe.conf
-    http-request return status 200 content-type text/plain lf-string "score=%[var(txn.iprep.ip_score)] who=%[var(txn.iprep.who)]"
-backend agents
-    mode tcp
-    server a1 127.0.0.1:{agent_port}
-"""
+    return cfgkit.haproxy_cfg(
+        http_port, "filter spoe engine e config spoe.conf",
+        'http-request return status 200 content-type text/plain lf-string '
+        '"score=%[var(txn.iprep.ip_score)] who=%[var(txn.iprep.who)]"',
+        agent_port=agent_port)
 
 
 def _success(_frame) -> bytes:
@@ -97,36 +81,23 @@ BEHAVIOURS = {"success": (_success, "2s", "pipelining,async"),
               "close": (_close, "2s", "pipelining")}
 
 
-def _receiver() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(3.0)
-    return sock
-
-
-def _fields(datagram: bytes) -> dict[str, str]:
-    match = LINE_RE.match(datagram.decode().rstrip("\n"))
-    assert match, datagram
-    return match.groupdict()
-
-
 def _haproxy_run(haproxy_bin, tmp_path, behaviour: str) -> tuple[dict[str, str], str]:
     handler, processing, capabilities = BEHAVIOURS[behaviour]
     with RecordingAgent(hello=agent_hello(capabilities=capabilities)) as agent, \
-            _receiver() as logs:
+            udp_receiver() as logs:
         agent.ack_payload = handler
         port = free_port()
         conf = spoe_conf(logs.getsockname()[1], processing)
         with run_haproxy(haproxy_bin, haproxy_cfg(port, agent.port), tmp_path / "haproxy",
                          files={"spoe.conf": conf}, ready_port=port):
             body = http_request(port).body.decode()
-            return _fields(logs.recv(65536)), body
+            return spoe_line_fields(logs.recv(65536)), body
 
 
 def _spoe_sync_run(tmp_path, behaviour: str) -> tuple[dict[str, str], object]:
     handler, processing, capabilities = BEHAVIOURS[behaviour]
     with RecordingAgent(hello=agent_hello(capabilities=capabilities)) as agent, \
-            _receiver() as logs:
+            udp_receiver() as logs:
         agent.ack_payload = handler
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -134,7 +105,7 @@ def _spoe_sync_run(tmp_path, behaviour: str) -> tuple[dict[str, str], object]:
         with Engine(config, backends={"agents": [agent.address]}) as engine:
             stream = engine.new_stream(StaticSamples({"src": IPv4Address("127.0.0.1")}))
             result = engine.process_event(stream, EVENT)
-            fields = _fields(logs.recv(65536))
+            fields = spoe_line_fields(logs.recv(65536))
             assert int(result.status) == int(fields["st"])
             return fields, stream
 
@@ -173,15 +144,15 @@ def test_nothing_to_send_and_the_counters(haproxy_bin, tmp_path):
         return spoe_conf(log_port, "2s").replace(
             f"    event {EVENT}\n", f"    event {EVENT} if {{ req.hdr(x-send) -m found }}\n")
 
-    with RecordingAgent() as agent, _receiver() as logs:
+    with RecordingAgent() as agent, udp_receiver() as logs:
         port = free_port()
         with run_haproxy(haproxy_bin, haproxy_cfg(port, agent.port), tmp_path / "haproxy",
                          files={"spoe.conf": conf(logs.getsockname()[1])}, ready_port=port):
             http_request(port)
             http_request(port, headers=[("Host", "x"), ("X-Send", "1")])
-            theirs = _fields(logs.recv(65536))
+            theirs = spoe_line_fields(logs.recv(65536))
         assert len(agent.of_type(3)) == 1
-    with RecordingAgent() as agent, _receiver() as logs:
+    with RecordingAgent() as agent, udp_receiver() as logs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             config = load_config(conf(logs.getsockname()[1]), "e")
@@ -189,5 +160,5 @@ def test_nothing_to_send_and_the_counters(haproxy_bin, tmp_path):
             skipped = engine.process_event(engine.new_stream(StaticSamples({})), EVENT)
             assert skipped.skipped
             engine.process_event(engine.new_stream(StaticSamples({"req.hdr(x-send)": "1"})), EVENT)
-        ours = _fields(logs.recv(65536))
+        ours = spoe_line_fields(logs.recv(65536))
     assert (ours["errors"], ours["processed"]) == (theirs["errors"], theirs["processed"])

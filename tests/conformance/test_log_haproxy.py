@@ -6,7 +6,6 @@ field, at notice for st=0 and warning for an error (a processing timeout)."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from datetime import datetime
 
@@ -17,6 +16,8 @@ from spoe_sync.engine.log import LogCounters, format_spoe_line
 from spoe_sync.engine.result import Timings
 from spoe_sync.engine.syslog import NOTICE, WARNING, facility_code, format_line, make_sink
 
+from . import cfgkit
+from .cfgkit import spoe_line_fields, udp_receiver
 from .harness import free_port, http_request, run_haproxy
 
 # (format words as written in the log line, format name for spoe_sync, facility, len)
@@ -31,10 +32,6 @@ TARGETS = [
     ("format raw", "raw", "local7", 1024),
 ]
 
-LINE_RE = re.compile(
-    r"SPOE: \[(?P<agent>[^\]]+)\] <(?P<kind>EVENT|GROUP):(?P<name>[^>]+)> sid=(?P<sid>\d+) "
-    r"st=(?P<st>\d+) (?P<t>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<idles>\d+)/(?P<applets>\d+) "
-    r"(?P<sending>\d+)/(?P<waiting>\d+) (?P<errors>\d+)/(?P<processed>\d+)$")
 ISO_RE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d")
 BSD_RE = re.compile(rb"^<\d+>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
 PID_RE = re.compile(rb"haproxy\[(\d+)\]|haproxy (\d+) ")
@@ -58,22 +55,9 @@ spoe-agent iprep
 
 
 def haproxy_cfg(http_port: int, agent_port: int) -> str:
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    filter spoe engine e config spoe.conf
-    http-request return status 200 content-type text/plain lf-string "ok"
-backend agents
-    mode tcp
-    server a1 127.0.0.1:{agent_port}
-"""
+    return cfgkit.haproxy_cfg(http_port, "filter spoe engine e config spoe.conf",
+                              'http-request return status 200 content-type text/plain lf-string "ok"',
+                              agent_port=agent_port)
 
 
 def stamp_of(datagram: bytes) -> datetime | None:
@@ -88,12 +72,7 @@ def stamp_of(datagram: bytes) -> datetime | None:
 
 @pytest.fixture
 def receivers():
-    socks = []
-    for _ in TARGETS:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(3.0)
-        socks.append(sock)
+    socks = [udp_receiver() for _ in TARGETS]
     try:
         yield socks
     finally:
@@ -120,8 +99,7 @@ def test_spoe_log_datagrams_match_haproxy(haproxy_bin, recording_agent, receiver
         datagrams = [s.recv(65536) for s in receivers]
 
     line = datagrams[-1].decode().rstrip("\n")  # format raw: the bare line
-    fields = LINE_RE.match(line)
-    assert fields, line
+    fields = spoe_line_fields(line)
     assert (fields["agent"], fields["kind"], fields["name"], int(fields["st"])) == (
         "iprep", "EVENT", "on-frontend-http-request", status)
     ours = format_spoe_line(

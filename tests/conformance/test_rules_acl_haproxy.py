@@ -13,6 +13,7 @@ import pytest
 
 from spoe_sync.rules import AclRegistry, EvalContext, parse_condition
 
+from . import cfgkit
 from .harness import free_port, run_haproxy
 from .rules_support import VARS, EvalServer, raw_exchange, raw_requests
 
@@ -100,30 +101,15 @@ ACL_VARS = {
 
 
 def acl_haproxy_cfg(http_port: int) -> str:
-    acls = "\n".join(f"    acl {line}" for line in NAMED_ACLS)
-    rules = "\n".join(f"    http-request set-var(txn.r{i}) int(1) {cond}"
-                      for i, cond in enumerate(CONDITIONS))
     fmt = ",".join(f"%[var(txn.r{i})]" for i in range(len(CONDITIONS)))
-    setvars = "\n".join(f"    http-request set-var({name}) {expr}"
-                        for name, (expr, _) in ACL_VARS.items())
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    option http-buffer-request
-{acls}
-    http-request set-var(txn.s) str(deny)
-    http-request set-var(txn.i) int(42)
-{setvars}
-{rules}
-    http-request return status 200 content-type text/plain lf-string "R={fmt};ok"
-"""
+    return cfgkit.haproxy_cfg(
+        http_port, "option http-buffer-request",
+        *(f"acl {line}" for line in NAMED_ACLS),
+        "http-request set-var(txn.s) str(deny)",
+        "http-request set-var(txn.i) int(42)",
+        *(f"http-request set-var({name}) {expr}" for name, (expr, _) in ACL_VARS.items()),
+        *(f"http-request set-var(txn.r{i}) int(1) {cond}" for i, cond in enumerate(CONDITIONS)),
+        f'http-request return status 200 content-type text/plain lf-string "R={fmt};ok"')
 
 
 @pytest.fixture(scope="module")

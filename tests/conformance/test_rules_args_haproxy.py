@@ -18,6 +18,7 @@ import pytest
 from spoe_sync.protocol import Notify, data_type_of, decode_frame
 from spoe_sync.rules import EvalContext, parse_sample
 
+from . import cfgkit
 from .harness import NOTIFY, free_port, run_haproxy
 from .rules_support import VARS, EvalServer, raw_exchange, raw_requests
 
@@ -128,26 +129,12 @@ def spoe_conf(args: list[tuple[str, str]]) -> str:
 
 
 def haproxy_cfg(http_port: int, agent_port: int) -> str:
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    option http-buffer-request
-    filter spoe engine conf config spoe.conf
-    http-request set-var(txn.s) str(deny)
-    http-request set-var(txn.i) int(42)
-    http-request send-spoe-group conf grp
-    http-request return status 200 content-type text/plain string ok
-backend agents
-    mode tcp
-    server a1 127.0.0.1:{agent_port}
-"""
+    return cfgkit.haproxy_cfg(
+        http_port, "option http-buffer-request", "filter spoe engine conf config spoe.conf",
+        "http-request set-var(txn.s) str(deny)", "http-request set-var(txn.i) int(42)",
+        "http-request send-spoe-group conf grp",
+        "http-request return status 200 content-type text/plain string ok",
+        agent_port=agent_port)
 
 
 def _typed(args):
@@ -222,26 +209,12 @@ def res_spoe_conf() -> str:
 
 
 def res_haproxy_cfg(http_port: int, agent_port: int, server_port: int) -> str:
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{http_port}
-    filter spoe engine conf config spoe.conf
-    http-response wait-for-body time 1s
-    http-response send-spoe-group conf grp
-    default_backend app
-backend app
-    server s 127.0.0.1:{server_port}
-backend agents
-    mode tcp
-    server a1 127.0.0.1:{agent_port}
-"""
+    return cfgkit.haproxy_cfg(
+        http_port, "filter spoe engine conf config spoe.conf",
+        "http-response wait-for-body time 1s", "http-response send-spoe-group conf grp",
+        "default_backend app",
+        tail=cfgkit.section("backend app", f"server s 127.0.0.1:{server_port}"),
+        agent_port=agent_port)
 
 
 @pytest.fixture(scope="module")
@@ -288,23 +261,11 @@ TCP_PAYLOAD = b"\x16\x03\x01\x00\x05hello\r\n\x00tail"
 
 
 def tcp_haproxy_cfg(port: int, agent_port: int) -> str:
-    return f"""\
-global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend ft
-    bind 127.0.0.1:{port}
-    tcp-request inspect-delay 3s
-    filter spoe engine conf config spoe.conf
-    tcp-request content send-spoe-group conf grp if {{ req.len ge {len(TCP_PAYLOAD)} }}
-    tcp-request content reject
-backend agents
-    server a1 127.0.0.1:{agent_port}
-"""
+    return cfgkit.haproxy_cfg(
+        port, "tcp-request inspect-delay 3s", "filter spoe engine conf config spoe.conf",
+        f"tcp-request content send-spoe-group conf grp if {{ req.len ge {len(TCP_PAYLOAD)} }}",
+        "tcp-request content reject",
+        mode="tcp", name="ft", agent_port=agent_port)
 
 
 def test_tcp_args_match_haproxy(haproxy_bin, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from spoe_sync.rules import parse_sample
 
+from .cfgkit import agents_backend, head
 from .harness import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -17,16 +18,14 @@ pytestmark = pytest.mark.timeout(60)
 def check_cfg(kind: str, agent_port: int) -> str:
     """A frontend, listen or backend proxy carrying the SPOE filter (haproxy -c only)."""
     filt = "    filter spoe engine conf config spoe.conf\n"
-    head = ("global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n"
-            "    timeout client 5s\n    timeout server 5s\n")
-    agents = f"backend agents\n    mode tcp\n    server a1 127.0.0.1:{agent_port}\n"
+    agents = agents_backend(agent_port)
     if kind == "listen":
-        return head + "listen px\n    bind 127.0.0.1:1\n" + filt + \
+        return head() + "listen px\n    bind 127.0.0.1:1\n" + filt + \
             "    server s 127.0.0.1:2\n" + agents
     if kind == "frontend":
-        return head + "frontend px\n    bind 127.0.0.1:1\n" + filt + \
+        return head() + "frontend px\n    bind 127.0.0.1:1\n" + filt + \
             "    default_backend be\nbackend be\n    server s 127.0.0.1:2\n" + agents
-    return head + "frontend fe\n    bind 127.0.0.1:1\n    default_backend px\nbackend px\n" + \
+    return head() + "frontend fe\n    bind 127.0.0.1:1\n    default_backend px\nbackend px\n" + \
         filt + "    server s 127.0.0.1:2\n" + agents
 
 
