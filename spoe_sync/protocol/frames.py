@@ -122,14 +122,31 @@ Action = Union[SetVar, UnsetVar]
 
 
 @dataclass(frozen=True, slots=True)
-class HaproxyHello(_FrameBase):
-    """HAPROXY-HELLO (type 1), SPOE.txt §3.2.4."""
+class _KVFrame(_FrameBase):
+    """The frames made of a KV-LIST, on stream 0 (SPOE.txt §3.2.4-§3.2.9)."""
 
-    TYPE: ClassVar[FrameType] = FrameType.HAPROXY_HELLO
     items: tuple[KV, ...] = ()
     flags: int = FLAG_FIN
     stream_id: int = 0
     frame_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Hello(_KVFrame):
+    @property
+    def max_frame_size(self) -> Value:
+        return _lookup(self.items, "max-frame-size")
+
+    @property
+    def capabilities(self) -> Value:
+        return _lookup(self.items, "capabilities")
+
+
+@dataclass(frozen=True, slots=True)
+class HaproxyHello(_Hello):
+    """HAPROXY-HELLO (type 1), SPOE.txt §3.2.4."""
+
+    TYPE: ClassVar[FrameType] = FrameType.HAPROXY_HELLO
 
     @classmethod
     def make(
@@ -160,14 +177,6 @@ class HaproxyHello(_FrameBase):
         return _lookup(self.items, "supported-versions")
 
     @property
-    def max_frame_size(self) -> Value:
-        return _lookup(self.items, "max-frame-size")
-
-    @property
-    def capabilities(self) -> Value:
-        return _lookup(self.items, "capabilities")
-
-    @property
     def engine_id(self) -> Value:
         return _lookup(self.items, "engine-id")
 
@@ -177,16 +186,12 @@ class HaproxyHello(_FrameBase):
 
 
 @dataclass(frozen=True, slots=True)
-class AgentHello(_FrameBase):
+class AgentHello(_Hello):
     """AGENT-HELLO (type 101), SPOE.txt §3.2.5.  The properties return ``None``
     for an absent key and the value as received otherwise (it may have the wrong
     type: judging it is the connection's job)."""
 
     TYPE: ClassVar[FrameType] = FrameType.AGENT_HELLO
-    items: tuple[KV, ...] = ()
-    flags: int = FLAG_FIN
-    stream_id: int = 0
-    frame_id: int = 0
 
     @classmethod
     def make(
@@ -203,24 +208,12 @@ class AgentHello(_FrameBase):
     def version(self) -> Value:
         return _lookup(self.items, "version")
 
-    @property
-    def max_frame_size(self) -> Value:
-        return _lookup(self.items, "max-frame-size")
-
-    @property
-    def capabilities(self) -> Value:
-        return _lookup(self.items, "capabilities")
-
 
 _D = TypeVar("_D", bound="_Disconnect")
 
 
 @dataclass(frozen=True, slots=True)
-class _Disconnect(_FrameBase):
-    items: tuple[KV, ...] = ()
-    flags: int = FLAG_FIN
-    stream_id: int = 0
-    frame_id: int = 0
+class _Disconnect(_KVFrame):
 
     @classmethod
     def make(cls: type[_D], status_code: int = 0, message: str | None = None) -> _D:
