@@ -4,7 +4,6 @@ dontlog-normal, the agent's `log` targets, no `log` line = no SPOE log."""
 
 from __future__ import annotations
 
-import re
 import socket
 
 import pytest
@@ -12,23 +11,8 @@ from loguru import logger
 
 from spoe_sync.testing import FakeAgent
 
+from ..conformance.cfgkit import SPOE_LINE_RE as LINE_RE
 from .enginekit import EVENT, make_engine, samples
-
-LINE_RE = re.compile(
-    r"SPOE: \[(?P<agent>[^\]]+)\] <(?P<kind>EVENT|GROUP):(?P<name>[^>]+)> sid=(?P<sid>\d+) "
-    r"st=(?P<st>\d+) (?P<t>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<idles>\d+)/(?P<applets>\d+) "
-    r"(?P<sending>\d+)/(?P<waiting>\d+) (?P<errors>\d+)/(?P<processed>\d+)$")
-
-
-@pytest.fixture
-def receiver():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2.0)
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 @pytest.fixture
@@ -51,13 +35,13 @@ def _recv(sock: socket.socket) -> bytes | None:
         return None
 
 
-def test_the_log_line_of_a_success(receiver):
-    port = receiver.getsockname()[1]
+def test_the_log_line_of_a_success(udp_receiver):
+    port = udp_receiver.getsockname()[1]
     with FakeAgent() as agent, make_engine(agent.address, f"log 127.0.0.1:{port} local0 info") \
             as engine:
         stream = engine.new_stream(samples())
         ok = engine.process_event(stream, EVENT)
-        first = _recv(receiver)
+        first = _recv(udp_receiver)
     assert first is not None and first.startswith(b"<133>")  # local0.notice
     line = LINE_RE.search(first.decode().rstrip("\n"))
     assert line, first
@@ -68,13 +52,13 @@ def test_the_log_line_of_a_success(receiver):
         1, 0, 0, 0, 1]
 
 
-def test_an_error_logs_at_warning_with_the_timings_it_reached(receiver):
-    port = receiver.getsockname()[1]
+def test_an_error_logs_at_warning_with_the_timings_it_reached(udp_receiver):
+    port = udp_receiver.getsockname()[1]
     with FakeAgent(fault="silent") as agent, make_engine(
             agent.address, f"log 127.0.0.1:{port} local0 info", processing="100ms") as engine:
         stream = engine.new_stream(samples())
         result = engine.send_group(stream, "grp")
-        datagram = _recv(receiver)
+        datagram = _recv(udp_receiver)
     assert result.status == 1
     assert datagram is not None and datagram.startswith(b"<132>")  # local0.warning
     line = LINE_RE.search(datagram.decode().rstrip("\n"))
@@ -89,16 +73,16 @@ def test_an_error_logs_at_warning_with_the_timings_it_reached(receiver):
     pytest.param(("option dontlog-normal",), 0, False, id="dontlog-normal-success"),
     pytest.param(("option dontlog-normal",), 1, True, id="dontlog-normal-error"),
 ])
-def test_dontlog_normal_drops_only_successes(receiver, options, status, logged):
-    port = receiver.getsockname()[1]
+def test_dontlog_normal_drops_only_successes(udp_receiver, options, status, logged):
+    port = udp_receiver.getsockname()[1]
     fault = "silent" if status else None
     with FakeAgent(fault=fault) as agent, make_engine(
             agent.address, f"log 127.0.0.1:{port} format raw local0", *options,
             processing="100ms") as engine:
         result = engine.process_event(engine.new_stream(samples()), EVENT)
         assert int(result.status) == status
-        receiver.settimeout(0.3)
-        datagram = _recv(receiver)
+        udp_receiver.settimeout(0.3)
+        datagram = _recv(udp_receiver)
     assert (datagram is not None) == logged
     if logged:
         assert LINE_RE.match(datagram.decode().rstrip("\n"))["st"] == str(status)

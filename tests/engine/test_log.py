@@ -141,17 +141,6 @@ def test_bad_options_raise_valueerror(call):
 # --------------------------------------------------------------------------- real sockets
 
 
-@pytest.fixture
-def udp_receiver():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2.0)
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
 def drain(sock: socket.socket, limit: int = 50) -> list[bytes]:
     """Every datagram already queued on ``sock`` (bounded): a loopback sendto()
     has queued its datagram by the time it returns."""
