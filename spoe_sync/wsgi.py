@@ -411,9 +411,7 @@ class _Transaction:
         stream = self.streams.get(engine.config.engine_id)
         if stream is None:
             # every engine of the transaction shares its variables, as HAProxy's filters do
-            stream = engine.new_stream(self.samples, self.session)
-            stream.vars = self.vars
-            stream.samples = self.samples  # its setter rebuilds the stream's context
+            stream = engine.new_stream(self.samples, vars=self.vars)
             self.streams[engine.config.engine_id] = stream
         return stream
 

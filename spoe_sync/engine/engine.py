@@ -200,6 +200,7 @@ class Engine:
         self._logging = self.spoe_log.enabled
         self._err_rate = RateCounter(1.0)
         self._sids = itertools.count()
+        self._skipped: dict[tuple[str, str, str], ProcessingResult] = {}
         self._closed = False
         self.nb_processed = 0
         self.nb_errors = 0
@@ -250,11 +251,17 @@ class Engine:
         return Session(limits=self.var_limits)
 
     def new_stream(self, samples: SampleSource, session: Session | None = None, *,
-                   kind: str = "http") -> Stream:
+                   kind: str = "http", vars: Vars | None = None) -> Stream:
         """A stream (one HTTP transaction, or one TCP session with ``kind="tcp"``).
 
         :param samples: what the fetches read (:mod:`spoe_sync.samples`).
         :param session: the client session; a private one when omitted.
+        :param vars: the transaction's variables, when another engine's stream
+            of the same transaction already has them (HAProxy's filters of one
+            stream share its variables): ``engine_b.new_stream(samples,
+            vars=stream_a.vars)``.  Its session is the stream's.
+        :raises TypeError: ``samples`` is not a :class:`~spoe_sync.rules.SampleSource`.
+        :raises ValueError: ``session`` is not the session of ``vars``.
         :raises EngineClosed: after :meth:`close`.
         """
         if self._closed:
@@ -264,8 +271,13 @@ class Engine:
             # fetches fail), i.e. a WAF failing open without a word.
             raise TypeError(f"samples must be a spoe_sync SampleSource (spoe_sync.samples), "
                             f"not {type(samples).__name__}")
-        vars = Vars(session if session is not None else Session(limits=self.var_limits),
-                    self.proc_vars, limits=self.var_limits)
+        if vars is None:
+            vars = Vars(session if session is not None else Session(limits=self.var_limits),
+                        self.proc_vars, limits=self.var_limits)
+        elif not isinstance(vars, Vars):
+            raise TypeError(f"vars must be a spoe_sync Vars, not {type(vars).__name__}")
+        elif session is not None and session is not vars.session:
+            raise ValueError("new_stream(): session is not the session of vars")
         self.streams += 1
         return Stream(self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
 
@@ -336,7 +348,20 @@ class Engine:
 
     def _skip(self, kind: str, name: str, why: str) -> ProcessingResult:
         self.nb_skipped += 1
-        return ProcessingResult(kind, name, skipped=True, error=why)
+        return self._skipped_result(kind, name, why)
+
+    def _skipped_result(self, kind: str, name: str, why: str) -> ProcessingResult:
+        """The result of a processing that sent nothing.  Nothing in it differs
+        from one call to the next (status 0, no action, no variable, every
+        timing -1, a constant reason) and it is immutable (a frozen dataclass, a
+        read-only ``vars_set``, a frozen :class:`Timings`): one shared object
+        per event or group and reason, instead of a new one on every request
+        that has nothing to send."""
+        key = (kind, name, why)
+        result = self._skipped.get(key)
+        if result is None:
+            result = self._skipped[key] = ProcessingResult(kind, name, skipped=True, error=why)
+        return result
 
     def _run(self, stream: Stream, kind: str, name: str,
              messages: tuple[_Message, ...]) -> ProcessingResult:
@@ -360,7 +385,7 @@ class Engine:
             # (spoe_stop_processing(), checked against HAProxy in the
             # conformance tier).
             self.nb_processed += 1
-            return ProcessingResult(kind, name, skipped=True, error=_SKIPPED_NOTHING)
+            return self._skipped_result(kind, name, _SKIPPED_NOTHING)
         too_big = self.pool.unsendable(len(payload), messages_head(messages))
         if too_big is not None:
             return self._end(stream, kind, name, start, 3, None, error=too_big)

@@ -16,7 +16,8 @@ HAProxy keeps a SPOE context per stream (``struct spoe_context``); this is it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from gevent.lock import Semaphore
 
@@ -31,6 +32,20 @@ __all__ = ["STREAM_KINDS", "Stream"]
 #: ``"http"``: a stream is one transaction; ``"tcp"``: one client session.
 STREAM_KINDS = ("http", "tcp")
 
+# A stream is made per request: EvalContext's frozen-dataclass __init__ (an
+# object.__setattr__ per field) is a sizeable part of it.  Its fields are set
+# directly instead; the assert keeps this in step with rules/sample.py.
+assert tuple(f.name for f in dataclasses.fields(EvalContext)) == ("samples", "vars")
+assert not hasattr(EvalContext, "__post_init__") and "__slots__" not in EvalContext.__dict__
+_set_dict = object.__setattr__
+
+
+def _context(samples: SampleSource, vars: Vars) -> EvalContext:
+    """``EvalContext(samples, vars)``, cheaper."""
+    ctx: Any = object.__new__(EvalContext)
+    _set_dict(ctx, "__dict__", {"samples": samples, "vars": vars})
+    return ctx  # type: ignore[no-any-return]
+
 
 class Stream:
     """The SPOE side of one stream; made by :meth:`Engine.new_stream`.
@@ -39,15 +54,17 @@ class Stream:
     :attr kind: ``"http"`` or ``"tcp"``.
     :attr vars: the stream's variables (:class:`~spoe_sync.engine.vars.Vars`):
         ``txn``/``req``/``res`` here, ``sess`` on :attr:`session`, ``proc`` on
-        the engine.
+        the engine.  Streams of several engines for one transaction share one
+        (``Engine.new_stream(..., vars=...)``), as HAProxy's filters of a
+        stream share its variables.
     :attr session: the client session (``sess.*`` variables).
     :attr total_ms: SPOE latency added to this stream so far, in ms.
     :attr disabled_by: the status of the error that disabled SPOE for the
         rest of this stream, or ``None`` while it is enabled.
     """
 
-    __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "disabled_by", "engine", "id",
-                 "kind", "session", "total_ms", "vars")
+    __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "_vars", "disabled_by", "engine",
+                 "id", "kind", "session", "total_ms")
 
     def __init__(self, engine: Engine, stream_id: int, samples: SampleSource, vars: Vars,
                  kind: str = "http") -> None:
@@ -56,7 +73,7 @@ class Stream:
         self.engine = engine
         self.id = stream_id
         self.kind = kind
-        self.vars = vars
+        self._vars = vars
         self.session: Session = vars.session
         self.total_ms = 0
         self.disabled_by: int | None = None
@@ -66,7 +83,7 @@ class Stream:
         self._busy = False
         self._lock: Semaphore | None = None
         self._samples = samples
-        self._ctx = EvalContext(samples, vars)
+        self._ctx = _context(samples, vars)
 
     @property
     def samples(self) -> SampleSource:
@@ -77,7 +94,19 @@ class Stream:
     @samples.setter
     def samples(self, samples: SampleSource) -> None:
         self._samples = samples
-        self._ctx = EvalContext(samples, self.vars)
+        self._ctx = _context(samples, self._vars)
+
+    @property
+    def vars(self) -> Vars:
+        """The variables the messages read and the agent's actions write."""
+        return self._vars
+
+    @vars.setter
+    def vars(self, vars: Vars) -> None:
+        # The fetches' context reads the variables too: keep it in step.
+        self._vars = vars
+        self.session = vars.session
+        self._ctx = _context(self._samples, vars)
 
     @property
     def disabled(self) -> bool:

@@ -115,13 +115,15 @@ class _Conn:
         self.upstream: Any = None
         self.samples = samples
         self.session = engines[0].new_session() if engines else Session()
-        self.streams = [(e, e.new_stream(samples, self.session, kind="tcp")) for e in engines]
-        self.vars = self.streams[0][1].vars if self.streams else Vars(self.session)
-        for _, stream in self.streams[1:]:
+        self.streams = []
+        shared: Vars | None = None
+        for engine in engines:
             # every engine of the connection shares one variable store, as HAProxy's filters
-            # of one stream do (the samples are set again so the stream reads the shared store)
-            stream.vars = self.vars
-            stream.samples = samples
+            # of one stream do
+            stream = engine.new_stream(samples, self.session, kind="tcp", vars=shared)
+            shared = stream.vars
+            self.streams.append((engine, stream))
+        self.vars = shared if shared is not None else Vars(self.session)
         self.aborted = False
         self.last_active = monotonic()
 

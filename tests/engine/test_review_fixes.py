@@ -1,7 +1,9 @@
 """Engine and pool edges (SPOE.txt §2.2, §3.1; haproxy-engine-behaviour.md §2.4,
 §3.2, §3.4): backoff only after a failed connect or handshake, a default
 ``timeout processing`` (never a hang), the type of ``samples``, a backend without
-server, the one "too big" limit, real sockets against FakeAgent."""
+server, the one "too big" limit, the variables engines of one transaction
+share (HAProxy's filters of a stream share its variables), the shared result of
+a processing with nothing to send; real sockets against FakeAgent."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from spoe_sync.protocol.codec import encode_messages
 from spoe_sync.protocol.constants import FRAME_HDR_SIZE
 from spoe_sync.testing import FakeAgent
 
-from .enginekit import EVENT, samples
+from .enginekit import EVENT, samples, set_score
 from .poolkit import assert_consistent, burst, make_pool, statuses
 
 pytestmark = pytest.mark.timeout(20)
@@ -147,3 +149,79 @@ def test_one_too_big_limit_for_the_pool_and_the_engine() -> None:
         assert pool.unsendable(limit + 1, head) is not None
         assert pool.unsendable(limit) is None
         pool.close(1)
+
+
+SHARED = """\
+[shared]
+spoe-agent test-agent
+    messages m-read
+    option var-prefix test
+    timeout hello 500ms
+    timeout idle 10s
+    timeout processing 1s
+    use-backend agents
+spoe-message m-read
+    args ip=src seen=var(txn.test.ip_score)
+    event on-frontend-http-request
+"""
+
+
+def test_engines_of_one_transaction_share_its_variables() -> None:
+    """HAProxy: every filter of a stream shares its variables.  The first
+    engine's agent sets txn.test.ip_score; the second engine's message reads it."""
+    with FakeAgent({"*": set_score(42)}) as first, FakeAgent() as second:
+        engine_a = Engine(load_config(SHARED, "shared"), backends={"agents": [first.address]})
+        engine_b = Engine(load_config(SHARED, "shared"), backends={"agents": [second.address]})
+        source = samples()
+        stream_a = engine_a.new_stream(source)
+        stream_b = engine_b.new_stream(source, vars=stream_a.vars)
+        assert stream_b.vars is stream_a.vars and stream_b.session is stream_a.session
+        assert engine_a.process_event(stream_a, EVENT).status == 0
+        assert engine_b.process_event(stream_b, EVENT).status == 0
+        assert dict(second.notifies[-1].messages[0].args)["seen"] == 42
+        assert dict(first.notifies[-1].messages[0].args)["seen"] is None
+        engine_a.close(0)
+        engine_b.close(0)
+
+
+def test_new_stream_checks_the_shared_variables() -> None:
+    with FakeAgent() as agent:
+        engine = Engine(load_config(SHARED, "shared"), backends={"agents": [agent.address]})
+        stream = engine.new_stream(samples())
+        with pytest.raises(TypeError, match="Vars"):
+            engine.new_stream(samples(), vars={})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="session"):
+            engine.new_stream(samples(), engine.new_session(), vars=stream.vars)
+        assert engine.new_stream(samples(), stream.session, vars=stream.vars).vars is stream.vars
+        engine.close(0)
+
+
+def test_replacing_a_streams_variables_keeps_its_fetches_in_step() -> None:
+    """``stream.vars = other`` (the old way of sharing): what var() reads follows."""
+    with FakeAgent() as agent:
+        engine = Engine(load_config(SHARED, "shared"), backends={"agents": [agent.address]})
+        donor = engine.new_stream(samples())
+        donor.vars.set("txn.test.ip_score", 7)
+        stream = engine.new_stream(samples())
+        stream.vars = donor.vars
+        assert stream.session is donor.session
+        assert engine.process_event(stream, EVENT).status == 0
+        assert dict(agent.notifies[-1].messages[0].args)["seen"] == 7
+        engine.close(0)
+
+
+def test_a_processing_with_nothing_to_send_returns_one_shared_result() -> None:
+    """Every condition false: no frame; the result is the same immutable object
+    each time (nothing in it differs between calls)."""
+    with FakeAgent() as agent:
+        config = load_config(SHARED.replace("on-frontend-http-request",
+                                            "on-frontend-http-request if FALSE"), "shared")
+        engine = Engine(config, backends={"agents": [agent.address]})
+        first = engine.process_event(engine.new_stream(samples()), EVENT)
+        second = engine.process_event(engine.new_stream(samples()), EVENT)
+        assert first is second and first.skipped and first.status == 0
+        assert first.timings.process == -1 and not first.vars_set
+        with pytest.raises(TypeError):
+            first.vars_set["x"] = 1  # type: ignore[index]
+        assert agent.frames == 0 and engine.nb_processed == 2
+        engine.close(0)
