@@ -23,6 +23,7 @@ from spoe_sync.engine.applet import default_connect
 from spoe_sync.protocol import FLAG_ABORT, FLAG_FIN, AgentDisconnect, AgentHello, Message
 from spoe_sync.protocol.codec import encode_frame, encode_messages
 
+from ..conformance.harness import read_varint
 from .poolkit import agent_config, backend, burst, statuses
 
 pytestmark = pytest.mark.timeout(20)
@@ -46,28 +47,12 @@ def read_frame(sock: Any) -> bytes | None:
     return body
 
 
-def varint(data: bytes, pos: int) -> tuple[int, int]:
-    """SPOP varint (SPOE.txt §3.1)."""
-    value = data[pos]
-    pos += 1
-    if value < 240:
-        return value, pos
-    shift = 4
-    while True:
-        byte = data[pos]
-        pos += 1
-        value += byte << shift
-        shift += 7
-        if byte < 128:
-            return value, pos
-
-
 def header(body: bytes) -> tuple[int, int, int, int, int]:
     """(type, flags, stream-id, frame-id, payload length) of a frame body."""
     ftype = body[0]
     (flags,) = struct.unpack(">I", body[1:5])
-    sid, pos = varint(body, 5)
-    fid, pos = varint(body, pos)
+    sid, pos = read_varint(body, 5)
+    fid, pos = read_varint(body, pos)
     return ftype, flags, sid, fid, len(body) - pos
 
 
