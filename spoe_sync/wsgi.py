@@ -394,7 +394,8 @@ class _Transaction:
             self.vars = Vars()
             self.streams = {}
         environ[VARS_KEY] = self.vars
-        self.ctx = EvalContext(samples, self.vars)
+        # The first stream's fetch context is the transaction's (same samples, same variables).
+        self.ctx = first._ctx if rt.engines else EvalContext(samples, self.vars)
         if mw.unique_id_format is not None:
             self._unique_id(mw.unique_id_format)
 
