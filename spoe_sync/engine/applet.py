@@ -12,7 +12,7 @@ example, is a socket plus a sans-IO connection plus greenlets:
   their NOTIFY frames and wake it, it writes everything pending in one
   ``sendall``, so a burst of streams costs one system call.  It writes through
   its own socket object (a ``dup``), so that its deadline (``timeout idle``,
-  else ``timeout processing``, else :data:`DEFAULT_WRITE_TIMEOUT`) is not the
+  else ``timeout processing``: ``PoolSettings.write_timeout``) is not the
   one the reader sets: an agent that stops reading fails the connection
   (status 2) instead of blocking it forever.  The fragments of a NOTIFY go out
   one by one; a stream that gives up part-way gets HAProxy's final FIN|ABORT
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from .balance import ServerState
     from .pool import AppletPool
 
-__all__ = ["DEFAULT_WRITE_TIMEOUT", "Applet", "AppletState", "Connector", "default_connect"]
+__all__ = ["Applet", "AppletState", "Connector", "default_connect"]
 
 #: ``connect(server, timeout) -> socket``: how applets open their connection.
 Connector = Callable[["ServerState", "float | None"], Any]
@@ -76,9 +76,6 @@ _RECV_SIZE = 256 * 1024
 SYNC_HOLD = 5.0
 #: How long we keep reading after our own DISCONNECT, for the agent's reply.
 _LINGER = 0.5
-#: The deadline of one write when neither ``timeout idle`` nor ``timeout
-#: processing`` is set (seconds).
-DEFAULT_WRITE_TIMEOUT = 10.0
 
 
 def default_connect(server: ServerState, timeout: float | None) -> Any:
@@ -424,13 +421,6 @@ class Applet:
 
     # ------------------------------------------------------------------ the writer greenlet
 
-    def _write_timeout(self) -> float:
-        settings = self.pool.settings
-        if settings.idle_timeout is not None:
-            return settings.idle_timeout
-        processing = getattr(getattr(self.pool.agent, "timeouts", None), "processing", None)
-        return processing if processing else DEFAULT_WRITE_TIMEOUT
-
     def _write_loop(self) -> None:
         wake = self._wake
         try:
@@ -439,7 +429,7 @@ class Applet:
             wsock = self._wsock = self.sock.dup()
         except (AttributeError, OSError):  # pragma: no cover - an odd transport
             wsock = self.sock
-        wsock.settimeout(self._write_timeout())
+        wsock.settimeout(self.pool.settings.write_timeout)
         while self.state is AppletState.READY:
             wake.wait()
             wake.clear()
@@ -503,8 +493,8 @@ class Applet:
 
     def _write_failed(self, exc: OSError) -> None:
         if isinstance(exc, TimeoutError):
-            self._end(2, f"timeout writing to the agent ({self._write_timeout()} s): it stopped "
-                         "reading", failure=True)
+            self._end(2, f"timeout writing to the agent ({self.pool.settings.write_timeout} s): "
+                         "it stopped reading", failure=True)
         else:
             self._end(1, f"I/O error: {exc}", failure=True)
 

@@ -171,16 +171,6 @@ class Engine:
         self.agent = agent = config.agent
         self.backend = _resolve_backend(config, backends)
         self.var_limits = var_limits or VarLimits()
-        try:
-            self.pool = AppletPool(agent, self.backend, **pool_options)
-        except ConfigError as exc:
-            raise ConfigError(f"SPOE agent '{agent.name}': {exc.message}", agent.filename,
-                              agent.lineno) from None
-        try:
-            self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
-        except ValueError as exc:
-            raise ConfigError(f"SPOE agent '{agent.name}': {exc}", agent.filename,
-                              agent.lineno) from None
         self.proc_vars = ProcVars(self._proc_names(register_vars))
         self._events = {event: tuple(_Message(m) for m in messages)
                         for event, messages in config.events.items()}
@@ -196,6 +186,17 @@ class Engine:
         #: the ``timeout processing`` in force, in seconds (never None: no hang)
         self.timeout_processing: float = float(timeout_processing)
         self._timeout = self.timeout_processing
+        try:
+            self.pool = AppletPool(agent, self.backend, processing_timeout=self._timeout,
+                                   **pool_options)
+        except ConfigError as exc:
+            raise ConfigError(f"SPOE agent '{agent.name}': {exc.message}", agent.filename,
+                              agent.lineno) from None
+        try:
+            self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
+        except ValueError as exc:
+            raise ConfigError(f"SPOE agent '{agent.name}': {exc}", agent.filename,
+                              agent.lineno) from None
         self._engine_vars = bool(agent.set_process_time or agent.set_total_time)
         self._logging = self.spoe_log.enabled
         self._err_rate = RateCounter(1.0)

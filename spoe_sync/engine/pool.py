@@ -45,12 +45,9 @@ applets, as httpcore's pool does):
    with the status of the last failure (256+N, or 2): no reconnect storm, no wait
    for the processing timeout when the cause is known.
 4. When a connection ends, its frames that were written get 256+N; frames not yet
-   written go back to the head of the queue.  In async mode written frames keep
-   waiting a short grace (:data:`~.waiting.ORPHAN_GRACE`, less if their deadline is nearer)
-   while another async applet may still bring their ACK, and end with the lost
-   connection's 256+N as soon as every surviving connection has answered a frame
-   written after the loss (most agents answer a frame on its own connection
-   only), when the grace ends, or when no async applet is left.
+   written go back to the head of the queue.  In async mode written frames wait
+   while another async applet may bring their ACK, at most a short grace
+   (:class:`~.waiting.Orphans`), then end with the lost connection's 256+N.
 """
 
 from __future__ import annotations
@@ -107,14 +104,17 @@ class AppletPool:
     :param max_connecting: handshakes allowed in progress at once.
     :param max_applets: a hard cap on applets (None: only the rules above).
     :param backoff: ``(base, cap)`` seconds of the per-server reconnection backoff.
+    :param processing_timeout: overrides the configuration's (it bounds writes).
     """
 
     def __init__(self, agent_config: Any, backend: Any, *, engine_id: str | None = None,
                  connect: Connector | None = None, max_connecting: int = DEFAULT_MAX_CONNECTING,
-                 max_applets: int | None = None, backoff: tuple[float, float] = (0.05, 5.0)) -> None:
+                 max_applets: int | None = None, backoff: tuple[float, float] = (0.05, 5.0),
+                 processing_timeout: float | None = None) -> None:
         self.agent = agent_config
         self.agent_name: str = getattr(agent_config, "name", "agent")
-        self.settings = PoolSettings.from_config(agent_config, backend)
+        self.settings = PoolSettings.from_config(agent_config, backend,
+                                                 processing=processing_timeout)
         #: the largest NOTIFY payload one frame carries (HAProxy's frame_size - FRAME_HDR_SIZE)
         self.max_payload = self.settings.max_frame_size - FRAME_HDR_SIZE
         self.engine_id = engine_id or new_engine_id()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_HELLO_TIMEOUT", "DEFAULT_MAX_CONNECTING",
-           "PoolSettings", "servers_of"]
+           "DEFAULT_WRITE_TIMEOUT", "PoolSettings", "servers_of"]
 
 #: ``timeout hello`` when the configuration sets none (HAProxy would wait forever).
 DEFAULT_HELLO_TIMEOUT = 5.0
@@ -20,6 +20,9 @@ DEFAULT_HELLO_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 #: TCP+SPOP handshakes in progress at once, pool-wide.
 DEFAULT_MAX_CONNECTING = 8
+#: The deadline of one write to an agent when neither ``timeout idle`` nor
+#: ``timeout processing`` is known (seconds).
+DEFAULT_WRITE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,15 @@ class PoolSettings:
     hello_timeout: float = DEFAULT_HELLO_TIMEOUT
     idle_timeout: float | None = None
     idle_status: int = 2
+    #: how long one write may block (an agent that stopped reading): ``timeout
+    #: idle``, else ``timeout processing``, else :data:`DEFAULT_WRITE_TIMEOUT`
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT
 
     @classmethod
-    def from_config(cls, agent: Any, backend: Any) -> PoolSettings:
+    def from_config(cls, agent: Any, backend: Any, *,
+                    processing: float | None = None) -> PoolSettings:
+        """:param processing: the ``timeout processing`` in force, when the
+            caller overrides the configuration's."""
         timeouts = getattr(agent, "timeouts", None)
         hello = getattr(timeouts, "hello", None)
         idle = getattr(timeouts, "idle", None)
@@ -49,6 +58,9 @@ class PoolSettings:
         if server_timeout is not None and (idle is None or server_timeout < idle):
             idle, idle_status = server_timeout, 1
         connect = getattr(backend, "timeout_connect", None)
+        if processing is None:
+            processing = getattr(timeouts, "processing", None)
+        write = idle if idle is not None else processing
         return cls(
             max_frame_size=int(getattr(agent, "max_frame_size", 16380)),
             max_waiting_frames=max(int(getattr(agent, "max_waiting_frames", 20)), 1),
@@ -60,6 +72,7 @@ class PoolSettings:
             hello_timeout=hello if hello is not None else DEFAULT_HELLO_TIMEOUT,
             idle_timeout=idle,
             idle_status=idle_status,
+            write_timeout=write if write else DEFAULT_WRITE_TIMEOUT,
         )
 
 

@@ -20,6 +20,7 @@ from gevent.server import StreamServer
 from spoe_sync.config import Timeouts
 from spoe_sync.engine import AppletPool
 from spoe_sync.engine.applet import default_connect
+from spoe_sync.engine.settings import DEFAULT_WRITE_TIMEOUT, PoolSettings
 from spoe_sync.protocol import FLAG_ABORT, FLAG_FIN, AgentDisconnect, AgentHello, Message
 from spoe_sync.protocol.codec import encode_frame, encode_messages
 
@@ -186,3 +187,19 @@ def test_a_fragmented_notify_given_up_part_way_ends_with_fin_abort() -> None:
         pool.close(0)
     finally:
         agent.stop()
+
+
+@pytest.mark.parametrize(("idle", "processing", "override", "expected"), [
+    pytest.param(0.7, 0.4, None, 0.7, id="timeout-idle"),
+    pytest.param(None, 0.4, None, 0.4, id="timeout-processing"),
+    pytest.param(None, 0.4, 0.9, 0.9, id="engine-override"),
+    pytest.param(None, None, None, DEFAULT_WRITE_TIMEOUT, id="default"),
+])
+def test_the_write_deadline(idle: float | None, processing: float | None,
+                            override: float | None, expected: float) -> None:
+    """Which deadline bounds a write: ``timeout idle``, else ``timeout processing``
+    (the engine's when it overrides the configuration), else the default."""
+    settings = PoolSettings.from_config(
+        agent_config(timeouts=Timeouts(hello=0.5, idle=idle, processing=processing)),
+        backend("127.0.0.1:1"), processing=override)
+    assert settings.write_timeout == expected

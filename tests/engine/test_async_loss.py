@@ -14,7 +14,7 @@ from spoe_sync.config import Timeouts
 from spoe_sync.engine.waiting import ORPHAN_GRACE
 from spoe_sync.testing import FakeAgent
 
-from .poolkit import assert_consistent, burst, make_pool, settle, statuses
+from .poolkit import PAYLOAD, assert_consistent, burst, make_pool, settle, statuses
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -78,5 +78,41 @@ def test_orphans_end_before_their_own_deadline_with_the_known_status() -> None:
         outcomes = burst(pool, 2, timeout=0.15, first_sid=100)
         assert sorted(o.status for o in outcomes) == [0, 257]
         gevent.sleep(0.05)
+        assert_consistent(pool)
+        pool.close(1)
+
+
+def test_orphans_end_as_soon_as_the_surviving_connection_answers_newer_frames() -> None:
+    """The surviving connection answers a frame written after the loss: it
+    would have answered the lost one too, so the orphan ends then, well before
+    the grace."""
+    with FakeAgent(capabilities="pipelining,async", fault="close", fault_after=3,
+                   fault_connections=1, delays=0.05) as agent:
+        pool = make_pool(agent.address, max_waiting_frames=2,
+                         timeouts=Timeouts(hello=0.5, idle=None, processing=3.0))
+        assert statuses(burst(pool, 4, timeout=3.0)) == {0: 4}  # two connections
+        stop = [False]
+
+        def traffic() -> None:  # a frame every 5 ms on whatever connection lives
+            for sid in range(1000, 1200):
+                if stop[0]:
+                    return
+                pool.process(sid, 1, PAYLOAD, time.monotonic() + 1.0)
+                gevent.sleep(0.005)
+
+        deadline = time.monotonic() + 3.0
+        streams = [gevent.spawn(pool.process, sid, 1, PAYLOAD, deadline) for sid in (100, 101)]
+        gevent.sleep(0)  # both handed to the pool: one on each connection
+        feeder = gevent.spawn(traffic)
+        try:
+            gevent.joinall(streams, timeout=3.0)
+        finally:
+            stop[0] = True
+            feeder.join(timeout=2)
+        outcomes = [g.value for g in streams]
+        assert sorted(o.status for o in outcomes) == [0, 257]
+        lost = next(o for o in outcomes if o.status == 257)
+        assert lost.total_ms < ORPHAN_GRACE * 1000 * 0.8, lost
+        settle(pool)
         assert_consistent(pool)
         pool.close(1)
