@@ -71,7 +71,7 @@ from .healthcheck import HealthChecker
 from .models import FrameOutcome, PoolMetrics, ServerMetrics
 from .ratelimit import RateCounter
 from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
-from .waiting import FrameRequest, Orphans, RequestState, WaitingTable, new_engine_id
+from .waiting import ORPHAN_GRACE, FrameRequest, Orphans, RequestState, WaitingTable, new_engine_id
 
 # os.getpid() is a system call (glibc no longer caches it), too dear for every
 # frame: the pid is kept here and refreshed in the child of every os.fork()
@@ -110,8 +110,10 @@ class AppletPool:
     def __init__(self, agent_config: Any, backend: Any, *, engine_id: str | None = None,
                  connect: Connector | None = None, max_connecting: int = DEFAULT_MAX_CONNECTING,
                  max_applets: int | None = None, backoff: tuple[float, float] = (0.05, 5.0),
-                 processing_timeout: float | None = None) -> None:
+                 processing_timeout: float | None = None,
+                 orphan_grace: float = ORPHAN_GRACE) -> None:
         self.agent = agent_config
+        self.orphan_grace = orphan_grace
         self.agent_name: str = getattr(agent_config, "name", "agent")
         self.settings = PoolSettings.from_config(agent_config, backend,
                                                  processing=processing_timeout)
@@ -154,7 +156,7 @@ class AppletPool:
         settings = self.settings
         self._capacity_guess = (settings.max_waiting_frames
                                 if (settings.pipelining or settings.async_) else 1)
-        self._orphans = Orphans(self._orphan_ended)
+        self._orphans = Orphans(self._orphan_ended, self.orphan_grace)
         self._next_ident = 1
         self._retry: gevent.Greenlet[..., Any] | None = None
         self._idle_event = Event()

@@ -160,12 +160,14 @@ class Orphans:
 
     :param on_end: called for each orphan just before it is finished (the
         pool's counters).
+    :param grace: how long an orphan waits at most, in seconds.
     """
 
-    __slots__ = ("_on_end", "_timer", "pending", "requests", "since")
+    __slots__ = ("_on_end", "_timer", "grace", "pending", "requests", "since")
 
-    def __init__(self, on_end: Callable[[FrameRequest], None]) -> None:
+    def __init__(self, on_end: Callable[[FrameRequest], None], grace: float = ORPHAN_GRACE) -> None:
         self._on_end = on_end
+        self.grace = grace
         self.requests: set[FrameRequest] = set()
         #: connections alive at the last loss that have not yet answered a
         #: frame written after it
@@ -183,7 +185,7 @@ class Orphans:
         self.requests.discard(request)
 
     def add(self, request: FrameRequest, status: int, error: str, now: float) -> None:
-        expiry = now + ORPHAN_GRACE
+        expiry = now + self.grace
         if request.deadline is not None:
             # End before the deadline does: the cause is known, not a timeout.
             expiry = min(expiry, request.deadline - 0.002)
