@@ -44,6 +44,11 @@ BODY_KEY = "spoe_sync.body"
 _BAD_INPUT: Any = getattr(pywsgi, "_InvalidClientInput", ())
 
 
+#: the largest first body chunk sent in one send() with the response head
+_COALESCE_MAX = 16384
+_HOLD = object()
+
+
 class Connection:
     """What lives as long as a client connection: its ``sess.*`` variables and its local
     address (read once)."""
@@ -69,6 +74,33 @@ class SpoeWSGIHandler(WSGIHandler):
     """
 
     _spoe_connection: Connection | None = None
+    #: the response head held back to go out with the first body chunk (see _sendall)
+    _spoe_head: Any = None
+
+    def _write_with_headers(self, data: bytes) -> None:
+        # gevent sends the head and the first body chunk in two send() calls: one syscall
+        # and one TCP segment more per response, and a Nagle stall without TCP_NODELAY.
+        # A small first chunk goes out with the head instead (same bytes on the wire).
+        if not data or len(data) > _COALESCE_MAX:
+            super()._write_with_headers(data)
+            return
+        self._spoe_head = _HOLD
+        try:
+            super()._write_with_headers(data)
+        finally:
+            # a non-empty chunk always reaches _sendall: nothing is left held here
+            self._spoe_head = None
+
+    def _sendall(self, data: Any) -> None:
+        head = self._spoe_head
+        if head is not None:
+            if head is _HOLD:  # the head: held until the chunk comes
+                self._spoe_head = data
+                return
+            self._spoe_head = None
+            head += data
+            data = head
+        super()._sendall(data)
 
     def get_environ(self) -> dict[str, Any]:
         env = super().get_environ()

@@ -1,0 +1,82 @@
+"""SpoeWSGIHandler's response writes: the head and a small first body chunk leave in one send
+(no Nagle stall between them, one syscall less per response); the bytes on the wire are the
+ones gevent.pywsgi's own handler writes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from gevent import socket
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from spoe_sync.wsgi import SpoeWSGIHandler, listener
+
+
+class _CountingSocket:
+    """The accepted socket, counting the sendall() calls the handler makes on it."""
+
+    def __init__(self, sock: socket.socket, sends: list[bytes]) -> None:
+        self._sock, self._sends = sock, sends
+
+    def sendall(self, data: bytes) -> None:
+        self._sends.append(bytes(data))
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str):  # recv, makefile, close...: the real socket's
+        return getattr(self._sock, name)
+
+
+class _Server(WSGIServer):
+    def __init__(self, *args, sends: list[bytes], **kw) -> None:
+        super().__init__(*args, **kw)
+        self.sends = sends
+
+    def handle(self, sock, address):
+        super().handle(_CountingSocket(sock, self.sends), address)
+
+
+def _app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/chunked":  # no length: gevent uses chunked encoding
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (part for part in (b"abc", b"", b"def"))
+    size = _size(path)
+    start_response("200 OK", [("Content-Length", str(size))])
+    return [b"x" * size]
+
+
+def _size(path: str) -> int:
+    return 20000 if path == "/big" else 5
+
+
+def _exchange(handler: type[WSGIHandler], path: str) -> tuple[bytes, list[bytes]]:
+    sends: list[bytes] = []
+    server = _Server(listener(("127.0.0.1", 0)), _app, handler_class=handler, log=None,
+                     sends=sends)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as client:
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            data = b""
+            for _ in range(1000):  # bounded: until the whole response is in
+                data += client.recv(65536)
+                if data.endswith((b"0\r\n\r\n", b"x" * 5)) and len(data) >= _size(path):
+                    break
+    finally:
+        server.stop(timeout=1)
+    return re.sub(rb"Date: [^\r]*", b"Date: -", data), sends
+
+
+@pytest.mark.parametrize(("path", "spoe_sends"), [
+    pytest.param("/", 1, id="small-body-with-head"),
+    pytest.param("/chunked", 3, id="chunked-first-chunk-with-head"),
+    pytest.param("/big", 2, id="large-body-apart"),
+])
+def test_head_and_first_chunk(path: str, spoe_sends: int) -> None:
+    plain, plain_sends = _exchange(WSGIHandler, path)
+    ours, our_sends = _exchange(SpoeWSGIHandler, path)
+    assert ours == plain  # the same bytes, only fewer writes
+    assert b"".join(our_sends) == b"".join(plain_sends)
+    assert len(our_sends) == spoe_sends
+    assert len(plain_sends) == spoe_sends + (1 if path != "/big" else 0)
