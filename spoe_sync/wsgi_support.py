@@ -47,6 +47,8 @@ _BAD_INPUT: Any = getattr(pywsgi, "_InvalidClientInput", ())
 #: the largest first body chunk sent in one send() with the response head
 _COALESCE_MAX = 16384
 _HOLD = object()
+# gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
+_NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
 
 
 class Connection:
@@ -101,6 +103,12 @@ class SpoeWSGIHandler(WSGIHandler):
             head += data
             data = head
         super()._sendall(data)
+
+    def log_request(self) -> None:
+        # gevent formats the access-log line (datetime.now(), strftime...) even for a server
+        # without a log (log=None): skip the formatting when it would be thrown away.
+        if not isinstance(self.server.log, _NO_LOG):
+            super().log_request()
 
     def get_environ(self) -> dict[str, Any]:
         env = super().get_environ()

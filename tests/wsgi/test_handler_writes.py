@@ -4,6 +4,7 @@ ones gevent.pywsgi's own handler writes."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -80,3 +81,22 @@ def test_head_and_first_chunk(path: str, spoe_sends: int) -> None:
     assert b"".join(our_sends) == b"".join(plain_sends)
     assert len(our_sends) == spoe_sends
     assert len(plain_sends) == spoe_sends + (1 if path != "/big" else 0)
+
+
+def test_access_log_still_written() -> None:
+    """Skipping the access-log line is only for log=None: a real log gets gevent's line."""
+    access = io.StringIO()
+    server = WSGIServer(listener(("127.0.0.1", 0)), _app, handler_class=SpoeWSGIHandler,
+                        log=access)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as client:
+            client.sendall(b"GET /logged HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = b""
+            for _ in range(1000):  # bounded: until the whole response is in
+                data += client.recv(65536)
+                if data.endswith(b"x" * 5):
+                    break
+    finally:
+        server.stop(timeout=1)
+    assert re.search(r'"GET /logged HTTP/1\.1" 200 \d+ ', access.getvalue())
