@@ -11,6 +11,9 @@ Four processes:
 * with ``--noop``, a third server: the middleware with a message whose condition is false
   (the stream and the rules run, no frame goes out), to separate the middleware's cost from
   the engine's;
+* with ``--handler``, one more: the bare app under ``SpoeWSGIHandler`` (no middleware), to
+  separate what the handler saves (the response head and a small body in one send, no
+  access-log line formatted for ``log=None``) from what the middleware costs;
 * a load generator pinned to core 1: ``--conns`` keep-alive connections, one request in flight
   on each, pre-encoded requests, latency measured per request.
 
@@ -150,7 +153,8 @@ def _app(environ, start_response):
     return [body]
 
 
-def run_server(port_file: str, with_spoe: bool, agent: str, noop: bool = False) -> None:
+def run_server(port_file: str, with_spoe: bool, agent: str, noop: bool = False,
+               spoe_handler: bool = False) -> None:
     _pin(0)
     sys.path.insert(0, ROOT)
     from gevent.pywsgi import WSGIHandler, WSGIServer
@@ -162,7 +166,8 @@ def run_server(port_file: str, with_spoe: bool, agent: str, noop: bool = False) 
         app = SpoeMiddleware(_app, CONF_NOOP if noop else CONF, "bench", {"agents": [agent]})
         server = WSGIServer(sock, app, handler_class=SpoeWSGIHandler, log=None, error_log=None)
     else:
-        server = WSGIServer(sock, _app, handler_class=WSGIHandler, log=None, error_log=None)
+        server = WSGIServer(sock, _app, handler_class=SpoeWSGIHandler if spoe_handler
+                            else WSGIHandler, log=None, error_log=None)
     _write_port(port_file, sock.getsockname()[1])
     server.serve_forever(stop_timeout=1)
 
@@ -304,6 +309,8 @@ def main() -> None:
     parser.add_argument("--spoe", action="store_true")
     parser.add_argument("--noop", action="store_true",
                         help="also run the middleware with a message that never fires")
+    parser.add_argument("--handler", action="store_true",
+                        help="also run the bare app under SpoeWSGIHandler")
     parser.add_argument("--agent")
     parser.add_argument("--port", type=int)
     parser.add_argument("--conns", type=int, default=50)
@@ -314,7 +321,7 @@ def main() -> None:
     if args.role == "agent":
         return run_agent(args.port_file)
     if args.role == "server":
-        return run_server(args.port_file, args.spoe, args.agent, args.noop)
+        return run_server(args.port_file, args.spoe, args.agent, args.noop, args.handler)
     if args.role == "load":
         return run_load(args.port, args.conns, args.duration, args.max_requests)
 
@@ -326,6 +333,8 @@ def main() -> None:
         if args.noop:
             servers["noop"] = _Proc("--role", "server", "--spoe", "--noop", "--agent",
                                     f"127.0.0.1:{agent.port}")
+        if args.handler:
+            servers["hand"] = _Proc("--role", "server", "--handler")
         runs: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(max(1, args.rounds)):
             for name in servers:
