@@ -86,11 +86,11 @@ class SpoeWSGIHandler(WSGIHandler):
         # and one TCP segment more per response, and a Nagle stall without TCP_NODELAY.
         # A small first chunk goes out with the head instead (same bytes on the wire).
         if not data or len(data) > _COALESCE_MAX:
-            super()._write_with_headers(data)
+            super()._write_with_headers(data)  # type: ignore[misc]  # gevent private API
             return
         self._spoe_head = _HOLD
         try:
-            super()._write_with_headers(data)
+            super()._write_with_headers(data)  # type: ignore[misc]
         finally:
             # a non-empty chunk always reaches _sendall: nothing is left held here
             self._spoe_head = None
@@ -104,7 +104,7 @@ class SpoeWSGIHandler(WSGIHandler):
             self._spoe_head = None
             head += data
             data = head
-        super()._sendall(data)
+        super()._sendall(data)  # type: ignore[misc]
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
