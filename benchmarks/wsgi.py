@@ -39,6 +39,8 @@ import subprocess
 import sys
 import time
 
+from cheap_agent import run_agent  # this directory: the scripts run as files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = """[bench]
 spoe-agent bench-agent
@@ -70,79 +72,6 @@ def _write_port(path: str, port: int) -> None:
         f.write(str(port))
     os.rename(path + ".tmp", path)
 
-
-# --------------------------------------------------------------------------- the agent
-
-def _varint_len(buf: bytes, pos: int) -> int:
-    if buf[pos] < 240:
-        return 1
-    end = pos + 1
-    while buf[end] >= 128:
-        end += 1
-    return end - pos + 1
-
-
-def run_agent(port_file: str) -> None:
-    """Answers HELLO, and each NOTIFY with an ACK without actions (reads only the ids)."""
-    _pin(1)
-    sys.path.insert(0, ROOT)
-    from spoe_sync.protocol import AgentDisconnect, AgentHello
-    from spoe_sync.protocol.codec import encode_frame
-
-    hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining,async"))
-    bye = encode_frame(AgentDisconnect.make(0))
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(128)
-    lsock.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(lsock, selectors.EVENT_READ, None)
-    buffers: dict[socket.socket, bytes] = {}
-    _write_port(port_file, lsock.getsockname()[1])
-    deadline = time.monotonic() + 900  # never outlive a forgotten run
-    while time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=1.0):
-            if key.data is None:
-                conn, _ = lsock.accept()
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.setblocking(False)
-                sel.register(conn, selectors.EVENT_READ, 1)
-                buffers[conn] = b""
-                continue
-            conn = key.fileobj  # type: ignore[assignment]
-            try:
-                chunk = conn.recv(262144)
-            except OSError:
-                chunk = b""
-            buf = buffers.get(conn, b"") + chunk
-            out, pos, close = [], 0, not chunk
-            while len(buf) - pos >= 4:
-                (size,) = _LEN.unpack_from(buf, pos)
-                if len(buf) - pos - 4 < size:
-                    break
-                ftype = buf[pos + 4]
-                if ftype == 3:  # NOTIFY: ACK with the same stream-id and frame-id
-                    start = pos + 9
-                    n = _varint_len(buf, start)
-                    n += _varint_len(buf, start + n)
-                    out.append(_LEN.pack(5 + n) + b"\x67\x00\x00\x00\x01" + buf[start:start + n])
-                elif ftype == 1:
-                    out.append(hello)
-                elif ftype == 2:
-                    out.append(bye)
-                    close = True
-                pos += 4 + size
-            buffers[conn] = buf[pos:]
-            if out:
-                try:
-                    conn.sendall(b"".join(out))
-                except OSError:
-                    close = True
-            if close:
-                sel.unregister(conn)
-                conn.close()
-                buffers.pop(conn, None)
 
 
 # --------------------------------------------------------------------------- the servers
