@@ -96,6 +96,10 @@ class VarLimits:
             raise ValueError("variable limits must not be negative")
 
 
+#: Shared by every store made without limits of its own (VarLimits is frozen).
+_DEFAULT_LIMITS = VarLimits()
+
+
 def split_var_name(full_name: str) -> tuple[str, str]:
     """``"txn.iprep.score"`` -> ``("txn", "iprep.score")``.
 
@@ -185,7 +189,7 @@ class _Store:
     __slots__ = ("_bytes", "_count", "_data", "limits")
 
     def __init__(self, scopes: tuple[str, ...], limits: VarLimits | None) -> None:
-        self.limits = limits or VarLimits()
+        self.limits = limits or _DEFAULT_LIMITS
         self._data: dict[str, dict[str, Value]] = {scope: {} for scope in scopes}
         self._bytes = 0
         self._count = 0
@@ -342,7 +346,12 @@ class Session(_ScopeStore):
     SCOPE = "sess"
 
     def __init__(self, *, limits: VarLimits | None = None) -> None:
-        super().__init__(limits)
+        # _Store.__init__ written out: a session is made for every stream
+        # that has none of its own (one per request on the hot path).
+        self.limits = limits or _DEFAULT_LIMITS
+        self._data = {"sess": {}}
+        self._bytes = 0
+        self._count = 0
 
 
 def _set(store: _Store, scope: str, name: str, value: object, full_name: str) -> None:
@@ -375,7 +384,11 @@ class Vars(_Store):
 
     def __init__(self, session: Session | None = None, proc: ProcVars | None = None, *,
                  limits: VarLimits | None = None) -> None:
-        super().__init__(("txn", "req", "res"), limits)
+        # _Store.__init__ written out: one Vars per stream, on the hot path.
+        self.limits = limits or _DEFAULT_LIMITS
+        self._data = {"txn": {}, "req": {}, "res": {}}
+        self._bytes = 0
+        self._count = 0
         self.session = session if session is not None else Session(limits=limits)
         self.proc = proc if proc is not None else ProcVars(limits=limits)
 

@@ -133,8 +133,21 @@ class SampleExpr:
 
     def evaluate(self, ctx: EvalContext) -> Value:
         """The sample, or ``None`` when the fetch or a converter failed (sent as NULL)."""
-        self._check_implemented()
-        return self._convert(self._fetch_one(ctx), ctx)
+        # _check_implemented(), _fetch_one() and _convert() written out: this
+        # runs for every argument of every message sent.
+        if not self.implemented:
+            self._check_implemented()
+        fdef = self._def
+        assert fdef is not None
+        value: Any = NOTSET if fdef.literal else ctx.samples.lookup(self._keys)
+        if value is NOTSET:
+            try:
+                value = fdef.fn(ctx, self.args)
+            except Exception:
+                value = None
+        if self._convs:
+            return self._convert(value, ctx)
+        return _wire(value)
 
     def evaluate_all(self, ctx: EvalContext) -> list[Value]:
         """Every value an ACL iterates over (all header occurrences, all cookies...)."""
