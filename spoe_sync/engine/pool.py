@@ -253,7 +253,7 @@ class AppletPool:
         # The request leaves the engine: its ids may be used again.
         if frames.get(key) is request:
             del frames[key]
-        if self._orphans:
+        if self._orphans.requests:  # not bool(): a Python-level call per frame
             self._orphans.discard(request)
         if not frames:
             self._idle_event.set()
@@ -473,7 +473,7 @@ class AppletPool:
             request.finish(4, error="the agent aborted the fragmented NOTIFY")
         else:
             request.finish(0, ack=ack)
-        if self._orphans:
+        if self._orphans.requests:
             self._orphans.discard(request)
             self._orphans.answered(applet, request)
         if owner is applet and applet.inflight.pop(request.key, None) is not None:
