@@ -387,9 +387,10 @@ class Engine:
             # conformance tier).
             self.nb_processed += 1
             return self._skipped_result(kind, name, _SKIPPED_NOTHING)
-        too_big = self.pool.unsendable(len(payload), messages_head(messages))
-        if too_big is not None:
-            return self._end(stream, kind, name, start, 3, None, error=too_big)
+        if len(payload) > self.pool.max_payload:
+            too_big = self.pool.unsendable(len(payload), messages_head(messages))
+            if too_big is not None:
+                return self._end(stream, kind, name, start, 3, None, error=too_big)
         queued = monotonic()
         stream._frame_id += 1  # never reused within a stream (see stream.py)
         try:
@@ -421,7 +422,11 @@ class Engine:
             condition = message.condition
             if condition is not None and not condition.evaluate(ctx):
                 continue
-            parts.append(message.encoder.encode([e.evaluate(ctx) for e in message.exprs]))
+            exprs = message.exprs
+            if len(exprs) == 1:  # the usual message: no list comprehension to run
+                parts.append(message.encoder.encode((exprs[0].evaluate(ctx),)))
+            else:
+                parts.append(message.encoder.encode([e.evaluate(ctx) for e in exprs]))
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -83,6 +83,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _this_process.__setitem__(0, os.getpid()))
 
 _DONE = RequestState.DONE
+_APPLET_READY = AppletState.READY
 monotonic = time.monotonic
 
 __all__ = ["AppletPool"]
@@ -246,7 +247,17 @@ class AppletPool(PoolEvents):
             except Exception as exc:  # a bug must not hang the stream
                 request.finish(255, error=f"internal error: {exc!r}")
         if request.state is not _DONE:
-            self._wait(request, deadline)
+            # Park this greenlet until the request ends or its deadline passes.
+            try:
+                self._deadlines.wait(request, deadline)
+            except BaseException:
+                # The stream's greenlet was killed or timed out by its caller:
+                # give the frame up so that nothing leaks, then let it propagate.
+                self._abandon(request, 1, "interrupted by the caller")
+                self._forget(request)
+                raise
+            if request.state is not _DONE:
+                self._abandon(request, 1, "timeout processing")
         # The request leaves the engine: its ids may be used again.
         if frames.get(key) is request:
             del frames[key]
@@ -272,19 +283,6 @@ class AppletPool(PoolEvents):
             return (f"NOTIFY payload of {size} bytes cannot be fragmented: the first message's "
                     f"name and argument count alone exceed {limit} bytes")
         return None
-
-    def _wait(self, request: FrameRequest, deadline: float | None) -> None:
-        """Park this greenlet until the request ends or its deadline passes."""
-        try:
-            self._deadlines.wait(request, deadline)
-        except BaseException:
-            # The stream's greenlet was killed or timed out by its caller: give
-            # the frame up so that nothing leaks, then let it propagate.
-            self._abandon(request, 1, "interrupted by the caller")
-            self._forget(request)
-            raise
-        if request.state is not _DONE:
-            self._abandon(request, 1, "timeout processing")
 
     def _forget(self, request: FrameRequest) -> None:
         """The request leaves the engine: its ids may be used again."""
@@ -342,7 +340,7 @@ class AppletPool(PoolEvents):
         available = self._available
         for applet in available:
             del available[applet]
-            if applet.free > 1:
+            if applet._free > 1 and applet.state is _APPLET_READY:  # Applet.free, inlined
                 available[applet] = None  # still room: to the back of the line
             return applet
         return None
