@@ -38,7 +38,6 @@ AGENT-DISCONNECT                        the agent's status-code
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from ..protocol.connection import (
     EngineConnection,
     HelloDone,
 )
+from .applet_writer import AppletState, AppletWriter
 from .waiting import FrameRequest, RequestState
 
 _ASSIGNED = RequestState.ASSIGNED
@@ -106,17 +106,10 @@ class _CloseRequest(Exception):
     """Thrown into the reader greenlet by :meth:`Applet.close`."""
 
 
-class AppletState(enum.Enum):
-    CONNECTING = "connecting"
-    HELLO = "hello"
-    READY = "ready"
-    CLOSED = "closed"
-
-
 _READY = AppletState.READY
 
 
-class Applet:
+class Applet(AppletWriter):
     """One connection to one agent server, owned by an :class:`AppletPool`."""
 
     def __init__(self, pool: AppletPool, server: ServerState, ident: int) -> None:
@@ -418,85 +411,6 @@ class Applet:
             self.last_activity = time.monotonic()
             conn.receive_data(data)
             eof = not data
-
-    # ------------------------------------------------------------------ the writer greenlet
-
-    def _write_loop(self) -> None:
-        wake = self._wake
-        try:
-            # Its own socket object: the reader's settimeout() must not be the
-            # writer's deadline (nor the reverse).
-            wsock = self._wsock = self.sock.dup()
-        except (AttributeError, OSError):  # pragma: no cover - an odd transport
-            wsock = self.sock
-        wsock.settimeout(self.pool.settings.write_timeout)
-        while self.state is AppletState.READY:
-            wake.wait()
-            wake.clear()
-            if self._out:
-                if not self._write_batch(wsock):
-                    return
-            while self._frags and self.state is AppletState.READY:
-                request, frames = self._frags.popleft()
-                if not self._write_fragments(wsock, request, frames):
-                    return
-
-    def _write_batch(self, wsock: Any) -> bool:
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        written = self._out_requests
-        self._out = []
-        self._out_requests = []
-        try:
-            # One send() usually takes the whole batch; gevent's sendall()
-            # costs a getsockopt() system call and a memoryview first.
-            sent = wsock.send(data)
-            if sent < len(data):
-                wsock.sendall(memoryview(data)[sent:])
-        except OSError as exc:
-            # Part of it may have reached the agent: these frames are lost
-            # with the connection, not sent again.
-            self.pool._on_written(written, time.monotonic())
-            self._write_failed(exc)
-            return False
-        now = time.monotonic()
-        self.last_activity = now
-        self.written += len(written)
-        self.pool._on_written(written, now)
-        return True
-
-    def _write_fragments(self, wsock: Any, request: FrameRequest, frames: list[bytes]) -> bool:
-        """Write one fragmented NOTIFY frame by frame; if its stream gives up
-        part-way, end it with FIN|ABORT instead (haproxy-engine-behaviour.md §2.4)."""
-        key = request.key
-        self._fragmenting = key
-        try:
-            for done, frame in enumerate(frames):
-                if self.inflight.get(key) is not request:  # abandoned meanwhile
-                    data = self.conn.abandon(request.stream_id, request.frame_id,
-                                             frames_written=done)
-                    if data:
-                        wsock.sendall(data)
-                    if self.mode is not None:
-                        self._give_slot()
-                    return True
-                wsock.sendall(frame)
-                self.last_activity = time.monotonic()
-        except OSError as exc:
-            self.pool._on_written([request], time.monotonic())
-            self._write_failed(exc)
-            return False
-        finally:
-            self._fragmenting = None
-        self.written += 1
-        self.pool._on_written([request], self.last_activity)
-        return True
-
-    def _write_failed(self, exc: OSError) -> None:
-        if isinstance(exc, TimeoutError):
-            self._end(2, f"timeout writing to the agent ({self.pool.settings.write_timeout} s): "
-                         "it stopped reading", failure=True)
-        else:
-            self._end(1, f"I/O error: {exc}", failure=True)
 
     # ------------------------------------------------------------------ the end
 

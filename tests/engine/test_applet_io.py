@@ -203,3 +203,51 @@ def test_the_write_deadline(idle: float | None, processing: float | None,
         agent_config(timeouts=Timeouts(hello=0.5, idle=idle, processing=processing)),
         backend("127.0.0.1:1"), processing=override)
     assert settings.write_timeout == expected
+
+
+class _BrokenWrites:
+    """A real socket whose writer copy fails with an error no socket raises
+    (a bug in a transport, or in spoe_sync's writer)."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def dup(self) -> Any:
+        return _FailingSend(self._sock.dup())
+
+
+class _FailingSend:
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def send(self, data: bytes) -> int:
+        raise RuntimeError("writer bug")
+
+
+def test_a_bug_in_the_writer_fails_the_frames_at_once() -> None:
+    """An exception other than OSError in the writer greenlet ends the
+    connection with status 99 (256+99 for its frames), at once: never a
+    stream left waiting for its processing timeout."""
+    hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining"))
+    agent = RawAgent(hello, lambda sock: gevent.sleep(3.0))
+    try:
+        pool = AppletPool(agent_config(timeouts=Timeouts(hello=0.5, idle=None, processing=5.0)),
+                          backend(agent.address),
+                          connect=lambda server, timeout: _BrokenWrites(
+                              default_connect(server, timeout)),
+                          backoff=(0.2, 2.0))
+        start = time.monotonic()
+        outcomes = burst(pool, 3, timeout=5.0)
+        assert statuses(outcomes) == {256 + 99: 3}, outcomes
+        assert "writer bug" in (outcomes[0].error or "") or "internal error" in (
+            pool.metrics().servers[0].last_error or "")
+        assert time.monotonic() - start < 2.0  # not the 5 s processing timeout
+        pool.close(0)
+    finally:
+        agent.stop()
