@@ -27,7 +27,6 @@ Nothing an agent or the network does raises: it is a status on the result.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import time
@@ -41,16 +40,15 @@ from ..config import Backend, SpoeConfig, load_config, normalize_backends
 from ..config.backends import check_backend
 from ..config.haproxy_cfg import HaproxyConfig
 from ..errors import ConfigError, EngineClosed
-from ..protocol.codec import MessageEncoder
-from ..protocol.constants import StreamStatus
 from ..rules import SampleSource
 from . import log
 from .actions import ActionReport, DroppedVar, apply_ack
 from .log import LogCounters, SpoeLog
 from .metrics import EngineMetrics
 from .pool import AppletPool
+from .prepared import PreparedMessage, messages_head, new_result, new_timings
 from .ratelimit import RateCounter
-from .result import ProcessingResult, Timings, set_engine_vars
+from .result import ProcessingResult, set_engine_vars
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
@@ -67,64 +65,6 @@ _SKIPPED_NOTHING = "no message to send"
 _NO_ACTIONS = ActionReport()
 _NO_VARS: Mapping[str, Any] = MappingProxyType({})
 monotonic = time.monotonic
-
-# Results are built once per processing, on the hot path.  The dataclass
-# __init__ of a frozen dataclass pays an object.__setattr__ per field, and
-# ProcessingResult's __post_init__ re-validates what the engine already knows
-# (kind, status, a read-only vars_set): about a tenth of a processing's CPU.
-# These builders set the same fields directly; the asserts keep them in step
-# with result.py.
-_TIMINGS_FIELDS = ("request", "queue", "wait", "response", "process")
-_RESULT_FIELDS = ("kind", "name", "status", "actions", "vars_set", "dropped_vars", "timings",
-                  "skipped", "error", "actions_truncated")
-assert tuple(f.name for f in dataclasses.fields(Timings)) == _TIMINGS_FIELDS
-assert tuple(f.name for f in dataclasses.fields(ProcessingResult)) == _RESULT_FIELDS
-assert not hasattr(Timings, "__post_init__") and "__slots__" in Timings.__dict__
-_T_SETTERS = tuple(Timings.__dict__[f].__set__ for f in _TIMINGS_FIELDS)
-_STATUSES: dict[int, int] = {int(s): s for s in StreamStatus}
-_set_dict = object.__setattr__  # past the frozen __setattr__
-
-
-def _new_timings(request: int, queue: int, wait: int, response: int, process: int) -> Timings:
-    timings: Timings = object.__new__(Timings)
-    s_request, s_queue, s_wait, s_response, s_process = _T_SETTERS
-    s_request(timings, request)
-    s_queue(timings, queue)
-    s_wait(timings, wait)
-    s_response(timings, response)
-    s_process(timings, process)
-    return timings
-
-
-def _new_result(kind: str, name: str, status: int, actions: tuple[Any, ...],
-                vars_set: Mapping[str, Any], dropped: tuple[DroppedVar, ...], timings: Timings,
-                error: str | None, truncated: bool) -> ProcessingResult:
-    """``ProcessingResult(...)`` for what the engine built itself: ``kind`` is
-    "event" or "group", ``vars_set`` read-only (as ``__post_init__`` ensures)."""
-    if type(vars_set) is not MappingProxyType:
-        vars_set = MappingProxyType(dict(vars_set))
-    result: ProcessingResult = object.__new__(ProcessingResult)
-    _set_dict(result, "__dict__", {
-        "kind": kind, "name": name, "status": _STATUSES.get(status, status), "actions": actions,
-        "vars_set": vars_set, "dropped_vars": dropped, "timings": timings, "skipped": False,
-        "error": error, "actions_truncated": truncated})
-    return result
-
-
-class _Message:
-    """One ``spoe-message`` ready for the hot path: its encoder (name and arg
-    names pre-encoded), its arg expressions and its condition."""
-
-    __slots__ = ("condition", "encoder", "exprs", "head_size", "name")
-
-    def __init__(self, config: Any) -> None:
-        self.name: str = config.name
-        self.encoder = MessageEncoder(config.name, [a.name for a in config.args])
-        self.exprs = tuple(a.expr for a in config.args)
-        self.condition = config.condition
-        # name + NB-ARGS: the least of the message that must fit one frame.
-        self.head_size = len(MessageEncoder(config.name, ()).encode(()))
-
 
 def _resolve_backend(config: SpoeConfig, backends: Any) -> Backend:
     if isinstance(backends, HaproxyConfig):
@@ -172,9 +112,9 @@ class Engine:
         self.backend = _resolve_backend(config, backends)
         self.var_limits = var_limits or VarLimits()
         self.proc_vars = ProcVars(self._proc_names(register_vars))
-        self._events = {event: tuple(_Message(m) for m in messages)
+        self._events = {event: tuple(PreparedMessage(m) for m in messages)
                         for event, messages in config.events.items()}
-        self._groups = {name: tuple(_Message(m) for m in config.group_messages(name))
+        self._groups = {name: tuple(PreparedMessage(m) for m in config.group_messages(name))
                         for name in config.groups}
         if timeout_processing is None:
             timeout_processing = agent.timeouts.processing
@@ -315,7 +255,7 @@ class Engine:
         return self._process(stream, "group", group, messages)
 
     def _process(self, stream: Stream, kind: str, name: str,
-                 messages: tuple[_Message, ...]) -> ProcessingResult:
+                 messages: tuple[PreparedMessage, ...]) -> ProcessingResult:
         if stream.engine is not self:
             raise ValueError("this stream belongs to another engine")
         if self._closed:
@@ -365,7 +305,7 @@ class Engine:
         return result
 
     def _run(self, stream: Stream, kind: str, name: str,
-             messages: tuple[_Message, ...]) -> ProcessingResult:
+             messages: tuple[PreparedMessage, ...]) -> ProcessingResult:
         agent = self.agent
         if not messages:  # HAProxy returns before starting anything: not counted
             return self._skip(kind, name, _SKIPPED_NOTHING)
@@ -415,7 +355,7 @@ class Engine:
                          report=report, error=request.error)
 
     @staticmethod
-    def _encode(stream: Stream, messages: tuple[_Message, ...]) -> bytes | None:
+    def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
         ctx = stream._ctx
         parts = []
         for message in messages:
@@ -440,7 +380,7 @@ class Engine:
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
         if request is None:
-            timings = _new_timings(request_ms, -1, -1, -1, process_ms)
+            timings = new_timings(request_ms, -1, -1, -1, process_ms)
         else:
             written = request.t_written
             acked = request.t_acked
@@ -453,7 +393,7 @@ class Engine:
             response = -1
             if report is not None:
                 response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)  # type: ignore[operator]
-            timings = _new_timings(request_ms, q, w, response, process_ms)
+            timings = new_timings(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
@@ -470,11 +410,11 @@ class Engine:
             log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
         if report is not None:
             assert request is not None and request.ack is not None
-            result = _new_result(kind, name, status, request.ack.actions, report.vars_set,
+            result = new_result(kind, name, status, request.ack.actions, report.vars_set,
                                  report.dropped + dropped if dropped else report.dropped,
                                  timings, error, report.truncated)
         else:
-            result = _new_result(kind, name, status, (), _NO_VARS, dropped, timings, error, False)
+            result = new_result(kind, name, status, (), _NO_VARS, dropped, timings, error, False)
         if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result
@@ -532,9 +472,3 @@ class Engine:
         state = "closed" if self._closed else f"{self.nb_processed} processed"
         return (f"<Engine {self.config.engine_id} agent={self.agent.name} "
                 f"backend={self.backend.name} [{state}, {self.nb_errors} errors]>")
-
-
-def messages_head(messages: tuple[_Message, ...]) -> int:
-    """The bytes of the first message's name and NB-ARGS: if they do not fit a
-    frame, even fragmentation cannot send it (haproxy-engine-behaviour.md §2.4)."""
-    return messages[0].head_size if messages else 0
