@@ -31,7 +31,8 @@ from ..protocol.constants import VarScope
 from ..protocol.frames import Ack, Action, SetVar, UnsetVar
 from ..protocol.values import Value
 from . import log
-from .vars import REASON_BAD_VALUE, Vars, check_var_name
+from .varnames import REASON_BAD_VALUE, check_var_name
+from .vars import Vars
 
 __all__ = [
     "MAX_VAR_NAME_BYTES",
