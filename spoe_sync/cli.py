@@ -91,7 +91,10 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
                      engines=args.engine or (), backends=args.backend or (),
                      tcp_request=args.tcp_request or (), tcp_response=args.tcp_response or (),
                      acls=args.acl or (), inspect_delay=args.inspect_delay,
-                     idle_timeout=args.timeout, drain_timeout=args.drain, verbose=args.verbose)
+                     idle_timeout=args.timeout, drain_timeout=args.drain, verbose=args.verbose,
+                     tls_cert=args.tls_cert, tls_key=args.tls_key,
+                     handshake_timeout=args.tls_handshake_timeout, upstream_tls=args.upstream_tls,
+                     upstream_ca=args.upstream_ca, upstream_no_verify=args.upstream_no_verify)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -161,11 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Forward TCP connections from --listen to --upstream, firing the SPOE "
         "events (on-client-session, on-frontend-tcp-request, on-server-session, "
         "on-tcp-response) of each --config and applying the tcp-request/tcp-response "
-        "content rules, as an HAProxy 'listen' section in mode tcp. Stops gracefully on "
+        "content rules, as an HAProxy 'listen' section in mode tcp. --tls-cert terminates "
+        "TLS (bind ... ssl crt), --upstream-tls speaks TLS to the upstream (server ... ssl "
+        "verify required). Stops gracefully on "
         "SIGTERM or SIGINT. Exit status: 0 after a stop, 1 on a start failure, 2 usage error.",
     )
-    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="address to listen on")
-    p.add_argument("--upstream", required=True, metavar="HOST:PORT", help="where to forward")
+    p.add_argument("--listen", required=True, metavar="ADDR",
+                   help="address to listen on: HOST:PORT, unix@/PATH (or /PATH) or abns@NAME")
+    p.add_argument("--upstream", required=True, metavar="ADDR",
+                   help="where to forward: HOST:PORT or unix@/PATH")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="terminate TLS with this PEM certificate chain (with the key too, as "
+                   "HAProxy's crt, unless --tls-key is given)")
+    p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    p.add_argument("--tls-handshake-timeout", type=_time_s, default=10.0, metavar="T",
+                   help="time a client has to complete the TLS handshake (default 10s)")
+    p.add_argument("--upstream-tls", action="store_true",
+                   help="speak TLS to the upstream, verifying its certificate and host name "
+                   "against the system CAs (SNI: the upstream host)")
+    p.add_argument("--upstream-ca", metavar="FILE",
+                   help="verify the upstream against the CAs of this PEM file instead")
+    p.add_argument("--upstream-no-verify", action="store_true",
+                   help="do not verify the upstream's certificate (encrypted, not authenticated)")
     p.add_argument("--config", action="append", metavar="FILE",
                    help="a SPOE file (repeat for several engines, as several 'filter spoe')")
     p.add_argument("--engine", action="append", metavar="NAME",

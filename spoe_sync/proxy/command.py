@@ -1,8 +1,13 @@
-"""``spoe-sync proxy``: build the engines and a :class:`TCPProxy` from command-line values, serve
-until SIGTERM or SIGINT, then stop gracefully and print the counters."""
+"""``spoe-sync proxy``: build the engines, the TLS contexts and a :class:`TCPProxy` from
+command-line values, serve until SIGTERM or SIGINT, then stop gracefully and print the counters.
+
+``--listen`` takes ``host:port`` or ``unix@/path``; ``--tls-cert`` terminates TLS as HAProxy's
+``bind ... ssl crt`` does; ``--upstream-tls`` speaks TLS to the upstream, verified against the
+system CAs or ``--upstream-ca`` unless ``--upstream-no-verify``."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -10,7 +15,9 @@ from loguru import logger
 
 from ..engine import Engine
 from ..errors import ConfigError
-from .server import TCPProxy, parse_listen_address
+from .listen import parse_listen_address
+from .server import TCPProxy
+from .tls import server_context, upstream_context
 
 __all__ = ["parse_backends", "run_proxy"]
 
@@ -51,12 +58,50 @@ def build_engines(configs: Sequence[str], engines: Sequence[str],
     return built
 
 
+def build_tls(tls_cert: str | None, tls_key: str | None, upstream_tls: bool,
+              upstream_ca: str | None, upstream_no_verify: bool
+              ) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The server-side and upstream contexts the options ask for (``None`` when off).
+
+    :raises ConfigError: an unreadable or unusable PEM file, or options that do not go together.
+    """
+    if tls_key and not tls_cert:
+        raise ConfigError("--tls-key needs --tls-cert")
+    if (upstream_ca or upstream_no_verify) and not upstream_tls:
+        raise ConfigError("--upstream-ca and --upstream-no-verify need --upstream-tls")
+    if upstream_ca and upstream_no_verify:
+        raise ConfigError("--upstream-ca and --upstream-no-verify exclude each other")
+    server = client = None
+    try:
+        if tls_cert:
+            server = server_context(tls_cert, tls_key)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the certificate '{tls_cert}'"
+                          f"{f' and key {tls_key!r}' if tls_key else ''}: {_reason(exc)}") from None
+    try:
+        if upstream_tls:
+            client = upstream_context(verify=not upstream_no_verify, ca_file=upstream_ca)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the CA file '{upstream_ca}': {_reason(exc)}") from None
+    return server, client
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
               engines: Sequence[str] = (), backends: Sequence[str] = (),
               tcp_request: Sequence[str] = (), tcp_response: Sequence[str] = (),
               acls: Sequence[str] = (), inspect_delay: float = 0.0,
               idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
-              verbose: bool = False) -> int:
+              verbose: bool = False, tls_cert: str | None = None, tls_key: str | None = None,
+              handshake_timeout: float = 10.0, upstream_tls: bool = False,
+              upstream_ca: str | None = None, upstream_no_verify: bool = False) -> int:
     """Run the proxy until a stop signal; the exit status (0 stopped, 1 could not start)."""
     if verbose:
         logger.remove()
@@ -64,11 +109,14 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
         logger.enable("spoe_sync")
     built: list[Engine] = []
     try:
+        server_tls, upstream_ssl = build_tls(tls_cert, tls_key, upstream_tls, upstream_ca,
+                                             upstream_no_verify)
         built = build_engines(configs, engines, parse_backends(backends))
         proxy = TCPProxy(parse_listen_address(listen), upstream, engines=built,
                          tcp_request=tcp_request, tcp_response=tcp_response, acls=acls,
                          inspect_delay=inspect_delay, idle_timeout=idle_timeout,
-                         drain_timeout=drain_timeout)
+                         drain_timeout=drain_timeout, ssl_context=server_tls,
+                         handshake_timeout=handshake_timeout, upstream_ssl=upstream_ssl)
     except ConfigError as exc:
         for engine in built:
             engine.close(timeout=0)
@@ -78,10 +126,11 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
         return 1
 
     def ready(server: TCPProxy) -> None:
-        host, port = server.server_host, server.server_port
         names = ", ".join(f"{e.config.engine_id} (agent {e.name})" for e in built) or "none"
-        print(f"spoe-sync proxy: listening on {host}:{port}, forwarding to "
-              f"{upstream}; SPOE engines: {names}", flush=True)
+        tls = " (TLS)" if server.ssl_context is not None else ""
+        up_tls = " (TLS)" if server.upstream_ssl is not None else ""
+        print(f"spoe-sync proxy: listening on {server.listen_address}{tls}, forwarding to "
+              f"{upstream}{up_tls}; SPOE engines: {names}", flush=True)
 
     try:
         proxy.run(ready=ready)
@@ -91,6 +140,7 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
     s = proxy.stats
     print(f"spoe-sync proxy: stopped; {s.accepted} connections, {s.rejected} rejected, "
           f"{s.aborted} aborted, {s.upstream_errors} upstream errors, "
+          f"{s.handshake_errors} TLS handshake errors, "
           f"{s.bytes_in}/{s.bytes_out} bytes in/out", flush=True)
     for engine in built:
         m = engine.metrics()

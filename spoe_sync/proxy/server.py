@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import select
 import signal
+import ssl
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
@@ -47,12 +47,18 @@ from gevent.server import StreamServer
 from gevent.socket import wait_read, wait_write
 from loguru import logger
 
-from ..config.backends import parse_address
-from ..engine.vars import Session, Vars
+from ..engine.vars import Vars
 from ..errors import ConfigError, EngineClosed
 from ..rules import AclRegistry
 from ..samples import TCPSamples
+from .connection import Conn as _Conn
+from .connection import ProxyStats
+from .connection import close_quietly as _close
+from .connection import engine_id as _engine_id
+from .connection import set_nodelay as _set_nodelay
+from .listen import bind_unix, describe, parse_listen_address, remove_unix
 from .rules import Verdict, build_acls, build_rules
+from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
 
@@ -60,100 +66,18 @@ _BUFSIZE = 65536
 _ABORT_ERRORS = (OSError, gevent.Timeout)
 
 
-def parse_listen_address(address: str | tuple[str, int]) -> tuple[str, int]:
-    """``host:port`` (HAProxy syntax, ``[::1]:port`` for IPv6) as a ``(host, port)`` pair;
-    port 0 (a free port, for a listener) is accepted.
-
-    :raises ConfigError: for anything else (UNIX sockets are not supported by the proxy).
-    """
-    if isinstance(address, tuple):
-        return address[0], int(address[1])
-    free = address.endswith(":0")
-    try:  # parse_address() is for agent servers, where port 0 is an error
-        family, host, port, _ = parse_address(address[:-1] + "1" if free else address)
-    except ValueError as exc:
-        raise ConfigError(f"invalid address '{address}': {exc}") from None
-    if family == "unix" or host is None or port is None:
-        raise ConfigError(f"invalid address '{address}': the TCP proxy needs host:port")
-    return host, 0 if free else port
-
-
-@dataclass
-class ProxyStats:
-    """Connection counters of one :class:`TCPProxy` (read them, do not write them).
-
-    :attr accepted: client connections accepted.
-    :attr active: connections being handled now.
-    :attr rejected: connections closed by a ``reject`` rule.
-    :attr upstream_errors: upstream connections that failed (connect error or timeout).
-    :attr aborted: connections ended by an error or a timeout rather than by both EOFs.
-    :attr bytes_in: bytes forwarded from clients to the upstream.
-    :attr bytes_out: bytes forwarded from the upstream to clients.
-    """
-
-    accepted: int = 0
-    active: int = 0
-    rejected: int = 0
-    upstream_errors: int = 0
-    aborted: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-
 class _Aborted(Exception):
     """The connection ends now (reject, upstream failure): close both sides."""
-
-
-class _Conn:
-    """One proxied client connection: its sockets, samples, session and one stream per engine."""
-
-    __slots__ = ("aborted", "client", "last_active", "samples", "session", "streams", "upstream",
-                 "vars")
-
-    def __init__(self, client: Any, samples: TCPSamples, engines: Sequence[Any]) -> None:
-        self.client = client
-        self.upstream: Any = None
-        self.samples = samples
-        self.session = engines[0].new_session() if engines else Session()
-        self.streams = []
-        shared: Vars | None = None
-        for engine in engines:
-            # every engine of the connection shares one variable store, as HAProxy's filters
-            # of one stream do
-            stream = engine.new_stream(samples, self.session, kind="tcp", vars=shared)
-            shared = stream.vars
-            self.streams.append((engine, stream))
-        self.vars = shared if shared is not None else Vars(self.session)
-        self.aborted = False
-        self.last_active = monotonic()
-
-    def touch(self) -> None:
-        """Note traffic in either direction: it moves the connection's inactivity deadline."""
-        self.last_active = monotonic()
-
-
-def _set_nodelay(sock: Any) -> None:
-    # the proxy relays small request/response exchanges: Nagle would hold them back
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:  # pragma: no cover - not a TCP socket
-        pass
-
-
-def _close(sock: Any) -> None:
-    if sock is not None:
-        try:
-            sock.close()
-        except OSError:  # pragma: no cover
-            pass
 
 
 class TCPProxy(StreamServer):
     """A TCP proxy from ``listener`` to ``upstream`` with SPOE engines on each connection.
 
-    :param listener: ``(host, port)``, ``"host:port"`` or a listening socket (port 0 picks a
-        free port; read :attr:`address` after :meth:`start`).
-    :param upstream: where connections go, ``(host, port)`` or ``"host:port"``.
+    :param listener: ``(host, port)``, ``"host:port"``, ``"unix@/path"`` (or an absolute path,
+        ``"abns@name"``) or a listening socket (port 0 picks a free port; read :attr:`address`
+        after :meth:`start`).  A UNIX listener removes a stale socket file at start and its own
+        file at stop; ``src`` and ``dst`` fail there (NULL), as in HAProxy.
+    :param upstream: where connections go, ``(host, port)``, ``"host:port"`` or a UNIX path.
     :param engines: :class:`spoe_sync.Engine` objects, fired in this order at each event (several
         ``filter spoe`` lines); their engine ids must be unique, as HAProxy checks.
     :param tcp_request: ``tcp-request content`` rules in HAProxy syntax (the leading ``content``
@@ -175,6 +99,19 @@ class TCPProxy(StreamServer):
     :param close_engines: :meth:`stop` closes the engines (HAPROXY-DISCONNECT to the agents).
     :param on_connection: called with ``(samples, vars)`` after a connection ended (logging,
         tests); exceptions are logged and ignored.
+    :param ssl_context: a server-side :class:`ssl.SSLContext` (e.g.
+        :func:`spoe_sync.proxy.tls.server_context`): terminate TLS, as ``bind ... ssl crt``.
+        The samples then say ``ssl_fc`` true, carry the client's SNI
+        (:class:`~spoe_sync.proxy.tls.TLSSamples`) and ``req.payload`` is the decrypted data.
+        An ``sni_callback`` recording the SNI is added to the context (one already set is
+        still called).
+    :param handshake_timeout: seconds a client has to complete the TLS handshake; a failed
+        handshake closes that connection only and counts in :attr:`ProxyStats.handshake_errors`.
+    :param upstream_ssl: TLS towards the upstream (``server ... ssl``): ``True`` verifies the
+        certificate and host name against the system CAs, or pass a client-side
+        :class:`ssl.SSLContext` (:func:`spoe_sync.proxy.tls.upstream_context`).  A failed
+        handshake counts in :attr:`ProxyStats.upstream_errors`.
+    :param upstream_sni: the SNI and the name verified (default: the upstream's host).
     """
 
     def __init__(self, listener: Any, upstream: str | tuple[str, int], *,
@@ -184,10 +121,27 @@ class TCPProxy(StreamServer):
                  response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
                  idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
                  max_connections: int | None = None, close_engines: bool = True,
-                 on_connection: Callable[[TCPSamples, Vars], None] | None = None) -> None:
+                 on_connection: Callable[[TCPSamples, Vars], None] | None = None,
+                 ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 10.0,
+                 upstream_ssl: ssl.SSLContext | bool | None = None,
+                 upstream_sni: str | None = None) -> None:
         if isinstance(listener, str):
             listener = parse_listen_address(listener)
+        #: the UNIX socket path of the listener, ``None`` for TCP
+        self.unix_path: str | None = listener if isinstance(listener, str) else None
+        self._unix_ident: tuple[int, int] | None = None
         self.upstream_address = parse_listen_address(upstream)
+        if handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be > 0")
+        self.ssl_context = ssl_context
+        if ssl_context is not None:
+            watch_sni(ssl_context)
+        self.handshake_timeout = float(handshake_timeout)
+        self.upstream_ssl = (upstream_context() if upstream_ssl is True
+                             else upstream_ssl or None)
+        if upstream_sni is None and not isinstance(self.upstream_address, str):
+            upstream_sni = self.upstream_address[0]
+        self.upstream_sni = upstream_sni
         self.engines = tuple(engines)
         ids = [_engine_id(e) for e in self.engines]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -212,13 +166,33 @@ class TCPProxy(StreamServer):
         self.stats = ProxyStats()
         self._stopped = Event()
         self._pool = Pool(max_connections)
-        super().__init__(listener, spawn=self._pool)
+        # a UNIX listener is bound by init_socket(); gevent's parser knows only host:port
+        super().__init__(("", 0) if self.unix_path is not None else listener, spawn=self._pool)
+        if self.unix_path is not None:
+            self.family, self.address = socket.AF_UNIX, self.unix_path
 
     # -- server life -------------------------------------------------------------------------
 
+    @property
+    def listen_address(self) -> str:
+        """Where the proxy listens, as an operator writes it (``host:port``, ``unix@/path``)."""
+        address = self.address
+        return describe(address if isinstance(address, str) else (address[0], address[1]))
+
     def init_socket(self) -> None:
+        if self.unix_path is not None and not hasattr(self, "socket"):
+            self.socket, self._unix_ident = bind_unix(self.unix_path, self.backlog or 128)
         super().init_socket()
         _set_nodelay(self.socket)  # accepted sockets inherit it on Linux; set it per socket too
+
+    def close(self) -> None:
+        """Close the listener (and remove its UNIX socket file)."""
+        try:
+            super().close()
+        finally:
+            if self.unix_path is not None:
+                remove_unix(self.unix_path, self._unix_ident)
+                self._unix_ident = None
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let connections in flight finish for up to ``timeout`` seconds
@@ -271,7 +245,15 @@ class TCPProxy(StreamServer):
         conn: _Conn | None = None
         try:
             _set_nodelay(client)
-            conn = _Conn(client, TCPSamples(address, client.getsockname()), self.engines)
+            local = client.getsockname()
+            if self.ssl_context is None:
+                conn = _Conn(client, TCPSamples(address, local), self.engines)
+            else:
+                # as in HAProxy, the stream (and on-client-session) starts after the handshake
+                tls = self._handshake(client, address)
+                if tls is None:
+                    return
+                conn = _Conn(tls, TLSSamples(address, local, sni=tls.sni), self.engines)
             self._serve(conn)
         except _Aborted:
             pass
@@ -292,6 +274,27 @@ class TCPProxy(StreamServer):
                 _close(conn.upstream)
                 self._report(conn)
             _close(client)
+
+    def _handshake(self, client: Any, address: Any) -> TLSStream | None:
+        """The client's TLS stream once the handshake is done; ``None`` (counted, logged at
+        debug level: a scanner or a broken client is no operator matter) when it failed."""
+        assert self.ssl_context is not None
+        timer = gevent.Timeout(self.handshake_timeout)
+        timer.start()
+        try:
+            tls = TLSStream(client, self.ssl_context, server_side=True)
+            tls.handshake(self.handshake_timeout)
+        except (OSError, ValueError, gevent.Timeout) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not timer:
+                raise
+            self.stats.handshake_errors += 1
+            logger.debug("proxy: TLS handshake with {} failed: {}", address or "unix client",
+                         handshake_error(exc))
+            return None
+        finally:
+            timer.close()
+        client.settimeout(self.idle_timeout)  # bounds the sends of records (see TLSStream)
+        return tls
 
     def _report(self, conn: _Conn) -> None:
         if self.on_connection is None:
@@ -354,6 +357,8 @@ class TCPProxy(StreamServer):
     def _peek(self, sock: Any, delay: float | None) -> bytes:
         """The first bytes waiting on ``sock`` (not consumed), waiting up to ``delay`` seconds
         (``None``: no limit) for some to arrive; ``b""`` when none came or the peer closed."""
+        if isinstance(sock, TLSStream):  # no MSG_PEEK in TLS: the stream keeps and replays them
+            return sock.peek(self.inspect_size, delay)
         # wait_read/poll rather than a socket timeout: the other direction may be writing to
         # this socket meanwhile, and the sockets keep no timeout (see _ready)
         if delay == 0:
@@ -373,6 +378,13 @@ class TCPProxy(StreamServer):
             # linger 0: close() resets the connection, the client sees no FIN
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
+        if isinstance(client, TLSStream):
+            # the peeked bytes were read already; close_notify then FIN ends it cleanly
+            try:
+                client.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            return
         # read what was peeked so that close() sends a FIN rather than a reset
         client.settimeout(0.0)
         try:
@@ -385,16 +397,35 @@ class TCPProxy(StreamServer):
             pass
 
     def _connect(self) -> Any:
+        address = self.upstream_address
+        sock = None
+        timer = gevent.Timeout(self.connect_timeout)  # connect and TLS handshake together
+        timer.start()
         try:
-            sock = socket.create_connection(self.upstream_address, timeout=self.connect_timeout)
-        except OSError as exc:
+            if isinstance(address, str):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(address)
+            else:
+                sock = socket.create_connection(address)
+                _set_nodelay(sock)
+            if self.upstream_ssl is None:
+                return sock
+            tls = TLSStream(sock, self.upstream_ssl, server_side=False,
+                            server_hostname=self.upstream_sni)
+            tls.handshake(self.connect_timeout)
+            sock.settimeout(self.idle_timeout)  # bounds the sends of records (see TLSStream)
+            return tls
+        except (OSError, ValueError, gevent.Timeout) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not timer:
+                raise
+            _close(sock)
             self.stats.upstream_errors += 1
-            logger.warning("proxy: cannot connect to upstream {}:{}: {}",
-                           *self.upstream_address, exc)
+            reason = (handshake_error(exc) if isinstance(exc, (ssl.SSLError, gevent.Timeout))
+                      else str(exc))
+            logger.warning("proxy: cannot connect to upstream {}: {}", describe(address), reason)
             raise _Aborted from None
-        sock.settimeout(None)
-        _set_nodelay(sock)
-        return sock
+        finally:
+            timer.close()
 
     def _forward(self, conn: _Conn, src: Any, dst: Any, inbound: bool) -> None:
         """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``."""
@@ -403,6 +434,8 @@ class TCPProxy(StreamServer):
             while True:
                 self._ready(conn, wait_read, src)
                 data = src.recv(_BUFSIZE)
+                if data is None:  # TLS: no whole record yet
+                    continue
                 if not data:
                     break
                 conn.touch()
@@ -434,6 +467,12 @@ class TCPProxy(StreamServer):
         :class:`socket.timeout` once the connection saw no traffic for :attr:`idle_timeout`."""
         # one inactivity deadline per connection, as HAProxy's timeout client/server behave on
         # a one-way transfer: traffic in either direction keeps both directions alive
+        if isinstance(sock, TLSStream):
+            if wait is wait_read and sock.buffered():
+                return  # decrypted or unprocessed bytes wait in the TLS layer, not the socket
+            if self.idle_timeout is None:
+                wait(sock.fileno())  # TLSStream.recv does not wait by itself
+                return
         idle = self.idle_timeout
         if idle is None:
             return
@@ -447,8 +486,3 @@ class TCPProxy(StreamServer):
             except (TimeoutError, socket.timeout):
                 continue  # the other direction may have moved the deadline meanwhile
         raise socket.timeout("idle timeout")
-
-
-def _engine_id(engine: Any) -> str:
-    """HAProxy's engine id: the ``filter spoe engine`` name, else the agent name."""
-    return str(engine.config.engine_id)

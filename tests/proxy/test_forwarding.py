@@ -171,14 +171,17 @@ def test_nodelay_on_the_listener() -> None:
     pytest.param("localhost:9", ("localhost", 9), id="name"),
     pytest.param("127.0.0.1:0", ("127.0.0.1", 0), id="free-port"),
     pytest.param("127.0.0.1:10", ("127.0.0.1", 10), id="ends-in-0"),
+    pytest.param("unix@/tmp/x.sock", "/tmp/x.sock", id="unix"),
+    pytest.param("/run/app.sock", "/run/app.sock", id="absolute-path"),
+    pytest.param("abns@app", "\0app", id="abstract"),
 ])
-def test_parse_listen_address(text: str, expected: tuple[str, int]) -> None:
+def test_parse_listen_address(text: str, expected: tuple[str, int] | str) -> None:
     assert parse_listen_address(text) == expected
 
 
 @pytest.mark.parametrize("text", [
     pytest.param("127.0.0.1", id="no-port"),
-    pytest.param("unix@/tmp/x.sock", id="unix"),
+    pytest.param("unix@", id="empty-unix-path"),
     pytest.param("1.2.3.4:99999", id="bad-port"),
 ])
 def test_parse_listen_address_errors(text: str) -> None:

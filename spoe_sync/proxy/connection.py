@@ -1,0 +1,91 @@
+"""One client connection of the TCP proxy (its sockets, samples, session, SPOE streams) and the
+proxy's counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+from gevent import socket
+
+from ..engine.vars import Session, Vars
+from ..samples import TCPSamples
+
+__all__ = ["Conn", "ProxyStats", "close_quietly", "engine_id", "set_nodelay"]
+
+
+@dataclass
+class ProxyStats:
+    """Connection counters of one :class:`TCPProxy` (read them, do not write them).
+
+    :attr accepted: client connections accepted.
+    :attr active: connections being handled now.
+    :attr rejected: connections closed by a ``reject`` rule.
+    :attr upstream_errors: upstream connections that failed (connect error, timeout, or a
+        failed TLS handshake such as a certificate that does not verify).
+    :attr aborted: connections ended by an error or a timeout rather than by both EOFs.
+    :attr bytes_in: bytes forwarded from clients to the upstream.
+    :attr bytes_out: bytes forwarded from the upstream to clients.
+    :attr handshake_errors: client TLS handshakes that failed or timed out (TLS termination);
+        those connections never reach the SPOE engines.
+    """
+
+    accepted: int = 0
+    active: int = 0
+    rejected: int = 0
+    upstream_errors: int = 0
+    aborted: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    handshake_errors: int = 0
+
+
+class Conn:
+    """One proxied client connection: its sockets, samples, session and one stream per engine."""
+
+    __slots__ = ("aborted", "client", "last_active", "samples", "session", "streams", "upstream",
+                 "vars")
+
+    def __init__(self, client: Any, samples: TCPSamples, engines: Sequence[Any]) -> None:
+        self.client = client
+        self.upstream: Any = None
+        self.samples = samples
+        self.session = engines[0].new_session() if engines else Session()
+        self.streams = []
+        shared: Vars | None = None
+        for engine in engines:
+            # every engine of the connection shares one variable store, as HAProxy's filters
+            # of one stream do
+            stream = engine.new_stream(samples, self.session, kind="tcp", vars=shared)
+            shared = stream.vars
+            self.streams.append((engine, stream))
+        self.vars = shared if shared is not None else Vars(self.session)
+        self.aborted = False
+        self.last_active = monotonic()
+
+    def touch(self) -> None:
+        """Note traffic in either direction: it moves the connection's inactivity deadline."""
+        self.last_active = monotonic()
+
+
+def set_nodelay(sock: Any) -> None:
+    # the proxy relays small request/response exchanges: Nagle would hold them back
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # pragma: no cover - not a TCP socket
+        pass
+
+
+def close_quietly(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:  # pragma: no cover
+            pass
+
+
+def engine_id(engine: Any) -> str:
+    """HAProxy's engine id: the ``filter spoe engine`` name, else the agent name."""
+    return str(engine.config.engine_id)
