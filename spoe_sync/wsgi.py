@@ -35,6 +35,24 @@ the server exposes it (SpoeWSGIHandler, gunicorn), and end the request with an `
 everywhere (servers then close the connection without answering).  ``buffer_body=N`` reads up to
 N bytes of the request body first (``option http-buffer-request``): ``req.body`` holds what fits,
 truncated beyond N as HAProxy's buffer truncates it, and the app still reads the whole body.
+``http-request wait-for-body time T [at-least N]`` does the same at its place in the rules (for
+at most T: past it, HAProxy's 408 page), so that a later ``send-spoe-group`` sees ``req.body``;
+``http-response wait-for-body`` makes the response body buffered (``buffer_response``) before
+the response rules, without the time bound (a WSGI app's iterable cannot be given one).
+
+Request rewrites (``set-method``, ``set-path``, ``set-pathq``, ``set-query``, ``set-uri``,
+``set-src``, ``replace-header``, ``replace-value``) edit the environ as gevent.pywsgi would have
+built it from the rewritten request (``PATH_INFO`` percent-decoded as latin-1, ``QUERY_STRING``,
+``REQUEST_METHOD``, ``REMOTE_ADDR``, ``HTTP_*``, the raw URI and headers), so later rules,
+SPOE messages and the app all see the new request (a request line gevent would refuse, such as
+an empty method or a space in the path, is answered 400).  ``set-uri`` with a new authority also
+sets ``Host``, as HAProxy does.  ``capture <sample> len N`` stores the sample (cut at N bytes)
+in ``environ["spoe_sync.captures"]`` (a list indexed by slot, the ``len`` captures numbered in
+rule order; ``None`` for a slot not filled), read by ``capture.req.hdr(<slot>)``.  Actions that
+mean nothing to a WSGI app (``set-log-level``, ``set-nice``, ``set-tos``, ``set-mark``,
+``set-priority-class``, ``set-priority-offset``, ``strict-mode``) are checked, warned about
+(:class:`~spoe_sync.errors.SpoeConfigWarning`) and skipped; ``lua.<name>`` is a
+:class:`~spoe_sync.errors.ConfigError` (pass a Python callable or ``Hook`` instead).
 ``stats_path="/spoe-stats"`` serves each engine's counters and a per-event/group latency
 histogram in Prometheus text format (per process: each gunicorn worker has its own).
 ``unique_id_format`` (HAProxy's ``unique-id-format``) gives each request a ``unique-id``,
@@ -56,39 +74,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
 from loguru import logger
 
 from .config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
 from .config.haproxy_cfg import load_haproxy_cfg
 from .config.lexer import tokenize
-from .config.proxy_rules import (
-    Redirect,
-    parse_rules,
-    reason_phrase,
-)
-from .config.rule_actions import (
-    OP_ALLOW,
-    OP_DEL_HDR,
-    OP_DROP,
-    OP_GROUP,
-    OP_HOOK,
-    OP_REDIRECT,
-    OP_REPLY,
-    OP_SET_HDR,
-    OP_STATUS,
-    OP_TARPIT,
-    OP_VAR,
-    RulePlan,
-    rule_plan,
-    uses_fetch,
-)
+from .config.proxy_rules import WaitForBody, parse_rules
+from .config.rule_actions import rule_plan, uses_fetch
 from .engine.engine import Engine
 from .engine.vars import Vars
 from .errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
 from .rules import AclRegistry, EvalContext, ResponseInfo
 from .rules.logformat import LogFormat, parse_logformat
 from .rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
+from .wsgi_rules import Reply, RuleRunner
 from .wsgi_support import (
     BODY_KEY,
     Body,
@@ -99,13 +98,10 @@ from .wsgi_support import (
     buffer_response,
     close_result,
     connection_for,
-    delete_request_headers,
-    hook_reply,
     listener,
     section_acls,
     section_option,
     set_request_header,
-    silent_drop,
 )
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
@@ -243,11 +239,13 @@ class SpoeMiddleware:
                                                **kw)  # type: ignore[arg-type]
         self.buffer_body = buffer_body
         configs = [cfg for _, cfg in loaded]
-        if buffer_response is None and uses_fetch(
+        waits = [r.action for r in self.http_response if isinstance(r.action, WaitForBody)]
+        if buffer_response is None and (waits or uses_fetch(
                 configs, _RESPONSE_EVENTS, self.http_response + self.http_after_response,
-                "res.body"):
+                "res.body")):
             buffer_response = DEFAULT_BUFSIZE  # res.body is used: buffer as HAProxy would
-        if buffer_body is None and uses_fetch(
+        if buffer_body is None and not any(
+                isinstance(r.action, WaitForBody) for r in self.http_request) and uses_fetch(
                 configs, _ALL_EVENTS, self.http_request + self.http_response
                 + self.http_after_response, "req.body", sent_groups_only=True):
             warnings.warn(SpoeConfigWarning(
@@ -364,14 +362,13 @@ def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
         mw._runtime = None  # the parent's agent connections are not ours to use or close
 
 
-Reply = tuple[int, str, list[tuple[str, str]], bytes]
-
-
-class _Transaction:
+class _Transaction(RuleRunner):
     """One request through the engines and rules."""
 
     __slots__ = ("ctx", "environ", "mw", "results", "rt", "samples", "session", "streams",
                  "vars")
+    mw: SpoeMiddleware
+    rt: _Runtime
 
     def __init__(self, mw: SpoeMiddleware, rt: _Runtime, environ: dict[str, Any]) -> None:
         self.mw, self.rt, self.environ = mw, rt, environ
@@ -453,70 +450,6 @@ class _Transaction:
         self._events(self.rt.request_plan)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
-
-    def _rules(self, plan: RulePlan, resp: HttpResponse | None, final: bool) -> Reply | None:
-        """Run one rule set: ``resp`` is None for ``http-request``; ``final`` for
-        ``http-after-response`` (the response is already chosen: no reply, no redirect)."""
-        env = self.environ
-        for cond, code, action in plan:
-            if cond is not None and not cond.evaluate(self.ctx):
-                continue
-            if code == OP_GROUP:
-                self._process(self.rt.by_id[action.engine], "group", action.group)
-            elif code == OP_VAR:
-                try:
-                    action.apply(self.ctx, self.vars)
-                except SpoeError as exc:
-                    logger.debug(f"SPOE: {action} refused: {exc}")
-            elif code == OP_SET_HDR:
-                value = action.value.render(self.ctx)
-                if resp is None:
-                    set_request_header(env, action.name, value, action.add)
-                    self._set_samples(WSGISamples(env))
-                else:
-                    if not action.add:
-                        name = action.name.lower()
-                        resp.headers[:] = [h for h in resp.headers if h[0].lower() != name]
-                    resp.headers.append((action.name, value))
-                    self._response_samples(resp)
-            elif code == OP_DEL_HDR:
-                if resp is None:
-                    delete_request_headers(env, action.matches)
-                    self._set_samples(WSGISamples(env))
-                else:
-                    resp.headers[:] = [h for h in resp.headers if not action.matches(h[0])]
-                    self._response_samples(resp)
-            elif code == OP_STATUS:
-                assert resp is not None  # set-status is a response action
-                resp.status = action.status
-                resp.reason = action.reason or reason_phrase(action.status)
-                self._response_samples(resp)
-            elif code == OP_REPLY and not final:
-                return action.reply.render(self.ctx)  # type: ignore[no-any-return]
-            elif code == OP_TARPIT:
-                gevent.sleep(self.mw.tarpit_timeout)
-                return action.reply.render(self.ctx)  # type: ignore[no-any-return]
-            elif code == OP_REDIRECT and not final:
-                reply = self._redirect(action)
-                if reply is not None:
-                    return reply
-            elif code == OP_DROP:
-                raise silent_drop(env)
-            elif code == OP_ALLOW:
-                break
-            elif code == OP_HOOK:
-                out = action.fn(env) if resp is None else action.fn(env, resp)
-                if out is not None and not final:
-                    return hook_reply(out)
-        return None
-
-    def _redirect(self, action: Redirect) -> Reply | None:
-        request = self.samples.request
-        target = request.target if request is not None else "/"
-        location = action.location(self.ctx, target, self.environ.get("HTTP_HOST"))
-        if location is None:
-            return None
-        return action.code, reason_phrase(action.code), action.headers(location), b""
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ in HAProxy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
@@ -36,36 +37,54 @@ from typing import Any, Union
 
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
 from ..rules import AclRegistry, Condition, parse_condition, parse_sample
-from ..rules.logformat import LogFormat, parse_logformat
+from ..rules.logformat import LogFormat
 from .haproxy_cfg import RuleLine
+from .http_actions import (
+    NO_EFFECT,
+    REPLACE,
+    capture_action,
+    no_effect_action,
+    replace_action,
+    sample_arg,
+    wait_for_body_action,
+)
+from .http_actions import RuleError as _RuleError
+from .http_actions import fmt as _fmt
 from .lexer import LexError, tokenize
 from .rule_actions import (
     ERROR_PAGES,
     Accept,
     Action,
     Allow,
+    Capture,
     DelHeader,
     Deny,
     Hook,
+    NoEffect,
     Redirect,
     Reject,
+    ReplaceHeader,
     Reply,
     Return,
     Rule,
     SendSpoeGroup,
     SetHeader,
+    SetSrc,
+    SetStartLine,
     SetStatus,
     SetVar,
     SilentDrop,
     Tarpit,
     UnsetVar,
+    WaitForBody,
     reason_phrase,
 )
 
 __all__ = [
-    "ACTIONS", "ERROR_PAGES", "RULESETS", "Accept", "Allow", "DelHeader", "Deny", "Hook",
-    "Redirect", "Reject", "Reply", "Return", "Rule", "SendSpoeGroup", "SetHeader", "SetStatus",
-    "SetVar", "SilentDrop", "Tarpit", "UnsetVar", "parse_rule", "parse_rules", "reason_phrase",
+    "ACTIONS", "ERROR_PAGES", "NO_EFFECT", "RULESETS", "Accept", "Allow", "Capture", "DelHeader",
+    "Deny", "Hook", "NoEffect", "Redirect", "Reject", "ReplaceHeader", "Reply", "Return", "Rule",
+    "SendSpoeGroup", "SetHeader", "SetSrc", "SetStartLine", "SetStatus", "SetVar", "SilentDrop",
+    "Tarpit", "UnsetVar", "WaitForBody", "parse_rule", "parse_rules", "reason_phrase",
 ]
 
 RULESETS = ("http-request", "http-response", "http-after-response", "tcp-request content",
@@ -74,10 +93,14 @@ _HTTP_MAIN = ("send-spoe-group", "deny", "return", "redirect", "set-header", "ad
               "del-header", "set-var", "set-var-fmt", "unset-var", "silent-drop", "allow")
 #: The actions spoe_sync implements, per rule set.
 ACTIONS: dict[str, tuple[str, ...]] = {
-    "http-request": (*_HTTP_MAIN, "tarpit", "reject"),
-    "http-response": (*_HTTP_MAIN, "set-status"),
+    "http-request": (*_HTTP_MAIN, "tarpit", "reject", "set-method", "set-path", "set-pathq",
+                     "set-query", "set-uri", "set-src", *REPLACE, "capture", "wait-for-body",
+                     *NO_EFFECT),
+    "http-response": (*_HTTP_MAIN, "set-status", *REPLACE, "capture", "wait-for-body",
+                      *NO_EFFECT[:4], "strict-mode"),
     "http-after-response": ("set-header", "add-header", "del-header", "set-var", "set-var-fmt",
-                            "unset-var", "set-status", "allow"),
+                            "unset-var", "set-status", "allow", *REPLACE, "capture",
+                            "strict-mode"),
     "tcp-request content": ("send-spoe-group", "accept", "reject", "silent-drop", "set-var",
                             "set-var-fmt", "unset-var"),
     "tcp-response content": ("send-spoe-group", "accept", "reject", "silent-drop", "set-var",
@@ -90,11 +113,6 @@ _SET_VAR_CONDS = ("ifexists", "ifnotexists", "ifempty", "ifnotempty", "ifset", "
 
 
 # ------------------------------------------------------------------------------------ parsing
-
-class _RuleError(Exception):
-    def __init__(self, message: str) -> None:
-        self.message = message
-
 
 RuleSource = Union[str, Sequence[str], RuleLine, Hook, Callable[..., Any]]
 
@@ -120,10 +138,37 @@ def parse_rules(lines: Iterable[RuleSource], ruleset: str, *, acls: AclRegistry 
                                     filename=filename, base_dir=base_dir, env=env))
         except ConfigError as exc:
             errors.append(exc)
+    if not errors:
+        rules = _number_captures(rules, ruleset, errors)
     if errors:
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,
                           errors=tuple(errors))
     return tuple(rules)
+
+
+def _number_captures(rules: list[Rule], ruleset: str, errors: list[ConfigError]) -> list[Rule]:
+    """``capture ... len N`` rules take the next slot in rule order; ``capture ... id N`` must
+    name one of them (HAProxy checks that once the whole proxy is read)."""
+    lengths = [r.action.length for r in rules if isinstance(r.action, Capture)
+               and not r.action.by_id]
+    out, slot = [], 0
+    for rule in rules:
+        action = rule.action
+        if isinstance(action, Capture):
+            if not action.by_id:
+                action, slot = dataclasses.replace(action, slot=slot), slot + 1
+            elif action.slot < 0:  # HAProxy accepts it and never captures into it
+                action = dataclasses.replace(action, length=0)
+            elif action.slot >= len(lengths):
+                errors.append(ConfigError(
+                    f"unable to find capture id '{action.slot}' referenced by {ruleset} capture "
+                    "rule (spoe_sync knows the slots of 'http-request capture <sample> len N' "
+                    "rules only)", rule.filename, rule.lineno))
+            else:
+                action = dataclasses.replace(action, length=lengths[action.slot])
+            rule = dataclasses.replace(rule, action=action)
+        out.append(rule)
+    return out
 
 
 def parse_rule(line: RuleSource, ruleset: str, *, acls: AclRegistry | None = None,
@@ -220,13 +265,6 @@ def _status(word: str, low: int, high: int) -> int:
     return int(word)
 
 
-def _fmt(text: str, ruleset: str) -> LogFormat:
-    try:
-        return parse_logformat(text, point=ruleset)
-    except ExpressionError as exc:
-        raise _RuleError(f"failed to parse log-format '{text}' : {exc.message}") from None
-
-
 def _read(path: str, base_dir: str | None) -> str:
     full = path if os.path.isabs(path) or base_dir is None else os.path.join(base_dir, path)
     try:
@@ -239,6 +277,9 @@ def _read(path: str, base_dir: str | None) -> str:
 def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
                   engines: Mapping[str, Collection[str]] | None) -> tuple[Action, list[str]]:
     kw = _base_keyword(words[0])
+    if kw.startswith("lua.") and ruleset.startswith("http"):
+        raise _RuleError(f"'{ruleset} {kw}': spoe_sync runs no Lua; pass a Python callable (or "
+                         "a Hook with a condition) in the rule list instead")
     if kw not in ACTIONS[ruleset]:
         raise _RuleError(f"'{ruleset}' expects {', '.join(repr(a) for a in ACTIONS[ruleset])}, "
                          f"but got '{words[0]}' (spoe_sync implements these actions)")
@@ -270,6 +311,23 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
         return _del_header(args, where), rest
     if kw in ("set-var", "set-var-fmt", "unset-var"):
         return _var_action(words[0], kw, args, ruleset), rest
+    if kw in ("set-method", "set-path", "set-pathq", "set-query", "set-uri"):
+        if len(args) != 1:
+            raise _RuleError(f"{where} expects exactly 1 argument <format>.")
+        return SetStartLine(kw[4:], _fmt(args[0], ruleset)), rest
+    if kw == "set-src":
+        return SetSrc(sample_arg(args, ruleset, where)), rest
+    if kw in REPLACE:
+        return replace_action(kw, args, ruleset, where), rest
+    if kw == "capture":
+        return capture_action(args, ruleset, where), rest
+    if kw == "wait-for-body":
+        return wait_for_body_action(args, where), rest
+    if kw in NO_EFFECT:
+        action = no_effect_action(kw, args, ruleset, where)
+        warnings.warn(SpoeConfigWarning(f"{where} has no effect in spoe_sync (a WSGI app has "
+                                        "no such setting); the rule is skipped"), stacklevel=5)
+        return action, rest
     if kw == "set-status":
         if not args:
             raise _RuleError(f"{where} expects an integer status code between 100 and 999.")
@@ -453,3 +511,4 @@ def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | U
     if not expr.implemented:
         raise _RuleError(f"'{expr.text}' is not implemented by spoe_sync")
     return SetVar(name, expr=expr, conditions=conds)
+

@@ -73,6 +73,7 @@ def fetch(name: str, *args: str, out: str, many: ManyFn | None = None,
 
 def _load_families() -> None:
     from . import (  # noqa: F401 - registration side effects
+        capture,
         hashes,
         http,
         internal,
