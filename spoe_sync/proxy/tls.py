@@ -152,6 +152,12 @@ class TLSStream:
                 break
             except ssl.SSLWantReadError:
                 pass
+            except ssl.SSLError:
+                try:  # the alert that tells the peer why (unknown CA, bad record...)
+                    self._flush()
+                except OSError:
+                    pass
+                raise
             self._flush()
             if not self._fill(deadline - monotonic()):
                 raise ConnectionAbortedError("connection closed during the TLS handshake")

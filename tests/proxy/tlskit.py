@@ -99,8 +99,9 @@ def tls_read_all(sock: Any, limit: int = 64 << 20) -> tuple[bytes, str]:
 
 
 class TLSUpstream:
-    """A TLS echo server on 127.0.0.1 (gevent's StreamServer with its own SSL wrapping); it
-    records the SNI each client sent."""
+    """A TLS echo server on 127.0.0.1 (gevent's ssl in a StreamServer); it records the SNI each
+    client sent, and counts the handshakes that failed (quietly: the proxy ends some on purpose).
+    """
 
     def __init__(self, certs: Certs) -> None:
         context = gssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -108,13 +109,21 @@ class TLSUpstream:
         context.sni_callback = self._sni
         self.snis: list[str | None] = []
         self.received = 0
-        self.server = StreamServer(("127.0.0.1", 0), self._handle, ssl_context=context)
+        self.failed_handshakes = 0
+        self.context = context
+        self.server = StreamServer(("127.0.0.1", 0), self._handle)
 
     def _sni(self, sock: Any, name: str | None, context: Any) -> None:
         self.snis.append(name)
 
-    def _handle(self, sock: Any, address: Any) -> None:
-        sock.settimeout(10)
+    def _handle(self, raw: Any, address: Any) -> None:
+        raw.settimeout(10)
+        try:
+            sock = self.context.wrap_socket(raw, server_side=True)
+        except OSError:
+            self.failed_handshakes += 1
+            raw.close()
+            return
         try:
             for _ in range(100_000):
                 data = sock.recv(65536)
