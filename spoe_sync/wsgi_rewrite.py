@@ -12,6 +12,7 @@ server set them, ``REQUEST_URI``/``RAW_URI`` get the new request-target.
 from __future__ import annotations
 
 import re
+import socket as _socket
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,7 +22,7 @@ from .config.rule_actions import Capture, ReplaceHeader, SetStartLine
 from .rules.casts import cast, to_bytes, to_text
 from .rules.fetches.capture import CAPTURES_KEY
 from .rules.wsgisource import BODY_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
-from .wsgi_support import buffer_request_body, set_request_header
+from .wsgi_support import buffer_request_body, client_socket, set_request_header
 
 __all__ = ["CAPTURES_KEY", "capture", "replace_request_headers", "rewrite_request_line",
            "set_client_address", "wait_for_body"]
@@ -133,7 +134,8 @@ def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
     """``wait-for-body``: buffer the body until it is complete, ``at_least`` bytes came (0: no
     minimum) or :data:`BUFSIZE` bytes are held (HAProxy's buffer is full), for at most
     ``time_ms`` (0: no limit but the server's socket timeout).  Returns ``False`` when the time
-    ran out first (HAProxy answers 408).  The app still reads the whole body."""
+    ran out first (HAProxy answers 408, then closes: the client socket is shut for reading
+    where the server exposes it).  The app still reads the whole body."""
     want = min(at_least, BUFSIZE) if at_least else BUFSIZE
     held = environ.get(BODY_KEY)
     # an earlier buffering may hold more: never shrink what req.body already shows
@@ -142,6 +144,14 @@ def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
     reader.join(timeout=time_ms / 1000 if time_ms else None)
     if not reader.ready():
         reader.kill()
+        # HAProxy closes after its 408; the server would otherwise wait for the rest of the
+        # body to discard it before closing (gevent.pywsgi does)
+        sock = client_socket(environ)
+        if sock is not None:
+            try:
+                sock.shutdown(_socket.SHUT_RD)
+            except OSError:
+                pass
         return False
     reader.get()  # the client's abort or a malformed body: the server handles it
     return True

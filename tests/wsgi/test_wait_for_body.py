@@ -1,0 +1,121 @@
+"""``wait-for-body time <time> [at-least <bytes>]`` in SpoeMiddleware's rules (configuration.txt
+§4.2; agent-ecosystem.md §1.3, DataDog's ``http-request wait-for-body time 1s``): the body is
+buffered at the rule's place, a later ``send-spoe-group`` sees it as ``req.body``, the app still
+reads all of it, and a body that does not come in time is answered 408 as HAProxy 2.6 does."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+from gevent import socket
+
+from spoe_sync.errors import SpoeConfigWarning
+
+from .support import Client, get, parse_echo, serve
+
+GROUP = "send-spoe-group test grp-body"
+
+
+def post(port: int, body: bytes, *, chunked: bool = False) -> dict[str, str]:
+    with Client(port) as c:
+        r = c.request("POST", "/upload", {"Content-Type": "application/octet-stream"}, body,
+                      chunked=chunked)
+    assert r.status == 200, r
+    return parse_echo(r.body)
+
+
+def test_group_after_wait_for_body_sees_the_body_and_no_warning(make_mw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpoeConfigWarning)  # no "buffer_body is not set" warning
+        mw = make_mw(http_request=["wait-for-body time 1s", GROUP])
+    with serve(mw) as port:
+        seen = post(port, b"x" * 5000)
+        chunked = post(port, b"y" * 9000, chunked=True)
+        empty = get(port, "/")
+    assert seen["txn.test.body_len"] == "5000" and seen["body"] == "5000"
+    assert chunked["txn.test.body_len"] == "9000" and chunked["body"] == "9000"
+    assert parse_echo(empty.body)["txn.test.body_len"] == "0"
+
+
+@pytest.mark.parametrize(("rule", "size", "expected"), [
+    pytest.param("wait-for-body time 1s at-least 1k", 20000, 1024, id="at-least"),
+    pytest.param("wait-for-body time 1s at-least 100k", 5000, 5000, id="at-least-above-body"),
+    pytest.param("wait-for-body time 1s", 50000, None, id="buffer-full"),
+])
+def test_how_much_is_buffered(make_mw, rule, size, expected):
+    with serve(make_mw(http_request=[rule, GROUP])) as port:
+        seen = post(port, b"z" * size)
+    assert seen["body"] == str(size)  # the app reads the whole body anyway
+    got = int(seen["txn.test.body_len"])
+    if expected is not None:
+        assert got == expected
+    else:  # cut where HAProxy's full 16 KiB buffer cuts req.body
+        assert 15000 < got < 16384
+
+
+def test_condition_and_rule_order(make_mw):
+    # before wait-for-body the group sees no body; after it, the body
+    mw = make_mw(http_request=[GROUP + " if { path /before }",
+                               "wait-for-body time 1s if METH_POST",
+                               GROUP + " if { path /after }"])
+    with serve(mw) as port, Client(port) as c:
+        before = parse_echo(c.request("POST", "/before", None, b"abc").body)
+        after = parse_echo(c.request("POST", "/after", None, b"abcd").body)
+    assert before["txn.test.body_len"] == "0" and before["body"] == "3"
+    assert after["txn.test.body_len"] == "4" and after["body"] == "4"
+
+
+def _partial(port: int, sent: bytes, length: int, close: bool = True) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn = b"Connection: close\r\n" if close else b""
+    s.sendall(b"POST /slow HTTP/1.1\r\nHost: h\r\n%sContent-Length: %d\r\n\r\n%s"
+              % (conn, length, sent))
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    data = b""
+    for _ in range(1000):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_body_late_is_answered_408(make_mw):
+    with serve(make_mw(http_request=["wait-for-body time 300ms", GROUP])) as port:
+        start = time.monotonic()
+        with _partial(port, b"abc", 10, close=False) as s:
+            data = _read_all(s)  # the 408 says "connection: close": the server closes
+        elapsed = time.monotonic() - start
+        # the server still works afterwards
+        assert parse_echo(get(port, "/").body)["txn.test.body_len"] == "0"
+    assert data.startswith(b"HTTP/1.1 408 Request Time-out\r\n")
+    assert b"Your browser didn't send a complete request in time." in data
+    assert 0.25 < elapsed < 2.0
+
+
+def test_at_least_reached_goes_on_without_the_rest(make_mw):
+    with serve(make_mw(http_request=["wait-for-body time 2s at-least 4", GROUP])) as port:
+        with _partial(port, b"abcdef", 10) as s:
+            start = time.monotonic()
+            time.sleep(0.2)  # the rules run now; the app then waits for the rest
+            s.sendall(b"ghij")
+            data = _read_all(s)
+        elapsed = time.monotonic() - start
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    seen = parse_echo(body)
+    assert seen["txn.test.body_len"] == "4" and seen["body"] == "10"
+    assert elapsed < 1.5
+
+
+def test_http_response_wait_for_body_buffers_the_response(make_mw):
+    mw = make_mw(http_response=["wait-for-body time 1s", "set-header x-rb %[res.body_len]"])
+    assert mw.buffer_response is not None
+    with serve(mw) as port:
+        r = get(port, "/")
+    assert r.status == 200 and r.header("x-rb") == str(len(r.body))
