@@ -4,23 +4,32 @@
 It is gevent's port-forwarder (a :class:`~gevent.server.StreamServer` whose ``handle`` opens the
 upstream and forwards both ways) with HAProxy's hook points on each connection:
 
-1. accept: ``on-client-session``;
-2. the inspect delay: the first request bytes are peeked (``MSG_PEEK``, so nothing is consumed)
-   into ``req.payload``/``req.len``, then ``on-frontend-tcp-request`` and the ``tcp-request
-   content`` rules (``accept``, ``reject``, ``send-spoe-group``, ``set-var``, ``unset-var``);
-3. connected to the upstream: ``on-server-session``;
+1. accept (and, with ``ssl_context``, the TLS handshake, bounded by ``handshake_timeout``):
+   ``on-client-session``;
+2. the inspect delay: the first request bytes are peeked (``MSG_PEEK``, so nothing is consumed;
+   with TLS, decrypted and replayed) into ``req.payload``/``req.len``, then
+   ``on-frontend-tcp-request`` and the ``tcp-request content`` rules (``accept``, ``reject``,
+   ``send-spoe-group``, ``set-var``, ``unset-var``);
+3. connected to the upstream (TLS too with ``upstream_ssl``): ``on-server-session``;
 4. the first response bytes peeked into ``res.payload``/``res.len``: ``on-tcp-response`` and the
    ``tcp-response content`` rules; while they run the response is not read, as in HAProxy;
 5. forwarding both ways with half-close: EOF from one side becomes ``shutdown(SHUT_WR)`` on the
-   other, and the connection ends when both directions are done.
+   other (close_notify then FIN on a TLS side), and the connection ends when both directions
+   are done.
+
+The listener is ``host:port`` or a UNIX socket (``unix@/path``, as HAProxy's ``bind``), where
+``src`` and ``dst`` have no address and their fetches send NULL.  A client whose TLS handshake
+fails or times out is closed, counted in :attr:`ProxyStats.handshake_errors` and logged at debug
+level; it never reaches the engines, as HAProxy creates no stream for it.
 
 ``on-backend-tcp-request`` is not fired: the proxy is a ``listen`` section, where HAProxy skips
 it (SPOE.txt §3.3).  Agent trouble never blocks a connection beyond the agent's ``timeout
 processing``: the engines fail open and the rules decide, exactly as with HAProxy.  ``sess``
 variables live as long as the client connection, and the engines of a connection share one
 variable store.  The inspect delay ends as soon as the first bytes arrive (HAProxy may wait
-longer for a rule whose fetch wants more bytes; here rules see what the client sent first).  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish
-for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
+longer for a rule whose fetch wants more bytes; here rules see what the client sent first).
+:meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish for a bounded time,
+then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
     engine = spoe_sync.Engine.from_file("spoe-iprep.conf", "ip-reputation-tcp",
                                         backends={"iprep-servers": ["127.0.0.1:12345"]})
@@ -31,12 +40,9 @@ for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
 from __future__ import annotations
 
-import select
 import signal
 import ssl
-import struct
 from collections.abc import Callable, Iterable, Sequence
-from time import monotonic
 from typing import Any
 
 import gevent
@@ -44,7 +50,6 @@ from gevent import socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
-from gevent.socket import wait_read, wait_write
 from loguru import logger
 
 from ..engine.vars import Vars
@@ -56,6 +61,7 @@ from .connection import ProxyStats
 from .connection import close_quietly as _close
 from .connection import engine_id as _engine_id
 from .connection import set_nodelay as _set_nodelay
+from .forward import forward, peek, refuse
 from .listen import bind_unix, describe, parse_listen_address, remove_unix
 from .rules import Verdict, build_acls, build_rules
 from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
@@ -307,21 +313,22 @@ class TCPProxy(StreamServer):
     def _serve(self, conn: _Conn) -> None:
         self._event(conn, "on-client-session")
 
-        conn.samples.req_payload = self._peek(conn.client, self.inspect_delay)
+        conn.samples.req_payload = peek(conn.client, self.inspect_size, self.inspect_delay)
         self._event(conn, "on-frontend-tcp-request")
         verdict = self.tcp_request.evaluate(conn.samples, conn.vars, self._group_runner(conn))
         if verdict in (Verdict.REJECT, Verdict.SILENT_DROP):
             self.stats.rejected += 1
-            self._refuse(conn.client, verdict, len(conn.samples.req_payload or b""))
+            refuse(conn.client, verdict, len(conn.samples.req_payload or b""))
             raise _Aborted
 
         conn.upstream = self._connect()
         self._event(conn, "on-server-session")
-        to_upstream = gevent.spawn(self._forward, conn, conn.client, conn.upstream, True)
+        to_upstream = gevent.spawn(forward, conn, conn.client, conn.upstream, True, self.stats,
+                                   self.idle_timeout)
         try:
             wait = self.response_inspect_delay
-            conn.samples.res_payload = self._peek(
-                conn.upstream, self.idle_timeout if wait is None else wait)
+            conn.samples.res_payload = peek(conn.upstream, self.inspect_size,
+                                            self.idle_timeout if wait is None else wait)
             if conn.aborted:
                 raise _Aborted
             self._event(conn, "on-tcp-response")
@@ -329,9 +336,9 @@ class TCPProxy(StreamServer):
                                                  self._group_runner(conn))
             if verdict in (Verdict.REJECT, Verdict.SILENT_DROP):
                 self.stats.rejected += 1
-                self._refuse(conn.client, verdict, 0)
+                refuse(conn.client, verdict, 0)
                 raise _Aborted
-            self._forward(conn, conn.upstream, conn.client, False)
+            forward(conn, conn.upstream, conn.client, False, self.stats, self.idle_timeout)
             # the client side ends by itself: at its EOF or at the connection's idle deadline
             to_upstream.join()
         finally:
@@ -353,48 +360,6 @@ class TCPProxy(StreamServer):
                 if _engine_id(engine) == engine_id:
                     engine.send_group(stream, group)
         return send_group
-
-    def _peek(self, sock: Any, delay: float | None) -> bytes:
-        """The first bytes waiting on ``sock`` (not consumed), waiting up to ``delay`` seconds
-        (``None``: no limit) for some to arrive; ``b""`` when none came or the peer closed."""
-        if isinstance(sock, TLSStream):  # no MSG_PEEK in TLS: the stream keeps and replays them
-            return sock.peek(self.inspect_size, delay)
-        # wait_read/poll rather than a socket timeout: the other direction may be writing to
-        # this socket meanwhile, and the sockets keep no timeout (see _ready)
-        if delay == 0:
-            poller = select.poll()
-            poller.register(sock.fileno(), select.POLLIN)
-            if not poller.poll(0):
-                return b""
-        else:
-            try:
-                wait_read(sock.fileno(), timeout=delay)
-            except (TimeoutError, socket.timeout):
-                return b""
-        return bytes(sock.recv(self.inspect_size, socket.MSG_PEEK))
-
-    def _refuse(self, client: Any, verdict: Verdict, peeked: int) -> None:
-        if verdict is Verdict.SILENT_DROP:
-            # linger 0: close() resets the connection, the client sees no FIN
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return
-        if isinstance(client, TLSStream):
-            # the peeked bytes were read already; close_notify then FIN ends it cleanly
-            try:
-                client.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            return
-        # read what was peeked so that close() sends a FIN rather than a reset
-        client.settimeout(0.0)
-        try:
-            while peeked > 0:
-                data = client.recv(min(peeked, _BUFSIZE))
-                if not data:
-                    break
-                peeked -= len(data)
-        except OSError:
-            pass
 
     def _connect(self) -> Any:
         address = self.upstream_address
@@ -426,63 +391,3 @@ class TCPProxy(StreamServer):
             raise _Aborted from None
         finally:
             timer.close()
-
-    def _forward(self, conn: _Conn, src: Any, dst: Any, inbound: bool) -> None:
-        """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``."""
-        stats = self.stats
-        try:
-            while True:
-                self._ready(conn, wait_read, src)
-                data = src.recv(_BUFSIZE)
-                if data is None:  # TLS: no whole record yet
-                    continue
-                if not data:
-                    break
-                conn.touch()
-                view = memoryview(data)
-                while view:
-                    self._ready(conn, wait_write, dst)
-                    view = view[dst.send(view):]
-                    conn.touch()
-                if inbound:
-                    stats.bytes_in += len(data)
-                else:
-                    stats.bytes_out += len(data)
-        except _ABORT_ERRORS:
-            conn.aborted = True
-            # unblock the other direction: the connection is over
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            return
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def _ready(self, conn: _Conn, wait: Callable[..., Any], sock: Any) -> None:
-        """Wait until ``sock`` is ready for ``wait`` (read or write), raising
-        :class:`socket.timeout` once the connection saw no traffic for :attr:`idle_timeout`."""
-        # one inactivity deadline per connection, as HAProxy's timeout client/server behave on
-        # a one-way transfer: traffic in either direction keeps both directions alive
-        if isinstance(sock, TLSStream):
-            if wait is wait_read and sock.buffered():
-                return  # decrypted or unprocessed bytes wait in the TLS layer, not the socket
-            if self.idle_timeout is None:
-                wait(sock.fileno())  # TLSStream.recv does not wait by itself
-                return
-        idle = self.idle_timeout
-        if idle is None:
-            return
-        for _ in range(1_000_000):  # bounded: each turn ends at a deadline that traffic moved
-            remaining = conn.last_active + idle - monotonic()
-            if remaining <= 0:
-                break
-            try:
-                wait(sock.fileno(), timeout=remaining)
-                return
-            except (TimeoutError, socket.timeout):
-                continue  # the other direction may have moved the deadline meanwhile
-        raise socket.timeout("idle timeout")
