@@ -94,7 +94,8 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
                      idle_timeout=args.timeout, drain_timeout=args.drain, verbose=args.verbose,
                      tls_cert=args.tls_cert, tls_key=args.tls_key,
                      handshake_timeout=args.tls_handshake_timeout, upstream_tls=args.upstream_tls,
-                     upstream_ca=args.upstream_ca, upstream_no_verify=args.upstream_no_verify)
+                     upstream_ca=args.upstream_ca, upstream_no_verify=args.upstream_no_verify,
+                     upstream_sni=args.upstream_sni)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -186,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="verify the upstream against the CAs of this PEM file instead")
     p.add_argument("--upstream-no-verify", action="store_true",
                    help="do not verify the upstream's certificate (encrypted, not authenticated)")
+    p.add_argument("--upstream-sni", metavar="NAME",
+                   help="the server name sent and verified (default: the --upstream host)")
     p.add_argument("--config", action="append", metavar="FILE",
                    help="a SPOE file (repeat for several engines, as several 'filter spoe')")
     p.add_argument("--engine", action="append", metavar="NAME",

@@ -101,7 +101,8 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
               idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
               verbose: bool = False, tls_cert: str | None = None, tls_key: str | None = None,
               handshake_timeout: float = 10.0, upstream_tls: bool = False,
-              upstream_ca: str | None = None, upstream_no_verify: bool = False) -> int:
+              upstream_ca: str | None = None, upstream_no_verify: bool = False,
+              upstream_sni: str | None = None) -> int:
     """Run the proxy until a stop signal; the exit status (0 stopped, 1 could not start)."""
     if verbose:
         logger.remove()
@@ -109,6 +110,8 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
         logger.enable("spoe_sync")
     built: list[Engine] = []
     try:
+        if upstream_sni and not upstream_tls:
+            raise ConfigError("--upstream-sni needs --upstream-tls")
         server_tls, upstream_ssl = build_tls(tls_cert, tls_key, upstream_tls, upstream_ca,
                                              upstream_no_verify)
         built = build_engines(configs, engines, parse_backends(backends))
@@ -116,7 +119,8 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
                          tcp_request=tcp_request, tcp_response=tcp_response, acls=acls,
                          inspect_delay=inspect_delay, idle_timeout=idle_timeout,
                          drain_timeout=drain_timeout, ssl_context=server_tls,
-                         handshake_timeout=handshake_timeout, upstream_ssl=upstream_ssl)
+                         handshake_timeout=handshake_timeout, upstream_ssl=upstream_ssl,
+                         upstream_sni=upstream_sni)
     except ConfigError as exc:
         for engine in built:
             engine.close(timeout=0)

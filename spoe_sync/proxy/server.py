@@ -147,6 +147,9 @@ class TCPProxy(StreamServer):
                              else upstream_ssl or None)
         if upstream_sni is None and not isinstance(self.upstream_address, str):
             upstream_sni = self.upstream_address[0]
+        if self.upstream_ssl is not None and self.upstream_ssl.check_hostname and not upstream_sni:
+            raise ConfigError(f"upstream '{upstream}': TLS verification needs a server name "
+                              "to check (give upstream_sni)")
         self.upstream_sni = upstream_sni
         self.engines = tuple(engines)
         ids = [_engine_id(e) for e in self.engines]

@@ -36,7 +36,7 @@ from ..samples import TCPSamples
 
 __all__ = ["TLSSamples", "TLSStream", "handshake_error", "server_context", "upstream_context", "watch_sni"]
 
-_RECORD = 16384 + 2048  # one TLS record with its overhead: what one socket read asks for
+_RECORD = 65536  # what one socket read asks for: several TLS records
 _SNI: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 #: the C-level property, which gevent's SSLContext overrides (see watch_sni)
 _BASE_SNI_CALLBACK: Any = _ssl._SSLContext.__dict__["sni_callback"]

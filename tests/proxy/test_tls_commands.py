@@ -65,6 +65,8 @@ def test_tls_on_a_unix_listener_from_the_command_line(certs: Certs, tmp_path: Pa
                  "cannot load the CA file '/nonexistent/ca.pem'", id="missing-ca"),
     pytest.param(["--upstream-tls", "--upstream-ca", "a.pem", "--upstream-no-verify"],
                  "exclude each other", id="ca-and-no-verify"),
+    pytest.param(["--upstream-sni", "example.com"], "--upstream-sni needs --upstream-tls",
+                 id="sni-without-tls"),
 ])
 def test_tls_option_errors_exit_1(extra: list[str], message: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from spoe_sync.errors import ConfigError
 from spoe_sync.proxy import TCPProxy, server_context, upstream_context
 
 from .proxykit import connect, exchange, read_all, running, wait_until
@@ -90,6 +91,16 @@ def test_upstream_that_is_not_tls(certs: Certs) -> None:
                              connect_timeout=1)) as proxy:
         assert exchange(proxy, b"x") == b""
         assert wait_until(lambda: proxy.stats.upstream_errors == 1)
+
+
+def test_a_unix_upstream_needs_a_name_to_verify() -> None:
+    with pytest.raises(ConfigError, match="needs a server name"):
+        TCPProxy(("127.0.0.1", 0), "unix@/run/app.sock", upstream_ssl=True)
+    # a name to verify, or no verification at all: accepted
+    TCPProxy(("127.0.0.1", 0), "unix@/run/app.sock", upstream_ssl=True,
+             upstream_sni="app.internal").close()
+    TCPProxy(("127.0.0.1", 0), "unix@/run/app.sock",
+             upstream_ssl=upstream_context(verify=False)).close()
 
 
 def test_tls_on_both_sides(certs: Certs) -> None:

@@ -36,7 +36,10 @@ def make_certs(directory: Path) -> Certs:
         pytest.skip("the openssl command is not installed")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     for name in ("ca", "other-ca"):
+        # the extensions Python 3.13's VERIFY_X509_STRICT wants on a CA
         _openssl("req", "-x509", *ec, "-subj", f"/CN=spoe-sync test {name}", "-days", "1",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
                  "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=directory)
     _openssl("req", *ec, "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr",
              cwd=directory)
