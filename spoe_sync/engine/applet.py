@@ -56,6 +56,7 @@ from ..protocol.connection import (
     EngineConnection,
     HelloDone,
 )
+from . import log
 from .applet_writer import AppletState, AppletWriter
 from .waiting import FrameRequest, RequestState
 
@@ -283,6 +284,7 @@ class Applet(AppletWriter):
         except gevent.GreenletExit:
             self._end(1, "applet killed", failure=False)
         except Exception as exc:  # never let a bug leave frames hanging
+            log.internal_error("an applet's reader", exc)
             self._end(99, f"internal error: {exc!r}", failure=True)
         finally:
             self._close_socket()

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from gevent.event import Event
 
+from . import log
+
 if TYPE_CHECKING:
     from ..protocol.connection import EngineConnection
     from .pool import AppletPool
@@ -82,6 +84,7 @@ class AppletWriter:
         except Exception as exc:
             # A bug here must not leave the frames waiting for their deadline:
             # the connection ends and they fail fast, as for a reader bug.
+            log.internal_error("an applet's writer", exc)
             self._end(99, f"internal error in the writer: {exc!r}", failure=True)
 
     def _write_batch(self, wsock: Any) -> bool:
@@ -95,7 +98,7 @@ class AppletWriter:
             sent = wsock.send(data)
             if sent < len(data):
                 wsock.sendall(memoryview(data)[sent:])
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a bug in the transport
             # Part of it may have reached the agent: these frames are lost
             # with the connection, not sent again.
             self.pool._on_written(written, time.monotonic())
@@ -124,7 +127,7 @@ class AppletWriter:
                     return True
                 wsock.sendall(frame)
                 self.last_activity = time.monotonic()
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a bug in the transport
             self.pool._on_written([request], time.monotonic())
             self._write_failed(exc)
             return False
@@ -134,9 +137,12 @@ class AppletWriter:
         self.pool._on_written([request], self.last_activity)
         return True
 
-    def _write_failed(self, exc: OSError) -> None:
+    def _write_failed(self, exc: Exception) -> None:
         if isinstance(exc, TimeoutError):
             self._end(2, f"timeout writing to the agent ({self.pool.settings.write_timeout} s): "
                          "it stopped reading", failure=True)
-        else:
+        elif isinstance(exc, OSError):
             self._end(1, f"I/O error: {exc}", failure=True)
+        else:
+            log.internal_error("an applet's write", exc)
+            self._end(99, f"internal error writing to the agent: {exc!r}", failure=True)

@@ -57,6 +57,12 @@ def debug(message: str) -> None:
     _logger.debug(message)
 
 
+def internal_error(where: str, exc: BaseException) -> None:
+    """A bug caught before it could hang a stream: an error record with the
+    traceback (the stream itself only sees a status)."""
+    _logger.opt(exception=exc).error(f"spoe_sync internal error in {where}: {exc!r}")
+
+
 class _PoolCounters(Protocol):
     """The pool's share of the agent counters (haproxy-engine-behaviour.md §3.5)."""
 

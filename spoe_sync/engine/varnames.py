@@ -1,7 +1,7 @@
 """HAProxy's rules for variables: scopes, names, values, sizes and the caps of a store.
 
-Split from :mod:`.vars` (the stores themselves), which re-exports every public
-name here.
+Split from :mod:`.vars` (the stores themselves), which re-exports the names in
+its own ``__all__``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import gevent
 import pytest
 from gevent import socket
 from gevent.server import StreamServer
+from loguru import logger
 
 from spoe_sync.config import Timeouts
 from spoe_sync.engine import AppletPool
@@ -232,10 +233,14 @@ class _FailingSend:
 
 def test_a_bug_in_the_writer_fails_the_frames_at_once() -> None:
     """An exception other than OSError in the writer greenlet ends the
-    connection with status 99 (256+99 for its frames), at once: never a
-    stream left waiting for its processing timeout."""
+    connection with status 99 (256+99 for the frames of the failed write, not
+    queued again), at once: never a stream left waiting for its processing
+    timeout.  The traceback goes to the library's error log."""
     hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining"))
     agent = RawAgent(hello, lambda sock: gevent.sleep(3.0))
+    records: list[Any] = []
+    sink_id = logger.add(records.append, level="ERROR", format="{message}")
+    logger.enable("spoe_sync")
     try:
         pool = AppletPool(agent_config(timeouts=Timeouts(hello=0.5, idle=None, processing=5.0)),
                           backend(agent.address),
@@ -245,9 +250,15 @@ def test_a_bug_in_the_writer_fails_the_frames_at_once() -> None:
         start = time.monotonic()
         outcomes = burst(pool, 3, timeout=5.0)
         assert statuses(outcomes) == {256 + 99: 3}, outcomes
-        assert "writer bug" in (outcomes[0].error or "") or "internal error" in (
-            pool.metrics().servers[0].last_error or "")
+        # each ended by the failed write itself (not queued again)
+        assert all("writer bug" in (o.error or "") for o in outcomes), outcomes
         assert time.monotonic() - start < 2.0  # not the 5 s processing timeout
+        assert pool.metrics().frames_sent == 3  # tried once each, never again
         pool.close(0)
+        errors = [r for r in records if "internal error" in r.record["message"]]
+        assert errors and errors[0].record["exception"] is not None
+        assert "writer bug" in str(errors[0].record["exception"].value)
     finally:
+        logger.disable("spoe_sync")
+        logger.remove(sink_id)
         agent.stop()
