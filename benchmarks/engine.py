@@ -14,7 +14,7 @@ core 0), every measurement repeated ``--repeat`` times (medians reported):
   by a write of its own as soon as a slot frees (issue 5's client, which it
   measured at 115-180k frames/s on this kind of machine); and the same with
   the NOTIFYs freed by one read sent in one write (``raw, batched writes``),
-  five to seven times more, shown for comparison;
+  several times more (3-7x here, with the load), shown for comparison;
 * ``pool``: :meth:`AppletPool.process` from 1, 50 and 500 concurrent greenlets,
   each looping on one small NOTIFY, in sync and pipelining modes; frames/s,
   p50/p99 latency and the connections the pool opened (issue 5);
@@ -163,8 +163,8 @@ def bench_raw(address: str, duration: float, max_frames: int, connections: int =
     Each in-flight slot sends its next NOTIFY as soon as its ACK is read, with a
     write of its own, as independent streams do: the ceiling issue 5 describes
     (115-180k frames/s for one Python process on a 2-core machine).  With
-    ``batched`` the frames freed by one read go out in one write instead: five
-    to seven times more frames/s, a ceiling no caller submitting one frame at
+    ``batched`` the frames freed by one read go out in one write instead:
+    several times more frames/s, a ceiling no caller submitting one frame at
     a time can approach, reported beside it for comparison."""
     import gevent
     from gevent import socket as gsocket
@@ -434,6 +434,13 @@ def main() -> None:
                   f"{', '.join(f'{100 * r:.0f}%' for r in ratios[label])}; median {share:.0f}% "
                   f"(of the batched-writes figure: "
                   f"{100 * statistics.median(batched_ratios[label]):.0f}%)")
+    for label, text in labels:
+        if events[label]:
+            # CPU per frame is steadier than frames/s when the machine is shared:
+            # the same ratio, from the CPU each side spends per frame.
+            cpu = statistics.median(r["cpu_us"] for r in events[label])
+            print(f"  by CPU per frame: {raw['cpu_us']:.1f} / {cpu:.1f} us = "
+                  f"{100 * raw['cpu_us'] / cpu:.0f}% ({text[8:]})")
     if shares:
         # The verdict takes the lower of the two: a new stream per event is what
         # a WSGI server or a proxy does.
