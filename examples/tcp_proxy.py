@@ -10,8 +10,10 @@ connection the example IP-reputation agent scores the client address (the
 
 decides.  If the agent is down the event fails open (the score is unset, the
 rule does not match) after the config's ``timeout processing``, as in HAProxy.
-For every event point, rule lists and a bounded drain on stop, use
-``spoe-sync proxy`` (:class:`spoe_sync.proxy.TCPProxy`).
+For every event point, rule lists, a bounded drain on stop, TLS termination
+(``--tls-cert``), TLS to the upstream (``--upstream-tls``) and UNIX socket
+listeners (``--listen unix@/path``), use ``spoe-sync proxy``
+(:class:`spoe_sync.proxy.TCPProxy`).
 
 Run it::
 

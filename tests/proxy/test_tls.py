@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent import socket
+from gevent import ssl as gssl
 from gevent.server import StreamServer
 
 from spoe_sync import Engine, load_config
@@ -152,6 +153,28 @@ def test_no_sni_from_the_client(certs: Certs) -> None:
             assert wait_until(lambda: ended)
     assert dict(seen)["in-group"] == {"sni": None}
     assert ended[0].sni is None and ended[0].ssl
+
+
+def test_a_gevent_context_keeps_its_own_sni_callback(certs: Certs) -> None:
+    # gevent.ssl.SSLContext wraps sni callbacks for its SSLSocket; the proxy's memory-BIO
+    # streams must still record the SNI, and the callback already set must still run
+    names: list[str | None] = []
+    context = gssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs.combined)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    ended: list[Any] = []
+    with Upstream() as up, running(tls_proxy(certs, up.address, ssl_context=context,
+                                             on_connection=lambda s, v: ended.append(s))) as proxy:
+        for _ in range(2):
+            sock = tls_connect(("127.0.0.1", proxy.server_port), certs)
+            try:
+                sock.sendall(b"z")
+                assert sock.recv(10) == b"z"
+            finally:
+                sock.close()
+        assert wait_until(lambda: len(ended) == 2)
+    assert names == ["localhost", "localhost"]
+    assert [s.sni for s in ended] == ["localhost", "localhost"]
 
 
 def test_ssl_fc_sni_as_a_message_argument(certs: Certs) -> None:
