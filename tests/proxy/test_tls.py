@@ -1,30 +1,26 @@
 """TLS termination in the TCP proxy (HAProxy's ``bind ... ssl crt``, SPOE.txt §3.3 events on a
 TLS stream): the agent sees ``ssl_fc`` true, the decrypted ``req.payload`` and the client's SNI,
-its verdict still rejects, data crosses both ways with TLS half-close (close_notify), and a
-client that never completes the handshake or sends garbage costs one bounded, counted, quiet
-connection and no SPOE event.  Real sockets, a FakeAgent, certificates made by openssl."""
+its verdict still rejects with a clean TLS close, and a client that never completes the
+handshake or sends garbage costs one bounded, counted, quiet connection and no SPOE event
+(forwarding over TLS: test_tls_forwarding.py).  Real sockets, a FakeAgent, certificates made by
+openssl."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import ssl
 import time
 import warnings
 from typing import Any
 
-import gevent
 import pytest
 from gevent import socket
 from gevent import ssl as gssl
-from gevent.server import StreamServer
 
 from spoe_sync import Engine, load_config
 from spoe_sync.errors import ConfigError
 from spoe_sync.protocol import Message, SetVar, UInt32, VarScope
 from spoe_sync.proxy import TCPProxy, TLSSamples, server_context
-from spoe_sync.proxy.tls import TLSStream
 from spoe_sync.testing import FakeAgent
 
 from .proxykit import Upstream, read_all, running, wait_until
@@ -197,70 +193,6 @@ def test_ssl_fc_sni_as_a_message_argument(certs: Certs) -> None:
             finally:
                 sock.close()
     assert dict(seen)["at-request"]["sni"] == "localhost"
-
-
-def test_big_transfers_both_ways_over_tls(certs: Certs) -> None:
-    data = os.urandom(3 << 20)  # many records, partial records on the socket
-    with Upstream() as up, running(tls_proxy(certs, up.address)) as proxy:
-        sock = tls_connect(("127.0.0.1", proxy.server_port), certs)
-        received: list[bytes] = []
-        reader = gevent.spawn(lambda: received.append(tls_read_all(sock, len(data))[0]))
-        try:
-            for i in range(0, len(data), 100_000):
-                sock.sendall(data[i:i + 100_000])
-            reader.join(timeout=20)
-        finally:
-            sock.close()
-    assert hashlib.sha256(received[0]).digest() == hashlib.sha256(data).digest()
-
-
-def _stream_read_all(stream: TLSStream, timeout: float = 10.0) -> bytes:
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = stream.recv(65536)
-        if data is None:
-            gevent.socket.wait_read(stream.fileno(), timeout=deadline - time.monotonic())
-            continue
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-def test_tls_half_close_both_ways(certs: Certs) -> None:
-    # the client's close_notify reaches the upstream as a FIN; the upstream still answers
-    # after it, and its own FIN comes back to the client as close_notify
-    with Upstream(trailer=b"after-eof") as up, running(tls_proxy(certs, up.address)) as proxy:
-        raw = socket.create_connection(("127.0.0.1", proxy.server_port), timeout=10)
-        context = ssl.create_default_context(cafile=certs.ca)
-        client = TLSStream(raw, context, server_side=False, server_hostname="localhost")
-        try:
-            client.handshake(5)
-            client.send(b"abc")
-            client.shutdown(socket.SHUT_WR)
-            assert _stream_read_all(client) == b"abcafter-eof"
-        finally:
-            client.close()
-        assert wait_until(lambda: up.eofs == 1)
-    assert proxy.stats.aborted == 0
-
-
-def test_upstream_close_reaches_the_client_as_close_notify(certs: Certs) -> None:
-    def bye(sock: Any, address: Any) -> None:
-        sock.sendall(b"bye")
-        sock.close()
-    server = StreamServer(("127.0.0.1", 0), bye)
-    server.start()
-    try:
-        with running(tls_proxy(certs, f"127.0.0.1:{server.server_port}")) as proxy:
-            sock = tls_connect(("127.0.0.1", proxy.server_port), certs)
-            try:
-                assert tls_read_all(sock) == (b"bye", "close_notify")
-            finally:
-                sock.close()
-    finally:
-        server.stop(timeout=1)
 
 
 def _client_hello_start() -> bytes:
