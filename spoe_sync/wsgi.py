@@ -281,6 +281,15 @@ class SpoeMiddleware:
         for line in section.rules:
             if line.words[0] in rules:
                 rules[line.words[0]].append(line)
+        for keyword, what in (("capture", "request header"), ("declare", "capture request")):
+            text = section_option(cfg.filename, section.name, keyword)
+            if text is not None and text.startswith(what):
+                # HAProxy numbers these slots with the http-request capture ones
+                warnings.warn(SpoeConfigWarning(
+                    f"[{cfg.filename}] '{keyword} {what}' lines are not read by spoe_sync: "
+                    "capture slots are those of 'http-request capture ... len' rules only, "
+                    "so capture.req.hdr(<n>) may name another slot than in HAProxy"),
+                    stacklevel=2)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
         options.setdefault("acls", section_acls(cfg.filename, section.name))
         for keyword, option in (("unique-id-format", "unique_id_format"),

@@ -15,7 +15,17 @@ Actions (each optionally followed by ``if|unless <condition>``):
   [clear-cookie N[=]]``, ``set-header|add-header <name> <fmt>``, ``del-header <name> [-m
   str|beg|end|sub|reg]``, ``set-var(<name>[,<cond>...]) <expr>``, ``set-var-fmt(...) <fmt>``,
   ``unset-var(<name>)``, ``set-status N [reason R]`` (responses), ``silent-drop``, ``reject``,
-  ``allow``;
+  ``allow``, ``replace-header|replace-value <name> <regex> <fmt>`` (Python ``re`` stands in for
+  PCRE), ``strict-mode on|off``;
+* http-request: ``set-method|set-path|set-pathq|set-query|set-uri <fmt>``, ``set-src <expr>``,
+  ``capture <sample> len <length>`` (slots numbered in rule order) or ``capture <sample> id
+  <slot>`` (a slot of such a rule: ``declare capture`` is not read), ``wait-for-body time <time>
+  [at-least <bytes>]`` (also http-response);
+* accepted, checked and skipped with a :class:`~spoe_sync.errors.SpoeConfigWarning`, as they
+  mean nothing to a WSGI app: ``set-log-level``, ``set-nice``, ``set-tos``, ``set-mark``,
+  ``set-priority-class``, ``set-priority-offset``, ``strict-mode`` (spoe_sync's rewrites never
+  fail); ``lua.<name>`` is an error that says to pass a Python callable instead, ``http-response
+  capture`` one that says to capture in ``http-request``;
 * TCP content: ``send-spoe-group``, ``accept``, ``reject``, ``silent-drop``, ``set-var``,
   ``set-var-fmt``, ``unset-var``;
 * any rule set: a Python callable (or :class:`Hook` with a condition), for what HAProxy does in
@@ -325,8 +335,10 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
         return wait_for_body_action(args, where), rest
     if kw in NO_EFFECT:
         action = no_effect_action(kw, args, ruleset, where)
-        warnings.warn(SpoeConfigWarning(f"{where} has no effect in spoe_sync (a WSGI app has "
-                                        "no such setting); the rule is skipped"), stacklevel=5)
+        why = ("spoe_sync's rewrites never fail" if kw == "strict-mode" else
+               "a WSGI app has no such setting")
+        warnings.warn(SpoeConfigWarning(f"{where} has no effect in spoe_sync ({why}); the rule "
+                                        "is skipped"), stacklevel=5)
         return action, rest
     if kw == "set-status":
         if not args:

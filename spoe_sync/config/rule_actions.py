@@ -335,7 +335,11 @@ class Hook:
 @dataclass(frozen=True)
 class SetStartLine:
     """``set-method|set-path|set-pathq|set-query|set-uri <fmt>``: rewrite a part of the
-    request line (:attr:`part` is ``method``, ``path``, ``pathq``, ``query`` or ``uri``)."""
+    request line (:attr:`part` is ``method``, ``path``, ``pathq``, ``query`` or ``uri``).
+
+    Later fetches see the new request; one difference: after ``set-method``, HAProxy 2.6's
+    ``method`` fetch still returns the original method (it reads a cached value), spoe_sync's
+    returns the new one, which is what the server receives."""
     part: str
     value: LogFormat
 
