@@ -140,8 +140,6 @@ class TCPProxy(StreamServer):
         if handshake_timeout <= 0:
             raise ValueError("handshake_timeout must be > 0")
         self.ssl_context = ssl_context
-        if ssl_context is not None:
-            watch_sni(ssl_context)
         self.handshake_timeout = float(handshake_timeout)
         self.upstream_ssl = (upstream_context() if upstream_ssl is True
                              else upstream_ssl or None)
@@ -175,6 +173,8 @@ class TCPProxy(StreamServer):
         self.stats = ProxyStats()
         self._stopped = Event()
         self._pool = Pool(max_connections)
+        if ssl_context is not None:  # once every check passed: it changes the caller's context
+            watch_sni(ssl_context)
         # a UNIX listener is bound by init_socket(); gevent's parser knows only host:port
         super().__init__(("", 0) if self.unix_path is not None else listener, spawn=self._pool)
         if self.unix_path is not None:
