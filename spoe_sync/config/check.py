@@ -2,25 +2,30 @@
 
 Errors are printed as ``[file:line] message`` (all of them), warnings as
 ``[file:line] warning: message``, then a short summary per engine. With a haproxy.cfg,
-every ``filter spoe`` line of it is checked with its backend, and the ``send-spoe-group``
-rules of the proxies are checked against the engines' groups; the summaries come after all
-checks, and only when everything is valid, followed by one verdict line (HAProxy's
-``Error(s) found in configuration file`` on failure).
+every ``filter spoe`` line of it is checked with its backend, the ``send-spoe-group``
+rules of the proxies are checked against the engines' groups, and their other rule lines and
+``acl`` lines are parsed as the WSGI middleware and the TCP proxy would parse them (an action
+spoe_sync does not run is a warning: HAProxy accepts it, the middleware would refuse it); the
+summaries come after all checks, and only when everything is valid, followed by one verdict
+line (HAProxy's ``Error(s) found in configuration file`` on failure).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import TextIO
 
-from ..errors import ConfigError, SpoeConfigWarning
+from ..errors import ConfigError, SpoeConfigWarning, SpoeError
+from ..rules import AclRegistry
 from .backends import Backend, check_backend
-from .haproxy_cfg import HaproxyConfig, ProxySection, load_haproxy_cfg
+from .haproxy_cfg import HaproxyConfig, ProxySection, RuleLine, load_haproxy_cfg
 from .loader import load_config
 from .model import MessageConfig, SpoeConfig
+from .proxy_rules import ACTIONS, parse_rules
 
 __all__ = ["format_summary", "run_check"]
 
@@ -133,6 +138,7 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         summaries.append(format_summary(config, backend, proxy=flt.proxy))
     for proxy in cfg.proxies.values():
         failed |= _check_send_spoe_group(cfg, proxy, engines.get(proxy.name, {}), out)
+        failed |= _check_rules(cfg, proxy, out)
     # the verdict comes last and is the only one: a "valid" SPOE file followed by a rule error
     # would read as both (summaries are printed only when the whole set-up is valid)
     if failed:
@@ -183,6 +189,93 @@ def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
                           f"'{group}' at {msg.filename}:{msg.lineno}: {why}")
                     failed = True
                     break
+    return failed
+
+
+# HAProxy 2.6's actions per rule set (configuration.txt §4.2), less the stick-counter ones
+# (matched by _COUNTERS): an action in here that spoe_sync does not run is only a warning,
+# any other word an error, as in ``haproxy -c``.
+_COMMON = ("allow", "deny", "reject", "capture", "set-var", "set-var-fmt", "unset-var",
+           "silent-drop", "set-log-level", "set-mark", "set-nice", "set-tos", "strict-mode",
+           "add-header", "set-header", "del-header", "replace-header", "replace-value",
+           "send-spoe-group", "redirect", "return", "wait-for-body", "add-acl", "del-acl",
+           "set-map", "del-map")
+_HAPROXY_ACTIONS = {
+    "http-request": frozenset((*_COMMON, "auth", "cache-use", "disable-l7-retry", "do-resolve", "early-hint", "normalize-uri", "replace-path", "replace-pathq", "replace-uri", "set-dst", "set-dst-port", "set-method", "set-path", "set-pathq", "set-priority-class", "set-priority-offset", "set-query", "set-src", "set-src-port", "set-timeout", "set-uri", "tarpit", "use-service", "wait-for-handshake")),
+    "http-response": frozenset((*_COMMON, "cache-store", "set-status")),
+    "http-after-response": frozenset((
+        "add-header", "allow", "capture", "del-header", "replace-header", "replace-value",
+        "set-header", "set-status", "set-var", "set-var-fmt", "strict-mode", "unset-var")),
+    "tcp-request content": frozenset((
+        "accept", "capture", "do-resolve", "reject", "send-spoe-group", "set-dst",
+        "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
+        "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
+        "silent-drop", "switch-mode", "unset-var", "use-service")),
+    "tcp-response content": frozenset((
+        "accept", "close", "reject", "send-spoe-group", "set-log-level", "set-mark",
+        "set-nice", "set-tos", "set-var", "set-var-fmt", "silent-drop", "unset-var")),
+}
+_COUNTERS = re.compile(r"(track-sc\d+|sc-inc-gpc\d*|sc-set-gpt\d*|sc-add-gpc)\Z")
+
+
+def _haproxy_runs(ruleset: str, action: str) -> bool:
+    """HAProxy 2.6 knows ``action`` in ``ruleset`` (``lua.*``: a Lua action, which only
+    HAProxy with that Lua file can judge)."""
+    return (action in _HAPROXY_ACTIONS[ruleset] or action.startswith("lua.")
+            or bool(_COUNTERS.match(action)))
+
+
+def _ruleset(words: tuple[str, ...]) -> tuple[str | None, str]:
+    """The rule set of a rule line and its action keyword (``set-var(txn.x)`` -> ``set-var``);
+    None for the rule sets spoe_sync has no equivalent of (``tcp-request connection``...)."""
+    if words[0] in ("http-request", "http-response", "http-after-response") and len(words) > 1:
+        return words[0], words[1].split("(", 1)[0]
+    if words[0] in ("tcp-request", "tcp-response") and len(words) > 2 and words[1] == "content":
+        return f"{words[0]} content", words[2].split("(", 1)[0]
+    return None, ""
+
+
+def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
+    """The ``acl`` lines and the rule lines other than ``send-spoe-group`` of one proxy."""
+    base_dir = os.path.dirname(os.path.abspath(cfg.filename))
+    failed = False
+    acls = AclRegistry()
+    for line in proxy.acls:
+        where = f"[{cfg.filename}:{line.lineno}]"
+        if len(line.words) < 3:
+            _emit(out, f"{where} 'acl' : expects an ACL name and a criterion")
+            failed = True
+            continue
+        name = line.words[1]
+        try:
+            acls.add(name, list(line.words[2:]), base_dir=base_dir, filename=cfg.filename,
+                     lineno=line.lineno)
+        except SpoeError as exc:
+            _emit(out, f"{where} acl '{name}' : {exc}")
+            failed = True
+    rulesets: dict[str, list[RuleLine]] = {}
+    for rule in proxy.rules:
+        ruleset, action = _ruleset(rule.words)
+        if ruleset is None or action == "send-spoe-group":  # the latter: checked above
+            continue
+        if action not in ACTIONS[ruleset] and _haproxy_runs(ruleset, action):
+            _emit(out, f"[{cfg.filename}:{rule.lineno}] warning: '{ruleset} {action}' is not run "
+                  "by spoe_sync: its WSGI middleware and TCP proxy would refuse this rule")
+            continue
+        rulesets.setdefault(ruleset, []).append(rule)
+    for ruleset, rules in rulesets.items():
+        # one rule set at a time, as the middleware reads it (capture slots are numbered
+        # along it)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpoeConfigWarning)
+            try:
+                parse_rules(rules, ruleset, acls=acls, filename=cfg.filename, base_dir=base_dir)
+            except ConfigError as exc:
+                _print_errors(out, exc)
+                failed = True
+        for w in caught:
+            if issubclass(w.category, SpoeConfigWarning):
+                _emit(out, _warning_line(w.message))
     return failed
 
 
