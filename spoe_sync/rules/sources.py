@@ -143,6 +143,8 @@ class SampleSource:
         HAProxy without ``unique-id-format``).
     :attr frontend_id: the numeric id reported by ``fe_id``.
     :attr frontend_name: the name reported by ``fe_name``.
+    :attr sni: the server name the client sent in its TLS ClientHello, on a connection whose
+        TLS was terminated here (``ssl_fc_sni``; ``None`` without TLS or without SNI).
     """
 
     client: Address | None = None
@@ -155,6 +157,7 @@ class SampleSource:
     unique_id: str | None = None
     frontend_id: int | None = None
     frontend_name: str | None = None
+    sni: str | None = None
 
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let

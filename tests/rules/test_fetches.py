@@ -48,6 +48,7 @@ SOURCE = SampleSource(
     unique_id="abc-123",
     frontend_id=3,
     frontend_name="web",
+    sni="www.example.com",
 )
 VARS = {"txn.a.s": "text", "txn.a.i": 7, "sess.x": True}
 
@@ -62,6 +63,8 @@ CASES = [
     ("dst", IPv6Address("2001:db8::1"), DataType.IPV6),
     ("dst_port", 443, DataType.INT64),
     ("ssl_fc", True, DataType.BOOL),
+    ("ssl_fc_sni", "www.example.com", DataType.STRING),
+    ("ssl_fc_has_sni", True, DataType.BOOL),
     ("fe_id", 3, DataType.INT64),
     ("unique-id", "abc-123", DataType.STRING),
     ("req.payload(0,3)", b"\x16\x03\x01", DataType.BINARY),
@@ -251,7 +254,8 @@ def test_every_registered_fetch_is_in_the_table_or_an_alias():
                                                          "rand", "date", "uuid", "req.ssl_hello_type",
                                                          "req.ssl_ver", "req.ssl_sni",
                                                          "req.ssl_alpn", "req.ssl_ec_ext",
-                                                         "req.ssl_st_ext"}  # test_tls_fetches
+                                                         "req.ssl_st_ext",  # test_tls_fetches
+                                                         "capture.req.hdr"}  # tests/wsgi
     assert set(REGISTRY) <= tested
 
 
@@ -399,3 +403,15 @@ def test_base_fetches_without_a_path(method, target, headers, base, baseq, base3
     assert parse_sample("baseq").evaluate(ctx) == baseq
     if base32 is not None:
         assert parse_sample("base32").evaluate(ctx) == base32
+
+
+@pytest.mark.parametrize("ssl, sni, expected", [
+    pytest.param(True, "a.example", ("a.example", True), id="tls-with-sni"),
+    pytest.param(True, None, (None, False), id="tls-without-sni"),
+    # HAProxy: both fetches fail on a connection without TLS (sent as NULL)
+    pytest.param(False, "a.example", (None, None), id="no-tls"),
+])
+def test_ssl_fc_sni(ssl, sni, expected):
+    ctx = EvalContext(SampleSource(ssl=ssl, sni=sni))
+    assert (parse_sample("ssl_fc_sni").evaluate(ctx),
+            parse_sample("ssl_fc_has_sni").evaluate(ctx)) == expected

@@ -1,4 +1,5 @@
-"""Layer 4/5 and internal-state fetches: src dst ports, ssl_fc, fe_id, unique-id, payloads."""
+"""Layer 4/5 and internal-state fetches: src dst ports, ssl_fc (and its SNI), fe_id,
+unique-id, payloads."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def _dst_port(ctx: Any, args: tuple[Any, ...]) -> Value:
 @fetch("ssl_fc", out="bool")
 def _ssl_fc(ctx: Any, args: tuple[Any, ...]) -> Value:
     return bool(ctx.samples.ssl)
+
+
+@fetch("ssl_fc_sni", out="str")
+def _ssl_fc_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
+    # HAProxy: the SNI of a connection it deciphers; absent (NULL) otherwise
+    samples = ctx.samples
+    sni: str | None = samples.sni if samples.ssl else None
+    return sni
+
+
+@fetch("ssl_fc_has_sni", out="bool")
+def _ssl_fc_has_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
+    samples = ctx.samples
+    if not samples.ssl:
+        return None  # HAProxy: the fetch fails on a connection without TLS
+    return samples.sni is not None
 
 
 @fetch("fe_id", out="sint")
