@@ -98,6 +98,18 @@ def _target(environ: Mapping[str, Any]) -> str:
     return raw + ("?" + query if query else "")
 
 
+def _wire_text(target: str) -> str:
+    """A PEP 3333 string (bytes as latin-1) as the text whose UTF-8 encoding with
+    ``surrogateescape`` (how a STRING goes on the wire) gives those bytes back: HAProxy's
+    ``path`` of ``GET /\xc3\xa9`` is those two bytes, not their UTF-8 encoding again."""
+    if target.isascii():
+        return target
+    try:
+        return target.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # not a PEP 3333 string: already text
+        return target
+
+
 def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     addr = to_address(environ.get(LOCAL_ADDR_KEY))
     if addr is not None:
@@ -225,7 +237,7 @@ class WSGISamples(SampleSource):
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
-        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _target(environ),
+        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
                                 _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, body)
         if body is not None and self.bufsize is not None:
             limit = haproxy_body_limit(request, self.bufsize)

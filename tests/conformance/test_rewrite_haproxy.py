@@ -201,16 +201,7 @@ def both(haproxy_bin, tmp_path_factory):
     yield plain.seen, ours.seen, theirs, responses
 
 
-# Raw 8-bit bytes in the request-target: PATH_INFO agrees, but a fetch of the path (x-after)
-# gives them UTF-8 encoded twice; WSGISamples reads the latin-1 raw target as text (a
-# spoe_sync.rules.wsgisource issue, there before the rewrites: GET /\xc3\xa9 does the same).
-_RAW_8BIT = pytest.mark.xfail(strict=True, reason="wsgisource: raw 8-bit target fetched as "
-                              "UTF-8 text")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c[0], id=c[0], marks=[_RAW_8BIT] if
-                                               c[0] == "path-raw-8bit" else [])
-                                  for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c[0], id=c[0]) for c in CASES])
 def test_app_sees_what_haproxy_backend_receives(both, case):
     expected, seen, _, _ = both
     want, got = dict(expected[case]), dict(seen[case])

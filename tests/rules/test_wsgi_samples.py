@@ -167,3 +167,18 @@ BASE_ENV = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/a b",
 def test_environ(extra, expr, expected):
     env = {**BASE_ENV, **extra}
     assert parse_sample(expr).evaluate(EvalContext(WSGISamples(env))) == expected
+
+
+@pytest.mark.parametrize("handler_class", [pytest.param(SpoeWSGIHandler, id="spoe-handler")])
+def test_an_8bit_request_target_goes_out_as_its_raw_bytes(handler_class):
+    """PEP 3333 carries the request line's bytes as latin-1 text; the ``path`` and ``url``
+    fetches must send those bytes (as HAProxy does), not their UTF-8 encoding.  (Under
+    gevent's own handler the raw target is unknown: it is rebuilt from PATH_INFO, quoted.)"""
+    from spoe_sync.protocol.codec import MessageEncoder
+
+    raw = b"GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    (values, _, _), _, _ = serve_once(handler_class, raw, buffer_body=False)
+    wire = MessageEncoder("m", ["p"]).encode([values["path"]])
+    assert wire.endswith(b"\x08\x06/caf\xc3\xa9")
+    url = MessageEncoder("m", ["u"]).encode([values["url"]])
+    assert url.endswith(b"/caf\xc3\xa9?q=\xff")
