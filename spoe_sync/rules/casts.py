@@ -8,7 +8,8 @@ IPv6Address.  ``None`` is a failed fetch.  A cast that HAProxy cannot do yields 
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv6Address, ip_address
+import socket
+from ipaddress import IPv4Address, IPv6Address
 
 from ..protocol.values import Value
 
@@ -63,11 +64,56 @@ def int_of_text(data: bytes) -> int | None:
     return _wrap64(-n if m and m.group(1) == b"-" else n)
 
 
-def _parse_ip(text: str) -> IPv4Address | IPv6Address | None:
-    try:
-        return ip_address(text.strip("\x00"))
-    except ValueError:
+def _buf2ip(text: str) -> IPv4Address | None:
+    """HAProxy's ``buf2ip()``: the dotted quad the text starts with, whatever follows it
+    (``"192.0.2.1:80"`` and ``"192.0.2.1/24"`` are 192.0.2.1, ``"01.2.3.4"`` is 1.2.3.4);
+    three parts, a fifth one or an empty one fail."""
+    parts = [0]
+    count = 0
+    saw_digit = False
+    for ch in text:
+        if "0" <= ch <= "9":
+            value = parts[-1] * 10 + ord(ch) - 48
+            if value > 255:
+                return None
+            parts[-1] = value
+            if not saw_digit:
+                count += 1
+                if count > 4:
+                    return None
+                saw_digit = True
+        elif ch == ".":
+            if not saw_digit or count == 4:
+                return None
+            parts.append(0)
+            saw_digit = False
+        else:
+            break
+    return IPv4Address(bytes(parts)) if count == 4 else None
+
+
+def _buf2ip6(text: str) -> IPv6Address | None:
+    """HAProxy's ``buf2ip6()``: ``inet_pton(AF_INET6)`` of the whole text (up to a NUL), so
+    no ``%zone`` and nothing after the address."""
+    text = text.split("\x00", 1)[0]
+    if len(text) > 46:  # INET6_ADDRSTRLEN
         return None
+    try:
+        return IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+    except (OSError, ValueError):
+        return None
+
+
+def _parse_ip(text: str) -> IPv4Address | IPv6Address | None:
+    """``c_str2addr()``: an IPv4 prefix first, else a whole IPv6 address."""
+    return _buf2ip(text) or _buf2ip6(text)
+
+
+def ipv6_text(addr: IPv6Address) -> str:
+    """An IPv6 address as ``inet_ntop()`` writes it (HAProxy's ``c_ipv62str``): the mapped
+    and compatible forms keep their dotted quad (``::ffff:192.0.2.1``), which Python's
+    ``str()`` does not do before 3.13."""
+    return socket.inet_ntop(socket.AF_INET6, addr.packed)
 
 
 def _v4_of_v6(addr: IPv6Address) -> IPv4Address | None:
@@ -98,8 +144,10 @@ def cast(value: Value, to: str) -> Value:
             return "1" if value else "0"
         if src == "sint":
             return str(value)
-        if src in ("ipv4", "ipv6"):
+        if src == "ipv4":
             return str(value)
+        if src == "ipv6":
+            return ipv6_text(value)  # type: ignore[arg-type]
         if src == "bin":
             # c_bin2str(): the string stops at the first NUL byte
             return to_text(bytes(value).split(b"\0", 1)[0])  # type: ignore[arg-type]
@@ -135,15 +183,13 @@ def cast(value: Value, to: str) -> Value:
         if src == "ipv6":
             return _v4_of_v6(value)  # type: ignore[arg-type]
         if src in ("str", "bin"):
-            ip = _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
-            return ip if isinstance(ip, IPv4Address) else None
+            return _buf2ip(cast(value, "str"))  # type: ignore[arg-type]  # c_str2ipv4
         return None
     if to == "ipv6":
         if src == "ipv4":
             return IPv6Address(b"\x00" * 10 + b"\xff\xff" + value.packed)  # type: ignore[union-attr]
         if src in ("str", "bin"):
-            ip = _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
-            return ip if isinstance(ip, IPv6Address) else None
+            return _buf2ip6(cast(value, "str"))  # type: ignore[arg-type]  # c_str2ipv6
         return None
     if to == "addr":  # from str/bin
         return _parse_ip(cast(value, "str"))  # type: ignore[arg-type]
