@@ -78,7 +78,7 @@ def set_client_address(environ: dict[str, Any], value: Any) -> bool:
     addr = cast(value, "addr")
     if addr is None:
         return False
-    environ["REMOTE_ADDR"] = str(addr)
+    environ["REMOTE_ADDR"] = cast(addr, "str")  # inet_ntop form, as HAProxy writes it
     return True
 
 
@@ -140,10 +140,16 @@ def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
     held = environ.get(BODY_KEY)
     # an earlier buffering may hold more: never shrink what req.body already shows
     limit = max(want, len(held)) if isinstance(held, bytes) else want
-    reader = gevent.spawn(buffer_request_body, environ, limit)
-    reader.join(timeout=time_ms / 1000 if time_ms else None)
-    if not reader.ready():
-        reader.kill()
+    # Read in this greenlet: a client's abort or a malformed chunk then reaches the server
+    # (which answers or closes quietly) instead of the hub's traceback printer.
+    timeout = gevent.Timeout(time_ms / 1000) if time_ms else None
+    if timeout is not None:
+        timeout.start()
+    try:
+        buffer_request_body(environ, limit)
+    except gevent.Timeout as exc:
+        if exc is not timeout:
+            raise
         # HAProxy closes after its 408; the server would otherwise wait for the rest of the
         # body to discard it before closing (gevent.pywsgi does)
         sock = client_socket(environ)
@@ -153,5 +159,7 @@ def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
             except OSError:
                 pass
         return False
-    reader.get()  # the client's abort or a malformed body: the server handles it
+    finally:
+        if timeout is not None:
+            timeout.close()
     return True

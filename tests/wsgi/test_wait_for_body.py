@@ -119,3 +119,31 @@ def test_http_response_wait_for_body_buffers_the_response(make_mw):
     with serve(mw) as port:
         r = get(port, "/")
     assert r.status == 200 and r.header("x-rb") == str(len(r.body))
+
+
+@pytest.mark.parametrize("tail", [
+    pytest.param(b"zz\r\nhello\r\n0\r\n\r\n", id="bad-chunk"),
+    pytest.param(b"5\r\nhel", id="client-aborts"),
+])
+def test_a_broken_body_under_wait_for_body_prints_no_traceback(make_mw, capfd, tail):
+    """A malformed chunk or a client gone mid-body ends that request as gevent.pywsgi
+    ends it (a 400, or a closed connection): no greenlet traceback on stderr."""
+    import gevent
+
+    with serve(make_mw(http_request=["wait-for-body time 1s", GROUP])) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                         b"\r\n" + tail)
+            if tail.endswith(b"hel"):
+                sock.shutdown(socket.SHUT_WR)  # no more body: the read fails mid-chunk
+            data = b""
+            with gevent.Timeout(3, False):
+                for _ in range(20):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        assert data == b"" or data.startswith(b"HTTP/1.1 400"), data
+        assert get(port, "/").status == 200  # the server still serves
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
