@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import ExpressionError
 from ..rules import parse_sample
 from ..rules.logformat import LogFormat, parse_logformat
+from ..rules.pcre import compile_pcre
 from .rule_actions import Capture, NoEffect, ReplaceHeader, WaitForBody
 from .syntax import parse_time_ms
 
@@ -67,7 +68,7 @@ def replace_action(kw: str, args: list[str], ruleset: str, where: str) -> Replac
         raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
                          f"found '{args[3]}'")
     try:
-        regex = re.compile(args[1])
+        regex = compile_pcre(args[1])
     except re.error as exc:
         raise RuleError(f"regex '{args[1]}' is invalid ({exc})") from None
     return ReplaceHeader(args[0], regex, fmt(args[2], ruleset), each=kw == "replace-value")

@@ -48,6 +48,7 @@ from typing import Any, Union
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
 from ..rules import AclRegistry, Condition, parse_condition, parse_sample
 from ..rules.logformat import LogFormat
+from ..rules.pcre import compile_pcre
 from .haproxy_cfg import RuleLine
 from .http_actions import (
     NO_EFFECT,
@@ -475,7 +476,7 @@ def _del_header(args: list[str], where: str) -> DelHeader:
         regex = None
         if method == "reg":
             try:
-                regex = re.compile(args[0])
+                regex = compile_pcre(args[0])
             except re.error as exc:
                 raise _RuleError(f"{where}: bad regex '{args[0]}' : {exc}") from None
         return DelHeader(args[0], method, regex)

@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from .lexer import Call
+from .pcre import compile_pcre
 
 __all__ = ["ArgError", "convert_args"]
 
@@ -112,7 +113,7 @@ def _one(kind: str, text: str, pos: int, base_dir: str | None = None) -> Any:
             raise failed from None
     if kind == "regex":
         try:
-            return re.compile(text)
+            return compile_pcre(text)
         except re.error as exc:
             raise ArgError(f"regex '{text}' is invalid ({exc})") from None
     if kind == "msk4":

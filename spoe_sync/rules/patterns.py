@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ExpressionError
 from ..protocol.values import Value
 from .casts import _v4_of_v6, cast, to_bytes
+from .pcre import compile_pcre
 
 __all__ = ["METHODS", "Pattern", "parse_pattern"]
 
@@ -107,7 +108,7 @@ def parse_pattern(method: str, text: str, icase: bool, operator: str = "eq") -> 
             raise ExpressionError(f"'{text}' is not a valid hex string.", text) from None
     if method == "reg":
         try:
-            return Pattern(method, text, re.compile(to_bytes(text), re.I if icase else 0), icase)
+            return Pattern(method, text, compile_pcre(to_bytes(text), re.I if icase else 0), icase)
         except re.error as exc:
             raise ExpressionError(f"regex '{text}' is invalid ({exc})", text) from None
     raw = to_bytes(text)

@@ -83,6 +83,10 @@ CONDITIONS = [
     "if { var(txn.s) -m reg -i ^DE }", "if { var(txn.i) -m int ge 42 le 1 }",
     "if { method get }", "if { method -i get }", "if { method -i purge }", "if { method purge }",
     "if { method -m str -i get }", "if { method -m beg GE }",
+    # PCRE that Python's re reads differently unless translated (rules/pcre.py)
+    "if { path -m reg ^/[[:alpha:]]+$ }", "if { path -m reg [[:digit:]] }",
+    "if { path -m reg ^/(?<first>[a-z])[[:alnum:]_]* }", "if { path -m reg \\Q/a.\\E }",
+    "if { path -m reg [[:punct:]][[:upper:]] }", "if { var(txn.url) -m reg [[:xdigit:]]{2}x }",
 ]
 
 # Variables both engines set before the conditions run.

@@ -1,0 +1,101 @@
+"""HAProxy's regular expressions (PCRE2 in Debian's HAProxy 2.6) on Python's ``re``.
+
+The two dialects agree on everything configs usually write, but not on a few PCRE
+constructs, and Python would read some of those silently as something else (``[[:digit:]]``
+is the set ``[:digit`` followed by ``]`` to Python).  :func:`compile_pcre` translates what has
+an exact Python equivalent (POSIX classes inside brackets, ``(?<name>...)`` groups,
+``\\Q...\\E`` quoting) and refuses, with a clear error, what would otherwise match
+differently (a pattern Python flags with a ``FutureWarning``, inline flags after the start).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+__all__ = ["compile_pcre", "translate_pcre"]
+
+_POSIX = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f", "word": "\\w",
+    "punct": "!-/:-@\\[-`{-~", "cntrl": "\\x00-\\x1f\\x7f", "print": "\\x20-\\x7e",
+    "graph": "\\x21-\\x7e", "ascii": "\\x00-\\x7f",
+}
+_POSIX_RE = re.compile(r"\[:(\^?)([a-z]+):\]")
+
+
+def translate_pcre(pattern: str) -> str:
+    """The Python ``re`` text for a PCRE pattern.
+
+    :raises re.error: a PCRE construct with no exact Python equivalent.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if not in_class and pattern.startswith("\\Q", i):
+                end = pattern.find("\\E", i + 2)
+                end = n if end < 0 else end
+                out.append(re.escape(pattern[i + 2:end]))
+                i = end + 2
+                continue
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "[":
+                m = _POSIX_RE.match(pattern, i)
+                if m is not None and m.group(2) in _POSIX:
+                    if m.group(1):
+                        raise re.error(f"negated POSIX class '{m.group(0)}' is not supported",
+                                       pattern, i)
+                    out.append(_POSIX[m.group(2)])
+                    i = m.end()
+                    continue
+                out.append("\\[")  # a literal '[' in a class, as PCRE reads it
+            elif c in "&~|":
+                out.append("\\" + c)  # '&&', '~~', '||' are set operations to come in re
+            else:
+                if c == "]":
+                    in_class = False
+                out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if pattern.startswith("^", i):
+                out.append("^")
+                i += 1
+            if pattern.startswith("]", i):  # ']' first in a class is a literal
+                out.append("\\]")
+                i += 1
+            continue
+        if pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+            out.append("(?P<")
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def compile_pcre(pattern: str | bytes, flags: int = 0) -> re.Pattern[Any]:
+    """``re.compile`` of a PCRE pattern (see the module docstring).
+
+    :raises re.error: an invalid pattern, or one Python would not match as PCRE does.
+    """
+    text = pattern.decode("latin-1") if isinstance(pattern, bytes) else pattern
+    translated = translate_pcre(text)
+    source: str | bytes = (translated.encode("latin-1") if isinstance(pattern, bytes)
+                           else translated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        try:
+            return re.compile(source, flags)
+        except FutureWarning as exc:
+            raise re.error(f"ambiguous in Python's re ({exc})", text) from None
