@@ -117,6 +117,8 @@ def wait_for_body_action(args: list[str], where: str) -> WaitForBody:
     if len(args) < 2:
         raise RuleError("missing argument for 'time'.")
     parsed = parse_time_ms(args[1], "time")
+    if parsed.error is not None and parsed.error.startswith("timer overflow"):
+        raise RuleError("time overflow (maximum value is 2147483647 ms or ~24.8 days).")
     if parsed.error is not None or parsed.warning is not None or parsed.ms is None:
         bad = re.sub(r"^\d*(us|ms|s|m|h|d)?", "", args[1])[:1]
         raise RuleError(f"unexpected character '{bad}'.")
