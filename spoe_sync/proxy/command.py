@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from loguru import logger
 
@@ -94,6 +95,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+def _to_stderr(message: Any) -> None:
+    # sys.stderr looked up at each record: it may be replaced after the sink is added
+    sys.stderr.write(str(message))
+
+
 def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
               engines: Sequence[str] = (), backends: Sequence[str] = (),
               tcp_request: Sequence[str] = (), tcp_response: Sequence[str] = (),
@@ -104,10 +110,6 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
               upstream_ca: str | None = None, upstream_no_verify: bool = False,
               upstream_sni: str | None = None) -> int:
     """Run the proxy until a stop signal; the exit status (0 stopped, 1 could not start)."""
-    if verbose:
-        logger.remove()
-        logger.add(sys.stderr, level="DEBUG", format="{time:HH:mm:ss.SSS} {level} {message}")
-        logger.enable("spoe_sync")
     built: list[Engine] = []
     try:
         if upstream_sni and not upstream_tls:
@@ -136,11 +138,20 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
         print(f"spoe-sync proxy: listening on {server.listen_address}{tls}, forwarding to "
               f"{upstream}{up_tls}; SPOE engines: {names}", flush=True)
 
+    # The command is the application: it turns the library's log on while it runs, warnings
+    # (an upstream that fails its certificate check, an agent gone) always, all with -v.
+    logger.remove()  # loguru's default handler would print the library's debug records
+    sink = logger.add(_to_stderr, level="DEBUG" if verbose else "WARNING",
+                      format="{time:HH:mm:ss.SSS} {level} {message}")
+    logger.enable("spoe_sync")
     try:
         proxy.run(ready=ready)
     except OSError as exc:
         print(f"spoe-sync proxy: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        logger.disable("spoe_sync")
+        logger.remove(sink)
     s = proxy.stats
     print(f"spoe-sync proxy: stopped; {s.accepted} connections, {s.rejected} rejected, "
           f"{s.aborted} aborted, {s.upstream_errors} upstream errors, "

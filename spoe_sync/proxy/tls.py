@@ -51,8 +51,21 @@ def server_context(cert: str, key: str | None = None) -> ssl.SSLContext:
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
-    context.load_cert_chain(cert, key)
+    try:
+        # a password callback that refuses: OpenSSL would otherwise prompt on the terminal
+        context.load_cert_chain(cert, key, password=_no_pass_phrase)
+    except _PassPhraseNeeded:
+        raise ssl.SSLError(f"{key or cert}: the private key is encrypted; spoe_sync takes no "
+                           "pass phrase (decrypt it: openssl pkey -in KEY -out KEY.pem)") from None
     return context
+
+
+class _PassPhraseNeeded(Exception):
+    pass
+
+
+def _no_pass_phrase() -> str:
+    raise _PassPhraseNeeded
 
 
 def upstream_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
@@ -204,10 +217,18 @@ class TLSStream:
         still send); ``SHUT_RDWR``: end the socket both ways at once (an abort)."""
         if how != socket.SHUT_RDWR and not self._closing:
             self._closing = True
+            # unwrap() calls SSL_shutdown() twice, and the second call reads the peer's
+            # records waiting in the BIO: application data then fails the connection
+            # (APPLICATION_DATA_AFTER_CLOSE_NOTIFY) and the other direction would end early
+            # with a clean-looking EOF.  They are set aside while it runs, then put back.
+            held = self._in.read()
             try:
                 self.tls.unwrap()
             except (ssl.SSLWantReadError, ssl.SSLError):
                 pass  # close_notify is queued; the peer's own close_notify is not awaited
+            finally:
+                if held and not self._in.eof:
+                    self._in.write(held)
             try:
                 self._flush()
             except OSError:

@@ -276,3 +276,16 @@ def test_bad_tls_settings_are_clear_errors(certs: Certs, tmp_path: Any) -> None:
     missing = tmp_path / "missing.pem"
     with pytest.raises(FileNotFoundError):
         server_context(str(missing))
+
+
+def test_an_encrypted_key_is_a_clear_error_not_a_prompt(certs: Certs, tmp_path: Any) -> None:
+    """OpenSSL would ask for the pass phrase on the terminal (and block a service); spoe_sync
+    refuses such a key with a message that says what to do."""
+    import subprocess
+
+    key = tmp_path / "encrypted.key"
+    subprocess.run(["openssl", "pkey", "-in", certs.key, "-aes256", "-passout", "pass:secret",
+                    "-out", str(key)], check=True, capture_output=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    with pytest.raises(ssl.SSLError, match="encrypted"):
+        server_context(certs.cert, str(key))

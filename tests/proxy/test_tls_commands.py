@@ -89,3 +89,32 @@ def test_a_listen_path_that_is_not_a_socket_exits_1(tmp_path: Path,
     assert main(["proxy", "--listen", f"unix@{path}", "--upstream", "127.0.0.1:1"]) == 1
     assert "cannot listen on unix@" in capsys.readouterr().err
     assert path.read_text() == "not a socket"
+
+
+def test_an_upstream_that_fails_its_certificate_check_is_reported_without_v(
+        certs: Certs) -> None:
+    """The command turns the library's warnings on: an operator sees why the upstream
+    connections fail, not only a count when the proxy stops."""
+    from .tlskit import TLSUpstream
+
+    up = TLSUpstream(certs)  # signed by the test CA, which the system CAs do not know
+    up.server.start()
+    try:
+        proc = Process("-m", "spoe_sync.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
+                       f"127.0.0.1:{up.server.server_port}", "--upstream-tls")
+        try:
+            port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                sock.sendall(b"hello")
+                assert read_all(sock, timeout=5) == b""
+            finally:
+                sock.close()
+            proc.wait_for(r"WARNING proxy: cannot connect to upstream .*CERTIFICATE_VERIFY_FAILED")
+        finally:
+            code = proc.stop()
+        assert code == 0, proc.output
+        assert "1 upstream errors" in proc.output
+        assert "Traceback" not in proc.output
+    finally:
+        up.server.stop(timeout=1)

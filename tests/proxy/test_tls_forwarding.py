@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 from gevent import socket
 from gevent.server import StreamServer
@@ -154,3 +155,67 @@ def test_one_way_tls_download_longer_than_the_idle_timeout(certs: Certs) -> None
         assert proxy.stats.aborted == 0
     finally:
         server.stop(timeout=1)
+
+
+class _AnswersThenHalfCloses:
+    """An upstream that, once the client's upload is well under way, answers ``reply`` bytes
+    and half-closes, then counts and hashes everything the client sends until its EOF."""
+
+    def __init__(self, reply: int) -> None:
+        self.reply = reply
+        self.received = hashlib.sha256()
+        self.count = 0
+        self.done = gevent.event.Event()
+        self.server = StreamServer(("127.0.0.1", 0), self._handle)
+
+    def _handle(self, sock: Any, address: Any) -> None:
+        sock.settimeout(20)
+        answered = False
+        try:
+            for _ in range(1_000_000):  # bounded by the socket timeout and a count
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.received.update(data)
+                self.count += len(data)
+                if not answered and self.count >= 512 * 1024:
+                    # mid-upload: the client's records are in flight through the proxy
+                    answered = True
+                    sock.sendall(b"r" * self.reply)
+                    sock.shutdown(socket.SHUT_WR)  # the upstream is done first
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+            sock.close()
+
+
+def test_client_data_in_flight_when_the_upstream_half_closes_first(certs: Certs) -> None:
+    """The upstream's FIN becomes our close_notify to the client while the client's records
+    still wait to be read: every byte of them must still reach the upstream (OpenSSL's
+    second SSL_shutdown would read and reject them; see TLSStream.shutdown)."""
+    data = os.urandom(3 << 20)
+    up = _AnswersThenHalfCloses(200_000)
+    up.server.start()
+    try:
+        with running(tls_proxy(certs, f"127.0.0.1:{up.server.server_port}")) as proxy:
+            raw = socket.create_connection(("127.0.0.1", proxy.server_port), timeout=10)
+            context = ssl.create_default_context(cafile=certs.ca)
+            client = TLSStream(raw, context, server_side=False, server_hostname="localhost")
+            try:
+                client.handshake(5)
+                replies = gevent.spawn(_stream_read_all, client, 15.0)
+                view = memoryview(data)
+                for _ in range(1_000_000):  # bounded: 3 MiB in records of at most 16 KiB
+                    if not view:
+                        break
+                    view = view[client.send(view):]
+                client.shutdown(socket.SHUT_WR)
+                assert len(replies.get(timeout=15)) == 200_000
+            finally:
+                client.close()
+            assert up.done.wait(timeout=15)
+    finally:
+        up.server.stop(timeout=1)
+    assert up.count == len(data)
+    assert up.received.digest() == hashlib.sha256(data).digest()
