@@ -22,7 +22,8 @@ from .tls import TLSStream
 __all__ = ["forward", "peek", "refuse", "wait_ready"]
 
 _BUFSIZE = 65536
-_ABORT_ERRORS = (OSError, gevent.Timeout)
+#: what ends a connection without being a bug: the peer, the network, a deadline
+ABORT_ERRORS = (OSError, gevent.Timeout)
 
 
 def peek(sock: Any, size: int, delay: float | None) -> bytes:
@@ -91,7 +92,7 @@ def forward(conn: Conn, src: Any, dst: Any, inbound: bool, stats: ProxyStats,
                 stats.bytes_in += len(data)
             else:
                 stats.bytes_out += len(data)
-    except _ABORT_ERRORS:
+    except ABORT_ERRORS:
         conn.aborted = True
         # unblock the other direction: the connection is over
         for sock in (src, dst):

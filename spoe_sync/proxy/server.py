@@ -61,15 +61,12 @@ from .connection import ProxyStats
 from .connection import close_quietly as _close
 from .connection import engine_id as _engine_id
 from .connection import set_nodelay as _set_nodelay
-from .forward import forward, peek, refuse
+from .forward import ABORT_ERRORS, forward, peek, refuse
 from .listen import bind_unix, describe, parse_listen_address, remove_unix
 from .rules import Verdict, build_acls, build_rules
 from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]
-
-_BUFSIZE = 65536
-_ABORT_ERRORS = (OSError, gevent.Timeout)
 
 
 class _Aborted(Exception):
@@ -266,7 +263,7 @@ class TCPProxy(StreamServer):
             self._serve(conn)
         except _Aborted:
             pass
-        except _ABORT_ERRORS as exc:
+        except ABORT_ERRORS as exc:
             if conn is not None:
                 conn.aborted = True
             logger.debug("proxy: connection from {} aborted: {}", address, exc)
