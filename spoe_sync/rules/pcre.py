@@ -94,8 +94,11 @@ def compile_pcre(pattern: str | bytes, flags: int = 0) -> re.Pattern[Any]:
     source: str | bytes = (translated.encode("latin-1") if isinstance(pattern, bytes)
                            else translated)
     with warnings.catch_warnings():
+        # FutureWarning: a construct re will read differently (nested sets); Python 3.10
+        # only warns (DeprecationWarning) where later versions refuse (late inline flags)
         warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
         try:
             return re.compile(source, flags)
-        except FutureWarning as exc:
-            raise re.error(f"ambiguous in Python's re ({exc})", text) from None
+        except (FutureWarning, DeprecationWarning) as exc:
+            raise re.error(f"not read by Python's re as PCRE reads it ({exc})", text) from None
