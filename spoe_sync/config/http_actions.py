@@ -16,8 +16,18 @@ from ..rules.pcre import compile_pcre
 from .rule_actions import Capture, NoEffect, ReplaceHeader, WaitForBody
 from .syntax import parse_time_ms
 
-__all__ = ["NO_EFFECT", "REPLACE", "RuleError", "capture_action", "fmt", "no_effect_action",
-           "replace_action", "sample_arg", "wait_for_body_action"]
+__all__ = [
+    "NO_EFFECT",
+    "REPLACE",
+    "RuleError",
+    "capture_action",
+    "extra_words",
+    "fmt",
+    "no_effect_action",
+    "replace_action",
+    "sample_arg",
+    "wait_for_body_action",
+]
 
 REPLACE = ("replace-header", "replace-value")
 #: Actions HAProxy accepts that mean nothing to a WSGI app: checked, then skipped with a warning.
@@ -34,6 +44,12 @@ class RuleError(Exception):
         self.message = message
 
 
+def extra_words(where: str, found: str) -> RuleError:
+    """HAProxy's error for a word after an action's arguments that is not a condition."""
+    return RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
+                     f"found '{found}'")
+
+
 def fmt(text: str, ruleset: str) -> LogFormat:
     """A log-format argument, checked for the rule set's point."""
     try:
@@ -47,8 +63,7 @@ def sample_arg(args: list[str], ruleset: str, where: str) -> Any:
     if not args:
         raise RuleError("missing fetch method.")
     if len(args) > 1:
-        raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[1]}'")
+        raise extra_words(where, args[1])
     try:
         expr = parse_sample(args[0])
     except ExpressionError as exc:
@@ -65,8 +80,7 @@ def replace_action(kw: str, args: list[str], ruleset: str, where: str) -> Replac
     if len(args) < 3:
         raise RuleError(f"{where} expects exactly 3 arguments.")
     if len(args) > 3:
-        raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[3]}'")
+        raise extra_words(where, args[3])
     try:
         regex = compile_pcre(args[1])
     except re.error as exc:
@@ -85,8 +99,7 @@ def capture_action(args: list[str], ruleset: str, where: str) -> Capture:
     if args[1] not in ("len", "id"):
         raise RuleError(f"{where} expects 'len' or 'id', found '{args[1]}'.")
     if len(args) > 3:
-        raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[3]}'")
+        raise extra_words(where, args[3])
     number = re.match(r"[-+]?\d+", args[2])
     value = int(number.group()) if number else 0
     if args[1] == "id":
@@ -128,8 +141,7 @@ def wait_for_body_action(args: list[str], where: str) -> WaitForBody:
             raise RuleError("missing argument for 'at-least'.")
         at_least, i = _size(args[3], "at-least"), 4
     if len(args) > i:
-        raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[i]}'")
+        raise extra_words(where, args[i])
     return WaitForBody(parsed.ms, at_least)
 
 
@@ -153,6 +165,5 @@ def no_effect_action(kw: str, args: list[str], ruleset: str, where: str) -> NoEf
     if kw == "strict-mode" and args[0] not in ("on", "off"):
         raise RuleError(f"Unexpected value '{args[0]}'. Only 'on' and 'off' are supported.")
     if len(args) > 1:
-        raise RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[1]}'")
+        raise extra_words(where, args[1])
     return NoEffect(kw, tuple(args))

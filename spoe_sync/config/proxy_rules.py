@@ -54,6 +54,7 @@ from .http_actions import (
     NO_EFFECT,
     REPLACE,
     capture_action,
+    extra_words,
     no_effect_action,
     replace_action,
     sample_arg,
@@ -249,8 +250,7 @@ def _base_keyword(word: str) -> str:
 def _condition(words: Sequence[str], acls: AclRegistry, base_dir: str | None, ruleset: str,
                keyword: str) -> Condition:
     if words[0] not in ("if", "unless"):
-        raise _RuleError(f"'{ruleset} {keyword}' expects either 'if' or 'unless' followed by a "
-                         f"condition but found '{words[0]}'")
+        raise extra_words(f"'{ruleset} {keyword}'", words[0])
     try:
         cond = parse_condition(words, acls, base_dir=base_dir)
     except ExpressionError as exc:
@@ -349,13 +349,11 @@ def _parse_action(words: list[str], ruleset: str, base_dir: str | None,
         reason = None
         if len(args) > 1:
             if args[1] != "reason" or len(args) != 3:
-                raise _RuleError(f"{where} expects either 'if' or 'unless' followed by a "
-                                 f"condition but found '{args[1]}'")
+                raise extra_words(where, args[1])
             reason = args[2]
         return SetStatus(int(args[0]), reason), rest
     if args:
-        raise _RuleError(f"{where} expects either 'if' or 'unless' followed by a condition but "
-                         f"found '{args[0]}'")
+        raise extra_words(where, args[0])
     bare: type[SilentDrop | Reject | Allow | Accept] = {
         "silent-drop": SilentDrop, "reject": Reject, "allow": Allow,
         "accept": Accept}[kw]  # type: ignore[assignment]
@@ -413,8 +411,7 @@ def _reply(kw: str, args: list[str], ruleset: str, base_dir: str | None) -> Repl
             headers.append((args[i + 1], _fmt(args[i + 2], ruleset)))
             i += 3
         else:
-            raise _RuleError(f"'{ruleset} {kw}' expects either 'if' or 'unless' followed by a "
-                             f"condition but found '{word}'")
+            raise extra_words(f"'{ruleset} {kw}'", word)
     if status_word is not None:
         status = _status(status_word, 200, 599)
     if errorfile and payload_kw not in (None, "default-errorfiles"):
@@ -497,8 +494,7 @@ def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | U
         if conds:
             raise _RuleError(f"'{word}' takes no condition")
         if args:
-            raise _RuleError(f"'{ruleset} {word}' expects either 'if' or 'unless' followed by a "
-                             f"condition but found '{args[0]}'")
+            raise extra_words(f"'{ruleset} {word}'", args[0])
         return UnsetVar(name)
     for c in conds:
         if c not in _SET_VAR_CONDS:
@@ -510,8 +506,7 @@ def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | U
         raise _RuleError("missing fetch method." if kw == "set-var" else
                          f"'{ruleset} {word}' expects a log-format string")
     if len(args) > 1:
-        raise _RuleError(f"'{ruleset} {word}' expects either 'if' or 'unless' followed by a "
-                         f"condition but found '{args[1]}'")
+        raise extra_words(f"'{ruleset} {word}'", args[1])
     if kw == "set-var-fmt":
         return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
     try:
