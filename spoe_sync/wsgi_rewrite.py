@@ -22,7 +22,7 @@ from .config.rule_actions import Capture, ReplaceHeader, SetStartLine
 from .rules.casts import cast, to_bytes, to_text
 from .rules.fetches.capture import CAPTURES_KEY
 from .rules.wsgisource import BODY_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
-from .wsgi_support import buffer_request_body, client_socket, set_request_header
+from .wsgi_support import buffer_request_body, client_socket, environ_key, set_request_header
 
 __all__ = ["CAPTURES_KEY", "capture", "replace_request_headers", "rewrite_request_line",
            "set_client_address", "wait_for_body"]
@@ -82,16 +82,11 @@ def set_client_address(environ: dict[str, Any], value: Any) -> bool:
     return True
 
 
-def _environ_key(name: str) -> str:
-    key = name.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
-
-
 def replace_request_headers(environ: dict[str, Any], action: ReplaceHeader, template: str) -> bool:
     """``replace-header``/``replace-value`` on the request headers (the raw header list when
     the server gave one, and the ``HTTP_*`` keys rebuilt from it as gevent joins them)."""
     name = action.name.lower()
-    key = _environ_key(name)
+    key = environ_key(name)
     raw = environ.get(RAW_HEADERS_KEY)
     if isinstance(raw, list):
         changed = False

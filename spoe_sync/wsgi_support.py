@@ -290,11 +290,16 @@ def buffer_request_body(environ: dict[str, Any], limit: int) -> bytes:
     return body
 
 
+def environ_key(name: str) -> str:
+    """The PEP 3333 environ key of a request header (``HTTP_X_A``, ``CONTENT_TYPE``)."""
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
 def set_request_header(environ: dict[str, Any], name: str, value: str | None,
                        add: bool = False) -> None:
     """Edit a request header in the environ (``HTTP_*``) and the raw header list."""
-    key = name.upper().replace("-", "_")
-    key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+    key = environ_key(name)
     raw = environ.get("spoe_sync.raw_headers")
     if isinstance(raw, list):
         raw = [(n, v) for n, v in raw if add or n.lower() != name.lower()]
