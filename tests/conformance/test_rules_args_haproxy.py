@@ -39,7 +39,8 @@ ARGS: list[tuple[str, str]] = [
     ("cook_empty", "req.cook(empty)"), ("cook_missing", "req.cook(nope)"),
     ("cook_cnt", "req.cook_cnt(sid)"), ("hdrs", "req.hdrs"), ("hdrs_bin", "req.hdrs_bin"),
     ("body", "req.body"), ("body_size", "req.body_size"), ("body_len", "req.body_len"),
-    ("uid", "unique-id"), ("ssl", "ssl_fc"), ("t", "always_true"), ("f", "always_false"),
+    ("uid", "unique-id"), ("ssl", "ssl_fc"), ("sni", "ssl_fc_sni"), ("has_sni", "ssl_fc_has_sni"),
+    ("t", "always_true"), ("f", "always_false"),
     ("http", "req.proto_http"), ("base", "base"), ("urlp", "url_param(x)"),
     ("urlp_missing", "url_param(nope)"),
     ("ip6", "ipv6(2001:db8::1)"), ("ip4", "ipv4(10.1.2.3)"), ("bin", "bin(deadbeef)"),
@@ -255,6 +256,7 @@ TCP_ARGS: list[tuple[str, str]] = [
     ("ip", "src"), ("dst", "dst"), ("sport", "src_port"), ("dport", "dst_port"),
     ("len", "req.len"), ("head", "req.payload(0,3)"), ("rest", "req.payload(4,0)"),
     ("past", "req.payload(10,100)"), ("hex", "req.payload(0,2),hex"), ("ssl", "ssl_fc"),
+    ("sni", "ssl_fc_sni"), ("has_sni", "ssl_fc_has_sni"),
     ("uid", "unique-id"), ("t", "always_true"), ("rlen", "req_len"), ("pl", "payload(1,2)"),
 ]
 TCP_PAYLOAD = b"\x16\x03\x01\x00\x05hello\r\n\x00tail"

@@ -408,8 +408,8 @@ def test_base_fetches_without_a_path(method, target, headers, base, baseq, base3
 @pytest.mark.parametrize("ssl, sni, expected", [
     pytest.param(True, "a.example", ("a.example", True), id="tls-with-sni"),
     pytest.param(True, None, (None, False), id="tls-without-sni"),
-    # HAProxy: both fetches fail on a connection without TLS (sent as NULL)
-    pytest.param(False, "a.example", (None, None), id="no-tls"),
+    # HAProxy (conformance tier): no SNI (NULL) and has_sni false without TLS
+    pytest.param(False, "a.example", (None, False), id="no-tls"),
 ])
 def test_ssl_fc_sni(ssl, sni, expected):
     ctx = EvalContext(SampleSource(ssl=ssl, sni=sni))

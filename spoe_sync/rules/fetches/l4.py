@@ -48,10 +48,9 @@ def _ssl_fc_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("ssl_fc_has_sni", out="bool")
 def _ssl_fc_has_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
+    # HAProxy: false, not absent, on a connection without TLS (checked in the conformance tier)
     samples = ctx.samples
-    if not samples.ssl:
-        return None  # HAProxy: the fetch fails on a connection without TLS
-    return samples.sni is not None
+    return bool(samples.ssl) and samples.sni is not None
 
 
 @fetch("fe_id", out="sint")
