@@ -159,7 +159,7 @@ class RuleRunner:
         elif code == OP_REWRITE:
             request = self.samples.request
             new = action.value.render_bytes(self.ctx).decode("latin-1")
-            target = str(request.target) if request is not None else "/"
+            target = _environ_text(request.target) if request is not None else "/"
             if not rewrite_request_line(env, action, new, target):
                 logger.info(f"SPOE: set-{action.part} made a request line the server would "
                             f"refuse ({new!r}): 400")
@@ -179,8 +179,15 @@ class RuleRunner:
 
     def _redirect(self, action: Redirect) -> Reply | None:
         request = self.samples.request
-        target = request.target if request is not None else "/"
+        target = _environ_text(request.target) if request is not None else "/"
         location = action.location(self.ctx, target, self.environ.get("HTTP_HOST"))
         if location is None:
             return None
         return action.code, reason_phrase(action.code), action.headers(location), b""
+
+
+def _environ_text(target: str) -> str:
+    """A request target as the fetches hold it (text whose UTF-8 encoding is the raw bytes)
+    back in the environ's PEP 3333 form (the raw bytes as latin-1), which the rewrites build
+    on and gevent.pywsgi writes out."""
+    return target.encode("utf-8", "surrogateescape").decode("latin-1")
