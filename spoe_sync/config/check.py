@@ -199,21 +199,34 @@ _COMMON = ("allow", "deny", "reject", "capture", "set-var", "set-var-fmt", "unse
            "silent-drop", "set-log-level", "set-mark", "set-nice", "set-tos", "strict-mode",
            "add-header", "set-header", "del-header", "replace-header", "replace-value",
            "send-spoe-group", "redirect", "return", "wait-for-body", "add-acl", "del-acl",
-           "set-map", "del-map")
+           "set-map", "del-map", "ot-group")
 _HAPROXY_ACTIONS = {
-    "http-request": frozenset((*_COMMON, "auth", "cache-use", "disable-l7-retry", "do-resolve", "early-hint", "normalize-uri", "replace-path", "replace-pathq", "replace-uri", "set-dst", "set-dst-port", "set-method", "set-path", "set-pathq", "set-priority-class", "set-priority-offset", "set-query", "set-src", "set-src-port", "set-timeout", "set-uri", "tarpit", "use-service", "wait-for-handshake")),
+    "http-request": frozenset((
+        *_COMMON, "auth", "cache-use", "disable-l7-retry", "do-resolve", "early-hint",
+        "normalize-uri", "replace-path", "replace-pathq", "replace-uri", "set-dst",
+        "set-dst-port", "set-method", "set-path", "set-pathq", "set-priority-class",
+        "set-priority-offset", "set-query", "set-src", "set-src-port", "set-timeout", "set-uri",
+        "tarpit", "use-service", "wait-for-handshake")),
     "http-response": frozenset((*_COMMON, "cache-store", "set-status")),
     "http-after-response": frozenset((
         "add-header", "allow", "capture", "del-header", "replace-header", "replace-value",
-        "set-header", "set-status", "set-var", "set-var-fmt", "strict-mode", "unset-var")),
+        "set-header", "set-status", "set-var", "set-var-fmt", "strict-mode", "unset-var",
+        "ot-group")),
     "tcp-request content": frozenset((
         "accept", "capture", "do-resolve", "reject", "send-spoe-group", "set-dst",
         "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
-        "silent-drop", "switch-mode", "unset-var", "use-service")),
+        "silent-drop", "switch-mode", "unset-var", "use-service", "ot-group")),
     "tcp-response content": frozenset((
         "accept", "close", "reject", "send-spoe-group", "set-log-level", "set-mark",
-        "set-nice", "set-tos", "set-var", "set-var-fmt", "silent-drop", "unset-var")),
+        "set-nice", "set-tos", "set-var", "set-var-fmt", "silent-drop", "unset-var",
+        "ot-group")),
+}
+# Actions spoe_sync parses in some rule sets only, where HAProxy accepts this form of them
+# too (a response capture into a ``declare capture response`` slot): rule words -> True.
+_NOT_RUN = {
+    ("http-response", "capture"): lambda words: "id" in words and "len" not in words,
+    ("http-after-response", "capture"): lambda words: "id" in words and "len" not in words,
 }
 _COUNTERS = re.compile(r"(track-sc\d+|sc-inc-gpc\d*|sc-set-gpt\d*|sc-add-gpc)\Z")
 
@@ -258,7 +271,9 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
         ruleset, action = _ruleset(rule.words)
         if ruleset is None or action == "send-spoe-group":  # the latter: checked above
             continue
-        if action not in ACTIONS[ruleset] and _haproxy_runs(ruleset, action):
+        not_run = _NOT_RUN.get((ruleset, action))
+        if ((not_run is not None and not_run(rule.words))
+                or (action not in ACTIONS[ruleset] and _haproxy_runs(ruleset, action))):
             _emit(out, f"[{cfg.filename}:{rule.lineno}] warning: '{ruleset} {action}' is not run "
                   "by spoe_sync: its WSGI middleware and TCP proxy would refuse this rule")
             continue
