@@ -220,7 +220,14 @@ class TLSStream:
             # unwrap() calls SSL_shutdown() twice, and the second call reads the peer's
             # records waiting in the BIO: application data then fails the connection
             # (APPLICATION_DATA_AFTER_CLOSE_NOTIFY) and the other direction would end early
-            # with a clean-looking EOF.  They are set aside while it runs, then put back.
+            # with a clean-looking EOF.  They are set aside while it runs, then put back;
+            # so are the bytes OpenSSL already deciphered (a peek left part of a record).
+            try:
+                pending = self.tls.pending()
+                if pending:
+                    self._replay += bytes(self.tls.read(pending))
+            except ssl.SSLError:
+                pass
             held = self._in.read()
             try:
                 self.tls.unwrap()

@@ -219,3 +219,39 @@ def test_client_data_in_flight_when_the_upstream_half_closes_first(certs: Certs)
         up.server.stop(timeout=1)
     assert up.count == len(data)
     assert up.received.digest() == hashlib.sha256(data).digest()
+
+
+def test_half_close_keeps_deciphered_bytes_not_yet_read(certs: Certs) -> None:
+    """A peek that takes part of a record leaves the rest deciphered inside OpenSSL; our
+    close_notify must not lose it (OpenSSL's second SSL_shutdown would fail the stream)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    data = os.urandom(16000)  # one record
+    client_side = socket.create_connection(listener.getsockname(), timeout=10)
+    server_side, _ = listener.accept()
+    listener.close()
+    server = TLSStream(server_side, server_context(certs.cert, certs.key), server_side=True)
+    client = TLSStream(client_side, ssl.create_default_context(cafile=certs.ca),
+                       server_side=False, server_hostname="localhost")
+    try:
+        handshake = gevent.spawn(server.handshake, 5)
+        client.handshake(5)
+        handshake.get(timeout=5)
+        client.send(data)
+        assert server.peek(100, 5) == data[:100]
+        server.shutdown(socket.SHUT_WR)  # the other side ended first (our close_notify)
+        got = b""
+        deadline = time.monotonic() + 5
+        while len(got) < len(data) and time.monotonic() < deadline:
+            chunk = server.recv(65536)
+            if chunk is None:
+                gevent.socket.wait_read(server.fileno(), timeout=deadline - time.monotonic())
+                continue
+            if not chunk:
+                break  # the bug: a clean-looking EOF with bytes missing
+            got += chunk
+        assert got == data
+    finally:
+        client.close()
+        server.close()
