@@ -289,6 +289,11 @@ def _concat(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
 
 @conv("ipmask", "msk4", "msk6?", in_="addr", out="addr")
 def _ipmask(v: Any, args: tuple[Any, ...], ctx: Any) -> Value:
+    if isinstance(v, IPv6Address) and v.ipv4_mapped is not None:
+        # HAProxy 2.6 masks a v4-mapped address (::ffff:a.b.c.d, a dual-stack listener's
+        # IPv4 client) as the IPv4 address it is; ::a.b.c.d and 2002:: stay IPv6 (checked
+        # against haproxy)
+        v = v.ipv4_mapped
     if isinstance(v, IPv4Address):
         return IPv4Network(f"{v}/{args[0]}", strict=False).network_address
     if isinstance(v, IPv6Address):

@@ -44,6 +44,8 @@ ARGS: list[tuple[str, str]] = [
     ("http", "req.proto_http"), ("base", "base"), ("urlp", "url_param(x)"),
     ("urlp_missing", "url_param(nope)"),
     ("ip6", "ipv6(2001:db8::1)"), ("ip4", "ipv4(10.1.2.3)"), ("bin", "bin(deadbeef)"),
+    ("mask_mapped", "ipv6(::ffff:1.2.3.4),ipmask(24,64)"),
+    ("mask_compat", "ipv6(::1.2.3.4),ipmask(24,64)"),
     ("str", "str(hello)"), ("empty_str", "str()"), ("str_noparen", "str"), ("neg", "int(-5)"), ("zero", "int(0)"),
     ("max", "int(9223372036854775807)"), ("min", "int(-9223372036854775808)"),
     ("b1", "bool(true)"), ("b0", "bool(0)"),

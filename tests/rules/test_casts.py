@@ -55,4 +55,19 @@ def test_text_to_address(text, addr):
 def test_ipv6_to_text_is_inet_ntop(addr, text):
     assert cast(addr, "str") == text
     ctx = EvalContext(StaticSamples({"src": addr}))
-    assert parse_sample("src,ipmask(32,128)").evaluate(ctx) == addr  # unchanged, still an address
+    masked = parse_sample("src,ipmask(32,128)").evaluate(ctx)
+    # a v4-mapped address is masked as the IPv4 address it is (HAProxy 2.6, below)
+    assert masked == (addr.ipv4_mapped or addr)
+
+
+@pytest.mark.parametrize("expr, expected", [
+    pytest.param("ipv6(::ffff:1.2.3.4),ipmask(24,64)", V4("1.2.3.0"), id="mapped"),
+    pytest.param("ipv6(::ffff:1.2.3.4),ipmask(24)", V4("1.2.3.0"), id="mapped-v4-mask-only"),
+    pytest.param("ipv6(::1.2.3.4),ipmask(24,64)", IPv6Address("::"), id="compatible-stays-v6"),
+    pytest.param("ipv6(2002:102:304::1),ipmask(24,64)", IPv6Address("2002:102:304::"),
+                 id="6to4-stays-v6"),
+])
+def test_ipmask_of_ipv6_as_haproxy_does(expr, expected):
+    """Values read from HAProxy 2.6 (``http-request return ... %[ipv6(...),ipmask(...)]``):
+    only the ::ffff: form becomes IPv4."""
+    assert parse_sample(expr).evaluate(EvalContext(StaticSamples({}))) == expected
