@@ -22,7 +22,11 @@ _POSIX = {
     "punct": "!-/:-@\\[-`{-~", "cntrl": "\\x00-\\x1f\\x7f", "print": "\\x20-\\x7e",
     "graph": "\\x21-\\x7e", "ascii": "\\x00-\\x7f",
 }
-_POSIX_RE = re.compile(r"\[:(\^?)([a-z]+):\]")
+_POSIX_RE = re.compile(r"\[([:.=])(\^?)([A-Za-z]*)\1\]")
+# PCRE escapes Python reads differently (or not at all), outside and inside a class.
+_ESCAPES = {"z": "\\Z", "Z": "(?=\\n?\\Z)", "h": "[ \\t\\xa0]", "v": "[\\n\\x0b\\f\\r\\x85]"}
+_CLASS_ESCAPES = {"h": " \\t\\xa0", "v": "\\n\\x0b\\f\\r\\x85"}
+_BACKREF_RE = re.compile(r"\\k(?:<(\w+)>|\{(\w+)\}|'(\w+)')")
 
 
 def translate_pcre(pattern: str) -> str:
@@ -42,17 +46,31 @@ def translate_pcre(pattern: str) -> str:
                 out.append(re.escape(pattern[i + 2:end]))
                 i = end + 2
                 continue
-            out.append(pattern[i:i + 2])
+            letter = pattern[i + 1:i + 2]
+            backref = None if in_class else _BACKREF_RE.match(pattern, i)
+            if backref is not None:
+                out.append(f"(?P={backref.group(1) or backref.group(2) or backref.group(3)})")
+                i = backref.end()
+                continue
+            table = _CLASS_ESCAPES if in_class else _ESCAPES
+            out.append(table.get(letter, pattern[i:i + 2]))
             i += 2
             continue
+        if not in_class and c == "[" and _POSIX_RE.match(pattern, i) is not None:
+            raise re.error("POSIX named classes are supported only within a class", pattern, i)
         if in_class:
             if c == "[":
                 m = _POSIX_RE.match(pattern, i)
-                if m is not None and m.group(2) in _POSIX:
-                    if m.group(1):
+                if m is not None:
+                    if m.group(1) != ":":
+                        raise re.error(f"POSIX collating elements are not supported "
+                                       f"('{m.group(0)}')", pattern, i)
+                    if m.group(3) not in _POSIX:
+                        raise re.error(f"unknown POSIX class name '{m.group(3)}'", pattern, i)
+                    if m.group(2):
                         raise re.error(f"negated POSIX class '{m.group(0)}' is not supported",
                                        pattern, i)
-                    out.append(_POSIX[m.group(2)])
+                    out.append(_POSIX[m.group(3)])
                     i = m.end()
                     continue
                 out.append("\\[")  # a literal '[' in a class, as PCRE reads it
@@ -75,6 +93,10 @@ def translate_pcre(pattern: str) -> str:
                 out.append("\\]")
                 i += 1
             continue
+        if c == "{" and pattern.startswith("{,", i):
+            out.append("\\{")  # PCRE2 10.42 (Debian 12's) reads '{,n}' literally
+            i += 1
+            continue
         if pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
             out.append("(?P<")
             i += 3
@@ -93,6 +115,10 @@ def compile_pcre(pattern: str | bytes, flags: int = 0) -> re.Pattern[Any]:
     translated = translate_pcre(text)
     source: str | bytes = (translated.encode("latin-1") if isinstance(pattern, bytes)
                            else translated)
+    if not isinstance(pattern, bytes):
+        # HAProxy's PCRE runs on bytes without Unicode properties: \w, \d and case folding
+        # know ASCII only (bytes patterns already do)
+        flags |= re.ASCII
     with warnings.catch_warnings():
         # FutureWarning: a construct re will read differently (nested sets); Python 3.10
         # only warns (DeprecationWarning) where later versions refuse (late inline flags)

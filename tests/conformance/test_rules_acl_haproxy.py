@@ -87,6 +87,8 @@ CONDITIONS = [
     "if { path -m reg ^/[[:alpha:]]+$ }", "if { path -m reg [[:digit:]] }",
     "if { path -m reg ^/(?<first>[a-z])[[:alnum:]_]* }", "if { path -m reg \\Q/a.\\E }",
     "if { path -m reg [[:punct:]][[:upper:]] }", "if { var(txn.url) -m reg [[:xdigit:]]{2}x }",
+    "if { path -m reg [a-z]\\z }", "if { path -m reg ^/s{,3} }", "if { path -m reg ^/\\h }",
+    "if { var(txn.url) -m reg (?<p>[0-9])\\k<p> }",
 ]
 
 # Variables both engines set before the conditions run.

@@ -26,6 +26,14 @@ from spoe_sync.rules.pcre import compile_pcre
     pytest.param("^[]a]+$", ["]a]"], ["b"], id="bracket-first"),
     pytest.param("^[[a]+$", ["[a["], ["b"], id="literal-bracket-in-class"),
     pytest.param("^[a&&b]+$", ["a&b"], ["c"], id="ampersands-literal"),
+    pytest.param("^b{,3}$", ["b{,3}"], ["b", "bb"], id="brace-comma-literal"),
+    pytest.param(r"a\z", ["xa"], ["a\n"], id="z-lower-very-end"),
+    pytest.param(r"a\Z", ["xa", "a\n"], ["a\n\n"], id="z-upper-before-final-newline"),
+    pytest.param(r"^\h+$", [" \t"], ["\n"], id="horizontal-space"),
+    pytest.param(r"^[\v]+$", ["\r\n"], [" "], id="vertical-space-in-class"),
+    pytest.param(r"^(?<q>['\"]).*\k<q>$", ["'a'"], ["'a\""], id="named-backref"),
+    pytest.param(r"^\w+$", ["abc_1"], ["caf\xe9"], id="ascii-word"),
+    pytest.param(r"^\d$", ["7"], ["\u0663"], id="ascii-digit"),
 ])
 def test_translated_patterns_match_as_pcre_does(pattern, matches, misses):
     rx = compile_pcre(pattern)
@@ -40,6 +48,10 @@ def test_translated_patterns_match_as_pcre_does(pattern, matches, misses):
     pytest.param("foo(?i)bar", id="inline-flag-late"),
     pytest.param("[[:^digit:]]", id="negated-posix"),
     pytest.param("(a", id="unbalanced"),
+    pytest.param("[[:foo:]]", id="unknown-posix-class"),
+    pytest.param("[[:ALPHA:]]", id="uppercase-posix-class"),
+    pytest.param("[[.a.]]", id="collating-element"),
+    pytest.param("[:alpha:]", id="posix-class-outside-brackets"),
 ])
 def test_patterns_without_an_equivalent_are_refused(pattern):
     with pytest.raises(re.error):
