@@ -319,3 +319,4 @@ class TLSSamples(TCPSamples):
                  sni: str | None = None) -> None:
         super().__init__(client_addr, local_addr, ssl=True)
         self.sni = sni
+        self.sni_known = True

@@ -145,6 +145,8 @@ class SampleSource:
     :attr frontend_name: the name reported by ``fe_name``.
     :attr sni: the server name the client sent in its TLS ClientHello, on a connection whose
         TLS was terminated here (``ssl_fc_sni``; ``None`` without TLS or without SNI).
+    :attr sni_known: whoever terminated TLS told :attr:`sni` (the proxy does; a WSGI server
+        does not: ``ssl_fc_has_sni`` is then absent rather than a guess).
     """
 
     client: Address | None = None
@@ -158,6 +160,7 @@ class SampleSource:
     frontend_id: int | None = None
     frontend_name: str | None = None
     sni: str | None = None
+    sni_known: bool = False
 
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let

@@ -49,6 +49,7 @@ SOURCE = SampleSource(
     frontend_id=3,
     frontend_name="web",
     sni="www.example.com",
+    sni_known=True,
 )
 VARS = {"txn.a.s": "text", "txn.a.i": 7, "sess.x": True}
 
@@ -405,13 +406,15 @@ def test_base_fetches_without_a_path(method, target, headers, base, baseq, base3
         assert parse_sample("base32").evaluate(ctx) == base32
 
 
-@pytest.mark.parametrize("ssl, sni, expected", [
-    pytest.param(True, "a.example", ("a.example", True), id="tls-with-sni"),
-    pytest.param(True, None, (None, False), id="tls-without-sni"),
+@pytest.mark.parametrize("ssl, sni, known, expected", [
+    pytest.param(True, "a.example", True, ("a.example", True), id="tls-with-sni"),
+    pytest.param(True, None, True, (None, False), id="tls-without-sni"),
+    # a WSGI server over TLS does not tell the SNI: has_sni is absent, not a guess
+    pytest.param(True, None, False, (None, None), id="tls-sni-unknown"),
     # HAProxy (conformance tier): no SNI (NULL) and has_sni false without TLS
-    pytest.param(False, "a.example", (None, False), id="no-tls"),
+    pytest.param(False, "a.example", True, (None, False), id="no-tls"),
 ])
-def test_ssl_fc_sni(ssl, sni, expected):
-    ctx = EvalContext(SampleSource(ssl=ssl, sni=sni))
+def test_ssl_fc_sni(ssl, sni, known, expected):
+    ctx = EvalContext(SampleSource(ssl=ssl, sni=sni, sni_known=known))
     assert (parse_sample("ssl_fc_sni").evaluate(ctx),
             parse_sample("ssl_fc_has_sni").evaluate(ctx)) == expected

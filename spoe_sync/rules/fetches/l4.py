@@ -50,7 +50,11 @@ def _ssl_fc_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
 def _ssl_fc_has_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
     # HAProxy: false, not absent, on a connection without TLS (checked in the conformance tier)
     samples = ctx.samples
-    return bool(samples.ssl) and samples.sni is not None
+    if not samples.ssl:
+        return False
+    if not samples.sni_known:
+        return None  # TLS ended in a server that does not say (a WSGI server)
+    return samples.sni is not None
 
 
 @fetch("fe_id", out="sint")
