@@ -3,9 +3,11 @@
 The two dialects agree on everything configs usually write, but not on a few PCRE
 constructs, and Python would read some of those silently as something else (``[[:digit:]]``
 is the set ``[:digit`` followed by ``]`` to Python).  :func:`compile_pcre` translates what has
-an exact Python equivalent (POSIX classes inside brackets, ``(?<name>...)`` groups,
-``\\Q...\\E`` quoting) and refuses, with a clear error, what would otherwise match
-differently (a pattern Python flags with a ``FutureWarning``, inline flags after the start).
+an exact Python equivalent (POSIX classes inside brackets, ``(?<name>...)`` groups and
+``\\k<name>`` references, ``\\Q...\\E`` quoting, ``\\z``, ``\\Z``, ``\\h``, ``\\v``, the
+literal ``{,n}`` of PCRE2 10.42), matches in ASCII mode as PCRE on bytes does, and refuses,
+with a clear error, what would otherwise match differently (a pattern Python flags with a
+``FutureWarning``, inline flags after the start, unknown or misplaced POSIX classes).
 """
 
 from __future__ import annotations
