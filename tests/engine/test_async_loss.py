@@ -105,12 +105,16 @@ def test_orphans_end_as_soon_as_the_surviving_connection_answers_newer_frames() 
                           backend(agent.address), backoff=(0.2, 2.0), orphan_grace=2.0)
         assert statuses(burst(pool, 4, timeout=3.0)) == {0: 4}  # two connections
         stop = [False]
+        sent: list[gevent.Greenlet] = []
 
-        def traffic() -> None:  # a frame every 5 ms on whatever connection lives
+        def traffic() -> None:
+            # A new frame every 5 ms, each from its own greenlet: a feeder that waited
+            # for each answer would stall behind one of its own frames caught on the
+            # lost connection (an orphan too), and send nothing newer until it ended.
             for sid in range(1000, 1200):
                 if stop[0]:
                     return
-                pool.process(sid, 1, PAYLOAD, time.monotonic() + 1.0)
+                sent.append(gevent.spawn(pool.process, sid, 1, PAYLOAD, time.monotonic() + 1.0))
                 gevent.sleep(0.005)
 
         deadline = time.monotonic() + 3.0
@@ -122,6 +126,7 @@ def test_orphans_end_as_soon_as_the_surviving_connection_answers_newer_frames() 
         finally:
             stop[0] = True
             feeder.join(timeout=2)
+            gevent.joinall(sent, timeout=2)
         outcomes = [g.value for g in streams]
         assert sorted(o.status for o in outcomes) == [0, 257]
         lost = next(o for o in outcomes if o.status == 257)
