@@ -11,8 +11,9 @@ by spoe_sync on purpose.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
+
+from .corpus_util import _header  # the same '# key: value' header lines
 
 CORPUS = os.path.join(os.path.dirname(__file__), "corpus_rules")
 KINDS = ("valid", "invalid", "spoe_only")
@@ -30,11 +31,6 @@ class RuleCorpusFile:
     @property
     def name(self) -> str:
         return f"{self.kind}/{os.path.basename(self.path)}"
-
-
-def _header(text: str, key: str) -> str | None:
-    m = re.search(rf"^# {key}: *(.*?)\r?$", text, re.M)
-    return m.group(1) if m else None
 
 
 def rule_corpus_files() -> list[RuleCorpusFile]:

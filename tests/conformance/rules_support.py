@@ -126,7 +126,8 @@ RAW_RESPONSES: dict[str, bytes] = {
 
 class RawResponder:
     """A threaded HTTP server on 127.0.0.1 answering ``GET /<name>`` with ``RAW_RESPONSES[name]``
-    verbatim, then closing (HAProxy's backend server in the response tests)."""
+    verbatim, then closing (HAProxy's backend server in the response tests); subclasses
+    answer otherwise by overriding :meth:`_answer`."""
 
     def __init__(self) -> None:
         import threading
@@ -157,10 +158,14 @@ class RawResponder:
                         if not chunk:
                             break
                         data += chunk
-                    name = data.split(b" ", 2)[1].decode().lstrip("/") if b" " in data else ""
-                    conn.sendall(RAW_RESPONSES.get(name, RAW_RESPONSES["empty-404"]))
+                    conn.sendall(self._answer(data))
                 except OSError:
                     pass
+
+    def _answer(self, request: bytes) -> bytes:
+        """The bytes to send back for ``request`` (its head, as received)."""
+        name = request.split(b" ", 2)[1].decode().lstrip("/") if b" " in request else ""
+        return RAW_RESPONSES.get(name, RAW_RESPONSES["empty-404"])
 
     def close(self) -> None:
         self._stop.set()

@@ -10,8 +10,6 @@ Every case runs in one HAProxy and one middleware, selected by an ``x-case`` req
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler
 
 from .cfgkit import haproxy_cfg, section
 from .harness import free_port, run_haproxy
+from .rules_support import RawResponder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,46 +68,19 @@ def rules() -> list[str]:
     return out + AFTER
 
 
-class RecordingBackend:
+class RecordingBackend(RawResponder):
     """HAProxy's server: records each request head as received, answers :data:`RESPONSE`."""
 
     def __init__(self) -> None:
         self.heads: dict[str, bytes] = {}
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                deadline = time.monotonic() + 2
-                try:
-                    while b"\r\n\r\n" not in data and time.monotonic() < deadline:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-                    case = next((ln.split(b":", 1)[1].strip().decode() for ln in
-                                 head.split(b"\r\n") if ln.lower().startswith(b"x-case:")), "")
-                    self.heads[case] = head
-                    conn.sendall(RESPONSE)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self._sock.close()
+    def _answer(self, request: bytes) -> bytes:
+        head = request.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        case = next((ln.split(b":", 1)[1].strip().decode() for ln in
+                     head.split(b"\r\n") if ln.lower().startswith(b"x-case:")), "")
+        self.heads[case] = head
+        return RESPONSE
 
 
 def _request(case: str, line: str, extra: str) -> bytes:
