@@ -183,7 +183,7 @@ def compare(ours: Callable[[], object], ref: Callable[[], object],
 
 
 def hdrs_bin(total: int) -> bytes:
-    """A ``req.hdrs_bin`` block of exactly ``total`` bytes (agent-ecosystem.md §3.3):
+    """A ``req.hdrs_bin`` block of exactly ``total`` bytes (docs/explanation/agents.md §3.3):
     a few usual headers, then an ``x-pad`` header filling the rest, then ``00 00``."""
     block = b"".join(ref_varint(len(n)) + n + ref_varint(len(v)) + v for n, v in (
         (b"host", b"www.example.com"), (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64)"),

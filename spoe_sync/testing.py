@@ -94,7 +94,7 @@ OVERLONG = b"\x7f\xff\xff\xff" + b"\x67" * 16
 
 _V, _M, _C = ("version", "2.0"), ("max-frame-size", UInt32(16380)), ("capabilities", "pipelining,async")
 
-#: Every AGENT-HELLO failure of haproxy-engine-behaviour.md §1.2, by name, for
+#: Every AGENT-HELLO failure of docs/explanation/haproxy-behaviour.md §1.2, by name, for
 #: ``FakeAgent(hello="no-version")``; the comment is the SPOP status HAProxy 2.6
 #: sends back in its HAPROXY-DISCONNECT.
 BAD_HELLOS: dict[str, AgentHello | bytes] = {

@@ -1,6 +1,6 @@
 """Apply an ACK's actions to a stream's variables, as HAProxy 2.6 does.
 
-SPOE.txt §3.4 and haproxy-engine-behaviour.md §4 (``spoe_process_actions()``,
+SPOE.txt §3.4 and docs/explanation/haproxy-behaviour.md §4 (``spoe_process_actions()``,
 ``spoe_set_var()``, ``vars_set_by_name_ifexist()``):
 
 * the variable is ``"<scope>.<var-prefix>.<name>"``, built by ``snprintf`` into a

@@ -1,7 +1,7 @@
 """One agent connection: socket, sans-IO :class:`EngineConnection`, reader, writer.
 
 An applet is HAProxy's name for the object that owns one TCP connection to an
-agent (haproxy-engine-behaviour.md §3.1).  Ours, like the worker of h2's gevent
+agent (docs/explanation/haproxy-behaviour.md §3.1).  Ours, like the worker of h2's gevent
 example, is a socket plus a sans-IO connection plus greenlets:
 
 * the **reader** greenlet runs the whole life: connect (``timeout connect`` of the
@@ -16,7 +16,7 @@ example, is a socket plus a sans-IO connection plus greenlets:
   one the reader sets: an agent that stops reading fails the connection
   (status 2) instead of blocking it forever.  The fragments of a NOTIFY go out
   one by one; a stream that gives up part-way gets HAProxy's final FIN|ABORT
-  frame instead of the rest (haproxy-engine-behaviour.md §2.4);
+  frame instead of the rest (docs/explanation/haproxy-behaviour.md §2.4);
 * a slot counter holds the frames this connection may still take:
   ``max-waiting-frames`` in pipelining and async mode, 1 in sync mode.
 

@@ -7,7 +7,7 @@ that its deadline (``PoolSettings.write_timeout``) is not the one the reader
 sets: an agent that stops reading fails the connection (status 2) instead of
 blocking it forever.  The fragments of a NOTIFY go out one by one; a stream that
 gives up part-way gets HAProxy's final FIN|ABORT frame instead of the rest
-(haproxy-engine-behaviour.md §2.4).
+(docs/explanation/haproxy-behaviour.md §2.4).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class AppletWriter:
 
     def _write_fragments(self, wsock: Any, request: FrameRequest, frames: list[bytes]) -> bool:
         """Write one fragmented NOTIFY frame by frame; if its stream gives up
-        part-way, end it with FIN|ABORT instead (haproxy-engine-behaviour.md §2.4)."""
+        part-way, end it with FIN|ABORT instead (docs/explanation/haproxy-behaviour.md §2.4)."""
         key = request.key
         self._fragmenting = key
         try:

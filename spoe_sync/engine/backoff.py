@@ -1,7 +1,7 @@
 """Per-server exponential, capped reconnection backoff.
 
 HAProxy 2.6 reconnects at once, in a tight loop, after a refused connection, a
-failed handshake or a hello timeout (haproxy-engine-behaviour.md §1.2, §3.2):
+failed handshake or a hello timeout (docs/explanation/haproxy-behaviour.md §1.2, §3.2):
 hundreds of connections per second against an agent that is down.  spoe_sync
 waits instead: after the n-th consecutive failure a server is not tried again
 for ``min(base * factor**(n-1), cap)`` seconds, with a little jitter so that many

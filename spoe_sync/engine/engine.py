@@ -8,7 +8,7 @@
     stream.vars.get("txn.iprep.ip_score")
 
 One processing (an event, or a ``send-spoe-group``), as HAProxy 2.6 runs it
-(haproxy-engine-behaviour.md §2, §4-6):
+(docs/explanation/haproxy-behaviour.md §2, §4-6):
 
 1. skipped silently (no frame, no variable, no log, no counter) when SPOE is
    disabled on the stream by an earlier error, when ``maxerrrate`` is reached,

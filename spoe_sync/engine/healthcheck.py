@@ -1,7 +1,7 @@
 """SPOP health checks: ``option spop-check`` and :func:`healthcheck`.
 
 A check is a HAPROXY-HELLO with ``healthcheck`` true, empty capabilities, a
-``max-frame-size`` of 16380 and no engine-id (haproxy-engine-behaviour.md §7.5);
+``max-frame-size`` of 16380 and no engine-id (docs/explanation/haproxy-behaviour.md §7.5);
 the server is healthy iff it answers an AGENT-HELLO that passes HAProxy's checks.
 No DISCONNECT is sent: the check closes the socket.
 

@@ -1,7 +1,7 @@
 """SPOE logging: the per-processing log line and the library's own log.
 
 The line is SPOE.txt §4's, exactly as HAProxy 2.6 prints it
-(haproxy-engine-behaviour.md §6)::
+(docs/explanation/haproxy-behaviour.md §6)::
 
     SPOE: [<agent>] <EVENT:<name>> sid=<sid> st=<status> <reqT>/<qT>/<wT>/<resT>/<pT> <idles>/<applets> <nb_sending>/<nb_waiting> <nb_errors>/<nb_processed>
 
@@ -64,7 +64,7 @@ def internal_error(where: str, exc: BaseException) -> None:
 
 
 class _PoolCounters(Protocol):
-    """The pool's share of the agent counters (haproxy-engine-behaviour.md §3.5)."""
+    """The pool's share of the agent counters (docs/explanation/haproxy-behaviour.md §3.5)."""
 
     @property
     def idles(self) -> int: ...
@@ -77,7 +77,7 @@ class _PoolCounters(Protocol):
 
 
 class _Counters(_PoolCounters, Protocol):
-    """The agent counters of haproxy-engine-behaviour.md §3.5, by HAProxy's names."""
+    """The agent counters of docs/explanation/haproxy-behaviour.md §3.5, by HAProxy's names."""
 
     @property
     def nb_errors(self) -> int: ...

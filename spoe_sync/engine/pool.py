@@ -222,7 +222,7 @@ class AppletPool(PoolEvents):
         too_big = self.unsendable(len(payload)) if len(payload) > self.max_payload else None
         if too_big is not None:
             # Too big and may not be fragmented: fail before connecting anything
-            # (haproxy-engine-behaviour.md §2.4, st=3 with -1 timings).
+            # (docs/explanation/haproxy-behaviour.md §2.4, st=3 with -1 timings).
             request.finish(3, error=too_big)
         elif not self._nb_queued and self._available:
             # Nothing queued ahead and a slot free: straight to the applet, the
@@ -272,7 +272,7 @@ class AppletPool(PoolEvents):
         """Why a NOTIFY payload of ``size`` bytes cannot go out (status 3), or
         None: over ``max-frame-size`` minus HAProxy's ``FRAME_HDR_SIZE`` it needs
         ``option send-frag-payload``, and even then the first message's name and
-        NB-ARGS (``head`` bytes) must fit one frame (haproxy-engine-behaviour.md §2.4)."""
+        NB-ARGS (``head`` bytes) must fit one frame (docs/explanation/haproxy-behaviour.md §2.4)."""
         limit = self.max_payload
         if size <= limit:
             return None

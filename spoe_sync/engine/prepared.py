@@ -81,5 +81,5 @@ class PreparedMessage:
 
 def messages_head(messages: tuple[PreparedMessage, ...]) -> int:
     """The bytes of the first message's name and NB-ARGS: if they do not fit a
-    frame, even fragmentation cannot send it (haproxy-engine-behaviour.md §2.4)."""
+    frame, even fragmentation cannot send it (docs/explanation/haproxy-behaviour.md §2.4)."""
     return messages[0].head_size if messages else 0

@@ -5,7 +5,7 @@
 * :class:`ProcessingResult`: the frozen outcome returned by ``process_event`` and
   ``send_group``, with :meth:`~ProcessingResult.raise_for_status`;
 * :func:`set_engine_vars`: ``option set-on-error``, ``set-process-time`` and
-  ``set-total-time`` (SPOE.txt §2.2, haproxy-engine-behaviour.md §5.2, §5.4).
+  ``set-total-time`` (SPOE.txt §2.2, docs/explanation/haproxy-behaviour.md §5.2, §5.4).
 """
 
 from __future__ import annotations

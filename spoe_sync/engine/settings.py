@@ -53,7 +53,7 @@ class PoolSettings:
         idle = getattr(timeouts, "idle", None)
         idle_status = 2
         # Backend ``timeout server`` shorter than ``timeout idle`` ends idle
-        # connections first, with an I/O error (haproxy-engine-behaviour.md §3.1).
+        # connections first, with an I/O error (docs/explanation/haproxy-behaviour.md §3.1).
         server_timeout = getattr(backend, "timeout_server", None)
         if server_timeout is not None and (idle is None or server_timeout < idle):
             idle, idle_status = server_timeout, 1

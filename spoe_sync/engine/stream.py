@@ -1,7 +1,7 @@
 """A stream: one WSGI request or one proxied TCP connection, as the engine sees it.
 
 HAProxy keeps a SPOE context per stream (``struct spoe_context``); this is it
-(SPOE.txt §3.3, §3.5, haproxy-engine-behaviour.md §2.1, §5.2):
+(SPOE.txt §3.3, §3.5, docs/explanation/haproxy-behaviour.md §2.1, §5.2):
 
 * ``id``: the engine-wide stream id sent in every NOTIFY and shown as ``sid=``
   in the log line (HAProxy's ``uniq_id``);

@@ -2,7 +2,7 @@
 
 Names are full HAProxy names, ``"<scope>.<name>"`` (``"txn.iprep.score"``), the
 same text a haproxy.cfg writes in ``var(...)``.  Three stores hold them, by
-lifetime (SPOE.txt §2.2 "option var-prefix", agent-ecosystem.md §5):
+lifetime (SPOE.txt §2.2 "option var-prefix", docs/explanation/agents.md §5):
 
 * :class:`ProcVars`: ``proc.*``, one per engine (HAProxy: the process);
 * :class:`Session`: ``sess.*``, one per client connection;
@@ -13,7 +13,7 @@ lifetime (SPOE.txt §2.2 "option var-prefix", agent-ecosystem.md §5):
 Values are plain Python: ``bool``, ``int`` (signed 64-bit, as HAProxy's
 ``SMP_T_SINT``), ``str``, ``bytes``, ``IPv4Address``, ``IPv6Address``.  Storing
 ``None`` removes the variable: HAProxy has no NULL variable, and an agent's
-set-var with a NULL value unsets (haproxy-engine-behaviour.md §4).
+set-var with a NULL value unsets (docs/explanation/haproxy-behaviour.md §4).
 
 Reads are lenient, writes strict, as in HAProxy: ``get()`` of a name that
 is not a variable name (``"nonsense"``, ``"txn."``, an unknown scope) returns the
@@ -189,7 +189,7 @@ class ProcVars(_ScopeStore):
     configuration (``var(proc.pfx.x)``): HAProxy 2.6 creates such a variable
     empty and permanent, so an agent may set it, and unsetting it only empties
     it.  An agent may not create any other ``proc`` name without
-    ``option force-set-var`` (haproxy-engine-behaviour.md §4).
+    ``option force-set-var`` (docs/explanation/haproxy-behaviour.md §4).
     """
 
     __slots__ = ("_registered",)

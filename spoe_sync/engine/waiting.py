@@ -151,7 +151,7 @@ class WaitingTable:
 class Orphans:
     """Async mode: written frames whose connection was lost while other async
     connections live.  An ACK may still come on one of them
-    (haproxy-engine-behaviour.md §3.6), but most agents answer a frame on its
+    (docs/explanation/haproxy-behaviour.md §3.6), but most agents answer a frame on its
     own connection only, and HAProxy 2.6 lets such frames wait out the
     processing timeout (st=1).  Here each waits :data:`ORPHAN_GRACE` at most
     (less when its deadline is nearer), and all end at once when every

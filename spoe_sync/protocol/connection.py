@@ -19,7 +19,7 @@ agent breaks SPOP; its ``.status`` is the code HAProxy would send, and the
 connection then only allows :meth:`~EngineConnection.disconnect`.  Any other
 exception escaping ``next_event()`` is a bug.
 
-What is HAProxy's here (haproxy-engine-behaviour.md §1-2): the HELLO bytes, the
+What is HAProxy's here (docs/explanation/haproxy-behaviour.md §1-2): the HELLO bytes, the
 AGENT-HELLO checks and their status codes, the mode negotiation, how an ACK is
 matched per mode, the DISCONNECT texts, ignoring frames of unknown type.  What
 is ours: fragmented ACKs are reassembled instead of refused with status 10.
@@ -452,7 +452,7 @@ class EngineConnection:
             raise self._fail(exc) from None
 
     def _match(self, ack: Ack, *, aborted_ack: bool) -> Event | None:
-        """haproxy-engine-behaviour.md §2.3: exact match on both ids; what an
+        """docs/explanation/haproxy-behaviour.md §2.3: exact match on both ids; what an
         unknown ACK does depends on the mode."""
         waiting = self._waiting.pop((ack.stream_id, ack.frame_id), None)
         if waiting is not None:

@@ -59,7 +59,7 @@ class AckReceived:
     :attr aborted: the agent aborted the processing (ABORT on the ACK of a
         fragmented NOTIFY, or an aborted fragmented ACK): the stream fails with
         status 4 and no action applies.  ABORT on an ordinary ACK is ignored, as
-        in HAProxy (haproxy-engine-behaviour.md §2.3).
+        in HAProxy (docs/explanation/haproxy-behaviour.md §2.3).
     """
 
     ack: Ack

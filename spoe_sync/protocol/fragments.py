@@ -3,7 +3,7 @@
 Sending: a NOTIFY payload too big for one frame is cut into pieces.  The first
 frame is a typed NOTIFY without FIN, the following ones are type 0 (UNSET), the
 last one has FIN; all carry the same stream-id and frame-id.  As HAProxy 2.6
-(``spoe_encode_messages()``, haproxy-engine-behaviour.md §2.4), the cut falls at
+(``spoe_encode_messages()``, docs/explanation/haproxy-behaviour.md §2.4), the cut falls at
 any byte, even inside a value, and each piece holds at most
 ``max_frame_size - FRAME_HDR_SIZE`` bytes, so that every frame, header included,
 stays within the negotiated size.  HAProxy sends such fragments only to an agent

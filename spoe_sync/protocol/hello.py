@@ -1,7 +1,7 @@
 """Judging an AGENT-HELLO exactly as HAProxy 2.6 does (SPOE.txt §3.2.5).
 
 The rules and status codes are those of ``spoe_handle_agenthello_frame()`` in
-HAProxy 2.6's ``flt_spoe.c`` (haproxy-engine-behaviour.md §1.2), quirks
+HAProxy 2.6's ``flt_spoe.c`` (docs/explanation/haproxy-behaviour.md §1.2), quirks
 included, because agents in the field were tested against it:
 
 * keys are matched by prefix (``versionfoo`` counts as ``version``);

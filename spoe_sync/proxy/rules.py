@@ -1,5 +1,5 @@
 """The ``tcp-request content`` and ``tcp-response content`` rules of the TCP proxy, and the
-variables they read and write (agent-ecosystem.md §6).
+variables they read and write (docs/explanation/agents.md §6).
 
 The rule lines are parsed by :func:`spoe_sync.config.proxy_rules.parse_rules`; this module runs
 them, in order, with the ACL engine: ``accept``, ``reject``, ``silent-drop``, ``send-spoe-group``,

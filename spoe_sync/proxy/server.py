@@ -1,5 +1,5 @@
 """A TCP proxy that runs SPOE engines on each connection, as an HAProxy ``listen`` section in
-``mode tcp`` with ``filter spoe`` lines does (SPOE.txt §3.3, haproxy-engine-behaviour.md §7.5).
+``mode tcp`` with ``filter spoe`` lines does (SPOE.txt §3.3, docs/explanation/haproxy-behaviour.md §7.5).
 
 It is gevent's port-forwarder (a :class:`~gevent.server.StreamServer` whose ``handle`` opens the
 upstream and forwards both ways) with HAProxy's hook points on each connection:

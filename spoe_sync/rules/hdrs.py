@@ -1,7 +1,7 @@
 """Header blocks as HAProxy builds them for ``req.hdrs``/``res.hdrs`` and ``*.hdrs_bin``.
 
 HAProxy's HTX stores header names lower-cased and values without surrounding blanks, in arrival
-order, duplicates kept (agent-ecosystem.md §3.2/§3.3):
+order, duplicates kept (docs/explanation/agents.md §3.2/§3.3):
 
 * text: ``name: value\\r\\n`` per header, then ``\\r\\n``;
 * binary: ``varint(len(name)) name varint(len(value)) value`` per header, then ``00 00``.

@@ -1,4 +1,4 @@
-"""Where a fetch may be used: SPOE events and rule sets (haproxy-engine-behaviour.md §7.3/§7.5).
+"""Where a fetch may be used: SPOE events and rule sets (docs/explanation/haproxy-behaviour.md §7.3/§7.5).
 
 HAProxy checks ``fetch->val & where`` when it loads a config; a message whose args cannot run at
 its event is a fatal error.  spoe_sync has no frontend/backend split: a WSGI app or TCP proxy is one

@@ -1,5 +1,5 @@
 """The haproxy.cfg files of tests/config/corpus_rules/: HTTP rule lines using the actions of
-configuration.txt §4.2 that agents' configs use (agent-ecosystem.md §6).
+configuration.txt §4.2 that agents' configs use (docs/explanation/agents.md §6).
 
 Each file is a whole haproxy.cfg whose frontend ``fe`` loads ``agent.conf``.  Headers
 (comment lines at the end): ``# haproxy: <text>`` the HAProxy 2.6 message of an invalid file;

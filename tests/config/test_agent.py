@@ -1,4 +1,4 @@
-"""``spoe-agent`` keywords (SPOE.txt §2.2, haproxy-engine-behaviour.md §7.2): HAProxy 2.6's
+"""``spoe-agent`` keywords (SPOE.txt §2.2, docs/explanation/haproxy-behaviour.md §7.2): HAProxy 2.6's
 defaults, ranges, units, name rules, ``no``/``default`` prefixes and ``log`` lines."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Configs shaped like the ones real agents ship (agent-ecosystem.md §1, §8) load with the right
+"""Configs shaped like the ones real agents ship (docs/explanation/agents.md §1, §8) load with the right
 messages, groups, args (order and names) and options."""
 
 from __future__ import annotations

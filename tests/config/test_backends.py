@@ -1,4 +1,4 @@
-"""Agent backends (SPOE.txt §2.2 ``use-backend``, api-proposal.md §3): HAProxy address forms,
+"""Agent backends (SPOE.txt §2.2 ``use-backend``, docs/howto/haproxy-cfg.md): HAProxy address forms,
 the ways users give servers, and the startup check of the agent's backend."""
 
 from __future__ import annotations

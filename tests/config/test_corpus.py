@@ -1,4 +1,4 @@
-"""The corpus (SPOE.txt §2, haproxy-engine-behaviour.md §7): every file loads or fails the
+"""The corpus (SPOE.txt §2, docs/explanation/haproxy-behaviour.md §7): every file loads or fails the
 way its header says, with HAProxy's message, at the named line."""
 
 from __future__ import annotations

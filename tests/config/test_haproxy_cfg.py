@@ -1,4 +1,4 @@
-"""Reusing an existing haproxy.cfg (api-proposal.md §3): backends with their servers, defaults,
+"""Reusing an existing haproxy.cfg (docs/howto/haproxy-cfg.md): backends with their servers, defaults,
 ``filter spoe`` lines, and rule lines kept for later layers."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The line tokenizer: HAProxy 2.6's parse_line() rules used for SPOE files (comments,
-quotes, backslash escapes, "$VAR" expansion, word limit), agent-ecosystem.md §8."""
+quotes, backslash escapes, "$VAR" expansion, word limit), docs/explanation/agents.md §8."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``spoe-message``/``spoe-group`` sections, scopes and message resolution (SPOE.txt §2.1,
-§2.3, §2.4; haproxy-engine-behaviour.md §7.3-7.4): args order and names, events, conditions,
+§2.3, §2.4; docs/explanation/haproxy-behaviour.md §7.3-7.4): args order and names, events, conditions,
 groups, scopes and engine selection, proxy kinds, and the frozen result."""
 
 from __future__ import annotations

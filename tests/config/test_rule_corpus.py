@@ -1,5 +1,5 @@
 """HTTP rule lines of haproxy.cfg files (configuration.txt §4.2; the actions of
-agent-ecosystem.md §6: ``set-src``, ``set-path``, ``wait-for-body``, ``capture``,
+docs/explanation/agents.md §6: ``set-src``, ``set-path``, ``wait-for-body``, ``capture``,
 ``replace-header``...) loaded the way users load them: ``SpoeMiddleware.from_haproxy_cfg``
 and ``spoe-sync check --haproxy``.  tests/conformance/test_rule_corpus_haproxy.py holds the
 same files against ``haproxy -c``."""

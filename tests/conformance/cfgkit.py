@@ -11,7 +11,7 @@ import socket
 __all__ = ["SPOE_LINE_RE", "agents_backend", "haproxy_cfg", "head", "section", "spoe_line_fields",
            "udp_receiver"]
 
-#: One SPOE log line, field by field (haproxy-engine-behaviour.md §6).
+#: One SPOE log line, field by field (docs/explanation/haproxy-behaviour.md §6).
 SPOE_LINE_RE = re.compile(
     r"SPOE: \[(?P<agent>[^\]]+)\] <(?P<kind>EVENT|GROUP):(?P<name>[^>]+)> sid=(?P<sid>\d+) "
     r"st=(?P<st>\d+) (?P<t>-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (?P<idles>\d+)/(?P<applets>\d+) "

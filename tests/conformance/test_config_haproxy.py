@@ -1,4 +1,4 @@
-"""SPOE configuration (SPOE.txt §2, haproxy-engine-behaviour.md §7) against ``haproxy -c``:
+"""SPOE configuration (SPOE.txt §2, docs/explanation/haproxy-behaviour.md §7) against ``haproxy -c``:
 every corpus file is loaded by HAProxy 2.6 and by ``spoe-sync check --haproxy`` from the same
 generated haproxy.cfg, and both give the same verdict (files of ``spoe_only/`` are valid for
 HAProxy and refused by spoe_sync on purpose). An invalid file's header names HAProxy's
@@ -34,7 +34,7 @@ def _haproxy_verdicts(haproxy_bin: str, jobs: list[tuple[str, dict[str, str]]]
                 proc.kill()
                 output, _ = proc.communicate()
             # 2.6.12 aborts with "free(): invalid pointer" *after* validating some files
-            # (haproxy-engine-behaviour.md §7.4); its verdict is the printed one.
+            # (docs/explanation/haproxy-behaviour.md §7.4); its verdict is the printed one.
             valid = proc.returncode == 0 or (
                 proc.returncode in (-6, 134) and "Configuration file is valid" in output)
             results.append((valid, output))

@@ -1,5 +1,5 @@
 """The Engine against HAProxy 2.6 (SPOE.txt §4 "Logging", §3.4 "Actions", §3.5
-"Errors & timeouts"; haproxy-engine-behaviour.md §3.5, §5, §6): for the same SPOE
+"Errors & timeouts"; docs/explanation/haproxy-behaviour.md §3.5, §5, §6): for the same SPOE
 file and the same agent behaviour (success, processing timeout, the agent closing
 the connection), HAProxy's SPOE log line and spoe_sync's agree field by field
 (status, kind and name, which timings are -1, counters), and the variables the

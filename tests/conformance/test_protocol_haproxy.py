@@ -1,5 +1,5 @@
 """The protocol layer against HAProxy 2.6 itself (SPOE.txt §3.2.3-3.2.6,
-haproxy-engine-behaviour.md §1-2).
+docs/explanation/haproxy-behaviour.md §1-2).
 
 HAProxy talks to recording agents; then, for what it sent:
 

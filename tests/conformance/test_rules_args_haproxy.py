@@ -1,5 +1,5 @@
 """Sample expressions against HAProxy 2.6 (SPOE.txt §2.3 ``args``, configuration.txt §7;
-agent-ecosystem.md §2-3: types, NULL vs empty, req.hdrs/req.hdrs_bin).
+docs/explanation/agents.md §2-3: types, NULL vs empty, req.hdrs/req.hdrs_bin).
 
 For one SPOE message with many args and a set of raw HTTP requests, HAProxy's NOTIFY (decoded by
 spoe_sync.protocol.decode_frame) and spoe_sync's evaluation of the same expressions on the same

@@ -1,5 +1,5 @@
 """Config-time checks of sample expressions and ACLs against ``haproxy -c`` (SPOE.txt §2.3
-``args``; haproxy-engine-behaviour.md §6): where a fetch may run (``unavailable_at``, per event
+``args``; docs/explanation/haproxy-behaviour.md §6): where a fetch may run (``unavailable_at``, per event
 and proxy kind), parse errors in HAProxy's words, and a bad line of an ACL pattern file
 located as HAProxy locates it.
 """

@@ -1,5 +1,5 @@
 """Applying ACK actions to a stream's variables as HAProxy 2.6 does (SPOE.txt §3.4,
-haproxy-engine-behaviour.md §4): "<scope>.<var-prefix>.<name>" in a 64-byte buffer,
+docs/explanation/haproxy-behaviour.md §4): "<scope>.<var-prefix>.<name>" in a 64-byte buffer,
 names cut at NUL and limited to [A-Za-z0-9_.], NULL unsets, integers as signed 64-bit,
 proc names only when they exist or with force-set-var, the per-stream caps, and every
 dropped name reported (and debug-logged).  ACKs are decoded from wire bytes by the real

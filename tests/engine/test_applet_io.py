@@ -1,8 +1,8 @@
 """The applet's I/O against hand-written agents on real sockets: events that
 arrive in the AGENT-HELLO's segment (SPOE.txt §3.2.5, §3.2.9), writes to an
-agent that stops reading (haproxy-engine-behaviour.md §3.4: never a hang), and
+agent that stops reading (docs/explanation/haproxy-behaviour.md §3.4: never a hang), and
 the FIN|ABORT frame that ends a fragmented NOTIFY given up part-way
-(haproxy-engine-behaviour.md §2.4, SPOE.txt §3.2.7)."""
+(docs/explanation/haproxy-behaviour.md §2.4, SPOE.txt §3.2.7)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_a_write_to_an_agent_that_stopped_reading_fails_the_connection() -> None
 def test_a_fragmented_notify_given_up_part_way_ends_with_fin_abort() -> None:
     """The stream's deadline passes while fragments are being written (the agent
     reads slowly): the rest is not sent, a type-0 FIN|ABORT frame with the same
-    ids and no payload is (haproxy-engine-behaviour.md §2.4)."""
+    ids and no payload is (docs/explanation/haproxy-behaviour.md §2.4)."""
     seen: list[tuple[int, int, int, int, int]] = []
 
     def slow_reader(sock: Any) -> None:

@@ -1,4 +1,4 @@
-"""Async mode, a connection lost with frames waiting (haproxy-engine-behaviour.md
+"""Async mode, a connection lost with frames waiting (docs/explanation/haproxy-behaviour.md
 §3.6; issue 5 points 3 and 5): another connection may still bring their ACK, so
 they wait a short grace, then end with the lost connection's 256+N, never with
 a generic processing timeout (HAProxy 2.6 ends them with st=1)."""

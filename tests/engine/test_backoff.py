@@ -1,5 +1,5 @@
 """Reconnection backoff per agent server (issue 5, "no reconnect storms"; HAProxy
-2.6 reconnects in a tight loop, haproxy-engine-behaviour.md §1.2)."""
+2.6 reconnects in a tight loop, docs/explanation/haproxy-behaviour.md §1.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Choosing the server of a new applet: the agent backend's ``balance``
 (roundrobin, leastconn, first, random), servers down / disabled / backing off /
-at maxconn skipped (haproxy-engine-behaviour.md §3.1)."""
+at maxconn skipped (docs/explanation/haproxy-behaviour.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """ACK actions and variables through real sockets (SPOE.txt §3.4 "Actions", §2.2
 "option var-prefix", "force-set-var", "register-var-names", "set-on-error",
-"set-process-time", "set-total-time"; haproxy-engine-behaviour.md §4, §5.2, §5.4)."""
+"set-process-time", "set-total-time"; docs/explanation/haproxy-behaviour.md §4, §5.2, §5.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The invariant under concurrency (issue 6; SPOE.txt §3.5, haproxy-engine-behaviour.md
+"""The invariant under concurrency (issue 6; SPOE.txt §3.5, docs/explanation/haproxy-behaviour.md
 §3.5 counters): hundreds of concurrent streams against fast, slow, failing and flaky
 agents; every submitted event or group ends processed, errored, skipped or
 interrupted, none lost, none hung, and the counters agree with the results."""

@@ -1,6 +1,6 @@
 """Errors, timeouts and error options through real sockets (SPOE.txt §3.5 "Errors &
 timeouts", §2.2 "timeout processing", "option continue-on-error", "maxerrrate",
-"option set-on-error" codes; haproxy-engine-behaviour.md §5): every status reached
+"option set-on-error" codes; docs/explanation/haproxy-behaviour.md §5): every status reached
 for real, fail-open results, SPOE disabled after an error."""
 
 from __future__ import annotations

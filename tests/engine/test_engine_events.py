@@ -1,5 +1,5 @@
 """Events and groups through real sockets (SPOE.txt §3.3 "Events & Messages", §2.3
-"event", §2.4 "spoe-group"; haproxy-engine-behaviour.md §2.1 ids, one processing at
+"event", §2.4 "spoe-group"; docs/explanation/haproxy-behaviour.md §2.1 ids, one processing at
 a time per stream): what is sent, in which order, in how many NOTIFY frames."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Timings, counters and the SPOE log line of real processings (SPOE.txt §4 "Logging";
-haproxy-engine-behaviour.md §3.5 counters, §5.4 timings, §6 logging): notice/warning,
+docs/explanation/haproxy-behaviour.md §3.5 counters, §5.4 timings, §6 logging): notice/warning,
 dontlog-normal, the agent's `log` targets, no `log` line = no SPOE log."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """SPOP health checks: ``option spop-check`` (inter/rise/fall marking servers up
-and down) and :func:`spoe_sync.healthcheck` (haproxy-engine-behaviour.md §7.5,
+and down) and :func:`spoe_sync.healthcheck` (docs/explanation/haproxy-behaviour.md §7.5,
 SPOE.txt §3.2.3 "Successful HELLO healthcheck")."""
 
 from __future__ import annotations

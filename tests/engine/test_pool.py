@@ -1,6 +1,6 @@
 """The shared applet pool against a real agent (FakeAgent on 127.0.0.1): modes as
 negotiated, ACK matching, fragmentation, timeouts, bursts, maxconnrate, metrics,
-close and fork safety (SPOE.txt §2.2, §3.2; haproxy-engine-behaviour.md §2-3;
+close and fork safety (SPOE.txt §2.2, §3.2; docs/explanation/haproxy-behaviour.md §2-3;
 issue 5 "better than HAProxy" points 2 and 4)."""
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def test_pipelining_acks_on_another_connection_are_ignored() -> None:
 
 
 def test_maxconnrate_reached_with_no_applet_fails_with_2_at_once() -> None:
-    """haproxy-engine-behaviour.md §3.2/§5.1: no applet and no room to open one
+    """docs/explanation/haproxy-behaviour.md §3.2/§5.1: no applet and no room to open one
     under maxconnrate -> st=2 immediately (not queued until the rate allows)."""
     # maxconnrate counts per clock second (freq_ctr): both connection attempts
     # must fall in one second for the verdict to mean anything.  A loaded box
@@ -385,7 +385,7 @@ def test_a_killed_stream_gives_its_frame_up() -> None:
 
 
 def test_backend_timeout_server_shorter_than_idle_closes_with_io_error() -> None:
-    """haproxy-engine-behaviour.md §3.1 (observed): backend ``timeout server 1s``
+    """docs/explanation/haproxy-behaviour.md §3.1 (observed): backend ``timeout server 1s``
     with ``timeout idle 30s`` -> DISCONNECT status 1 "I/O error" after 1 s idle."""
     with FakeAgent() as agent:
         pool = make_pool(agent.address, backend_overrides={"timeout_server": 0.15},

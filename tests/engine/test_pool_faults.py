@@ -1,5 +1,5 @@
 """Faults, with real sockets against scripted FakeAgents: every AGENT-HELLO failure
-of haproxy-engine-behaviour.md §1.2 with HAProxy's status, agents that close,
+of docs/explanation/haproxy-behaviour.md §1.2 with HAProxy's status, agents that close,
 reset, stall, send garbage or an over-long length prefix, AGENT-DISCONNECT at
 hello and mid-flight, unknown frame-ids per mode (§2.3), ABORT, refused
 connections (§3.6, §5.1).  In every case: the right status on every affected
@@ -178,7 +178,7 @@ def test_midflight_failure_reaches_every_frame_and_the_applet_is_replaced(
 
 
 def test_async_frames_of_a_lost_connection_get_its_status_while_another_lives() -> None:
-    """haproxy-engine-behaviour.md §3.6: in async mode the frames of a lost
+    """docs/explanation/haproxy-behaviour.md §3.6: in async mode the frames of a lost
     connection may still get their ACK on another connection of the engine, so
     they wait while another lives; HAProxy 2.6 lets them wait out the processing
     timeout (st=1).  The pool waits a short grace only (``ORPHAN_GRACE``) and
@@ -283,7 +283,7 @@ def test_a_failing_server_is_avoided_while_another_serves() -> None:
 
 
 def test_no_usable_server_fails_with_2_without_connecting() -> None:
-    """haproxy-engine-behaviour.md §3.2 (observed with ``server ... disabled``):
+    """docs/explanation/haproxy-behaviour.md §3.2 (observed with ``server ... disabled``):
     st=2 at once, -1 timings, no connection."""
     from spoe_sync.config import Backend, Server
     from spoe_sync.engine import AppletPool

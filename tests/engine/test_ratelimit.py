@@ -1,5 +1,5 @@
 """``maxconnrate`` / ``maxerrrate`` counters: HAProxy's ``freq_ctr`` sliding window
-(SPOE.txt §2.2; haproxy-engine-behaviour.md §5.2)."""
+(SPOE.txt §2.2; docs/explanation/haproxy-behaviour.md §5.2)."""
 
 from __future__ import annotations
 

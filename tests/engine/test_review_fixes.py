@@ -1,4 +1,4 @@
-"""Engine and pool edges (SPOE.txt §2.2, §3.1; haproxy-engine-behaviour.md §2.4,
+"""Engine and pool edges (SPOE.txt §2.2, §3.1; docs/explanation/haproxy-behaviour.md §2.4,
 §3.2, §3.4): backoff only after a failed connect or handshake, a default
 ``timeout processing`` (never a hang), the type of ``samples``, a backend without
 server, the one "too big" limit, the variables engines of one transaction

@@ -1,5 +1,5 @@
 """``timeout processing`` never ends a processing before its deadline (SPOE.txt §2.2
-"timeout processing"; haproxy-engine-behaviour.md §5): the pool's timer is armed
+"timeout processing"; docs/explanation/haproxy-behaviour.md §5): the pool's timer is armed
 from the event loop's cached clock, which lags behind ``time.monotonic()`` when the
 hub has been busy, so the pool checks the real clock before giving status 1; and
 the frames sharing the pool's deadline timer each end on their own deadline."""

@@ -1,5 +1,5 @@
 """The variable store: full HAProxy names in the proc/sess/txn/req/res scopes, their
-lifetimes (agent-ecosystem.md §5), value normalization, per-store caps, and reading
+lifetimes (docs/explanation/agents.md §5), value normalization, per-store caps, and reading
 them back with ``var()`` (SPOE.txt §2.2 "option var-prefix", "register-var-names")."""
 
 from __future__ import annotations

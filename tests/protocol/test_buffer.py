@@ -1,6 +1,6 @@
 """ReceiveBuffer: cutting the agent's byte stream into frames by their 4-byte
 length (SPOE.txt §3.2), and refusing an oversized length before buffering its
-body (haproxy-engine-behaviour.md §1.2, ``spoe_recv_frame()``: status 3)."""
+body (docs/explanation/haproxy-behaviour.md §1.2, ``spoe_recv_frame()``: status 3)."""
 
 from __future__ import annotations
 

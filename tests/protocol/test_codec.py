@@ -1,6 +1,6 @@
 """Frames (SPOE.txt §3.2, §3.2.4-3.2.9) and actions (§3.4) through
 encode_frame / decode_frame and friends: the HAProxy view of fragments and
-unknown types, truncated ACK action lists (haproxy-engine-behaviour.md §4),
+unknown types, truncated ACK action lists (docs/explanation/haproxy-behaviour.md §4),
 malformed frames as RemoteProtocolError, and the fast paths against the
 construct grammar.
 """

@@ -1,6 +1,6 @@
 """The sans-IO EngineConnection against a tiny agent built from the codec:
 the HELLO handshake (SPOE.txt §3.2.3-3.2.5), NOTIFY/ACK in sync, pipelining and
-async modes with HAProxy's ACK matching (haproxy-engine-behaviour.md §2.3),
+async modes with HAProxy's ACK matching (docs/explanation/haproxy-behaviour.md §2.3),
 fragmented NOTIFY out and fragmented ACK in (§2.4, SPOE.txt §3.2 "fragmentation"),
 ABORT, abandon(), DISCONNECT both ways with HAProxy's reason texts (§1.3,
 SPOE.txt §3.2.8-3.2.9), EOF, and hostile byte streams.  (HELLO and DISCONNECT

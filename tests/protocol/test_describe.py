@@ -1,6 +1,6 @@
 """``spoe-sync decode HEX``: the annotated decode of one frame (SPOE.txt §3.1-3.4),
 on golden frames from HAProxy 2.6.12, on ACKs (including HAProxy's truncation
-rule, haproxy-engine-behaviour.md §4), on malformed frames (what could be read,
+rule, docs/explanation/haproxy-behaviour.md §4), on malformed frames (what could be read,
 the error and the SPOP status) and on text that is not hex; the command exits 0 for a frame
 that decodes cleanly, 1 otherwise (after printing what it could read).
 """

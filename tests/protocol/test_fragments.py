@@ -1,5 +1,5 @@
 """Fragmented payloads (SPOE.txt §3.2 "fragmentation", §3.2.3 workflows):
-splitting a NOTIFY payload the way HAProxy 2.6 does (haproxy-engine-behaviour.md
+splitting a NOTIFY payload the way HAProxy 2.6 does (docs/explanation/haproxy-behaviour.md
 §2.4: first frame NOTIFY without FIN, then type 0, FIN on the last, same ids,
 ``max_frame_size - 32`` bytes per piece) and putting an agent's fragments back
 together, with ABORT and the status-11 / status-3 errors."""

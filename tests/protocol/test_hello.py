@@ -1,5 +1,5 @@
 """AGENT-HELLO validation and capability negotiation (SPOE.txt §3.2.5, §3.2.1),
-row by row against haproxy-engine-behaviour.md §1.2 (HAProxy 2.6's
+row by row against docs/explanation/haproxy-behaviour.md §1.2 (HAProxy 2.6's
 ``spoe_handle_agenthello_frame()``): every refused AGENT-HELLO with the status
 HAProxy sends, and the odd ones HAProxy accepts.
 
@@ -77,7 +77,7 @@ def refused(frame: bytes, **options: object) -> int:
     return info.value.status
 
 
-# One row per line of the table in haproxy-engine-behaviour.md §1.2.
+# One row per line of the table in docs/explanation/haproxy-behaviour.md §1.2.
 REFUSED = [
     pytest.param(hello_frame(frame_type=103), 4, id="type_not_101"),
     pytest.param(hello_frame(frame_type=3), 4, id="type_notify"),

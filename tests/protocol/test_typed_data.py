@@ -1,6 +1,6 @@
 """SPOP typed data (SPOE.txt §3.1): the ten types, type in the LOW nibble and
 flags in the high one (BOOL true is 0x11), HAProxy's decoding rules
-(haproxy-engine-behaviour.md §4), and the fast value codec against the
+(docs/explanation/haproxy-behaviour.md §4), and the fast value codec against the
 construct declaration.
 """
 

@@ -1,7 +1,7 @@
 """The SPOP varint (SPOE.txt §3.1 "Peers encoding"; HAProxy's
 ``encode_varint``/``decode_varint`` in include/haproxy/intops.h, not LEB128).
 
-Vectors from STYLE.md §6 and agent-ecosystem.md §3.1; boundaries where the
+Vectors from docs/explanation/agents.md §3.1; boundaries where the
 length grows; values mod 2**64; at most 10 bytes; the fast path of the codec
 against the construct declaration.
 """

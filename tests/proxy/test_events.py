@@ -1,4 +1,4 @@
-"""SPOE events in the TCP proxy (SPOE.txt §3.3, haproxy-engine-behaviour.md §7.5):
+"""SPOE events in the TCP proxy (SPOE.txt §3.3, docs/explanation/haproxy-behaviour.md §7.5):
 on-client-session at accept, on-frontend-tcp-request after the inspect delay with req.payload,
 on-server-session once connected, on-tcp-response with the first response bytes; several
 engines in declaration order; sess variables per client connection; an agent that is down

@@ -1,5 +1,5 @@
-"""tcp-request content and tcp-response content rules in the TCP proxy (agent-ecosystem.md §6,
-haproxy-engine-behaviour.md §7.5): reject/accept/silent-drop, send-spoe-group, set-var and
+"""tcp-request content and tcp-response content rules in the TCP proxy (docs/explanation/agents.md §6,
+docs/explanation/haproxy-behaviour.md §7.5): reject/accept/silent-drop, send-spoe-group, set-var and
 unset-var, evaluated in order with the ACL engine after the event of their point, with the
 agent's variables; an agent that is down leaves the decision to the rules; bad rules are refused
 at construction."""

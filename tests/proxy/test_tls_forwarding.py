@@ -1,7 +1,7 @@
 """Forwarding through TLS termination in the TCP proxy: big transfers (many records, partial
 records on the socket), TLS half-close both ways (close_notify becomes a FIN and back), many
 concurrent TLS clients, and the connection's inactivity deadline on a TLS side (idle aborts,
-one-way traffic keeps it alive), as for plain connections (haproxy-engine-behaviour.md §7.5).
+one-way traffic keeps it alive), as for plain connections (docs/explanation/haproxy-behaviour.md §7.5).
 Real sockets, certificates made by openssl."""
 
 from __future__ import annotations

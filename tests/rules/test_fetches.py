@@ -1,5 +1,5 @@
 """Every implemented sample fetch (configuration.txt §7.3.2-§7.3.6) with HAProxy's output type
-and NULL-vs-empty semantics (agent-ecosystem.md §2.1, §3.2, §3.3)."""
+and NULL-vs-empty semantics (docs/explanation/agents.md §2.1, §3.2, §3.3)."""
 
 from __future__ import annotations
 

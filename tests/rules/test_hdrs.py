@@ -1,4 +1,4 @@
-"""``req.hdrs_bin`` block helpers (agent-ecosystem.md §3.3): varint lengths, the ``00 00``
+"""``req.hdrs_bin`` block helpers (docs/explanation/agents.md §3.3): varint lengths, the ``00 00``
 terminator, and strict decoding as the DataDog agent does."""
 
 from __future__ import annotations

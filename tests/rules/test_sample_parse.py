@@ -1,6 +1,6 @@
 """Sample expression parsing (SPOE.txt §2.3 ``args``; configuration.txt §7.3): keywords,
 arguments, converters, HAProxy's error messages, canonical names, variable references and where
-each fetch may be used (haproxy-engine-behaviour.md §7.3/§7.5)."""
+each fetch may be used (docs/explanation/haproxy-behaviour.md §7.3/§7.5)."""
 
 from __future__ import annotations
 

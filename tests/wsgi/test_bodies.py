@@ -1,4 +1,4 @@
-"""Request bodies through SpoeMiddleware (``option http-buffer-request``, agent-ecosystem.md §9
+"""Request bodies through SpoeMiddleware (``option http-buffer-request``, docs/explanation/agents.md §9
 "Body limits"): req.body up to the buffer size, truncated beyond it as HAProxy's buffer does,
 the app reading an equivalent wsgi.input, chunked bodies, keep-alive after large bodies, and
 many concurrent clients."""

@@ -1,4 +1,4 @@
-"""SpoeMiddleware event points (SPOE.txt §2.5 "event", agent-ecosystem.md §0.10 and §5): where
+"""SpoeMiddleware event points (SPOE.txt §2.5 "event", docs/explanation/agents.md §0.10 and §5): where
 each event fires relative to the rules, on-client-session on every request as HAProxy 2.6 fires
 it (one per HTTP stream, keep-alive included), sess variables for the connection's lifetime, several engines in declaration order, the haproxy.cfg
 form, and no I/O before the first request."""

@@ -1,4 +1,4 @@
-"""SpoeMiddleware against what HAProxy 2.6 does (haproxy-engine-behaviour.md, SPOE.txt §2.5
+"""SpoeMiddleware against what HAProxy 2.6 does (docs/explanation/haproxy-behaviour.md, SPOE.txt §2.5
 "event" and configuration.txt §4.2/§7.3.2): ``on-client-session`` on every keep-alive request,
 ``http-response deny`` answering 502, a client vanishing mid-body, ``unique-id-format`` and
 ``uuid()``, the ``req.body`` without ``buffer_body`` warning, one public handler, generated 204

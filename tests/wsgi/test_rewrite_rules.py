@@ -1,6 +1,6 @@
 """SpoeMiddleware's request-rewriting rule actions (configuration.txt §4.2: http-request
 ``set-method``, ``set-path``, ``set-pathq``, ``set-query``, ``set-uri``, ``set-src``,
-``replace-header``, ``replace-value``, ``capture``; agent-ecosystem.md §6: CrowdSec's
+``replace-header``, ``replace-value``, ``capture``; docs/explanation/agents.md §6: CrowdSec's
 ``set-src``, HaRP's ``set-path``) through a real gevent.pywsgi server, a raw HTTP client and a
 real SPOP agent: what the app, later rules and SPOE messages see after each rewrite."""
 

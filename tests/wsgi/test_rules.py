@@ -1,5 +1,5 @@
 """SpoeMiddleware rule actions (configuration.txt §4.2 http-request / http-response /
-http-after-response; agent-ecosystem.md §6) through a real gevent.pywsgi server and the
+http-after-response; docs/explanation/agents.md §6) through a real gevent.pywsgi server and the
 example-like agent: each action's HTTP result, as HAProxy 2.6 produces it."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``wait-for-body time <time> [at-least <bytes>]`` in SpoeMiddleware's rules (configuration.txt
-§4.2; agent-ecosystem.md §1.3, DataDog's ``http-request wait-for-body time 1s``): the body is
+§4.2; docs/explanation/agents.md §1.3, DataDog's ``http-request wait-for-body time 1s``): the body is
 buffered at the rule's place, a later ``send-spoe-group`` sees it as ``req.body``, the app still
 reads all of it, and a body that does not come in time is answered 408 as HAProxy 2.6 does."""
 
