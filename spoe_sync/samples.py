@@ -23,7 +23,6 @@ from .rules.sources import (
     haproxy_body_limit,
 )
 from .rules.wsgisource import RAW_HEADERS_KEY, RAW_URI_KEY, WSGISamples, handler_environ
-from .wsgi_support import SpoeWSGIHandler
 
 __all__ = [
     "RAW_HEADERS_KEY",
@@ -31,7 +30,6 @@ __all__ = [
     "RequestInfo",
     "ResponseInfo",
     "SampleSource",
-    "SpoeWSGIHandler",
     "StaticSamples",
     "TCPSamples",
     "WSGISamples",
@@ -40,3 +38,13 @@ __all__ = [
     "handler_environ",
     "haproxy_body_limit",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # SpoeWSGIHandler pulls in gevent.pywsgi: imported only when asked for, so that the TCP proxy
+    # (which reads its samples from here) never loads the WSGI layer.
+    if name == "SpoeWSGIHandler":
+        from .wsgi.support import SpoeWSGIHandler
+
+        return SpoeWSGIHandler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

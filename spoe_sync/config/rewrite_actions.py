@@ -2,7 +2,7 @@
 line (``set-path``, ``set-query``, ``set-uri``, ``set-method``...), ``set-src``,
 ``replace-header``/``replace-value``, ``capture``, ``wait-for-body``, and the actions that mean
 nothing in a WSGI app.  Re-exported by :mod:`spoe_sync.config.rule_actions`; run by
-:mod:`spoe_sync.wsgi_rewrite`.
+:mod:`spoe_sync.wsgi.rewrite`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 from gevent import socket
 
 from ..engine.vars import Session, Vars
-from ..samples import TCPSamples
+from ..rules.sources import TCPSamples
 
 __all__ = ["Conn", "ProxyStats", "close_quietly", "engine_id", "set_nodelay"]
 

@@ -29,7 +29,7 @@ from ..config.proxy_rules import (
 from ..engine.vars import Vars
 from ..errors import ConfigError, ExpressionError, VariableError
 from ..rules import AclRegistry, EvalContext
-from ..samples import TCPSamples
+from ..rules.sources import TCPSamples
 
 __all__ = ["RuleSet", "Verdict", "build_acls", "build_rules"]
 

@@ -55,7 +55,7 @@ from loguru import logger
 from ..engine.vars import Vars
 from ..errors import ConfigError, EngineClosed
 from ..rules import AclRegistry
-from ..samples import TCPSamples
+from ..rules.sources import TCPSamples
 from .connection import Conn as _Conn
 from .connection import ProxyStats
 from .connection import close_quietly as _close

@@ -32,7 +32,7 @@ from gevent import socket
 from gevent.lock import Semaphore
 from gevent.socket import wait_read
 
-from ..samples import TCPSamples
+from ..rules.sources import TCPSamples
 
 __all__ = ["TLSSamples", "TLSStream", "handshake_error", "server_context", "upstream_context", "watch_sni"]
 

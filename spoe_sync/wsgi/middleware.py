@@ -1,68 +1,4 @@
-"""SPOE for WSGI apps: :class:`SpoeMiddleware` (PEP 3333, gevent.pywsgi and gunicorn -k gevent).
-
-::
-
-    application = SpoeMiddleware(
-        app, config="coraza.conf", engine="coraza", backends={"coraza-spoa": ["127.0.0.1:9000"]},
-        http_request=["send-spoe-group coraza coraza-req",
-                      "deny deny_status 403 if { var(txn.coraza.action) -m str deny }"])
-    WSGIServer(listener(("0.0.0.0", 8080)), application, handler_class=SpoeWSGIHandler)
-
-Where HAProxy fires SPOE events, so does the middleware, for each engine in declaration order:
-``on-client-session`` on every request (HAProxy 2.6 fires it for each HTTP stream, keep-alive
-ones included, so ``txn.*`` results of a session check cover every request), ``on-frontend-tcp-request``,
-``on-backend-tcp-request``, ``on-frontend-http-request`` and ``on-backend-http-request`` before
-the ``http-request`` rules, ``on-server-session`` just before the app runs, ``on-tcp-response``
-and ``on-http-response`` once the app has chosen its status and headers, before the
-``http-response`` rules.  ``http-after-response`` rules edit every response, generated ones
-included.  Rules run in declaration order (``send-spoe-group`` is one of them).
-
-The client connection is known with :class:`SpoeWSGIHandler` (gevent.pywsgi: pass it as
-``handler_class``) and under gunicorn (``gunicorn.socket``): ``sess.*`` variables then last as
-long as the connection.  Elsewhere a connection is one request.
-
-The listener must set TCP_NODELAY (:func:`listener` does): gevent.pywsgi writes headers and body
-in two sends, and without it Nagle's algorithm waits for the client's delayed ACK on every
-keep-alive response (about 1.1k instead of 9k requests/s on a laptop).
-
-The app sees ``environ["spoe_sync.vars"]`` (the transaction's variables, full HAProxy names:
-``.get("txn.coraza.action")``, ``sess.*`` and ``proc.*`` included; meant for reading) and
-``environ["spoe_sync.results"]`` (the :class:`~spoe_sync.engine.result.ProcessingResult` of each
-event and group, in order).  ``deny``, ``return``, ``redirect`` and ``tarpit`` (after
-``tarpit_timeout``) answer with HAProxy's responses (its built-in error pages by default);
-``silent-drop`` and ``reject`` close the client socket with an RST and no response bytes where
-the server exposes it (SpoeWSGIHandler, gunicorn), and end the request with an ``EPIPE`` error
-everywhere (servers then close the connection without answering).  ``buffer_body=N`` reads up to
-N bytes of the request body first (``option http-buffer-request``): ``req.body`` holds what fits,
-truncated beyond N as HAProxy's buffer truncates it, and the app still reads the whole body.
-``http-request wait-for-body time T [at-least N]`` does the same at its place in the rules (for
-at most T: past it, HAProxy's 408 page), so that a later ``send-spoe-group`` sees ``req.body``;
-``http-response wait-for-body`` makes the response body buffered (``buffer_response``) before
-the response rules, without the time bound (a WSGI app's iterable cannot be given one).
-
-Request rewrites (``set-method``, ``set-path``, ``set-pathq``, ``set-query``, ``set-uri``,
-``set-src``, ``replace-header``, ``replace-value``) edit the environ as gevent.pywsgi would have
-built it from the rewritten request (``PATH_INFO`` percent-decoded as latin-1, ``QUERY_STRING``,
-``REQUEST_METHOD``, ``REMOTE_ADDR``, ``HTTP_*``, the raw URI and headers), so later rules,
-SPOE messages and the app all see the new request (a request line gevent would refuse, such as
-an empty method or a space in the path, is answered 400).  ``set-uri`` with a new authority also
-sets ``Host``, as HAProxy does.  ``capture <sample> len N`` stores the sample (cut at N bytes)
-in ``environ["spoe_sync.captures"]`` (a list indexed by slot, the ``len`` captures numbered in
-rule order; ``None`` for a slot not filled), read by ``capture.req.hdr(<slot>)``.  Actions that
-mean nothing to a WSGI app (``set-log-level``, ``set-nice``, ``set-tos``, ``set-mark``,
-``set-priority-class``, ``set-priority-offset``, ``strict-mode``) are checked, warned about
-(:class:`~spoe_sync.errors.SpoeConfigWarning`) and skipped; ``lua.<name>`` is a
-:class:`~spoe_sync.errors.ConfigError` (pass a Python callable or ``Hook`` instead).
-``stats_path="/spoe-stats"`` serves each engine's counters and a per-event/group latency
-histogram in Prometheus text format (per process: each gunicorn worker has its own).
-``unique_id_format`` (HAProxy's ``unique-id-format``) gives each request a ``unique-id``,
-``unique_id_header`` also hands it to the app as a request header.
-
-Nothing connects at construction or import: engines are built in each process on its first
-request (gunicorn ``--preload`` forks after construction), and the library never monkey-patches.
-An agent that is down never blocks a request beyond ``timeout processing``: the request goes on
-(fail open) and rules can read ``var(txn.<prefix>.error)`` (``option set-on-error``).
-"""
+"""The WSGI middleware itself: :class:`SpoeMiddleware` (see :mod:`spoe_sync.wsgi`)."""
 
 from __future__ import annotations
 
@@ -76,19 +12,19 @@ from typing import Any
 
 from loguru import logger
 
-from .config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
-from .config.haproxy_cfg import load_haproxy_cfg
-from .config.lexer import tokenize
-from .config.proxy_rules import WaitForBody, parse_rules
-from .config.rule_actions import rule_plan, uses_fetch
-from .engine.engine import Engine
-from .engine.vars import Vars
-from .errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
-from .rules import AclRegistry, EvalContext, ResponseInfo
-from .rules.logformat import LogFormat, parse_logformat
-from .rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
-from .wsgi_rules import Reply, RuleRunner
-from .wsgi_support import (
+from ..config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
+from ..config.haproxy_cfg import load_haproxy_cfg
+from ..config.lexer import tokenize
+from ..config.proxy_rules import WaitForBody, parse_rules
+from ..config.rule_actions import rule_plan, uses_fetch
+from ..engine.engine import Engine
+from ..engine.vars import Vars
+from ..errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
+from ..rules import AclRegistry, EvalContext, ResponseInfo
+from ..rules.logformat import LogFormat, parse_logformat
+from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
+from .rules import Reply, RuleRunner
+from .support import (
     BODY_KEY,
     Body,
     HttpResponse,

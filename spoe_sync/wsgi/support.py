@@ -18,12 +18,12 @@ from gevent.pywsgi import WSGIHandler
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .config.lexer import LexError, split_lines, tokenize
-from .config.loader import read_source
-from .config.rule_actions import reason_phrase
-from .engine.vars import Session
-from .rules.sources import to_address
-from .rules.wsgisource import (
+from ..config.lexer import LexError, split_lines, tokenize
+from ..config.loader import read_source
+from ..config.rule_actions import reason_phrase
+from ..engine.vars import Session
+from ..rules.sources import to_address
+from ..rules.wsgisource import (
     LOCAL_ADDR_KEY,
     RAW_HEADERS_KEY,
     RAW_URI_KEY,

@@ -2,7 +2,7 @@
 ``http-after-response`` rule set over a request, in declaration order (configuration.txt §4.2).
 
 Request rewrites (``set-path``, ``set-src``, ``replace-header``...) edit the WSGI environ
-(:mod:`spoe_sync.wsgi_rewrite`) and rebuild the samples, so that later rules, SPOE messages and
+(:mod:`spoe_sync.wsgi.rewrite`) and rebuild the samples, so that later rules, SPOE messages and
 the app see the new request, as HAProxy's later rules and backend do.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import gevent
 from loguru import logger
 
-from .config.proxy_rules import Redirect, reason_phrase
-from .config.rule_actions import (
+from ..config.proxy_rules import Redirect, reason_phrase
+from ..config.rule_actions import (
     ERROR_PAGES,
     OP_ALLOW,
     OP_CAPTURE,
@@ -34,16 +34,16 @@ from .config.rule_actions import (
     OP_WAIT_BODY,
     RulePlan,
 )
-from .errors import SpoeError
-from .rules.wsgisource import WSGISamples
-from .wsgi_rewrite import (
+from ..errors import SpoeError
+from ..rules.wsgisource import WSGISamples
+from .rewrite import (
     capture,
     replace_request_headers,
     rewrite_request_line,
     set_client_address,
     wait_for_body,
 )
-from .wsgi_support import (
+from .support import (
     HttpResponse,
     delete_request_headers,
     hook_reply,
