@@ -18,7 +18,9 @@ the built site) just before the block:
 ``% test: contained-in PATH``
     the block is a verbatim excerpt of PATH (relative to the repository);
 ``% test: python``
-    run the block with the interpreter under test and expect it to exit 0;
+    run the block with the interpreter under test and expect it to exit 0, with the
+    configuration warnings spoe_sync gives (:class:`~spoe_sync.SpoeConfigWarning`) as errors:
+    a set-up shown in the documentation loads cleanly;
 ``% test: skip REASON``
     not run, for a reason the page states (installing packages).
 
@@ -219,7 +221,10 @@ class Runner:
                 whole = f.read()
             assert block.text.strip("\n") in whole, f"{where}: not an excerpt of {step.arg}"
         elif step.kind == "python":
-            proc = subprocess.run([sys.executable, "-c", self.sub(block.text)], cwd=self.workdir,
+            strict = ("import warnings, spoe_sync; "
+                      "warnings.simplefilter('error', spoe_sync.SpoeConfigWarning)\n")
+            proc = subprocess.run([sys.executable, "-c", strict + self.sub(block.text)],
+                                  cwd=self.workdir,
                                   env=self.env, capture_output=True, timeout=self.timeout)
             assert proc.returncode == 0, (f"{where}: exit {proc.returncode}\n"
                                           f"{proc.stdout.decode()}{proc.stderr.decode()}")
