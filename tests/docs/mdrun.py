@@ -48,6 +48,7 @@ _MARK = re.compile(r"^%\s*test:\s*(\S+)\s*(.*?)\s*$")
 _TIMES = (
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<time>"),
     (re.compile(r"\bin \d+ ms\b"), "in <n> ms"),
+    (re.compile(r"\bin \d+\.\d+s\b"), "in <n>s"),
 )
 
 
