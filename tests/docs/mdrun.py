@@ -49,6 +49,8 @@ _TIMES = (
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<time>"),
     (re.compile(r"\bin \d+ ms\b"), "in <n> ms"),
     (re.compile(r"\bin \d+\.\d+s\b"), "in <n>s"),
+    # the five timings of an SPOE log line (reqT/qT/wT/resT/pT)
+    (re.compile(r"(st=\d+ )-?\d+/-?\d+/-?\d+/-?\d+/-?\d+"), r"\1<timings>"),
 )
 
 
