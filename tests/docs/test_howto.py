@@ -11,7 +11,7 @@ from .mdrun import REPO, Runner, parse, unmarked_blocks
 HOWTO = os.path.join(REPO, "docs", "howto")
 # Pages whose every block is run; the other guides' blocks are shown, not run (configuration
 # of other programs, shell sessions needing servers this machine may not have).
-RUN_PAGES = ["agents.md", "testing.md", "metrics.md", "logging.md"]
+RUN_PAGES = ["agents.md", "testing.md", "metrics.md", "logging.md", "haproxy-cfg.md"]
 
 pytestmark = pytest.mark.timeout(300)
 

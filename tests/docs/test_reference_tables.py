@@ -14,8 +14,8 @@ from .mdrun import REPO
 
 sys.path.insert(0, os.path.join(REPO, "docs", "_ext"))
 
-import spoe_cli  # noqa: E402
-import spoe_tables  # noqa: E402
+import spoe_cli
+import spoe_tables
 
 
 def test_fetch_rows_are_the_registries() -> None:
