@@ -173,6 +173,8 @@ class Runner:
     ports: dict[str, str] = field(default_factory=dict)
     procs: dict[str, tuple[subprocess.Popen[bytes], str]] = field(default_factory=dict)
     timeout: float = 60.0
+    #: where commands run (default: ``workdir``)
+    cwd: str | None = None
 
     def __post_init__(self) -> None:
         # ``python`` and ``spoe-sync`` in the page are the interpreter and the checkout under
@@ -194,6 +196,7 @@ class Runner:
         self.env["PYTHONPATH"] = REPO + os.pathsep + self.env.get("PYTHONPATH", "")
         self.env["PYTHONUNBUFFERED"] = "1"
         self.env.pop("COLUMNS", None)
+        self.cwd = self.cwd or self.workdir
 
     def sub(self, text: str) -> str:
         for old, new in self.ports.items():
@@ -233,7 +236,7 @@ class Runner:
                                           f"{proc.stdout.decode()}{proc.stderr.decode()}")
         elif step.kind == "run":
             for cmd, expected in console_commands(block.text):
-                proc = subprocess.run(["bash", "-c", self.sub(cmd)], cwd=self.workdir,
+                proc = subprocess.run(["bash", "-c", self.sub(cmd)], cwd=self.cwd,
                                       env=self.env, capture_output=True, timeout=self.timeout)
                 got = normalize(proc.stdout.decode("utf-8", "replace"))
                 want = normalize(self.sub(expected))
@@ -250,7 +253,7 @@ class Runner:
     def start(self, name: str, cmd: str, expected: str, where: str) -> None:
         log = os.path.join(self.workdir, f".{name}.log")
         with open(log, "wb") as out:
-            proc = subprocess.Popen(["bash", "-c", f"exec {cmd}"], cwd=self.workdir, env=self.env,
+            proc = subprocess.Popen(["bash", "-c", f"exec {cmd}"], cwd=self.cwd, env=self.env,
                                     stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.procs[name] = (proc, log)
