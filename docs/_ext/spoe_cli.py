@@ -40,7 +40,7 @@ def setup(app: Any) -> dict[str, Any]:
     from docutils import nodes
     from docutils.parsers.rst import Directive
 
-    class SpoeCli(Directive):
+    class SpoeCli(Directive):  # type: ignore[misc]
         has_content = False
 
         def run(self) -> list[Any]:

@@ -31,7 +31,7 @@ def fetch_rows() -> list[Row]:
     from spoe_sync.rules.fetches import ALIASES, REGISTRY
     from spoe_sync.rules.names import FETCHES
 
-    rows = []
+    rows: list[Row] = []
     for name in sorted(set(FETCHES) | set(REGISTRY)):
         info = FETCHES.get(name)
         sig = (info.signature or "") if info else ", ".join(REGISTRY[name].args)
@@ -51,7 +51,7 @@ def converter_rows() -> list[Row]:
     from spoe_sync.rules.converters import CONVERTERS as IMPLEMENTED
     from spoe_sync.rules.names import CONVERTERS
 
-    rows = []
+    rows: list[Row] = []
     for name in sorted(set(CONVERTERS) | set(IMPLEMENTED)):
         info = CONVERTERS.get(name)
         impl = IMPLEMENTED.get(name)
@@ -75,7 +75,7 @@ def acl_keyword_rows() -> list[Row]:
     from spoe_sync.rules.names import ACL_KEYWORDS
     from spoe_sync.rules.patterns import METHODS
 
-    rows = []
+    rows: list[Row] = []
     for kw in sorted(ACL_KEYWORDS):
         fetch, method = ACL_KEYWORDS[kw]
         ok = (fetch in REGISTRY or ALIASES.get(fetch) in REGISTRY) and method in METHODS
@@ -116,7 +116,7 @@ def predefined_acl_rows() -> list[Row]:
     from spoe_sync.rules.fetches import ALIASES, REGISTRY
     from spoe_sync.rules.names import ACL_KEYWORDS
 
-    rows = []
+    rows: list[Row] = []
     for name, definition in sorted(PREDEFINED_ACLS.items()):
         word = definition.split()[0]
         fetch = ACL_KEYWORDS.get(word, (word, ""))[0]
@@ -131,7 +131,7 @@ def action_rows() -> list[Row]:
     from spoe_sync.config.http_actions import NO_EFFECT as NOOP
     from spoe_sync.config.proxy_rules import ACTIONS
 
-    rows = []
+    rows: list[Row] = []
     for ruleset, known in _HAPROXY_ACTIONS.items():
         implemented = set(ACTIONS.get(ruleset, ()))
         for action in sorted(set(known) | implemented):
@@ -233,7 +233,7 @@ def setup(app: Any) -> dict[str, Any]:
     from docutils import nodes
     from docutils.parsers.rst import Directive
 
-    class SpoeTable(Directive):
+    class SpoeTable(Directive):  # type: ignore[misc]
         """``spoe-table KIND``: one generated table and a count of its statuses."""
 
         required_arguments = 1

@@ -3,6 +3,7 @@ and the command reference follows the argument parser."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def test_cli_reference_is_the_parser() -> None:
 
     helps = dict((c, text) for c, _, text in spoe_cli.parser_helps())
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(helps) == {"spoe-sync", *sub.choices}
     for name, subparser in sub.choices.items():
         for action in subparser._actions:
