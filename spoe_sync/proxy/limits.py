@@ -22,8 +22,8 @@ import resource
 import time
 from collections.abc import Callable
 
-__all__ = ["FD_RESERVE", "LOG_INTERVAL", "RESOURCE_PAUSE", "AcceptErrorLog", "accept_error_kind",
-           "default_maxconn"]
+__all__ = ["FD_RESERVE", "LOG_INTERVAL", "RESOURCE_PAUSE", "RateLimitedLog", "accept_error_kind",
+           "default_maxconn", "is_resource_error"]
 
 #: descriptors kept out of the proxy's connections: stdin/stdout/stderr, the listener, the
 #: hub's poller and wake-up descriptors, signal handling, agent health checks, log files
@@ -39,6 +39,7 @@ LOG_INTERVAL = 10.0
 _CLIENT_GONE = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT,
                           errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP,
                           errno.ENETUNREACH, errno.EINTR, errno.EAGAIN, errno.EPERM})
+_RESOURCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # gevent's BaseServer.fatal_errors: the listener is unusable, retrying cannot help
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 # cap of the derived default when the limit is unlimited or huge: a bound the hub can still
@@ -67,6 +68,11 @@ def default_maxconn(with_engines: bool, nofile: int | None = None) -> int:
     return max(1, min(_MAXCONN_CAP, (nofile - FD_RESERVE) // per_connection))
 
 
+def is_resource_error(exc: BaseException) -> bool:
+    """Out of descriptors, buffers or memory: the process's limit, not the peer's fault."""
+    return isinstance(exc, OSError) and exc.errno in _RESOURCE
+
+
 def accept_error_kind(exc: OSError) -> str:
     """``"client"`` (retry at once), ``"fatal"`` (the listening socket itself is closed or
     broken: gevent's server closes it) or ``"resource"`` (pause, then retry; also for an
@@ -78,9 +84,10 @@ def accept_error_kind(exc: OSError) -> str:
     return "resource"
 
 
-class AcceptErrorLog:
-    """Say that ``accept()`` fails at most once per :data:`LOG_INTERVAL`, with how many
-    failed since the last line."""
+class RateLimitedLog:
+    """Say that something keeps failing (``accept()``, or connecting to the upstream for want
+    of descriptors) at most once per :data:`LOG_INTERVAL`, with how many failed since the
+    last line."""
 
     __slots__ = ("_clock", "_next", "_suppressed")
 

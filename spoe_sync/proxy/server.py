@@ -65,7 +65,13 @@ from .connection import close_quietly as _close
 from .connection import engine_id as _engine_id
 from .connection import set_nodelay as _set_nodelay
 from .forward import ABORT_ERRORS, forward, peek, refuse
-from .limits import RESOURCE_PAUSE, AcceptErrorLog, accept_error_kind, default_maxconn
+from .limits import (
+    RESOURCE_PAUSE,
+    RateLimitedLog,
+    accept_error_kind,
+    default_maxconn,
+    is_resource_error,
+)
 from .listen import bind_unix, describe, parse_listen_address, remove_unix
 from .rules import Verdict, build_acls, build_rules
 from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
@@ -106,6 +112,8 @@ class TCPProxy(StreamServer):
         the proxy stops accepting and resumes when a connection ends; the clients beyond it
         wait in the kernel's listen backlog (``backlog``), they are not refused.  ``None``
         derives it from the file-descriptor limit (:func:`~spoe_sync.proxy.limits.default_maxconn`).
+    :param backlog: the listen backlog (HAProxy's ``backlog``); default ``maxconn`` (at least
+        128), capped by the kernel (``net.core.somaxconn``).
     :param close_engines: :meth:`stop` closes the engines (HAPROXY-DISCONNECT to the agents).
     :param on_connection: called with ``(samples, vars)`` after a connection ended (logging,
         tests); exceptions are logged and ignored.
@@ -130,7 +138,8 @@ class TCPProxy(StreamServer):
                  inspect_delay: float = 0.0, inspect_size: int = 16384,
                  response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
                  idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
-                 maxconn: int | None = None, close_engines: bool = True,
+                 maxconn: int | None = None, backlog: int | None = None,
+                 close_engines: bool = True,
                  on_connection: Callable[[TCPSamples, Vars], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 10.0,
                  upstream_ssl: ssl.SSLContext | bool | None = None,
@@ -181,14 +190,21 @@ class TCPProxy(StreamServer):
         self.maxconn = int(maxconn)
         self.stats = ProxyStats(maxconn=self.maxconn)
         self._stopped = Event()
-        self._accept_log = AcceptErrorLog()
+        self._accept_log = RateLimitedLog()
+        self._upstream_fd_log = RateLimitedLog()
         self._resume: Any = None  # the greenlet that resumes accepting after a pause
         # gevent's server stops accepting while the pool is full and resumes when a slot frees
         self._pool = Pool(self.maxconn)
         if ssl_context is not None:  # once every check passed: it changes the caller's context
             watch_sni(ssl_context)
         # a UNIX listener is bound by init_socket(); gevent's parser knows only host:port
-        super().__init__(("", 0) if self.unix_path is not None else listener, spawn=self._pool)
+        # HAProxy's listen backlog defaults to the frontend's maxconn: a burst of clients up to
+        # the limit again waits in the kernel rather than retrying its SYNs for seconds
+        # (a listening socket passed in keeps the backlog it was given)
+        if not hasattr(listener, "accept"):
+            backlog = backlog or max(self.maxconn, 128)
+        super().__init__(("", 0) if self.unix_path is not None else listener,
+                         backlog=backlog, spawn=self._pool)
         if self.unix_path is not None:
             self.family, self.address = socket.AF_UNIX, self.unix_path
 
@@ -222,11 +238,17 @@ class TCPProxy(StreamServer):
             count = self._accept_log.due()
             if count is not None:
                 logger.warning("proxy: cannot accept connections: {} ({} failed accept(s); "
-                               "{} connections open, maxconn {}): retrying every {} ms",
+                               "{} connections open, maxconn {}{}): retrying every {} ms",
                                exc.strerror or exc, count, self.stats.active, self.maxconn,
-                               int(RESOURCE_PAUSE * 1000))
+                               self._maxconn_hint(), int(RESOURCE_PAUSE * 1000))
             self._pause_accepting()
             return None
+
+    def _maxconn_hint(self) -> str:
+        allowed = default_maxconn(bool(self.engines))
+        if self.maxconn <= allowed:
+            return ""
+        return f", above the {allowed} the file-descriptor limit allows"
 
     def _pause_accepting(self) -> None:
         self.stop_accepting()
@@ -441,6 +463,14 @@ class TCPProxy(StreamServer):
                 raise
             _close(sock)
             self.stats.upstream_errors += 1
+            if is_resource_error(exc):  # a storm of them is one condition: say it once
+                count = self._upstream_fd_log.due()
+                if count is not None:
+                    logger.warning("proxy: cannot connect to upstream {}: {} ({} time(s); {} "
+                                   "connections open, maxconn {}{})", describe(address),
+                                   exc.strerror or exc, count, self.stats.active, self.maxconn,
+                                   self._maxconn_hint())
+                raise _Aborted from None
             reason = (handshake_error(exc) if isinstance(exc, (ssl.SSLError, gevent.Timeout))
                       else str(exc))
             logger.warning("proxy: cannot connect to upstream {}: {}", describe(address), reason)
