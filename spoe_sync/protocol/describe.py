@@ -253,7 +253,7 @@ def _summary(data: bytes, found: str | None = None) -> tuple[list[str], bool]:
         frame = decode_frame(data)
     except RemoteProtocolError as exc:
         message = exc.message
-        head, sep, detail = message.partition(": ")
+        head, sep, _ = message.partition(": ")
         if found is not None and sep and head.startswith("malformed ") and head != \
                 "malformed frame":  # "malformed frame: FRAME-LENGTH says..." is already plain
             message = f"{head}: {found}"
@@ -298,6 +298,7 @@ def describe_frame(data: bytes) -> tuple[str, bool]:
     walker = _Walker(data[:end], lines)
     note = "" if size == len(data) - 4 else f"; MISMATCH: {len(data) - 4} byte(s) follow"
     walker.line(0, 4, f"FRAME-LENGTH = {size} (uint32 big-endian{note})")
+    found: str | None = None
     walker.stream.seek(4)
     try:
         ftype, start, stop = walker.read(Byte, "FRAME-TYPE")
@@ -314,8 +315,6 @@ def describe_frame(data: bytes) -> tuple[str, bool]:
     except _Malformed as exc:
         found = str(exc)
         lines.append(f"{'':4}  {'':<{_HEX_WIDTH}} ERROR: {found}")
-    else:
-        found = None
     if len(data) > end:
         lines.append(f"{end:04x}  {data[end:end + 16].hex(' '):<{_HEX_WIDTH}} "
                      f"{len(data) - end} byte(s) after the frame")

@@ -463,7 +463,7 @@ class TCPProxy(StreamServer):
                 raise
             _close(sock)
             self.stats.upstream_errors += 1
-            if is_resource_error(exc):  # a storm of them is one condition: say it once
+            if isinstance(exc, OSError) and is_resource_error(exc):  # a storm is one condition
                 count = self._upstream_fd_log.due()
                 if count is not None:
                     logger.warning("proxy: cannot connect to upstream {}: {} ({} time(s); {} "
