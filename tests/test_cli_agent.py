@@ -96,6 +96,14 @@ def test_probe_a_running_agent_then_sigterm(agent_proc: tuple[subprocess.Popen[s
     assert proc.wait(timeout=10) == 0
 
 
+def test_sighup_stops_the_agent_gracefully(agent_proc: tuple[subprocess.Popen[str], str]) -> None:
+    # its default action would kill the agent at once (exit 129) when its terminal closes
+    proc, address = agent_proc
+    assert spoe_sync("probe", address).returncode == 0
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=10) == 0
+
+
 def test_probe_a_closed_port() -> None:
     import socket
 

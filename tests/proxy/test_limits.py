@@ -203,16 +203,22 @@ class _Proxy:
         return int(code)
 
 
-@pytest.mark.parametrize("maxconn", [
-    pytest.param((), id="default-maxconn"),
+@pytest.mark.parametrize(("maxconn", "spoe"), [
+    pytest.param((), False, id="default-maxconn"),
+    # with an engine each connection may hold an agent connection too (sync mode)
+    pytest.param((), True, id="default-maxconn-with-spoe"),
     # a limit the descriptors cannot honour: accept() and the upstream connect fail with
     # EMFILE, which must pause and retry, never print a traceback nor leave a client hanging
-    pytest.param(("--maxconn", "1000"), id="maxconn-above-the-fd-limit"),
+    pytest.param(("--maxconn", "1000"), False, id="maxconn-above-the-fd-limit"),
 ])
-def test_more_clients_than_file_descriptors(maxconn: tuple[str, ...]) -> None:
+def test_more_clients_than_file_descriptors(maxconn: tuple[str, ...], spoe: bool) -> None:
+    from spoe_sync.examples.iprep import CONFIG_PATH
+
     nofile, clients = 64, 120
-    with Upstream() as up:
-        proxy = _Proxy("--upstream", up.address, *maxconn, nofile=nofile)
+    with Upstream() as up, FakeAgent() as agent:
+        engine = ("--config", CONFIG_PATH, "--engine", "ip-reputation-tcp", "--backend",
+                  f"iprep-servers={agent.address}") if spoe else ()
+        proxy = _Proxy("--upstream", up.address, *maxconn, *engine, nofile=nofile)
         try:
             port = proxy.port()
             jobs = [gevent.spawn(_client, port, b"client %d" % i, 0.3) for i in range(clients)]
@@ -232,6 +238,8 @@ def test_more_clients_than_file_descriptors(maxconn: tuple[str, ...]) -> None:
         assert code == 0, proxy.output
         assert "Traceback" not in proxy.output
         assert f"stopped; {clients + 1} connections" in proxy.output, proxy.output
+        if spoe:
+            assert f"engine ip-reputation-tcp: {clients + 1} processed, 0 errors" in proxy.output
         if maxconn:  # the shortage was said, but not once per client
             assert "above the 24 the file-descriptor limit allows" in proxy.output
             assert proxy.output.count("Too many open files") <= 4, proxy.output
