@@ -139,3 +139,12 @@ def test_check_a_binary_file(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and "not a configuration file" in lines[0], lines
     assert lines[1] == "checked 1 file: 1 error, 0 warnings"
+
+
+def test_proxy_help_says_what_sighup_does() -> None:
+    done = spoe_sync("proxy", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "SIGTERM, SIGINT and SIGHUP stop gracefully" in text
+    assert "SIGHUP does not reload the configuration" in text
+    assert "--maxconn N" in text
