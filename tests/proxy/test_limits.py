@@ -242,7 +242,8 @@ def test_more_clients_than_file_descriptors(maxconn: tuple[str, ...], spoe: bool
             assert f"engine ip-reputation-tcp: {clients + 1} processed, 0 errors" in proxy.output
         if maxconn:  # the shortage was said, but not once per client
             assert "above the 24 the file-descriptor limit allows" in proxy.output
-            assert proxy.output.count("Too many open files") <= 4, proxy.output
+            # two rate-limited lines (accept, upstream) per 10 s, not one per client (58 here)
+            assert proxy.output.count("Too many open files") <= 10, proxy.output
         else:
             assert "Too many open files" not in proxy.output, proxy.output
 
