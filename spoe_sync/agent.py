@@ -165,24 +165,33 @@ class Agent:
 
     def serve(self, host: str = "127.0.0.1", port: int = 12345, *, signals: bool = True,
               stop_timeout: float = 5.0) -> None:
-        """Listen and block until SIGINT or SIGTERM (when ``signals`` and in the
-        main thread), then stop gracefully: stop accepting, let running handlers
-        finish (``stop_timeout`` at most), disconnect every engine."""
+        """Listen and block until SIGINT, SIGTERM or SIGHUP (when ``signals`` and in
+        the main thread), then stop gracefully: stop accepting, let running handlers
+        finish (``stop_timeout`` at most), disconnect every engine.  SIGHUP is a stop,
+        not a reload (its default action would kill the agent at once when the
+        terminal that started it closes).
+
+        :raises OSError: the address cannot be listened on (in use, not local); nothing
+            was started then.
+        """
         server = AgentServer(self, host, port)
         handlers = []
         if signals and threading.current_thread() is threading.main_thread():
             # Installed before listening: a signal right after start-up still stops gracefully.
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 handlers.append(gevent.signal_handler(signum, server.request_stop))
+        started = False
         try:
             server.start()
+            started = True
             log.info("%s: listening on %s", self.name, server.address)
             server.wait()
         finally:
             for handler in handlers:
                 handler.cancel()
-            server.stop(stop_timeout)
-            log.info("%s: stopped", self.name)
+            server.stop(stop_timeout if started else 0)
+            if started:  # after a failed start, "stopped" would mislead
+                log.info("%s: stopped", self.name)
 
 
 class AgentServer:

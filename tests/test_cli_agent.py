@@ -96,6 +96,14 @@ def test_probe_a_running_agent_then_sigterm(agent_proc: tuple[subprocess.Popen[s
     assert proc.wait(timeout=10) == 0
 
 
+def test_sighup_stops_the_agent_gracefully(agent_proc: tuple[subprocess.Popen[str], str]) -> None:
+    # its default action would kill the agent at once (exit 129) when its terminal closes
+    proc, address = agent_proc
+    assert spoe_sync("probe", address).returncode == 0
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=10) == 0
+
+
 def test_probe_a_closed_port() -> None:
     import socket
 
@@ -111,7 +119,7 @@ def test_probe_a_closed_port() -> None:
 @pytest.mark.parametrize(("hello", "code", "expected"), [
     pytest.param(agent_hello("2.0", 1024, "pipelining"), 0, r"max-frame-size\s+1024\n", id="ok"),
     pytest.param(agent_hello("1.0"), 1, r"NOT healthy \(Layer7 invalid response: unsupported "
-                 r"version\).*\n\s+status\s+8\n", id="bad-version"),
+                 r"version\).*\n\s+status\s+8 \(unsupported version\)\n", id="bad-version"),
     pytest.param(agent_hello("2.0", 100), 1, r"max-frame-size too big or too small", id="bad-size"),
 ])
 def test_probe_any_agent(hello: bytes, code: int, expected: str,

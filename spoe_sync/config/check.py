@@ -8,6 +8,10 @@ rules of the proxies are checked against the engines' groups, and their other ru
 spoe_sync does not run is a warning: HAProxy accepts it, the middleware would refuse it); the
 summaries come after all checks, and only when everything is valid, followed by one verdict
 line (HAProxy's ``Error(s) found in configuration file`` on failure).
+
+The last line always counts the files checked, the errors and the warnings, valid or not.  A
+file that is not text (control bytes throughout: a binary given by mistake) is one error, not
+one per "line" of it.
 """
 
 from __future__ import annotations
@@ -36,31 +40,110 @@ _RULE_POINTS = {("tcp-request", "content"): "tcp-request content",
 
 def run_check(path: str | None = None, *, engine: str | None = None, haproxy: str | None = None,
               out: TextIO | None = None) -> int:
-    """Check one SPOE file (``path``, ``engine``) or every SPOE filter of ``haproxy``.
+    """Check one SPOE file (``path``, ``engine``) or every SPOE filter of ``haproxy``; the
+    last line printed is always the count of files checked, errors and warnings.
 
     :returns: 0 when valid (warnings allowed), 1 when an error was found, 2 on misuse.
     """
-    out = out if out is not None else sys.stdout
+    report = _Report(out if out is not None else sys.stdout)
     if (path is None) == (haproxy is None):
-        _emit(out, "spoe-sync check: give a SPOE file, or --haproxy haproxy.cfg")
+        report.line("spoe-sync check: give a SPOE file, or --haproxy haproxy.cfg")
         return 2
     if path is not None:
-        config = _load(out, path, engine, "frontend")
-        if config is None:
-            return 1
-        _emit(out, format_summary(config))
-        return 0
-    assert haproxy is not None
+        config = _load(report, path, engine, "frontend")
+        if config is not None:
+            report.line(format_summary(config))
+        code = 0 if config is not None else 1
+    else:
+        code = _check_haproxy_file(haproxy, report)
+    report.line(report.totals())
+    return code
+
+
+def _check_haproxy_file(path: str | None, out: _Report) -> int:
+    assert path is not None
+    if not out.read_text_file(path):
+        return 1
     try:
-        cfg = load_haproxy_cfg(haproxy)
+        cfg = load_haproxy_cfg(path)
     except ConfigError as exc:
         _print_errors(out, exc)
         return 1
     return _check_haproxy(cfg, out)
 
 
-def _load(out: TextIO, path: str, engine: str | None, proxy: str,
+class _Report:
+    """Where the lines go, counting the files read and the errors and warnings said (for
+    the closing line, printed whatever the verdict)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.files: dict[str, None] = {}  # ordered, each file once
+        self.errors = 0
+        self.warnings = 0
+
+    def line(self, text: str) -> None:
+        """Print one line whatever the file's bytes and the terminal's encoding are."""
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:
+            self.out.write(text + "\n")
+        except UnicodeEncodeError:
+            self.out.write(text.encode("ascii", "backslashreplace").decode("ascii") + "\n")
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        self.line(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings += 1
+        self.line(text)
+
+    def read_text_file(self, path: str) -> bool:
+        """Count ``path`` as checked; ``False`` (one error said) when it is not a text file:
+        its bytes read as configuration lines would give one error per line."""
+        self.files[path] = None
+        why = _not_text(path)
+        if why is not None:
+            self.error(f"[{path}] not a configuration file: {why}")
+            return False
+        return True
+
+    def totals(self) -> str:
+        return (f"checked {_plural(len(self.files), 'file')}: {_plural(self.errors, 'error')}, "
+                f"{_plural(self.warnings, 'warning')}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_SNIFF = 1 << 16
+# bytes no text file holds: NUL and the C0 controls other than tab, newline, vertical tab, form
+# feed and CR, and DEL
+_CONTROL = frozenset(b for b in range(32) if b not in b"\t\n\v\f\r") | {0x7F}
+
+
+def _not_text(path: str) -> str | None:
+    """Why ``path`` is not text, or ``None``.  A few stray control bytes are not enough: a
+    text file with a NUL in one line is an error of that line, which the loader names as
+    ``haproxy -c`` does ("Stray NUL character"); a binary has them everywhere.  An
+    unreadable file is left to the loader too, which says why in its own words."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF)
+    except OSError:
+        return None
+    bad = [i for i, b in enumerate(head) if b in _CONTROL]
+    if len(bad) > max(8, len(head) // 100):
+        return (f"{len(bad)} control bytes in its first {len(head)} bytes, the first at offset "
+                f"{bad[0]} (a binary file?)")
+    return None
+
+
+def _load(out: _Report, path: str, engine: str | None, proxy: str,
           bufsize: int = 16384) -> SpoeConfig | None:
+    if not out.read_text_file(path):
+        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SpoeConfigWarning)
         try:
@@ -72,19 +155,10 @@ def _load(out: TextIO, path: str, engine: str | None, proxy: str,
             error = None
     for w in caught:
         if issubclass(w.category, SpoeConfigWarning):
-            _emit(out, _warning_line(w.message))
+            out.warning(_warning_line(w.message))
     if error is not None:
         _print_errors(out, error)
     return config
-
-
-def _emit(out: TextIO, text: str) -> None:
-    """Print one line whatever the file's bytes and the terminal's encoding are."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    try:
-        out.write(text + "\n")
-    except UnicodeEncodeError:
-        out.write(text.encode("ascii", "backslashreplace").decode("ascii") + "\n")
 
 
 def _warning_line(warning: Warning | str) -> str:
@@ -95,21 +169,21 @@ def _warning_line(warning: Warning | str) -> str:
     return f"warning: {text}"
 
 
-def _print_errors(out: TextIO, exc: ConfigError) -> None:
+def _print_errors(out: _Report, exc: ConfigError) -> None:
     """Each error at the line to fix; when HAProxy's text names another line of the same
     file (the agent, message or group declaration), a note points there too."""
     for e in exc.errors:
-        _emit(out, f"{e.location} {e.message}" if e.location else e.message)
+        out.error(f"{e.location} {e.message}" if e.location else e.message)
         if e.filename is None:
             continue
         for m in re.finditer(rf"(?:declared|declare)? ?at {re.escape(e.filename)}:(\d+)", e.message):
             if int(m.group(1)) != e.lineno:
-                _emit(out, f"[{e.filename}:{m.group(1)}] note: declared here")
+                out.line(f"[{e.filename}:{m.group(1)}] note: declared here")
 
 
-def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
+def _check_haproxy(cfg: HaproxyConfig, out: _Report) -> int:
     if not cfg.filters:
-        _emit(out, f"[{cfg.filename}] no 'filter spoe' line found")
+        out.error(f"[{cfg.filename}] no 'filter spoe' line found")
         return 1
     failed = False
     engines: dict[str, dict[str, SpoeConfig]] = {}
@@ -118,12 +192,12 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         where = f"[{cfg.filename}:{flt.lineno}]"
         config = _load(out, flt.path, flt.engine, flt.proxy_kind, cfg.bufsize)
         if config is None:
-            _emit(out, f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'")
+            out.line(f"{where} 'filter' : 'Error(s) found in configuration file {flt.config}'")
             failed = True
             continue
         seen = engines.setdefault(flt.proxy, {})
         if config.engine_id in seen:
-            _emit(out, f"{where} Proxy {flt.proxy} : duplicated name for SPOE engine "
+            out.error(f"{where} Proxy {flt.proxy} : duplicated name for SPOE engine "
                   f"'{config.engine_id}'.")
             failed = True
             continue
@@ -131,7 +205,7 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
         try:
             backend = check_backend(config, cfg.backends)
         except ConfigError as exc:
-            _emit(out, f"{exc.location or where} Proxy {flt.proxy} : {exc.message} (filter spoe at "
+            out.error(f"{exc.location or where} Proxy {flt.proxy} : {exc.message} (filter spoe at "
                   f"{cfg.filename}:{flt.lineno})")
             failed = True
             continue
@@ -142,16 +216,16 @@ def _check_haproxy(cfg: HaproxyConfig, out: TextIO) -> int:
     # the verdict comes last and is the only one: a "valid" SPOE file followed by a rule error
     # would read as both (summaries are printed only when the whole set-up is valid)
     if failed:
-        _emit(out, f"Error(s) found in configuration file : {cfg.filename}")
+        out.line(f"Error(s) found in configuration file : {cfg.filename}")
         return 1
     for summary in summaries:
-        _emit(out, summary)
-    _emit(out, f"{cfg.filename}: valid ({len(summaries)} SPOE filter(s))")
+        out.line(summary)
+    out.line(f"{cfg.filename}: valid ({len(summaries)} SPOE filter(s))")
     return 0
 
 
 def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
-                           engines: Mapping[str, SpoeConfig], out: TextIO) -> bool:
+                           engines: Mapping[str, SpoeConfig], out: _Report) -> bool:
     failed = False
     for rule in proxy.rules:
         words = rule.words
@@ -161,23 +235,23 @@ def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
         point = _RULE_POINTS.get((words[0], words[1] if words[0].startswith("tcp") else None))
         where = f"[{cfg.filename}:{rule.lineno}]"
         if len(words) < i + 3 or (len(words) > i + 3 and words[i + 3] not in ("if", "unless")):
-            _emit(out, f"{where} '{' '.join(words[: i + 1])}' : expects 2 arguments: "
+            out.error(f"{where} '{' '.join(words[: i + 1])}' : expects 2 arguments: "
                   "<engine-id> <group-id>")
             failed = True
             continue
         if point is None:
-            _emit(out, f"{where} 'send-spoe-group' is not available in '{' '.join(words[:2])}'")
+            out.error(f"{where} 'send-spoe-group' is not available in '{' '.join(words[:2])}'")
             failed = True
             continue
         engine_id, group = words[i + 1], words[i + 2]
         config = engines.get(engine_id)
         if config is None:
-            _emit(out, f"{where} Proxy '{proxy.name}': unable to find SPOE engine '{engine_id}' "
+            out.error(f"{where} Proxy '{proxy.name}': unable to find SPOE engine '{engine_id}' "
                   f"used by the send-spoe-group '{group}'.")
             failed = True
             continue
         if group not in config.groups:
-            _emit(out, f"{where} Proxy '{proxy.name}': unable to find SPOE group '{group}' into "
+            out.error(f"{where} Proxy '{proxy.name}': unable to find SPOE group '{group}' into "
                   f"SPOE engine '{engine_id}' configuration.")
             failed = True
             continue
@@ -185,7 +259,7 @@ def _check_send_spoe_group(cfg: HaproxyConfig, proxy: ProxySection,
             for arg in msg.args:
                 why = arg.expr.unavailable_at(point)
                 if why is not None:
-                    _emit(out, f"{where} Invalid SPOE message '{msg.name}' used by SPOE group "
+                    out.error(f"{where} Invalid SPOE message '{msg.name}' used by SPOE group "
                           f"'{group}' at {msg.filename}:{msg.lineno}: {why}")
                     failed = True
                     break
@@ -248,7 +322,7 @@ def _ruleset(words: tuple[str, ...]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
+def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: _Report) -> bool:
     """The ``acl`` lines and the rule lines other than ``send-spoe-group`` of one proxy."""
     base_dir = os.path.dirname(os.path.abspath(cfg.filename))
     failed = False
@@ -256,7 +330,7 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
     for line in proxy.acls:
         where = f"[{cfg.filename}:{line.lineno}]"
         if len(line.words) < 3:
-            _emit(out, f"{where} 'acl' : expects an ACL name and a criterion")
+            out.error(f"{where} 'acl' : expects an ACL name and a criterion")
             failed = True
             continue
         name = line.words[1]
@@ -264,7 +338,7 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
             acls.add(name, list(line.words[2:]), base_dir=base_dir, filename=cfg.filename,
                      lineno=line.lineno)
         except SpoeError as exc:
-            _emit(out, f"{where} acl '{name}' : {exc}")
+            out.error(f"{where} acl '{name}' : {exc}")
             failed = True
     rulesets: dict[str, list[RuleLine]] = {}
     for rule in proxy.rules:
@@ -274,7 +348,7 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
         not_run = _NOT_RUN.get((ruleset, action))
         if ((not_run is not None and not_run(rule.words))
                 or (action not in ACTIONS[ruleset] and _haproxy_runs(ruleset, action))):
-            _emit(out, f"[{cfg.filename}:{rule.lineno}] warning: '{ruleset} {action}' is not run "
+            out.warning(f"[{cfg.filename}:{rule.lineno}] warning: '{ruleset} {action}' is not run "
                   "by spoe_sync: its WSGI middleware and TCP proxy would refuse this rule")
             continue
         rulesets.setdefault(ruleset, []).append(rule)
@@ -290,7 +364,7 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: TextIO) -> bool:
                 failed = True
         for w in caught:
             if issubclass(w.category, SpoeConfigWarning):
-                _emit(out, _warning_line(w.message))
+                out.warning(_warning_line(w.message))
     return failed
 
 

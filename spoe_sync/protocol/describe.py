@@ -11,10 +11,12 @@ or the error and the SPOP status a peer would send).
 from __future__ import annotations
 
 import io
+import re
 import string
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from construct import Byte, ConstructError, Int32ub
+from construct import Byte, ConstructError, Int32ub, SizeofError, StreamError
 
 from ..errors import RemoteProtocolError
 from . import grammar
@@ -22,7 +24,7 @@ from .codec import decode_frame
 from .constants import DataType, FrameType, VarScope, frame_status_reason
 from .frames import Ack, Message, Notify
 
-__all__ = ["describe_bytes", "describe_frame", "describe_hex", "parse_hex"]
+__all__ = ["describe_bytes", "describe_frame", "describe_hex", "parse_hex", "plain", "spop_words"]
 
 _HEX_WIDTH = 48  # 16 bytes as "xx "
 
@@ -48,6 +50,42 @@ def parse_hex(text: str) -> bytes:
     if len(cleaned) % 2:
         raise ValueError(f"odd number of hex digits ({len(cleaned)}): a byte is cut in half")
     return bytes.fromhex(cleaned)
+
+
+def _count(n: int) -> str:
+    return f"{n} byte" if n == 1 else f"{n} bytes"
+
+
+_STREAM_READ = re.compile(r"stream read less than specified amount, expected (\d+), found (\d+)")
+_PATH = re.compile(r" \(in [^)]*\)|\(parsing\)( -> )?")
+
+
+def spop_words(text: str) -> str:
+    """An error message from the grammar with construct's phrases put in SPOP words: its
+    last line, "cut short" for a short read, no parse path (``payload -> name``)."""
+    lines = text.strip().splitlines()
+    text = _PATH.sub("", lines[-1] if lines else text).strip()
+    return _STREAM_READ.sub(lambda m: f"cut short, {_count(int(m.group(1)))} needed, "
+                            f"{_count(int(m.group(2)))} left", text)
+
+
+def plain(value: Any) -> str:
+    """A decoded SPOP value as an operator reads it: numbers and addresses bare (``16380``,
+    not ``UInt32(16380)``), strings quoted, ``true``/``false``, ``NULL``, binary as hex."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, (IPv4Address, IPv6Address)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        shown = bytes(value[:32]).hex(" ") + (" ..." if len(value) > 32 else "")
+        return f"<{_count(len(value))}: {shown}>" if value else "<0 bytes>"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
 
 
 def _dtype_name(dtype: int) -> str:
@@ -76,12 +114,24 @@ class _Walker:
         self.lines.append(f"{start:04x}  {shown:<{_HEX_WIDTH}} {'  ' * indent}{text}")
 
     def read(self, con: Any, what: str) -> tuple[Any, int, int]:
+        """One field, or :class:`_Malformed` saying in SPOP words which field is cut short or
+        invalid (never construct's own wording: the reader knows SPOE.txt, not construct)."""
         start = self.stream.tell()
+        left = len(self.data) - start
+        try:
+            size = con.sizeof()
+        except SizeofError:  # a varint: its size is known once read
+            size = None
+        if size is not None and size > left:
+            raise _Malformed(f"{what} at offset {start:#06x}: cut short, {_count(size)} "
+                             f"needed, {_count(left)} left before the frame's end")
         try:
             value = con.parse_stream(self.stream)
+        except StreamError:
+            raise _Malformed(f"{what} at offset {start:#06x}: cut short, the frame ends inside "
+                             "this varint (each byte but the last has its high bit set)") from None
         except ConstructError as exc:
-            lines = str(exc).splitlines()
-            raise _Malformed(f"{what} at offset {start:#06x}: {lines[-1] if lines else exc}") from None
+            raise _Malformed(f"{what} at offset {start:#06x}: {spop_words(str(exc))}") from None
         return value, start, self.stream.tell()
 
     def take(self, size: int, label: str) -> bytes:
@@ -90,7 +140,8 @@ class _Walker:
         start = self.stream.tell()
         left = len(self.data) - start
         if size > left:
-            raise _Malformed(f"{label} at offset {start:#06x}: {size} bytes announced, {left} left")
+            raise _Malformed(f"{label} at offset {start:#06x}: cut short, {size} bytes announced, "
+                             f"{_count(left)} left before the frame's end")
         return bytes(self.stream.read(size))
 
     def varint(self, label: str, indent: int = 0) -> int:
@@ -194,12 +245,21 @@ def _describe_action(walker: _Walker, index: int) -> None:
         walker.typed(f"VAR-VALUE[{var}]", 1)
 
 
-def _summary(data: bytes) -> tuple[list[str], bool]:
-    """The verdict lines, and whether the frame decoded cleanly (no error, nothing ignored)."""
+def _summary(data: bytes, found: str | None = None) -> tuple[list[str], bool]:
+    """The verdict lines, and whether the frame decoded cleanly (no error, nothing ignored).
+    ``found`` is the field-level error the walk found, in SPOP words: when the decoder's own
+    error is about a field too, that one is said instead of the grammar's wording."""
     try:
         frame = decode_frame(data)
     except RemoteProtocolError as exc:
-        return [f"=> error: {exc.message}",
+        message = exc.message
+        head, sep, _ = message.partition(": ")
+        if found is not None and sep and head.startswith("malformed ") and head != \
+                "malformed frame":  # "malformed frame: FRAME-LENGTH says..." is already plain
+            message = f"{head}: {found}"
+        else:
+            message = spop_words(message)
+        return [f"=> error: {message}",
                 f"=> SPOP status {exc.status} ({frame_status_reason(exc.status)}): the "
                 f"engine answers with a DISCONNECT carrying this status"], False
     ids = f"stream-id {frame.stream_id}, frame-id {frame.frame_id}, flags 0x{frame.flags:08x}"
@@ -208,7 +268,7 @@ def _summary(data: bytes) -> tuple[list[str], bool]:
     elif isinstance(frame, Ack):
         what = f"{len(frame.actions)} action(s)" + (", truncated" if frame.truncated else "")
     elif hasattr(frame, "items"):
-        what = ", ".join(f"{k}={v!r}" for k, v in frame.items)
+        what = ", ".join(f"{k}={plain(v)}" for k, v in frame.items)
     else:
         what = f"frame type {frame.frame_type}, {len(frame.payload)} payload byte(s)"
     # a truncated ACK is accepted (HAProxy ignores the rest) but did not decode cleanly
@@ -238,6 +298,7 @@ def describe_frame(data: bytes) -> tuple[str, bool]:
     walker = _Walker(data[:end], lines)
     note = "" if size == len(data) - 4 else f"; MISMATCH: {len(data) - 4} byte(s) follow"
     walker.line(0, 4, f"FRAME-LENGTH = {size} (uint32 big-endian{note})")
+    found: str | None = None
     walker.stream.seek(4)
     try:
         ftype, start, stop = walker.read(Byte, "FRAME-TYPE")
@@ -252,11 +313,12 @@ def describe_frame(data: bytes) -> tuple[str, bool]:
         walker.varint("FRAME-ID")
         _describe_payload(walker, grammar.payload_kind(ftype, flags))
     except _Malformed as exc:
-        lines.append(f"{'':4}  {'':<{_HEX_WIDTH}} ERROR: {exc}")
+        found = str(exc)
+        lines.append(f"{'':4}  {'':<{_HEX_WIDTH}} ERROR: {found}")
     if len(data) > end:
         lines.append(f"{end:04x}  {data[end:end + 16].hex(' '):<{_HEX_WIDTH}} "
                      f"{len(data) - end} byte(s) after the frame")
-    verdict, ok = _summary(data)
+    verdict, ok = _summary(data, found)
     return "\n".join([*lines, "", *verdict]), ok
 
 

@@ -1,5 +1,6 @@
 """``spoe-sync proxy``: build the engines, the TLS contexts and a :class:`TCPProxy` from
-command-line values, serve until SIGTERM or SIGINT, then stop gracefully and print the counters.
+command-line values, serve until SIGTERM, SIGINT or SIGHUP, then stop gracefully and print the
+counters.
 
 ``--listen`` takes ``host:port`` or ``unix@/path``; ``--tls-cert`` terminates TLS as HAProxy's
 ``bind ... ssl crt`` does; ``--upstream-tls`` speaks TLS to the upstream, verified against the
@@ -14,6 +15,7 @@ from typing import Any
 
 from loguru import logger
 
+from ..config.backends import parse_address
 from ..engine import Engine
 from ..errors import ConfigError
 from .listen import parse_listen_address
@@ -24,9 +26,10 @@ __all__ = ["parse_backends", "run_proxy"]
 
 
 def parse_backends(specs: Sequence[str]) -> dict[str, list[str]]:
-    """``["NAME=ADDR[,ADDR]", ...]`` as ``{"NAME": ["ADDR", ...]}``.
+    """``["NAME=ADDR[,ADDR]", ...]`` as ``{"NAME": ["ADDR", ...]}``; each ADDR is an agent
+    server's address in HAProxy's forms (:func:`~spoe_sync.config.backends.parse_address`).
 
-    :raises ConfigError: a spec without ``=`` or without an address.
+    :raises ConfigError: a spec without ``=``, without an address, or with a bad address.
     """
     backends: dict[str, list[str]] = {}
     for spec in specs:
@@ -34,6 +37,11 @@ def parse_backends(specs: Sequence[str]) -> dict[str, list[str]]:
         servers = [a.strip() for a in addresses.split(",") if a.strip()]
         if not sep or not name.strip() or not servers:
             raise ConfigError(f"invalid backend '{spec}' (expected NAME=ADDR[,ADDR])")
+        for server in servers:
+            try:
+                parse_address(server)
+            except ValueError as exc:
+                raise ConfigError(f"invalid backend '{spec}': {exc}") from None
         backends.setdefault(name.strip(), []).extend(servers)
     return backends
 
@@ -108,8 +116,9 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
               verbose: bool = False, tls_cert: str | None = None, tls_key: str | None = None,
               handshake_timeout: float = 10.0, upstream_tls: bool = False,
               upstream_ca: str | None = None, upstream_no_verify: bool = False,
-              upstream_sni: str | None = None) -> int:
-    """Run the proxy until a stop signal; the exit status (0 stopped, 1 could not start)."""
+              upstream_sni: str | None = None, maxconn: int | None = None) -> int:
+    """Run the proxy until a stop signal (SIGTERM, SIGINT or SIGHUP: a graceful stop); the
+    exit status (0 stopped, 1 could not start)."""
     built: list[Engine] = []
     try:
         if upstream_sni and not upstream_tls:
@@ -122,7 +131,7 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
                          inspect_delay=inspect_delay, idle_timeout=idle_timeout,
                          drain_timeout=drain_timeout, ssl_context=server_tls,
                          handshake_timeout=handshake_timeout, upstream_ssl=upstream_ssl,
-                         upstream_sni=upstream_sni)
+                         upstream_sni=upstream_sni, maxconn=maxconn)
     except ConfigError as exc:
         for engine in built:
             engine.close(timeout=0)
@@ -135,8 +144,9 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
         names = ", ".join(f"{e.config.engine_id} (agent {e.name})" for e in built) or "none"
         tls = " (TLS)" if server.ssl_context is not None else ""
         up_tls = " (TLS)" if server.upstream_ssl is not None else ""
-        print(f"spoe-sync proxy: listening on {server.listen_address}{tls}, forwarding to "
-              f"{upstream}{up_tls}; SPOE engines: {names}", flush=True)
+        print(f"spoe-sync proxy: listening on {server.listen_address}{tls} (maxconn "
+              f"{server.maxconn}), forwarding to {upstream}{up_tls}; SPOE engines: {names}",
+              flush=True)
 
     # The command is the application: it turns the library's log on while it runs, warnings
     # (an upstream that fails its certificate check, an agent gone) always, all with -v.
@@ -156,7 +166,8 @@ def run_proxy(listen: str, upstream: str, *, configs: Sequence[str] = (),
     print(f"spoe-sync proxy: stopped; {s.accepted} connections, {s.rejected} rejected, "
           f"{s.aborted} aborted, {s.upstream_errors} upstream errors, "
           f"{s.handshake_errors} TLS handshake errors, "
-          f"{s.bytes_in}/{s.bytes_out} bytes in/out", flush=True)
+          f"{s.bytes_in}/{s.bytes_out} bytes in/out; at most {s.max_active} at once "
+          f"(maxconn {s.maxconn}), {s.accept_errors} failed accepts", flush=True)
     for engine in built:
         m = engine.metrics()
         print(f"spoe-sync proxy: engine {engine.config.engine_id}: {m.nb_processed} processed, "

@@ -21,7 +21,13 @@ class ProxyStats:
     """Connection counters of one :class:`TCPProxy` (read them, do not write them).
 
     :attr accepted: client connections accepted.
-    :attr active: connections being handled now.
+    :attr active: connections being handled now (HAProxy's ``CurrConns``).
+    :attr maxconn: the most connections handled at once (the limit, HAProxy's ``MaxConn``;
+        0: none); beyond it new clients wait in the kernel's listen backlog.
+    :attr max_active: the highest ``active`` seen (HAProxy's ``MaxConnReached`` counts how
+        often it hit ``maxconn``; this is the peak itself).
+    :attr accept_errors: ``accept()`` calls that failed (out of file descriptors, memory or
+        buffers: accepting pauses briefly and resumes; the client waits in the backlog).
     :attr rejected: connections closed by a ``reject`` rule.
     :attr upstream_errors: upstream connections that failed (connect error, timeout, or a
         failed TLS handshake such as a certificate that does not verify).
@@ -34,6 +40,9 @@ class ProxyStats:
 
     accepted: int = 0
     active: int = 0
+    maxconn: int = 0
+    max_active: int = 0
+    accept_errors: int = 0
     rejected: int = 0
     upstream_errors: int = 0
     aborted: int = 0

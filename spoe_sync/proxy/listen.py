@@ -29,12 +29,16 @@ ListenAddress = tuple[str, int] | str
 def parse_listen_address(address: str | tuple[str, int]) -> ListenAddress:
     """``host:port`` (``[::1]:port`` for IPv6) as ``(host, port)``; ``unix@/path``, an absolute
     path or ``abns@name`` as the socket path (``str``).  Port 0 (a free port, for a listener)
-    is accepted.
+    is accepted, and so are ``:port`` and ``*:port``: every IPv4 address, as in HAProxy's
+    ``bind`` (an address to connect to needs a host: :func:`~spoe_sync.config.backends.parse_address`).
 
     :raises ConfigError: for anything else.
     """
     if isinstance(address, tuple):
         return address[0], int(address[1])
+    text = address.strip()
+    if text.startswith((":", "*:")):
+        address = "0.0.0.0" + text[text.index(":"):]
     free = address.endswith(":0")
     try:  # parse_address() is for agent servers, where port 0 is an error
         family, host, port, path = parse_address(address[:-1] + "1" if free else address)

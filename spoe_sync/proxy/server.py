@@ -28,14 +28,17 @@ processing``: the engines fail open and the rules decide, exactly as with HAProx
 variables live as long as the client connection, and the engines of a connection share one
 variable store.  The inspect delay ends as soon as the first bytes arrive (HAProxy may wait
 longer for a rule whose fetch wants more bytes; here rules see what the client sent first).
-:meth:`TCPProxy.stop` stops accepting, lets the connections in flight finish for a bounded time,
-then closes the engines (HAPROXY-DISCONNECT to the agents)::
+At ``maxconn`` connections the proxy stops accepting and resumes below it (clients beyond it wait
+in the kernel's backlog); without ``maxconn`` the limit derives from the file-descriptor limit, and
+an ``accept()`` that fails for want of descriptors pauses accepting briefly instead of printing a
+traceback (:mod:`.limits`).  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight
+finish for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
     engine = spoe_sync.Engine.from_file("spoe-iprep.conf", "ip-reputation-tcp",
                                         backends={"iprep-servers": ["127.0.0.1:12345"]})
     proxy = TCPProxy(("127.0.0.1", 8000), ("127.0.0.1", 9000), engines=[engine],
                      tcp_request=["content reject if { var(sess.iprep.ip_score) -m int lt 20 }"])
-    proxy.run()          # until SIGTERM or SIGINT
+    proxy.run()          # until SIGTERM, SIGINT or SIGHUP
 """
 
 from __future__ import annotations
@@ -62,6 +65,13 @@ from .connection import close_quietly as _close
 from .connection import engine_id as _engine_id
 from .connection import set_nodelay as _set_nodelay
 from .forward import ABORT_ERRORS, forward, peek, refuse
+from .limits import (
+    RESOURCE_PAUSE,
+    RateLimitedLog,
+    accept_error_kind,
+    default_maxconn,
+    is_resource_error,
+)
 from .listen import bind_unix, describe, parse_listen_address, remove_unix
 from .rules import Verdict, build_acls, build_rules
 from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
@@ -98,7 +108,12 @@ class TCPProxy(StreamServer):
         aborted (HAProxy's ``timeout client`` / ``timeout server``: a one-way transfer keeps
         both directions alive); ``None`` for no limit.
     :param drain_timeout: seconds :meth:`stop` lets connections in flight finish.
-    :param max_connections: most connections handled at once (``maxconn``); ``None`` = no limit.
+    :param maxconn: most connections handled at once (HAProxy's ``maxconn``): at the limit
+        the proxy stops accepting and resumes when a connection ends; the clients beyond it
+        wait in the kernel's listen backlog (``backlog``), they are not refused.  ``None``
+        derives it from the file-descriptor limit (:func:`~spoe_sync.proxy.limits.default_maxconn`).
+    :param backlog: the listen backlog (HAProxy's ``backlog``); default ``maxconn`` (at least
+        128), capped by the kernel (``net.core.somaxconn``).
     :param close_engines: :meth:`stop` closes the engines (HAPROXY-DISCONNECT to the agents).
     :param on_connection: called with ``(samples, vars)`` after a connection ended (logging,
         tests); exceptions are logged and ignored.
@@ -123,7 +138,8 @@ class TCPProxy(StreamServer):
                  inspect_delay: float = 0.0, inspect_size: int = 16384,
                  response_inspect_delay: float | None = None, connect_timeout: float = 5.0,
                  idle_timeout: float | None = 300.0, drain_timeout: float = 10.0,
-                 max_connections: int | None = None, close_engines: bool = True,
+                 maxconn: int | None = None, backlog: int | None = None,
+                 close_engines: bool = True,
                  on_connection: Callable[[TCPSamples, Vars], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 10.0,
                  upstream_ssl: ssl.SSLContext | bool | None = None,
@@ -167,13 +183,28 @@ class TCPProxy(StreamServer):
         self.drain_timeout = drain_timeout
         self.close_engines = close_engines
         self.on_connection = on_connection
-        self.stats = ProxyStats()
+        if maxconn is None:
+            maxconn = default_maxconn(bool(self.engines))
+        if maxconn < 1:
+            raise ValueError("maxconn must be >= 1")
+        self.maxconn = int(maxconn)
+        self.stats = ProxyStats(maxconn=self.maxconn)
         self._stopped = Event()
-        self._pool = Pool(max_connections)
+        self._accept_log = RateLimitedLog()
+        self._upstream_fd_log = RateLimitedLog()
+        self._resume: Any = None  # the greenlet that resumes accepting after a pause
+        # gevent's server stops accepting while the pool is full and resumes when a slot frees
+        self._pool = Pool(self.maxconn)
         if ssl_context is not None:  # once every check passed: it changes the caller's context
             watch_sni(ssl_context)
         # a UNIX listener is bound by init_socket(); gevent's parser knows only host:port
-        super().__init__(("", 0) if self.unix_path is not None else listener, spawn=self._pool)
+        # HAProxy's listen backlog defaults to the frontend's maxconn: a burst of clients up to
+        # the limit again waits in the kernel rather than retrying its SYNs for seconds
+        # (a listening socket passed in keeps the backlog it was given)
+        if not hasattr(listener, "accept"):
+            backlog = backlog or max(self.maxconn, 128)
+        super().__init__(("", 0) if self.unix_path is not None else listener,
+                         backlog=backlog, spawn=self._pool)
         if self.unix_path is not None:
             self.family, self.address = socket.AF_UNIX, self.unix_path
 
@@ -191,8 +222,47 @@ class TCPProxy(StreamServer):
         super().init_socket()
         _set_nodelay(self.socket)  # accepted sockets inherit it on Linux; set it per socket too
 
+    def do_read(self) -> Any:
+        """Accept one client (the BaseServer contract), turning accept errors into a retry:
+        at once when the client is gone, after :data:`~.limits.RESOURCE_PAUSE` when out of
+        descriptors or memory (the clients wait in the backlog meanwhile)."""
+        try:
+            return super().do_read()
+        except OSError as exc:
+            kind = accept_error_kind(exc)
+            if kind == "fatal":
+                raise  # the listener is closed or broken: gevent's server closes it
+            if kind == "client":
+                return None  # the watcher fires again for the next pending client
+            self.stats.accept_errors += 1
+            count = self._accept_log.due()
+            if count is not None:
+                logger.warning("proxy: cannot accept connections: {} ({} failed accept(s); "
+                               "{} connections open, maxconn {}{}): retrying every {} ms",
+                               exc.strerror or exc, count, self.stats.active, self.maxconn,
+                               self._maxconn_hint(), int(RESOURCE_PAUSE * 1000))
+            self._pause_accepting()
+            return None
+
+    def _maxconn_hint(self) -> str:
+        allowed = default_maxconn(bool(self.engines))
+        if self.maxconn <= allowed:
+            return ""
+        return f", above the {allowed} the file-descriptor limit allows"
+
+    def _pause_accepting(self) -> None:
+        self.stop_accepting()
+        if self._resume is None or self._resume.dead:
+            self._resume = gevent.spawn_later(RESOURCE_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        if self.started and not self._stopped.is_set():
+            self.start_accepting()
+
     def close(self) -> None:
         """Close the listener (and remove its UNIX socket file)."""
+        if self._resume is not None:
+            self._resume.kill(block=False)
         try:
             super().close()
         finally:
@@ -215,11 +285,16 @@ class TCPProxy(StreamServer):
                 except Exception as exc:  # a failing engine must not keep the others open
                     logger.warning("closing SPOE engine {}: {}", _engine_id(engine), exc)
 
-    def run(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
+    def run(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
             *, ready: Callable[[TCPProxy], None] | None = None) -> None:
         """Serve until one of ``signals`` arrives (or :meth:`stop` is called), then stop
         gracefully; a second signal during the drain ends the connections still open.
-        ``ready(proxy)`` is called once the listener is bound."""
+        ``ready(proxy)`` is called once the listener is bound.
+
+        SIGHUP is a graceful stop too (HAProxy's soft stop), not a reload: re-reading the
+        configuration in place could not re-bind a changed listener nor keep the connections
+        in flight on the old settings; a supervisor restarts the proxy instead.  Its default
+        action would kill the process at once when the terminal that started it closes."""
         wake = Event()
 
         def on_signal() -> None:
@@ -246,8 +321,11 @@ class TCPProxy(StreamServer):
 
     def handle(self, client: Any, address: Any) -> None:
         """Handle one client connection (the StreamServer contract)."""
-        self.stats.accepted += 1
-        self.stats.active += 1
+        stats = self.stats
+        stats.accepted += 1
+        stats.active += 1
+        if stats.active > stats.max_active:
+            stats.max_active = stats.active
         conn: _Conn | None = None
         try:
             _set_nodelay(client)
@@ -385,6 +463,14 @@ class TCPProxy(StreamServer):
                 raise
             _close(sock)
             self.stats.upstream_errors += 1
+            if isinstance(exc, OSError) and is_resource_error(exc):  # a storm is one condition
+                count = self._upstream_fd_log.due()
+                if count is not None:
+                    logger.warning("proxy: cannot connect to upstream {}: {} ({} time(s); {} "
+                                   "connections open, maxconn {}{})", describe(address),
+                                   exc.strerror or exc, count, self.stats.active, self.maxconn,
+                                   self._maxconn_hint())
+                raise _Aborted from None
             reason = (handshake_error(exc) if isinstance(exc, (ssl.SSLError, gevent.Timeout))
                       else str(exc))
             logger.warning("proxy: cannot connect to upstream {}: {}", describe(address), reason)

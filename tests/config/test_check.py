@@ -59,7 +59,8 @@ def test_invalid_file_prints_every_error(tmp_path, capsys):
     assert main(["check", str(path), "--engine", "iprep"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"[{path}:6] 'option set-on-error' only supports [a-zA-Z0-9_.] chars.",
-                     f"[{path}:14] unknown event 'on-foo'."]
+                     f"[{path}:14] unknown event 'on-foo'.",
+                     "checked 1 file: 2 errors, 0 warnings"]
 
 
 def test_warnings_are_printed_and_valid(tmp_path, capsys):
@@ -145,7 +146,8 @@ def test_haproxy_cfg_with_broken_spoe_file(tmp_path, spoe_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [f"[{spoe_file}:10] 'use-backend' expects a backend name.",
                    f"[{cfg}:5] 'filter' : 'Error(s) found in configuration file {spoe_file.name}'",
-                   f"Error(s) found in configuration file : {cfg}"]
+                   f"Error(s) found in configuration file : {cfg}",
+                   "checked 2 files: 1 error, 0 warnings"]
 
 
 def test_haproxy_cfg_verdict_comes_last_and_alone(tmp_path, spoe_file, capsys):
@@ -156,7 +158,8 @@ def test_haproxy_cfg_verdict_comes_last_and_alone(tmp_path, spoe_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert not any("valid" in line for line in out), out
     assert out == [f"[{cfg}:6] Proxy 'www': unable to find SPOE group 'nope' into SPOE engine "
-                   "'iprep' configuration.", f"Error(s) found in configuration file : {cfg}"]
+                   "'iprep' configuration.", f"Error(s) found in configuration file : {cfg}",
+                   "checked 2 files: 1 error, 0 warnings"]
 
 
 def test_haproxy_cfg_valid_summaries_then_verdict(tmp_path, spoe_file, capsys):
@@ -164,7 +167,7 @@ def test_haproxy_cfg_valid_summaries_then_verdict(tmp_path, spoe_file, capsys):
     assert main(["check", "--haproxy", str(cfg)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{spoe_file}: valid, engine [iprep] (filter of proxy 'www')"
-    assert out[-1] == f"{cfg}: valid (1 SPOE filter(s))"
+    assert out[-2:] == [f"{cfg}: valid (1 SPOE filter(s))", "checked 2 files: 0 errors, 0 warnings"]
 
 
 def test_error_naming_another_line_gets_a_note(tmp_path, capsys):
@@ -173,7 +176,8 @@ def test_error_naming_another_line_gets_a_note(tmp_path, capsys):
     assert main(["check", str(path), "--engine", "iprep"]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"[{path}:3] SPOE agent 'iprep-agent' try to use undefined SPOE message 'nope' at {path}:2",
-        f"[{path}:2] note: declared here"]
+        f"[{path}:2] note: declared here",
+        "checked 1 file: 1 error, 0 warnings"]
 
 
 @pytest.mark.parametrize(("criterion", "lines", "bad_line", "message"), [
@@ -194,3 +198,35 @@ def test_bad_line_of_a_pattern_file_is_located(tmp_path, capsys, criterion, line
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (f"[{path}:13] error detected while parsing ACL 'wl' : {message} "
                       f"at line {bad_line} of file '{patterns}'.")
+
+
+def test_warnings_are_counted_in_the_closing_line(tmp_path, capsys):
+    path = tmp_path / "warn.conf"
+    path.write_text(SPOE.replace("    timeout idle 2m\n", ""))
+    assert main(["check", str(path), "--engine", "iprep"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "checked 1 file: 0 errors, 1 warning"
+
+
+def test_a_binary_file_is_one_error_with_the_closing_line(tmp_path, capsys):
+    # an executable given by mistake: one error, not one per "line" of its bytes
+    path = tmp_path / "binary.conf"
+    path.write_bytes(bytes(range(256)) * 64 + b"\n[iprep]\n" + bytes(range(256)) * 64)
+    assert main(["check", str(path), "--engine", "iprep"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"[{path}] not a configuration file: ")
+    assert "(a binary file?)" in lines[0]
+    assert lines[1] == "checked 1 file: 1 error, 0 warnings"
+    # the same as the haproxy.cfg
+    assert main(["check", "--haproxy", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "checked 1 file: 1 error, 0 warnings"
+
+
+def test_a_stray_nul_in_a_text_file_is_an_error_of_its_line(tmp_path, capsys):
+    # not a binary: haproxy -c names the line ("Stray NUL character"), so does the check
+    path = tmp_path / "nul.conf"
+    path.write_text(SPOE.replace("use-backend agents", "use-backend agents\0x"))
+    assert main(["check", str(path), "--engine", "iprep"]) == 1
+    out = capsys.readouterr().out
+    assert "not a configuration file" not in out
+    assert f"[{path}:" in out and "NUL" in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import pytest
 
@@ -34,8 +35,10 @@ def test_check_haproxy_rejects_the_invalid_files(corpus, tmp_path):
     assert corpus.spoe_sync in text, text
     if corpus.line is not None:
         assert f"x.cfg:{corpus.line}]" in text or f":{corpus.line}]" in text, text
-    assert text.rstrip().endswith(f"Error(s) found in configuration file : "
-                                  f"{os.path.join(str(tmp_path), os.path.basename(corpus.path))}")
+    verdict, totals = text.rstrip().splitlines()[-2:]
+    assert verdict == (f"Error(s) found in configuration file : "
+                       f"{os.path.join(str(tmp_path), os.path.basename(corpus.path))}")
+    assert re.fullmatch(r"checked \d+ files?: [1-9]\d* errors?, \d+ warnings?", totals), totals
 
 
 def test_a_lua_action_is_a_warning_not_an_error(tmp_path):

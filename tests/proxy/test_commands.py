@@ -176,7 +176,6 @@ def test_second_signal_ends_the_drain() -> None:
     pytest.param(["--tcp-request", "content deny"], "expects 'send-spoe-group'", id="bad-rule"),
     pytest.param(["--engine", "no-such-scope"], "give one --engine per --config",
                  id="engine-count"),
-    pytest.param(["--backend", "nobackend"], "invalid backend 'nobackend'", id="bad-backend"),
     pytest.param(["--acl", "x"], "expects an ACL name and a criterion", id="bad-acl"),
 ])
 def test_spoe_sync_proxy_errors_exit_1(extra: list[str], message: str,
@@ -190,6 +189,8 @@ def test_spoe_sync_proxy_errors_exit_1(extra: list[str], message: str,
     pytest.param(["proxy", "--listen", "127.0.0.1:0"], id="no-upstream"),
     pytest.param(["proxy", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1",
                   "--inspect-delay", "soon"], id="bad-time"),
+    pytest.param(proxy_args("127.0.0.1:1", "127.0.0.1:2", "--backend", "nobackend")[2:],
+                 id="bad-backend"),
 ])
 def test_spoe_sync_proxy_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:

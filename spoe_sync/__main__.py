@@ -1,0 +1,10 @@
+"""``python -m spoe_sync``: the ``spoe-sync`` command (:mod:`spoe_sync.cli`)."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
