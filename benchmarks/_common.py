@@ -135,7 +135,7 @@ def start_agent(set_vars: bool, delay: float = 0.0) -> Proc:
 
 
 def start_server(agent_port: int = 0, *, spoe: bool = False, handler: str = "stock",
-                 empty: bool = False, noop: bool = False) -> Proc:
+                 empty: bool = False, noop: bool = False, profile: str | None = None) -> Proc:
     """A gevent.pywsgi server of the tiny app on core 0: bare, or with the middleware
     (``spoe``) asking the agent on ``agent_port``; gevent's ``stock`` handler or ``spoe``'s."""
     args = ["server", "--handler", handler]
@@ -145,6 +145,8 @@ def start_server(agent_port: int = 0, *, spoe: bool = False, handler: str = "sto
         args.append("--empty")
     if noop:
         args.append("--noop")
+    if profile:
+        args += ["--profile", profile]
     return Proc(python("_common.py", *args))
 
 
@@ -170,8 +172,28 @@ def run_server(cli: argparse.Namespace) -> None:
                                      {"agents": [cli.agent]},
                                      http_request=() if cli.empty else (DENY_RULE,))
     server = WSGIServer(sock, application, handler_class=handler, log=None, error_log=None)
+    if cli.profile:
+        _profile_until_stopped(server, cli.profile)
     write_port(cli.port_file, sock.getsockname()[1])
     server.serve_forever(stop_timeout=1)
+
+
+def _profile_until_stopped(server, path: str) -> None:  # type: ignore[no-untyped-def]
+    """cProfile the server from now on; its stats go to ``path`` when it is terminated."""
+    import cProfile
+    import signal
+
+    import gevent
+
+    profiler = cProfile.Profile()
+
+    def stop() -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+        server.stop(timeout=1)
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+    profiler.enable()
 
 
 # --------------------------------------------------------------------------- the load
@@ -301,6 +323,7 @@ def main() -> None:
     parser.add_argument("--empty", action="store_true")
     parser.add_argument("--noop", action="store_true")
     parser.add_argument("--agent")
+    parser.add_argument("--profile", help="server: cProfile it, stats written here on SIGTERM")
     parser.add_argument("--port", type=int)
     parser.add_argument("--conns", type=int, default=50)
     parser.add_argument("--duration", type=float, default=3.0)
