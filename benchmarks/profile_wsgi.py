@@ -65,7 +65,7 @@ def main() -> None:
     for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in raw.items():
         by_module[_module(filename)] += tottime
     whole = sum(by_module.values()) or 1.0
-    print(f"\nown time by module (profiled us per request, share):")
+    print("\nown time by module (profiled us per request, share):")
     for name, seconds in sorted(by_module.items(), key=lambda kv: -kv[1])[:args.top]:
         print(f"  {seconds / total * 1e6:7.2f} us {100 * seconds / whole:5.1f}%  {name}")
     for key in ("tottime", "cumulative"):

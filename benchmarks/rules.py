@@ -17,11 +17,11 @@ import timeit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from spoe_sync.engine.vars import Vars  # noqa: E402
-from spoe_sync.rules import AclRegistry, EvalContext  # noqa: E402
-from spoe_sync.rules.condition import parse_condition  # noqa: E402
-from spoe_sync.rules.sample import parse_sample  # noqa: E402
-from spoe_sync.rules.wsgisource import WSGISamples  # noqa: E402
+from spoe_sync.engine.vars import Vars
+from spoe_sync.rules import AclRegistry, EvalContext
+from spoe_sync.rules.condition import parse_condition
+from spoe_sync.rules.sample import parse_sample
+from spoe_sync.rules.wsgisource import WSGISamples
 
 ENVIRON = {"REQUEST_METHOD": "GET", "PATH_INFO": "/bench/path", "QUERY_STRING": "x=1",
            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "192.0.2.1", "REMOTE_PORT": "40000",
@@ -56,11 +56,13 @@ def main() -> None:
     for text in CONDITIONS:
         cond = parse_condition(text.split(), acls)
         ctx = EvalContext(WSGISamples(dict(ENVIRON)), variables)
-        print(f"  {best(lambda: cond.evaluate(ctx)):6.3f}  {text}  -> {cond.evaluate(ctx)}")
+        print(f"  {best(lambda c=cond, x=ctx: c.evaluate(x)):6.3f}  {text}  -> "
+              f"{cond.evaluate(ctx)}")
     for text in EXPRESSIONS:
         expr = parse_sample(text)
         # a new request each time, as in the server: what the samples cache is not reused
-        print(f"  {best(lambda: expr.evaluate(EvalContext(WSGISamples(dict(ENVIRON)), variables))):6.3f}"
+        took = best(lambda e=expr: e.evaluate(EvalContext(WSGISamples(dict(ENVIRON)), variables)))
+        print(f"  {took:6.3f}"
               f"  evaluate {text} (with a new WSGISamples and EvalContext per call)")
     base = best(lambda: EvalContext(WSGISamples(dict(ENVIRON)), variables))
     print(f"  {base:6.3f}  (of which building the WSGISamples and EvalContext)")

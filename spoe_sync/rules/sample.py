@@ -23,7 +23,7 @@ from .lexer import Call, split_expression
 from .points import POINTS, unavailable_message
 from .sources import NOTSET, SampleSource
 
-__all__ = ["EvalContext", "SampleExpr", "VarLookup", "parse_sample"]
+__all__ = ["EvalContext", "SampleExpr", "VarLookup", "parse_sample", "wire"]
 
 
 class VarLookup(Protocol):
@@ -47,11 +47,15 @@ class _Conv:
     args: tuple[Any, ...]
 
 
-def _wire(value: Any) -> Value:
+def wire(value: Any) -> Value:
     """A Python value as a SPOP-typed one: HAProxy's integers are 64-bit, bytearrays are bytes."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
+    kind = type(value)
+    plain: Value = value
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return plain  # the common cases, first and without isinstance()
+    if kind is int and -(1 << 63) <= value < (1 << 63):
+        return plain
+    if isinstance(value, int):  # an int subclass (Int64...) or out of range: plain, wrapped
         n = int(value) & ((1 << 64) - 1)
         return n - (1 << 64) if n >= 1 << 63 else n
     if isinstance(value, (bytearray, memoryview)):
@@ -129,7 +133,7 @@ class SampleExpr:
                 value = conv.definition.fn(value, conv.args, ctx)
             except Exception:
                 return None
-        return _wire(value)
+        return wire(value)
 
     def evaluate(self, ctx: EvalContext) -> Value:
         """The sample, or ``None`` when the fetch or a converter failed (sent as NULL)."""
@@ -147,7 +151,7 @@ class SampleExpr:
                 value = None
         if self._convs:
             return self._convert(value, ctx)
-        return _wire(value)
+        return wire(value)
 
     def evaluate_all(self, ctx: EvalContext) -> list[Value]:
         """Every value an ACL iterates over (all header occurrences, all cookies...)."""
