@@ -90,7 +90,7 @@ def main() -> None:
         added = (s[mw]["cpu"]["server"] - s[bare]["cpu"]["server"]) * 1e6
         print(f"{label} both sides: middleware adds {added:.1f} us CPU/req to the server "
               f"(target <= 20 us); {s[mw]['rps'] / s[bare]['rps']:.1%} of the bare requests/s; "
-              f"p99 +{s[mw]['p99'] - s[bare]['p99']:.2f} ms")
+              f"p99 {s[mw]['p99'] - s[bare]['p99']:+.2f} ms")
     ratio = s["spoe-stock"]["rps"] / s["bare"]["rps"]
     print(f"stock-handler ratio spoe-stock/bare: {ratio:.1%} of the requests/s (target >= 75%: "
           f"{'met' if ratio >= 0.75 else 'NOT met'})")
