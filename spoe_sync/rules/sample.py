@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
 from ..errors import ExpressionError
@@ -47,12 +48,16 @@ class _Conv:
     args: tuple[Any, ...]
 
 
+#: the types a fetch returns that go on the wire as they are (one set lookup, no isinstance())
+_AS_IS = frozenset((str, bytes, bool, type(None), IPv4Address, IPv6Address))
+
+
 def wire(value: Any) -> Value:
     """A Python value as a SPOP-typed one: HAProxy's integers are 64-bit, bytearrays are bytes."""
     kind = type(value)
     plain: Value = value
-    if kind is str or kind is bytes or kind is bool or value is None:
-        return plain  # the common cases, first and without isinstance()
+    if kind in _AS_IS:
+        return plain
     if kind is int and -(1 << 63) <= value < (1 << 63):
         return plain
     if isinstance(value, int):  # an int subclass (Int64...) or out of range: plain, wrapped
