@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200000)
     parser.add_argument("--no-bare", action="store_true", help="leave the bare app alone out")
     args = parser.parse_args()
-    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    haproxy = shutil.which("haproxy")
     if haproxy is None:
         print("SKIPPED: haproxy is not on PATH (this comparison needs HAProxy 2.6 in front)")
         return
