@@ -81,6 +81,9 @@ def bench_floor(address: str, streams: int, duration: float, max_events: int,
             chunk = socks[index].recv(262144)
         except BlockingIOError:
             return
+        if not chunk:  # the agent went away: its waiters stay asleep until joinall's timeout
+            watchers[index].stop()
+            return
         buf = buffers[index] + chunk
         pos, end = 0, len(buf)
         while end - pos >= 4:
