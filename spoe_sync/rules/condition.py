@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ExpressionError
 from .acl import Acl, AclExpr, AclRegistry, parse_acl_expr
-from .patterns import match
+from .patterns import Pattern, match
 from .sample import EvalContext, wire
 
 __all__ = ["Condition", "compile_condition", "parse_condition"]
@@ -218,12 +218,42 @@ def _compile_line(line: AclExpr) -> Test | None:
                     return True
             return False
         return int_match
+    if method in _TEXT_TESTS and patterns:
+        return _text_matcher(method, value, patterns)
     if method == "bool":
         def bool_match(ctx: EvalContext) -> bool:
             v = value(ctx)
             return v if type(v) is bool else match("bool", wire(v), patterns)
         return bool_match
     return lambda ctx: match(method, wire(value(ctx)), patterns)
+
+
+#: string methods as byte tests (patterns.py's, for a sample already text)
+_TEXT_TESTS: dict[str, Callable[[bytes, bytes], bool]] = {
+    "str": bytes.__eq__, "beg": bytes.startswith, "end": bytes.endswith,
+    "sub": lambda data, pattern: pattern in data,
+}
+
+
+def _text_matcher(method: str, value: Callable[[EvalContext], Any],
+                  patterns: tuple[Pattern, ...]) -> Test:
+    """``-m str|beg|end|sub`` on a text sample: its bytes (lowered once for ``-i``) against
+    each pattern; any other sample goes through the general matcher (casts)."""
+    test = _TEXT_TESTS[method]
+    pairs = tuple((p.value, p.icase) for p in patterns)
+    icase = any(ic for _, ic in pairs)
+
+    def text_match(ctx: EvalContext) -> bool:
+        v = value(ctx)
+        if type(v) is not str:
+            return match(method, wire(v), patterns)
+        data = v.encode("utf-8", "surrogateescape")
+        lowered = data.lower() if icase else data  # ASCII only, as patterns.py (C locale)
+        for pattern, ic in pairs:
+            if test(lowered if ic else data, pattern):
+                return True
+        return False
+    return text_match
 
 
 def _var_lookup(name: str) -> Callable[[EvalContext], Any]:

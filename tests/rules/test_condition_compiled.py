@@ -16,7 +16,8 @@ from spoe_sync.rules import AclRegistry, EvalContext, RequestInfo, SampleSource,
 from spoe_sync.rules.condition import Condition
 
 # one ACL line per word: single-valued (var, path...) and multi-valued (hdr) fetches, every
-# method with a fast path (found, int, bool) and some without (str, beg, ip, len)
+# method with a fast path (found, int, bool, str, beg, end, sub; with -i and non-ASCII text)
+# and some without (ip, len)
 LINES = (
     "{ var(txn.t.a) -m found }", "{ var(txn.t.b) -m found }", "{ var(txn.t.a,dflt) -m found }",
     "{ var(txn.t.a) -m int ge 100 }", "{ var(txn.t.a) -m int lt 0 }",
@@ -24,6 +25,9 @@ LINES = (
     "{ var(txn.t.a) -m bool }", "{ var(txn.t.b) -m bool }", "{ var(txn.t.a) -m str clean }",
     "{ var(txn.t.a) -m beg cl }", "{ var(txn.t.b) -m len 5 }", "{ var(txn.t.a) -m ip 10.0.0.0/8 }",
     "{ var(txn.t.a),add(txn.t.b) -m int gt 3 }", "{ var(txn.t.a) -m int }",
+    "{ var(txn.t.a) -m str -i CLEAN other }", "{ var(txn.t.a) -m sub -i LE }",
+    "{ var(txn.t.b) -m end an }", "{ var(txn.t.a) -m str -i É x -- Cl }",
+    "{ var(txn.t.a) -m beg -i \xff }",
     "{ path_beg /api }", "{ hdr(x) -m int gt 3 }", "{ hdr(x) -m found }", "{ req.hdr_cnt(x) 2 }",
     "named", "api", "TRUE", "FALSE",
 )
@@ -31,7 +35,8 @@ VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70),
     st.sampled_from([0, 1, 5, 10, 15, 20, 99, 100, 101, -1, (1 << 63) - 1, -(1 << 63), 1 << 63,
                      1 << 64, Int32(7), Int64(100), UInt64((1 << 64) - 1), True, False]),
-    st.sampled_from(["clean", "cl", "", "100", "12abc", "10.1.2.3", b"clean", b"\x00\x01",
+    st.sampled_from(["clean", "CLEAN", "Clean", "cl", "Cl", "é", "É", "\udcff", "ÿ", "an", "",
+                     "100", "12abc", "10.1.2.3", b"clean", b"CLEAN", b"\x00\x01",
                      bytearray(b"100"), IPv4Address("10.9.8.7"), IPv6Address("::1")]),
     st.text(max_size=8),
 )
@@ -118,3 +123,33 @@ def test_a_failing_variable_store_is_an_absent_variable_on_both_paths():
                  "if { var(txn.t.a) -m int ge 1 }", "if { var(txn.t.a) -m bool }"):
         cond = parse_condition(text.split(), registry())
         assert cond.evaluate(ctx) is cond.evaluate_general(ctx) is text.startswith("unless")
+
+
+TEXT_LINES = ("{ var(txn.t.a) -m str clean }", "{ var(txn.t.a) -m str -i CLEAN other }",
+              "{ var(txn.t.a) -m beg -i cl }", "{ var(txn.t.a) -m end -i AN }",
+              "{ var(txn.t.a) -m sub le }", "{ var(txn.t.a) -m str -i É }",
+              "{ var(txn.t.a) -m beg \\xff }", "{ var(txn.t.a) -m str -i -- -x }")
+TEXT_VALUES = ("clean", "CLEAN", "Clean", "cl", "", "É", "é", "éclean", "\udcff", "ÿ", "-X",
+               "an", "AN", 5, None, True, b"CLEAN", b"\xff", IPv4Address("10.0.0.1"))
+
+
+def test_text_methods_agree_on_every_line_and_value():
+    for line in TEXT_LINES:
+        for negate in ("", "!"):
+            cond = parse_condition(["if", *(negate + line).split()], registry())
+            for value in TEXT_VALUES:
+                ctx = context(value, None, [], "/")
+                assert cond.evaluate(ctx) is cond.evaluate_general(ctx), (line, value)
+
+
+def test_patterns_of_files_read_with_and_without_minus_i(tmp_path):
+    # "-f a -i -f b": the patterns of a are case-sensitive, those of b are not
+    (tmp_path / "a.lst").write_text("Alpha\n")
+    (tmp_path / "b.lst").write_text("Beta\n")
+    acls = AclRegistry()
+    acls.add("lists", ["var(txn.t.a)", "-m", "str", "-f", "a.lst", "-i", "-f", "b.lst"],
+             base_dir=str(tmp_path))
+    cond = parse_condition(["if", "lists"], acls)
+    for value, expected in (("Alpha", True), ("alpha", False), ("BETA", True), ("beta", True)):
+        ctx = context(value, None, [], "/")
+        assert cond.evaluate(ctx) is cond.evaluate_general(ctx) is expected, value
