@@ -4,6 +4,12 @@ A separate process pinned to the other core that reads only the frame ids and
 answers each NOTIFY with a pre-built ACK, so that it is never the bottleneck of
 what is measured.  It writes its port to ``port_file`` and stops by itself after
 ten minutes if nobody stops it.
+
+The ACK is empty, or with ``set_vars`` carries the two set-var actions of
+:data:`SET_VARS` (what a reputation agent answers: a score and a verdict), so
+that the engine's ACK path is measured as real agents exercise it.
+
+    python benchmarks/cheap_agent.py --port-file FILE [--delay SECONDS] [--set-vars]
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import sys
 import time
 
 _LEN = struct.Struct(">I")
+#: the two set-var actions of an ACK with ``set_vars``: (scope, name, value), scope txn.
+#: ``score`` stays under the deny threshold of the benchmarks (``ge 100``), so that every
+#: request is answered by the app and the rule still runs in full.
+SET_VARS = ((2, "score", 10), (2, "verdict", "clean"))
 
 
 def _varint_len(buf: bytes, pos: int) -> int:
@@ -27,8 +37,20 @@ def _varint_len(buf: bytes, pos: int) -> int:
     return end - pos + 1
 
 
-def run_agent(port_file: str, delay: float = 0.0) -> None:
-    """Answers HELLO, ACKs each NOTIFY with no action (after ``delay`` seconds)."""
+def ack_actions() -> bytes:
+    """The ACK payload holding the :data:`SET_VARS` actions, encoded by the project's codec."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from spoe_sync.protocol import Ack, SetVar, VarScope
+    from spoe_sync.protocol.codec import encode_frame
+
+    frame = encode_frame(Ack(0, 0, tuple(SetVar(VarScope(scope), name, value)
+                                         for scope, name, value in SET_VARS)))
+    return frame[11:]  # length (4), type (1), flags (4), stream-id 0 and frame-id 0 (1 each)
+
+
+def run_agent(port_file: str, delay: float = 0.0, set_vars: bool = False) -> None:
+    """Answers HELLO, ACKs each NOTIFY (after ``delay`` seconds) with no action, or with
+    the two :data:`SET_VARS` actions if ``set_vars``."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the measured process runs on core 0
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,6 +60,7 @@ def run_agent(port_file: str, delay: float = 0.0) -> None:
     hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining,async"))
     bye = encode_frame(AgentDisconnect.make(0))
     ack_head = b"\x67\x00\x00\x00\x01"
+    actions = ack_actions() if set_vars else b""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -98,7 +121,8 @@ def run_agent(port_file: str, delay: float = 0.0) -> None:
                     start = pos + 9
                     n = _varint_len(buf, start)
                     n += _varint_len(buf, start + n)
-                    acks.append(_LEN.pack(5 + n) + ack_head + buf[start:start + n])
+                    acks.append(_LEN.pack(5 + n + len(actions)) + ack_head + buf[start:start + n]
+                                + actions)
                 elif ftype == 1:
                     out.append(hello)
                 elif ftype == 2:
@@ -118,3 +142,14 @@ def run_agent(port_file: str, delay: float = 0.0) -> None:
         while held and held[0][0] <= now:
             _, conn, data = held.pop(0)
             send(conn, data)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port-file", required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--set-vars", action="store_true")
+    cli = parser.parse_args()
+    run_agent(cli.port_file, cli.delay, cli.set_vars)

@@ -3,18 +3,30 @@
 A condition is a disjunction of conjunctions of (possibly negated) ACLs, named or anonymous
 (``{ <criterion> [flags] [patterns] }``).  A fetch that fails makes its ACL false, so ``!acl`` is
 then true, as in HAProxy.
+
+A condition runs for every request its rule guards, so on first use it is compiled into nested
+closures (:func:`compile_condition`): plain loops instead of generator expressions, one
+function per case for the shapes most rules have (one ACL, one AND-ed suite), and for an ACL of
+one single-valued line a direct matcher: ``var(x) -m found`` becomes one variable lookup and
+``-m int``/``-m bool`` compare a value of the right type without the casts.  Anything else goes
+through :meth:`Acl.evaluate`, the general path, which the compiled form must always agree with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ExpressionError
 from .acl import Acl, AclExpr, AclRegistry, parse_acl_expr
-from .sample import EvalContext
+from .patterns import Pattern, match
+from .sample import EvalContext, wire
 
-__all__ = ["Condition", "parse_condition"]
+__all__ = ["Condition", "compile_condition", "parse_condition"]
+
+Test = Callable[[EvalContext], bool]
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -35,9 +47,18 @@ class Condition:
     unless: bool
     suites: tuple[tuple[Term, ...], ...]
     text: str
+    _test: Test | None = field(default=None, init=False, repr=False, compare=False)
 
     def evaluate(self, ctx: EvalContext) -> bool:
         """Whether the guarded action or message applies."""
+        test = self._test
+        if test is None:
+            test = compile_condition(self)
+            object.__setattr__(self, "_test", test)  # a cache: frozen for its fields only
+        return test(ctx)
+
+    def evaluate_general(self, ctx: EvalContext) -> bool:
+        """:meth:`evaluate` without the compiled form: the definition it must agree with."""
         result = any(all(t.acl.evaluate(ctx) != t.negate for t in suite)
                      for suite in self.suites)
         return result != self.unless
@@ -117,3 +138,132 @@ def parse_condition(words: Sequence[str], acls: AclRegistry, *,
         suites[-1].append(Term(acl, negate))
         negate = False
     return Condition(unless, tuple(tuple(s) for s in suites if s), " ".join(body))
+
+
+# --------------------------------------------------------------------------- compiled form
+
+def compile_condition(cond: Condition) -> Test:
+    """``cond.evaluate`` as a function of the context (see the module's docstring)."""
+    unless = cond.unless
+    suites = tuple(tuple(_compile_term(t) for t in suite) for suite in cond.suites)
+    if len(suites) == 1 and len(suites[0]) == 1:
+        only = suites[0][0]
+        if not unless:
+            return only
+        return lambda ctx: not only(ctx)
+    if len(suites) == 1:
+        terms = suites[0]
+
+        def all_of(ctx: EvalContext) -> bool:
+            for term in terms:
+                if not term(ctx):
+                    return unless
+            return not unless
+        return all_of
+
+    def any_of(ctx: EvalContext) -> bool:
+        for suite in suites:
+            for term in suite:
+                if not term(ctx):
+                    break
+            else:
+                return not unless
+        return unless
+    return any_of
+
+
+def _compile_term(term: Term) -> Test:
+    acl, negate = term.acl, term.negate
+    lines = acl._exprs
+    matcher = _compile_line(lines[0]) if len(lines) == 1 else None
+    if matcher is None:
+        if negate:
+            return lambda ctx: not acl.evaluate(ctx)
+        return acl.evaluate
+    if not acl.name.startswith("{"):
+        # A named ACL may be given more lines after this condition is compiled ("acl" lines
+        # with its name are ORed, wherever they are): then the general path.
+        fast = matcher
+
+        def matcher(ctx: EvalContext) -> bool:
+            return fast(ctx) if len(lines) == 1 else acl.evaluate(ctx)
+    if negate:
+        positive = matcher
+        return lambda ctx: not positive(ctx)
+    return matcher
+
+
+def _compile_line(line: AclExpr) -> Test | None:
+    """A direct matcher for an ACL line whose fetch gives one value, else ``None``."""
+    expr = line.expr
+    definition = expr._def
+    if not expr.implemented or definition is None or definition.many is not None:
+        return None  # not implemented: the general path raises; several values: it iterates
+    method, patterns = line.method, line.patterns
+    value: Callable[[EvalContext], Any] = expr.evaluate
+    if expr.fetch == "var" and not expr._convs and len(expr.args) == 1:
+        value = _var_lookup(expr.args[0])
+    if method == "found":
+        # wire() never turns a value into None: found is "not None", with or without it
+        return lambda ctx: value(ctx) is not None
+    if method == "int" and patterns:
+        ranges = tuple(p.value for p in patterns)
+
+        def int_match(ctx: EvalContext) -> bool:
+            v = value(ctx)
+            if type(v) is not int or not _INT64_MIN <= v <= _INT64_MAX:
+                return match("int", wire(v), patterns)  # casts, 64-bit wrap: the matcher's job
+            for low, high in ranges:
+                if (low is None or v >= low) and (high is None or v <= high):
+                    return True
+            return False
+        return int_match
+    if method in _TEXT_TESTS and patterns:
+        return _text_matcher(method, value, patterns)
+    if method == "bool":
+        def bool_match(ctx: EvalContext) -> bool:
+            v = value(ctx)
+            return v if type(v) is bool else match("bool", wire(v), patterns)
+        return bool_match
+    return lambda ctx: match(method, wire(value(ctx)), patterns)
+
+
+#: string methods as byte tests (patterns.py's, for a sample already text)
+_TEXT_TESTS: dict[str, Callable[[bytes, bytes], bool]] = {
+    "str": bytes.__eq__, "beg": bytes.startswith, "end": bytes.endswith,
+    "sub": lambda data, pattern: pattern in data,
+}
+
+
+def _text_matcher(method: str, value: Callable[[EvalContext], Any],
+                  patterns: tuple[Pattern, ...]) -> Test:
+    """``-m str|beg|end|sub`` on a text sample: its bytes (lowered once for ``-i``) against
+    each pattern; any other sample goes through the general matcher (casts)."""
+    test = _TEXT_TESTS[method]
+    pairs = tuple((p.value, p.icase) for p in patterns)
+    icase = any(ic for _, ic in pairs)
+
+    def text_match(ctx: EvalContext) -> bool:
+        v = value(ctx)
+        if type(v) is not str:
+            return match(method, wire(v), patterns)
+        data = v.encode("utf-8", "surrogateescape")
+        lowered = data.lower() if icase else data  # ASCII only, as patterns.py (C locale)
+        for pattern, ic in pairs:
+            if test(lowered if ic else data, pattern):
+                return True
+        return False
+    return text_match
+
+
+def _var_lookup(name: str) -> Callable[[EvalContext], Any]:
+    """``var(name)`` without a default or converters: the variable itself (not yet wired)."""
+    def lookup(ctx: EvalContext) -> Any:
+        found = ctx.vars
+        if found is None:
+            return None
+        try:
+            return found.get(name)
+        except Exception:  # as SampleExpr.evaluate: a failing fetch is no sample
+            return None
+    return lookup

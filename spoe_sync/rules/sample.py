@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
 from ..errors import ExpressionError
@@ -23,7 +24,7 @@ from .lexer import Call, split_expression
 from .points import POINTS, unavailable_message
 from .sources import NOTSET, SampleSource
 
-__all__ = ["EvalContext", "SampleExpr", "VarLookup", "parse_sample"]
+__all__ = ["EvalContext", "SampleExpr", "VarLookup", "parse_sample", "wire"]
 
 
 class VarLookup(Protocol):
@@ -47,11 +48,19 @@ class _Conv:
     args: tuple[Any, ...]
 
 
-def _wire(value: Any) -> Value:
+#: the types a fetch returns that go on the wire as they are (one set lookup, no isinstance())
+_AS_IS = frozenset((str, bytes, bool, type(None), IPv4Address, IPv6Address))
+
+
+def wire(value: Any) -> Value:
     """A Python value as a SPOP-typed one: HAProxy's integers are 64-bit, bytearrays are bytes."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
+    kind = type(value)
+    plain: Value = value
+    if kind in _AS_IS:
+        return plain
+    if kind is int and -(1 << 63) <= value < (1 << 63):
+        return plain
+    if isinstance(value, int):  # an int subclass (Int64...) or out of range: plain, wrapped
         n = int(value) & ((1 << 64) - 1)
         return n - (1 << 64) if n >= 1 << 63 else n
     if isinstance(value, (bytearray, memoryview)):
@@ -129,7 +138,7 @@ class SampleExpr:
                 value = conv.definition.fn(value, conv.args, ctx)
             except Exception:
                 return None
-        return _wire(value)
+        return wire(value)
 
     def evaluate(self, ctx: EvalContext) -> Value:
         """The sample, or ``None`` when the fetch or a converter failed (sent as NULL)."""
@@ -147,7 +156,7 @@ class SampleExpr:
                 value = None
         if self._convs:
             return self._convert(value, ctx)
-        return _wire(value)
+        return wire(value)
 
     def evaluate_all(self, ctx: EvalContext) -> list[Value]:
         """Every value an ACL iterates over (all header occurrences, all cookies...)."""
