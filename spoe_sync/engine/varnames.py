@@ -43,9 +43,10 @@ DEFAULT_MAX_BYTES = 1 << 20
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
-# vars_hash_name()/vars_fill_desc() in haproxy/src/vars.c: isalnum() in the C
-# locale, '_' and '.'; written out so that no Unicode digit or letter slips in.
-_NAME_RE = re.compile(r"[A-Za-z0-9_.]+\Z")
+#: What may follow the scope of a variable name: vars_hash_name()/vars_fill_desc()
+#: in haproxy/src/vars.c, isalnum() in the C locale, '_' and '.'; written out so
+#: that no Unicode digit or letter slips in.
+VAR_NAME_RE = re.compile(r"[A-Za-z0-9_.]+\Z")
 
 # Reasons a name or a value is refused (also used by actions.py in DroppedVar).
 REASON_INVALID_NAME = "invalid-name"
@@ -103,7 +104,7 @@ def check_var_name(full_name: object) -> str | None:
     scope, dot, name = full_name.partition(".")
     if not dot or scope not in SCOPES:
         return REASON_BAD_SCOPE
-    if not _NAME_RE.match(name):
+    if not VAR_NAME_RE.match(name):
         return REASON_INVALID_NAME
     return None
 
