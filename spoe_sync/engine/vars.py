@@ -260,10 +260,9 @@ class Vars(_Store, Mapping[str, Value]):
     ``dict(a) == dict(b)`` for the contents).
     """
 
-    __eq__ = object.__eq__  # type: ignore[assignment]
-    __hash__ = object.__hash__  # type: ignore[assignment]
-
     __slots__ = ("proc", "session")
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(self, session: Session | None = None, proc: ProcVars | None = None, *,
                  limits: VarLimits | None = None) -> None:
@@ -284,7 +283,8 @@ class Vars(_Store, Mapping[str, Value]):
             return self.proc
         return None
 
-    def get(self, full_name: str, default: Value = None) -> Value:
+    # Mapping.get is generic in its default; a variable's default is a Value.
+    def get(self, full_name: str, default: Value = None) -> Value:  # type: ignore[override]
         """The value of ``full_name``, or ``default`` when it is not set or is
         not a variable name (``"nonsense"``, an unknown scope): HAProxy's
         ``var()`` of such a name is absent.  This is the rules layer's ``VarLookup``.
