@@ -175,6 +175,12 @@ def _read_name(buf: bytes, pos: int) -> tuple[str, int]:
     return data.decode("utf-8", "surrogateescape"), pos
 
 
+# The integers 0..239 of each wire type (a one-byte varint), built once: the
+# values are immutable, and building an int subclass costs more than decoding it.
+_SMALL_INTS: dict[int, tuple[int, ...]] = {
+    dtype: tuple(cls(i) for i in range(240)) for dtype, cls in _INT_CLASSES.items()}
+
+
 def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
     tag = buf[pos]
     dtype = tag & 0x0F
@@ -183,6 +189,9 @@ def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
         data, pos = _read_bytes(buf, pos)
         return (data.decode("utf-8", "surrogateescape") if tag == 8 else data), pos
     if 2 <= dtype <= 5:
+        raw = buf[pos]
+        if raw < 240:  # a one-byte varint: the usual score or flag, shared
+            return _SMALL_INTS[dtype][raw], pos + 1
         raw, pos = _read_varint(buf, pos)
         if dtype & 1:  # UINT32, UINT64
             return (UInt32 if dtype == 3 else UInt64)(raw), pos
