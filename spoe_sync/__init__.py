@@ -11,13 +11,8 @@ from .config import load_config
 from .engine import Engine, ProcessingResult, Session, Stream, Timings
 from .engine.healthcheck import healthcheck
 from .errors import (
-    AgentConnectError,
-    AgentDisconnected,
-    AgentError,
     ConfigError,
-    ConnectionLost,
     EngineClosed,
-    HandshakeError,
     MessageTooLarge,
     ProcessingError,
     ProcessingTimeout,
@@ -29,14 +24,9 @@ from .errors import (
 )
 
 __all__ = [
-    "AgentConnectError",
-    "AgentDisconnected",
-    "AgentError",
     "ConfigError",
-    "ConnectionLost",
     "Engine",
     "EngineClosed",
-    "HandshakeError",
     "MessageTooLarge",
     "ProcessingError",
     "ProcessingResult",

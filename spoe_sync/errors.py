@@ -13,14 +13,9 @@ layer's authors edit one place only.
 from __future__ import annotations
 
 __all__ = [
-    "AgentConnectError",
-    "AgentDisconnected",
-    "AgentError",
     "ConfigError",
-    "ConnectionLost",
     "EngineClosed",
     "ExpressionError",
-    "HandshakeError",
     "HeaderBlockError",
     "LocalProtocolError",
     "MessageTooLarge",
@@ -162,44 +157,11 @@ class SpoeConfigWarning(UserWarning):
 # --------------------------------------------------------------------------- engine
 
 
-class AgentError(SpoeError):
-    """Talking to an agent server failed.
-
-    :attr agent: the agent name; :attr server: the server address (or name).
-    :attr status: the SPOP status code of the failure when one is known.
-    """
-
-    def __init__(self, message: str, agent: str | None = None, server: str | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.agent = agent
-        self.server = server
-        self.status = status
-
-    def __str__(self) -> str:
-        where = "/".join(x for x in (self.agent, self.server) if x)
-        return f"{where}: {self.message}" if where else self.message
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (type(self), (self.message, self.agent, self.server, self.status))
-
-
-class AgentConnectError(AgentError):
-    """The TCP connection to an agent server was refused, timed out, or no server
-    of the backend could be used."""
-
-
-class HandshakeError(AgentError):
-    """The AGENT-HELLO was missing, late or invalid (``status`` says why)."""
-
-
-class AgentDisconnected(AgentError):
-    """The agent sent AGENT-DISCONNECT (``status`` and ``message`` are the agent's)."""
-
-
-class ConnectionLost(AgentError):
-    """An I/O error or a close cut an agent connection mid-conversation."""
+# Agent failures are never raised: the engine fails open and reports them as a
+# status on the result (256+N for SPOP status N, 2 for no connection), and
+# raise_for_status() turns that into a ProcessingError below.  An agent's
+# AGENT-DISCONNECT is an event of the sans-IO connection
+# (spoe_sync.protocol.AgentDisconnected), not an exception.
 
 
 class ProcessingError(SpoeError):

@@ -15,35 +15,52 @@ SPOE.txt §3.4 and docs/explanation/haproxy-behaviour.md §4 (``spoe_process_act
   reference, or set earlier) or with ``option force-set-var``;
 * actions apply in order; a refused one does not stop the next.
 
-HAProxy drops silently; here every dropped name comes back with its reason
-(for ``ProcessingResult.dropped_vars``) and goes to the library's debug log.
-On top of HAProxy, each store's :class:`~spoe_sync.engine.vars.VarLimits` caps
-what an agent can make it hold.
+HAProxy drops silently; here what was dropped comes back with its reason (for
+``ProcessingResult.dropped_vars``) and goes to the library's debug log, once
+per ACK: one :class:`DroppedVar` per reason and action kind, with the first
+name dropped for it and how many were, and one log line.  On top of HAProxy,
+each store's :class:`~spoe_sync.engine.vars.VarLimits` caps what an agent can
+make it hold, and the connection decodes at most ``max_ack_actions`` actions
+of one ACK: the work an ACK costs is bounded by its useful work (issue 11: one
+agent flooding ACKs must not freeze the worker).  Once a store is full, a
+refused name costs a cached name lookup and a dict lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
+from typing import Any
 
+from ..errors import VariableError
 from ..protocol.constants import VarScope
 from ..protocol.frames import Ack, Action, SetVar, UnsetVar
 from ..protocol.values import Value
 from . import log
-from .varnames import REASON_BAD_VALUE, check_var_name
-from .vars import Vars
+from .varnames import (
+    REASON_BAD_VALUE,
+    REASON_INVALID_NAME,
+    VAR_NAME_RE,
+    check_var_name,
+    normalize_value,
+)
+from .vars import Vars, _Store
 
 __all__ = [
     "MAX_VAR_NAME_BYTES",
     "REASON_NAME_TOO_LONG",
     "REASON_PROC_NOT_REGISTERED",
+    "REASON_TOO_MANY_ACTIONS",
     "ActionReport",
     "DroppedVar",
+    "Journal",
     "agent_value",
     "apply_ack",
     "apply_actions",
     "spoe_var_name",
+    "undo",
 ]
 
 #: ``char varname[64]`` in ``spoe_set_var()``: 63 bytes and the NUL.
@@ -51,27 +68,38 @@ MAX_VAR_NAME_BYTES = 63
 
 REASON_NAME_TOO_LONG = "name-too-long"
 REASON_PROC_NOT_REGISTERED = "proc-not-registered"
+#: The ACK carried more actions than the connection decodes (``Ack.undecoded``).
+REASON_TOO_MANY_ACTIONS = "too-many-actions"
 
 _UINT64_MASK = (1 << 64) - 1
 _LABELS = tuple(scope.label for scope in sorted(VarScope))
+_PROC = VarScope.PROC
 
 
 @dataclass(frozen=True, slots=True)
 class DroppedVar:
-    """An action that changed nothing, and why.
+    """Actions that changed nothing, and why: one per reason and action kind
+    of an ACK.
 
-    :attr name: the full name as built (``"txn.pfx.b-ad"``), cut at the NUL.
+    :attr name: the full name as built (``"txn.pfx.b-ad"``), cut at the NUL:
+        the first one dropped for this reason; ``"*"`` for the actions past the
+        connection's decode bound, never looked at.
     :attr reason: ``name-too-long``, ``invalid-name``, ``proc-not-registered``,
-        ``too-many-vars``, ``too-many-bytes`` or ``bad-value``.
-    :attr action: ``"set-var"`` or ``"unset-var"``.
+        ``too-many-vars``, ``too-many-bytes``, ``bad-value`` or
+        ``too-many-actions``.
+    :attr action: ``"set-var"``, ``"unset-var"`` or ``"unknown"``.
+    :attr count: how many actions were dropped for this reason; 0 for
+        ``too-many-actions`` (they were never decoded, so never counted).
     """
 
     name: str
     reason: str
     action: str = "set-var"
+    count: int = 1
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.reason})"
+        more = f" x{self.count}" if self.count != 1 else ""
+        return f"{self.name} ({self.reason}){more}"
 
 
 _EMPTY: Mapping[str, Value] = MappingProxyType({})
@@ -83,7 +111,8 @@ class ActionReport:
 
     :attr vars_set: full name -> value now stored, in the order applied;
         ``None`` for a name unset (unset-var, or set-var with NULL).
-    :attr dropped: every action refused, in order.
+    :attr dropped: the actions refused, one :class:`DroppedVar` per reason
+        and action kind, in the order each was first met.
     :attr truncated: the ACK's action list was malformed part-way; the actions
         before that point were applied, the rest were never seen.
     """
@@ -91,6 +120,11 @@ class ActionReport:
     vars_set: Mapping[str, Value] = field(default_factory=lambda: _EMPTY)
     dropped: tuple[DroppedVar, ...] = ()
     truncated: bool = False
+
+    @property
+    def nb_dropped(self) -> int:
+        """Actions dropped (those past the decode bound, never counted, aside)."""
+        return sum(d.count for d in self.dropped)
 
 
 def spoe_var_name(scope: VarScope | int, var_prefix: str, name: str) -> str:
@@ -117,9 +151,86 @@ def _name_reason(full_name: str) -> str | None:
     return check_var_name(full_name)
 
 
+# --------------------------------------------------------------------------- checked names
+
+# The names an agent sends are few and come back on every request: each is
+# built and checked once ("<scope>.<prefix>.<name>", the 63-byte cap, HAProxy's
+# characters) and kept here, by var-prefix, then by scope (a list indexed by
+# the scope byte: hashing a VarScope would call Enum code), then by the
+# agent's name.  Bounded: a flood of distinct names empties a prefix's table
+# rather than growing it.
+_NameEntry = tuple[str, str, "str | None"]  # full name, name after the scope, reason
+_NAMES: dict[str, tuple[dict[str, _NameEntry], ...]] = {}
+_NAMES_PER_SCOPE = 4096
+
+
+def _names_of(var_prefix: str) -> tuple[dict[str, _NameEntry], ...]:
+    tables = _NAMES.get(var_prefix)
+    if tables is None:
+        if len(_NAMES) >= 64:  # prefixes come from configurations: a handful
+            _NAMES.clear()
+        tables = _NAMES[var_prefix] = tuple({} for _ in _LABELS)
+    return tables
+
+
+def _check_name(table: dict[str, _NameEntry], scope: int, var_prefix: str, name: str) -> _NameEntry:
+    """:func:`_name_reason` for a name whose scope is known good (the label
+    comes from the scope byte): only the length and the characters are left."""
+    full_name = spoe_var_name(scope, var_prefix, name)
+    local = full_name.partition(".")[2]
+    size = len(full_name) if full_name.isascii() else len(full_name.encode("utf-8", "surrogateescape"))
+    reason = (REASON_NAME_TOO_LONG if size > MAX_VAR_NAME_BYTES
+              else None if VAR_NAME_RE.match(local) else REASON_INVALID_NAME)
+    entry = (full_name, local, reason)
+    if len(table) >= _NAMES_PER_SCOPE:
+        table.clear()
+    table[name] = entry
+    return entry
+
+
+# --------------------------------------------------------------------------- values
+
+# Exact wire types stored as they are; integers are reinterpreted (agent_value).
+_AS_IS = frozenset({str, bytes, bool, IPv4Address, IPv6Address})
+
+
+def _stored(value: Any) -> Value:
+    """:func:`agent_value` then :func:`~.varnames.normalize_value`, with the
+    wire's own types first.
+
+    :raises VariableError: a value no variable can hold (``bad-value``).
+    """
+    kind = type(value)
+    if kind in _AS_IS:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, int) and kind is not bool:  # the four wire integer types
+        pattern = value & _UINT64_MASK
+        return pattern - (1 << 64) if pattern >> 63 else pattern
+    return normalize_value(agent_value(value))
+
+
+# --------------------------------------------------------------------------- applying
+
+#: An undo log of what :func:`apply_actions` changed: ``(store, scope, name,
+#: old value or None)`` in order.  :func:`undo` takes the changes back.
+Journal = list[tuple[_Store, str, str, Value]]
+
+
+def undo(journal: Journal) -> None:
+    """Take back the changes recorded in ``journal``, newest first (an ACK
+    that finished applying past its deadline: nothing of it may stay)."""
+    for store, scope, name, old in reversed(journal):
+        if old is None:
+            store._pop(scope, name)
+        else:
+            store._put(scope, name, old, enforce=False)
+    journal.clear()
+
+
 def apply_actions(actions: Iterable[Action], vars: Vars, *, var_prefix: str,
                   force_set_var: bool = False, truncated: bool = False,
-                  agent: str | None = None) -> ActionReport:
+                  agent: str | None = None, undecoded: int = 0,
+                  journal: Journal | None = None) -> ActionReport:
     """Apply set-var/unset-var actions to ``vars`` in order.
 
     :param var_prefix: the agent's ``option var-prefix`` (default: its name).
@@ -127,47 +238,101 @@ def apply_actions(actions: Iterable[Action], vars: Vars, *, var_prefix: str,
     :param truncated: the action list was cut at a malformed action (``Ack.truncated``);
         passed through to the report and logged.
     :param agent: the agent name, for the debug log.
+    :param undecoded: bytes of actions the connection did not decode
+        (``Ack.undecoded``): reported as one ``too-many-actions`` drop.
+    :param journal: when given, every change is recorded there for :func:`undo`.
     """
+    tables = _names_of(var_prefix)
+    owners: tuple[_Store, ...] = (vars.proc, vars.session, vars, vars, vars)  # by scope byte
+    proc_exists = vars.proc.exists
     done: dict[str, Value] = {}
-    dropped: list[DroppedVar] = []
+    drops: dict[tuple[str, str], list[Any]] = {}  # (reason, kind) -> [first name, count]
     seen = 0
     for action in actions:
         seen += 1
-        is_set = isinstance(action, SetVar)
-        kind = "set-var" if is_set else "unset-var"
-        if not isinstance(action, (SetVar, UnsetVar)):
-            dropped.append(DroppedVar(repr(action), REASON_BAD_VALUE, "unknown"))
+        kind = type(action)
+        if kind is SetVar or kind is UnsetVar or isinstance(action, (SetVar, UnsetVar)):
+            scope = action.scope
+            name = action.name
+        else:
+            _drop(drops, repr(action), REASON_BAD_VALUE, "unknown")
             continue
-        full_name = spoe_var_name(action.scope, var_prefix, action.name)
-        reason = _name_reason(full_name)
+        try:
+            table = tables[scope]
+        except (IndexError, TypeError):  # not a scope byte: only a hand-made action
+            _drop(drops, repr(action), REASON_BAD_VALUE, "unknown")
+            continue
+        entry = table.get(name)
+        if entry is None:
+            entry = _check_name(table, scope, var_prefix, name)
+        full_name, local, reason = entry
+        is_set = kind is SetVar or isinstance(action, SetVar)
         if reason is None:
-            value = agent_value(action.value) if is_set else None  # type: ignore[union-attr]
-            if (value is not None and action.scope == VarScope.PROC and not force_set_var
-                    and not vars.proc.exists(full_name)):
+            store = owners[scope]
+            label = _LABELS[scope]
+            if is_set:
+                try:
+                    value = _stored(action.value)  # type: ignore[union-attr]
+                except VariableError as exc:
+                    value, reason = None, exc.reason or REASON_BAD_VALUE
+            else:
+                value = None
+            if reason is not None:
+                pass
+            elif value is None:
+                if journal is not None:
+                    journal.append((store, label, local, store._data[label].get(local)))
+                store._pop(label, local)
+            elif scope == _PROC and not force_set_var and not proc_exists(full_name):
                 reason = REASON_PROC_NOT_REGISTERED
             else:
-                reason = vars._set_valid(full_name, value)
+                old = store._data[label].get(local) if journal is not None else None
+                reason = store._put(label, local, value)
+                if reason is None and journal is not None:
+                    journal.append((store, label, local, old))
         if reason is None:
             done.pop(full_name, None)  # keep the dict in the order of the last change
-            done[full_name] = vars.get(full_name)
+            done[full_name] = value
         else:
-            dropped.append(DroppedVar(full_name, reason, kind))
-    report = ActionReport(MappingProxyType(done) if done else _EMPTY, tuple(dropped), truncated)
-    if report.dropped or truncated:
-        _log_report(report, agent, seen)
+            _drop(drops, full_name, reason, "set-var" if is_set else "unset-var")
+    dropped = tuple(DroppedVar(name, reason, kind_, count)
+                    for (reason, kind_), (name, count) in drops.items())
+    if undecoded:
+        dropped += (DroppedVar("*", REASON_TOO_MANY_ACTIONS, "unknown", 0),)
+    report = ActionReport(MappingProxyType(done) if done else _EMPTY, dropped, truncated)
+    if dropped or truncated:
+        _log_report(report, agent, seen, undecoded)
     return report
 
 
+def _drop(drops: dict[tuple[str, str], list[Any]], name: str, reason: str, kind: str) -> None:
+    counted = drops.get((reason, kind))
+    if counted is None:
+        drops[(reason, kind)] = [name, 1]
+    else:
+        counted[1] += 1
+
+
 def apply_ack(ack: Ack, vars: Vars, *, var_prefix: str, force_set_var: bool = False,
-              agent: str | None = None) -> ActionReport:
-    """:func:`apply_actions` for a whole ACK (its ``truncated`` flag included)."""
+              agent: str | None = None, journal: Journal | None = None) -> ActionReport:
+    """:func:`apply_actions` for a whole ACK (its ``truncated`` and
+    ``undecoded`` included)."""
     return apply_actions(ack.actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
-                         truncated=ack.truncated, agent=agent)
+                         truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
+                         journal=journal)
 
 
-def _log_report(report: ActionReport, agent: str | None, seen: int) -> None:
+def _log_report(report: ActionReport, agent: str | None, seen: int, undecoded: int) -> None:
+    """One debug line per ACK, however many actions it drops."""
     where = f"SPOE: [{agent}] " if agent else "SPOE: "
-    for drop in report.dropped:
-        log.debug(f"{where}{drop.action} {drop.name!r} dropped: {drop.reason}")
+    parts = []
+    counted = [d for d in report.dropped if d.count]
+    if counted:
+        parts.append(f"{sum(d.count for d in counted)} action(s) dropped: "
+                     + ", ".join(f"{d.action} {d.name!r} ({d.reason})"
+                                 + (f" x{d.count}" if d.count > 1 else "") for d in counted))
+    if undecoded:
+        parts.append(f"{undecoded} bytes of actions past the first {seen} not decoded")
     if report.truncated:
-        log.debug(f"{where}ACK action list malformed after {seen} action(s); the rest was ignored")
+        parts.append(f"action list malformed after {seen} action(s); the rest was ignored")
+    log.debug(f"{where}ACK: " + "; ".join(parts))

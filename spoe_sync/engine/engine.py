@@ -21,6 +21,9 @@ One processing (an event, or a ``send-spoe-group``), as HAProxy 2.6 runs it
    bounds everything from step 2 on (status 1, the frame abandoned);
 4. the ACK's actions are applied, then ``set-process-time``,
    ``set-total-time`` and ``set-on-error``; counters, then the log line.
+   Never a success past the deadline: an ACK this greenlet sees after it, or
+   whose actions finish applying after it, ends with status 1 and none of its
+   actions stays (they are undone), as if it had never come.
 
 Nothing an agent or the network does raises: it is a status on the result.
 """
@@ -42,13 +45,13 @@ from ..config.haproxy_cfg import HaproxyConfig
 from ..errors import ConfigError, EngineClosed
 from ..rules import SampleSource
 from . import log
-from .actions import ActionReport, DroppedVar, apply_ack
+from .actions import ActionReport, DroppedVar, Journal, apply_ack, undo
 from .log import LogCounters, SpoeLog
 from .metrics import EngineMetrics
 from .pool import AppletPool
-from .prepared import PreparedMessage, messages_head, new_result, new_timings
+from .prepared import PreparedMessage, messages_head
 from .ratelimit import RateCounter
-from .result import ProcessingResult, set_engine_vars
+from .result import ProcessingResult, Timings, set_engine_vars, stream_status
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
@@ -62,6 +65,8 @@ DEFAULT_TIMEOUT_PROCESSING = 10.0
 _SKIPPED_DISABLED = "SPOE disabled for this stream by an earlier error"
 _SKIPPED_ERRRATE = "maxerrrate reached"
 _SKIPPED_NOTHING = "no message to send"
+_LATE_ACK = "the ACK came after timeout processing: its actions were not applied"
+_LATE_APPLY = "the ACK's actions finished applying after timeout processing: they were undone"
 _NO_ACTIONS = ActionReport()
 _NO_VARS: Mapping[str, Any] = MappingProxyType({})
 monotonic = time.monotonic
@@ -347,12 +352,24 @@ class Engine:
         report: ActionReport | None = None
         status = request.status
         ack = request.ack
+        error = request.error
         if status == 0 and ack is not None:
-            report = (apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
-                                force_set_var=agent.force_set_var, agent=agent.name)
-                      if ack.actions or ack.truncated else _NO_ACTIONS)
+            # Never a success past the deadline (issue 11): this greenlet may
+            # run long after the ACK came when the worker is busy.
+            if monotonic() > deadline:
+                status, error = 1, _LATE_ACK
+            elif ack.actions or ack.truncated or ack.undecoded:
+                journal: Journal = []
+                report = apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
+                                   force_set_var=agent.force_set_var, agent=agent.name,
+                                   journal=journal)
+                if monotonic() > deadline:
+                    undo(journal)
+                    report, status, error = None, 1, _LATE_APPLY
+            else:
+                report = _NO_ACTIONS
         return self._end(stream, kind, name, start, status, request, queued=queued,
-                         report=report, error=request.error)
+                         report=report, error=error)
 
     @staticmethod
     def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
@@ -380,7 +397,7 @@ class Engine:
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
         if request is None:
-            timings = new_timings(request_ms, -1, -1, -1, process_ms)
+            timings = Timings._trusted(request_ms, -1, -1, -1, process_ms)
         else:
             written = request.t_written
             acked = request.t_acked
@@ -393,7 +410,7 @@ class Engine:
             response = -1
             if report is not None:
                 response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)  # type: ignore[operator]
-            timings = new_timings(request_ms, q, w, response, process_ms)
+            timings = Timings._trusted(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
@@ -410,11 +427,13 @@ class Engine:
             log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
         if report is not None:
             assert request is not None and request.ack is not None
-            result = new_result(kind, name, status, request.ack.actions, report.vars_set,
-                                 report.dropped + dropped if dropped else report.dropped,
-                                 timings, error, report.truncated)
+            result = ProcessingResult._trusted(
+                kind, name, stream_status(status), request.ack.actions, report.vars_set,
+                report.dropped + dropped if dropped else report.dropped, timings, False, error,
+                report.truncated)
         else:
-            result = new_result(kind, name, status, (), _NO_VARS, dropped, timings, error, False)
+            result = ProcessingResult._trusted(kind, name, stream_status(status), (), _NO_VARS,
+                                               dropped, timings, False, error, False)
         if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result

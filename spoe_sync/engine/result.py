@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ..errors import (
     MessageTooLarge,
@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..protocol.constants import StreamStatus, VarScope, frame_status_reason
 from ..protocol.frames import Action
+from ..protocol.trusted import trusted_constructor
 from ..protocol.values import Value
 from .actions import (
     MAX_VAR_NAME_BYTES,
@@ -40,6 +41,7 @@ __all__ = [
     "elapsed_ms",
     "set_engine_vars",
     "status_text",
+    "stream_status",
 ]
 
 _STATUS_TEXT = {
@@ -71,6 +73,7 @@ def elapsed_ms(start: float | None, end: float | None) -> int:
     return max(0, int((end - start) * 1000.0))
 
 
+@trusted_constructor
 @dataclass(frozen=True, slots=True)
 class Timings:
     """Per-processing timings in ms (SPOE.txt §4); ``-1``: the processing ended
@@ -83,6 +86,7 @@ class Timings:
     :attr process: the whole processing: the latency SPOE added to the stream.
     """
 
+    _trusted: ClassVar[Callable[..., Timings]]  # the engine's, once per processing
     request: int = -1
     queue: int = -1
     wait: int = -1
@@ -106,10 +110,18 @@ class Timings:
 _NO_VARS: Mapping[str, Value] = MappingProxyType({})
 
 
-def _as_status(status: int) -> int:
+_STATUSES: dict[int, int] = {int(s): s for s in StreamStatus}
+
+
+def stream_status(status: int) -> int:
+    """``status`` as a :class:`StreamStatus` when it is one (``256+N`` too),
+    else a plain ``int`` (6..254: not produced by HAProxy)."""
+    found = _STATUSES.get(status)
+    if found is not None:
+        return found
     try:
         return StreamStatus(int(status))
-    except ValueError:  # 6..254: not produced by HAProxy, kept as a plain int
+    except ValueError:
         return int(status)
 
 
@@ -122,6 +134,7 @@ _ERRORS: dict[int, type[ProcessingError]] = {
 }
 
 
+@trusted_constructor
 @dataclass(frozen=True)
 class ProcessingResult:
     """The outcome of one event or group processing.
@@ -142,8 +155,13 @@ class ProcessingResult:
     :attr skipped: nothing was sent: no message to send, SPOE disabled for the
         stream by an earlier error, or ``maxerrrate`` reached.
     :attr error: a description of what went wrong, for humans.
+
+    The engine builds it with ``ProcessingResult._trusted(...)`` (all fields,
+    in order, ``status`` through :func:`stream_status`, ``vars_set`` a
+    ``MappingProxyType``): what ``__post_init__`` would check, it already knows.
     """
 
+    _trusted: ClassVar[Callable[..., ProcessingResult]]
     kind: str
     name: str
     status: int = 0
@@ -158,7 +176,7 @@ class ProcessingResult:
     def __post_init__(self) -> None:
         if self.kind not in ("event", "group"):
             raise ValueError(f"kind must be 'event' or 'group', not {self.kind!r}")
-        object.__setattr__(self, "status", _as_status(self.status))
+        object.__setattr__(self, "status", stream_status(self.status))
         if not isinstance(self.vars_set, MappingProxyType):
             object.__setattr__(self, "vars_set", MappingProxyType(dict(self.vars_set)))
 

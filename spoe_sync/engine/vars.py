@@ -30,7 +30,7 @@ variety of attacks") cannot exhaust memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from types import MappingProxyType
 
 from ..errors import VariableError
@@ -85,36 +85,27 @@ class _Store:
     def __len__(self) -> int:
         return self._count
 
-    def _room(self, scope: str, name: str, value: Value) -> str | None:
-        """``None`` when ``value`` fits under the caps, else the reason."""
-        bag = self._data[scope]
-        old = bag.get(name, _MISSING)
-        added = var_size(name, value)
-        count = self._count
-        if old is _MISSING:
-            count += 1
-        else:
-            added -= var_size(name, old)  # type: ignore[arg-type]
-        if count > self.limits.max_vars:
-            return REASON_TOO_MANY
-        if self._bytes + added > self.limits.max_bytes:
-            return REASON_TOO_BIG
-        return None
-
     def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True) -> str | None:
-        """Store an already normalized, non-None value; the refusal reason or None."""
-        if enforce:
-            reason = self._room(scope, name, value)
-            if reason is not None:
-                return reason
+        """Store an already normalized, non-None value; the refusal reason or None.
+
+        The one place a variable is stored (the ACK hot path included): the
+        count cap is checked first and costs one dict lookup, so that an agent
+        flooding a full store pays almost nothing per refused name."""
         bag = self._data[scope]
-        old = bag.get(name, _MISSING)
-        if old is _MISSING:
-            self._count += 1
+        old = bag.get(name)  # stored values are never None
+        limits = self.limits
+        if old is None:
+            if enforce and self._count >= limits.max_vars:
+                return REASON_TOO_MANY
+            added = var_size(name, value)
         else:
-            self._bytes -= var_size(name, old)  # type: ignore[arg-type]
+            added = var_size(name, value) - var_size(name, old)
+        if enforce and self._bytes + added > limits.max_bytes:
+            return REASON_TOO_BIG
+        if old is None:
+            self._count += 1
         bag[name] = value
-        self._bytes += var_size(name, value)
+        self._bytes += added
         return None
 
     def _pop(self, scope: str, name: str) -> bool:
@@ -132,8 +123,6 @@ class _Store:
     def _view(self, scope: str) -> Mapping[str, Value]:
         return MappingProxyType(self._data[scope])
 
-
-_MISSING = object()
 
 
 def _own_name(full_name: str, scope: str) -> str:
@@ -249,7 +238,7 @@ def _set(store: _Store, scope: str, name: str, value: object, full_name: str) ->
             f"{store.limits.max_bytes} bytes)", full_name, reason)
 
 
-class Vars(_Store):
+class Vars(_Store, Mapping[str, Value]):
     """The variables one stream sees, by full name, in all five scopes.
 
     ``txn``/``req``/``res`` live here (capped by ``limits``); ``sess`` lives on
@@ -261,9 +250,19 @@ class Vars(_Store):
         vars["txn.iprep.score"]              # KeyError when unset
         vars.set("txn.app.user", "bob")
         vars.scope("sess")                   # read-only {"iprep.score": 87}
+        dict(vars)                           # {"sess.iprep.score": 87, ...}
+
+    It is a read-only :class:`~collections.abc.Mapping` of full name to value
+    (a live view: ``keys()``, ``items()``, ``len()``, ``in`` see every scope);
+    changes go through :meth:`set`, :meth:`unset` and :meth:`clear`, which
+    check names and caps.  Equality and hashing stay those of the object: a
+    stream's variables are a place with a lifetime, not a value (compare
+    ``dict(a) == dict(b)`` for the contents).
     """
 
     __slots__ = ("proc", "session")
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(self, session: Session | None = None, proc: ProcVars | None = None, *,
                  limits: VarLimits | None = None) -> None:
@@ -284,7 +283,8 @@ class Vars(_Store):
             return self.proc
         return None
 
-    def get(self, full_name: str, default: Value = None) -> Value:
+    # Mapping.get is generic in its default; a variable's default is a Value.
+    def get(self, full_name: str, default: Value = None) -> Value:  # type: ignore[override]
         """The value of ``full_name``, or ``default`` when it is not set or is
         not a variable name (``"nonsense"``, an unknown scope): HAProxy's
         ``var()`` of such a name is absent.  This is the rules layer's ``VarLookup``.
@@ -322,9 +322,9 @@ class Vars(_Store):
         """Variables the stream sees in all scopes (as many as iteration yields)."""
         return self._count + len(self.session) + len(self.proc)
 
-    def items(self) -> Iterator[tuple[str, Value]]:
-        for full_name in self:
-            yield full_name, self.get(full_name)
+    def items(self) -> ItemsView[str, Value]:
+        """A live view of ``(full_name, value)`` pairs, every scope."""
+        return ItemsView(self)
 
     def set(self, full_name: str, value: object) -> None:
         """Set a variable in any scope; ``None`` unsets it.

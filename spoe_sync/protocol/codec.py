@@ -34,16 +34,17 @@ from .fastcodec import (
     _ENCODERS,
     _HEAD,
     _ID,
-    _INT_CLASSES,
     _KV_CLASSES,
     _LENGTH,
     _MASK,
     _SCOPES,
     _SMALL,
+    UNBOUNDED,
     _Fallback,
     _fast_frame,
     _fast_payload,
     _name,
+    untagged,
 )
 
 # Re-exported: the fast path's pieces used to live here, and tests reach them here.
@@ -112,22 +113,6 @@ def _tagged(value: Value) -> dict[str, Any]:
     return {"tag": {"flags": 0, "type": dtype}, "value": value}
 
 
-def _untagged(tagged: Any) -> Value:
-    dtype = tagged.tag.type
-    if dtype == DataType.NULL:
-        return None
-    if dtype == DataType.BOOL:
-        return bool(tagged.tag.flags == 1)
-    if dtype in _INT_CLASSES:
-        return _INT_CLASSES[dtype](tagged.value)
-    if dtype == DataType.STRING and tagged.tag.flags:
-        # HAProxy (spoe_decode_data) keeps a STRING as text only when the type
-        # byte is exactly 0x08; with flags it becomes binary.
-        return bytes(tagged.value.encode("utf-8", "surrogateescape"))
-    value: Value = tagged.value
-    return value
-
-
 def _payload_container(frame: Frame) -> Any:
     if isinstance(frame, (Fragment, UnknownFrame)):
         return bytes(frame.payload)
@@ -170,11 +155,11 @@ def encode_frame_by_grammar(frame: Frame) -> bytes:
 
 def _frame_from(ftype: int, flags: int, sid: int, fid: int, kind: str, payload: Any) -> Frame:
     if kind == "kv":
-        items = tuple((kv.name, _untagged(kv.value)) for kv in payload)
+        items = tuple((kv.name, untagged(kv.value)) for kv in payload)
         cls = _KV_CLASSES[ftype]
         return cls(items, flags, sid, fid)
     if kind == "messages":
-        msgs = tuple(Message(m.name, tuple((a.name, _untagged(a.value)) for a in m.args))
+        msgs = tuple(Message(m.name, tuple((a.name, untagged(a.value)) for a in m.args))
                      for m in payload)
         return Notify(sid, fid, msgs, flags)
     if kind == "actions":
@@ -182,7 +167,7 @@ def _frame_from(ftype: int, flags: int, sid: int, fid: int, kind: str, payload: 
         for act in payload.actions:
             scope = _SCOPES[act.args.scope]
             if act.type == 1:
-                actions.append(SetVar(scope, act.args.name, _untagged(act.args.value)))
+                actions.append(SetVar(scope, act.args.name, untagged(act.args.value)))
             else:
                 actions.append(UnsetVar(scope, act.args.name))
         return Ack(sid, fid, tuple(actions), flags, bool(payload.rest))
@@ -331,15 +316,17 @@ def encode_frame(frame: Frame) -> bytes:
 
 
 
-def decode_frame_body(body: bytes) -> Frame:
+def decode_frame_body(body: bytes, *, max_actions: int = UNBOUNDED) -> Frame:
     """Decode one frame without its 4-byte length prefix (what a receive buffer
     yields once it has checked the length against max-frame-size).
 
+    :param max_actions: decode at most this many actions of an ACK; the bytes
+        of the others are counted in ``Ack.undecoded``.
     :raises RemoteProtocolError: the frame is malformed (status 4).
     """
     buf = bytes(body)
     try:
-        return _fast_frame(buf, 0)
+        return _fast_frame(buf, 0, max_actions)
     except (_Fallback, IndexError, ValueError):  # the grammar path decides
         return decode_frame_body_by_grammar(buf)
 
@@ -364,15 +351,16 @@ def decode_frame(data: bytes) -> Frame:
 
 
 def decode_payload(frame_type: int, payload: bytes, *, flags: int = FLAG_FIN,
-                   stream_id: int = 0, frame_id: int = 0) -> Frame:
+                   stream_id: int = 0, frame_id: int = 0, max_actions: int = UNBOUNDED) -> Frame:
     """Decode a (reassembled) payload as the payload of a frame of this type and
     header; the connection uses it once the fragments of a frame are joined.
 
+    :param max_actions: as for :func:`decode_frame_body`.
     :raises RemoteProtocolError: the payload is malformed (status 4).
     """
     buf = bytes(payload)
     try:
-        return _fast_payload(frame_type, flags, stream_id, frame_id, buf, 0)
+        return _fast_payload(frame_type, flags, stream_id, frame_id, buf, 0, max_actions)
     except (_Fallback, IndexError, ValueError):  # the grammar path decides
         pass
     kind = grammar.payload_kind(frame_type, flags)

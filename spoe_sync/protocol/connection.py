@@ -22,7 +22,10 @@ exception escaping ``next_event()`` is a bug.
 What is HAProxy's here (docs/explanation/haproxy-behaviour.md §1-2): the HELLO bytes, the
 AGENT-HELLO checks and their status codes, the mode negotiation, how an ACK is
 matched per mode, the DISCONNECT texts, ignoring frames of unknown type.  What
-is ours: fragmented ACKs are reassembled instead of refused with status 10.
+is ours: fragmented ACKs are reassembled instead of refused with status 10, up
+to ``max_ack_size`` bytes; and the actions of one ACK are decoded up to
+``max_ack_actions``, so that the work one ACK costs is bounded whatever the
+agent sends (issue 11: one agent must not freeze the worker).
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ from .events import (
     ConnectionClosed,
     Event,
     HelloDone,
-    new_ack_received,
 )
 from .fastcodec import _Fallback, _fast_ack
 from .fragments import Reassembler, abort_frame, fragment_notify
@@ -65,6 +67,8 @@ from .frames import (
 from .hello import Mode, Negotiated, check_hello_header, negotiate
 
 __all__ = [
+    "DEFAULT_MAX_ACK_ACTIONS",
+    "DEFAULT_MAX_ACK_SIZE",
     "NEED_DATA",
     "AckReceived",
     "AgentDisconnected",
@@ -75,9 +79,21 @@ __all__ = [
     "HelloDone",
 ]
 
-#: The largest ACK payload a fragmented ACK may reassemble to.  An unfragmented
-#: ACK is bounded by max-frame-size; without this bound a fragmented one would not be.
-DEFAULT_MAX_ACK_SIZE = 1 << 20
+#: The largest payload a fragmented ACK may reassemble to; past it the frame
+#: ends with status 3 ("frame is too big") and nothing more is buffered.  An
+#: unfragmented ACK is bounded by max-frame-size (16 KiB by default, at most
+#: tune.bufsize in HAProxy, which refuses fragmented ACKs altogether); 256 KiB
+#: is sixteen such frames, far above what any real agent sends (a handful of
+#: variables, a body sample bounded by tune.bufsize), and small enough that
+#: an agent cannot make one ACK cost the worker more than a few milliseconds.
+DEFAULT_MAX_ACK_SIZE = 256 * 1024
+#: The most actions of one ACK that are decoded; the bytes of the others are
+#: counted in ``Ack.undecoded`` and never looked at.  4096 is more than any
+#: unfragmented ACK of the default 16 KiB frame can carry (the smallest action,
+#: an unset-var of a one-byte name, takes 5 bytes: 3276 of them), and four
+#: times the variables one stream may hold by default (``DEFAULT_MAX_VARS``),
+#: so only a flood is cut.
+DEFAULT_MAX_ACK_ACTIONS = 4096
 
 
 # --------------------------------------------------------------------------- states
@@ -142,14 +158,18 @@ class EngineConnection:
         sent in a health check (HAProxy has no engine there).
     :param healthcheck: the HELLO of ``option spop-check``: ``healthcheck``
         true, empty capabilities, no engine-id; no NOTIFY may follow.
-    :param max_ack_size: the largest payload a fragmented ACK may reach.
+    :param max_ack_size: the largest payload a fragmented ACK may reach
+        (:data:`DEFAULT_MAX_ACK_SIZE`); more is status 3.
+    :param max_ack_actions: the most actions of one ACK decoded
+        (:data:`DEFAULT_MAX_ACK_ACTIONS`); see ``Ack.undecoded``.
     :raises LocalProtocolError: status 9 for a max-frame-size out of range.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, pipelining: bool = True,
                  async_: bool = True, send_frag_payload: bool = True,
                  engine_id: str | None = None, healthcheck: bool = False, *,
-                 max_ack_size: int = DEFAULT_MAX_ACK_SIZE) -> None:
+                 max_ack_size: int = DEFAULT_MAX_ACK_SIZE,
+                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS) -> None:
         if not MIN_FRAME_SIZE <= max_frame_size <= 0xFFFFFFFF:
             raise LocalProtocolError(f"max-frame-size {max_frame_size} is not between "
                                      f"{MIN_FRAME_SIZE} and {0xFFFFFFFF}", FrameStatus.BAD_FRAME_SIZE)
@@ -176,6 +196,7 @@ class EngineConnection:
         self.ignored_frames = 0
         self._buffer = ReceiveBuffer(max_frame_size)
         self._reassembler = Reassembler(max_ack_size)
+        self.max_ack_actions = max_ack_actions
         self._waiting: dict[tuple[int, int], _Waiting] = {}
         # What the handshake settled, as plain attributes for send_notify().
         self._sync = False
@@ -370,7 +391,7 @@ class EngineConnection:
                 # without the type dispatch; any irregularity (fragments, a
                 # malformed action, ...) takes the full path below.
                 try:
-                    ack = _fast_ack(body)
+                    ack = _fast_ack(body, self.max_ack_actions)
                 except (_Fallback, IndexError, ValueError):
                     pass
                 else:
@@ -434,7 +455,7 @@ class EngineConnection:
             self.ignored_frames += 1
             return None
         try:
-            frame = decode_frame_body(body)
+            frame = decode_frame_body(body, max_actions=self.max_ack_actions)
             if isinstance(frame, Fragment):
                 done = self._reassembler.feed(frame)
                 if done is None:
@@ -443,7 +464,7 @@ class EngineConnection:
                     ack = Ack(done.stream_id, done.frame_id, (), done.flags)
                     return self._match(ack, aborted_ack=True)
                 decoded = decode_payload(FrameType.ACK, done.payload, stream_id=done.stream_id,
-                                         frame_id=done.frame_id)
+                                         frame_id=done.frame_id, max_actions=self.max_ack_actions)
                 assert isinstance(decoded, Ack)
                 return self._match(decoded, aborted_ack=False)
             assert isinstance(frame, Ack)
@@ -457,7 +478,7 @@ class EngineConnection:
         waiting = self._waiting.pop((ack.stream_id, ack.frame_id), None)
         if waiting is not None:
             if waiting is _SINGLE_FRAME and not aborted_ack:
-                return new_ack_received(ack, True, False, False)
+                return AckReceived._trusted(ack, True, False, False)
             aborted = aborted_ack or (waiting.fragmented and bool(ack.flags & FLAG_ABORT))
             return AckReceived(ack, True, waiting.fragmented, aborted)
         mode = self.mode

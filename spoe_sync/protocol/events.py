@@ -5,11 +5,13 @@ Frozen dataclasses in h11's style, plus the ``NEED_DATA`` sentinel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Union
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
 
 from .frames import Ack, AgentHello
 from .hello import Mode
+from .trusted import trusted_constructor
 
 __all__ = ["NEED_DATA", "AckReceived", "AgentDisconnected", "ConnectionClosed", "Event", "HelloDone"]
 
@@ -47,6 +49,7 @@ class HelloDone:
     fragmentation: bool
 
 
+@trusted_constructor
 @dataclass(frozen=True, slots=True)
 class AckReceived:
     """An ACK arrived (put together first if the agent sent it in fragments).
@@ -62,6 +65,7 @@ class AckReceived:
         in HAProxy (docs/explanation/haproxy-behaviour.md §2.3).
     """
 
+    _trusted: ClassVar[Callable[..., AckReceived]]  # one per ACK: see .trusted
     ack: Ack
     matched: bool = True
     fragmented: bool = False
@@ -94,22 +98,3 @@ class ConnectionClosed:
 
 
 Event = Union[HelloDone, AckReceived, AgentDisconnected, ConnectionClosed]
-
-# One AckReceived per ACK, on the engine's hot path: a frozen dataclass's
-# __init__ pays an object.__setattr__ per field, so the connection sets the four
-# slots directly (the same fields, in the same order: checked here).
-assert [f.name for f in fields(AckReceived)] == ["ack", "matched", "fragmented", "aborted"]
-_ACK_RECEIVED_SETTERS = tuple(AckReceived.__dict__[name].__set__
-                              for name in ("ack", "matched", "fragmented", "aborted"))
-
-
-def new_ack_received(ack: Ack, matched: bool, fragmented: bool, aborted: bool) -> AckReceived:
-    """``AckReceived(ack, matched, fragmented, aborted)``, without the frozen
-    dataclass's per-field ``object.__setattr__``."""
-    s_ack, s_matched, s_fragmented, s_aborted = _ACK_RECEIVED_SETTERS
-    event: AckReceived = object.__new__(AckReceived)
-    s_ack(event, ack)
-    s_matched(event, matched)
-    s_fragmented(event, fragmented)
-    s_aborted(event, aborted)
-    return event

@@ -5,10 +5,13 @@ tens of microseconds for either, so these frames also have a hand-written path:
 
 * encoding: varints, TYPED-DATA by exact Python type (:data:`_ENCODERS`), names;
 * decoding: :func:`_fast_frame` and its helpers.  They never judge anything
-  themselves: at the first irregularity (a short buffer, an unknown type, a
-  malformed action, ...) they raise :class:`_Fallback` (or let an ``IndexError``
-  / ``ValueError`` through) and :mod:`.codec` hands the *whole* frame to the
-  grammar path, so errors and truncated ACKs always come from the grammar.
+  themselves: at the first irregularity (a short buffer, an unknown type, ...)
+  they raise :class:`_Fallback` (or let an ``IndexError`` / ``ValueError``
+  through) and :mod:`.codec` hands the *whole* frame to the grammar path, so
+  errors always come from the grammar.  ACK actions are the exception, for a
+  bound: an irregular action goes to the grammar *alone* (it decides whether
+  the list is truncated there), so that no ACK costs more than its first
+  ``max_actions`` actions, whatever an agent puts in it.
 
 Tests prove with hypothesis that both paths give the same bytes and frames.
 Nothing here is public: :mod:`.codec` is the API.
@@ -16,11 +19,14 @@ Nothing here is public: :mod:`.codec` is the API.
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import struct
+import sys
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
+
+from construct import ConstructError
 
 from ..errors import LocalProtocolError
 from . import grammar
@@ -137,38 +143,6 @@ class _Fallback(Exception):
     """Anything unusual: let the grammar path decide."""
 
 
-def _setters(cls: Any, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
-    # Frozen __init__ pays an object.__setattr__ call per field: a third of the
-    # cost of decoding an ACK.  These frames have no __post_init__ to skip.
-    assert not hasattr(cls, "__post_init__")
-    assert [f.name for f in dataclasses.fields(cls)] == list(names)
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-_ACK_SLOTS = _setters(Ack, "stream_id", "frame_id", "actions", "flags", "truncated")
-_SET_VAR_SLOTS = _setters(SetVar, "scope", "name", "value")
-
-
-def _new_ack(sid: int, fid: int, actions: tuple[Action, ...], flags: int) -> Ack:
-    s_sid, s_fid, s_actions, s_flags, s_truncated = _ACK_SLOTS
-    ack: Ack = object.__new__(Ack)
-    s_sid(ack, sid)
-    s_fid(ack, fid)
-    s_actions(ack, actions)
-    s_flags(ack, flags)
-    s_truncated(ack, False)
-    return ack
-
-
-def _new_set_var(scope: VarScope, name: str, value: Value) -> SetVar:
-    s_scope, s_name, s_value = _SET_VAR_SLOTS
-    action: SetVar = object.__new__(SetVar)
-    s_scope(action, scope)
-    s_name(action, name)
-    s_value(action, value)
-    return action
-
-
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = buf[pos]
     pos += 1
@@ -201,6 +175,12 @@ def _read_name(buf: bytes, pos: int) -> tuple[str, int]:
     return data.decode("utf-8", "surrogateescape"), pos
 
 
+# The integers 0..239 of each wire type (a one-byte varint), built once: the
+# values are immutable, and building an int subclass costs more than decoding it.
+_SMALL_INTS: dict[int, tuple[int, ...]] = {
+    dtype: tuple(cls(i) for i in range(240)) for dtype, cls in _INT_CLASSES.items()}
+
+
 def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
     tag = buf[pos]
     dtype = tag & 0x0F
@@ -209,6 +189,9 @@ def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
         data, pos = _read_bytes(buf, pos)
         return (data.decode("utf-8", "surrogateescape") if tag == 8 else data), pos
     if 2 <= dtype <= 5:
+        raw = buf[pos]
+        if raw < 240:  # a one-byte varint: the usual score or flag, shared
+            return _SMALL_INTS[dtype][raw], pos + 1
         raw, pos = _read_varint(buf, pos)
         if dtype & 1:  # UINT32, UINT64
             return (UInt32 if dtype == 3 else UInt64)(raw), pos
@@ -228,31 +211,89 @@ def _read_value(buf: bytes, pos: int) -> tuple[Value, int]:
     raise _Fallback
 
 
-def _fast_actions(flags: int, sid: int, fid: int, buf: bytes, pos: int) -> Ack:
+#: No bound on the actions decoded (``max_actions`` of the public decoders).
+UNBOUNDED = sys.maxsize
+
+
+def _fast_actions(flags: int, sid: int, fid: int, buf: bytes, pos: int,
+                  limit: int = UNBOUNDED) -> Ack:
+    """The actions of an ACK payload, at most ``limit`` of them (the rest is
+    counted in ``Ack.undecoded`` and never looked at).  An action the plain
+    reader does not take is handed, alone, to the grammar: it decides whether
+    it is valid, and a malformed one ends the list (``truncated``), as the
+    grammar's ``ActionList`` and HAProxy do.  So the work is bounded by
+    ``limit`` even for an agent that makes every action irregular."""
     end = len(buf)
     actions: list[Action] = []
+    truncated = False
     while pos < end:
-        atype, nb_args, scope, size = buf[pos:pos + 4]
-        pos += 4
-        if scope > 4 or size >= 240 or pos + size > end:
-            raise _Fallback
-        name = buf[pos:pos + size].decode("utf-8", "surrogateescape")
-        pos += size
-        if atype == 1 and nb_args == 3:
-            value, pos = _read_value(buf, pos)
-            actions.append(_new_set_var(_SCOPES[scope], name, value))
-        elif atype == 2 and nb_args == 2:
-            actions.append(UnsetVar(_SCOPES[scope], name))
-        else:
-            raise _Fallback
-    return _new_ack(sid, fid, tuple(actions), flags)
+        if len(actions) >= limit:
+            return Ack._trusted(sid, fid, tuple(actions), flags, False, end - pos)
+        start = pos
+        try:
+            atype, nb_args, scope, size = buf[pos:pos + 4]
+            pos += 4
+            if scope > 4 or size >= 240 or pos + size > end:
+                raise _Fallback
+            name = buf[pos:pos + size].decode("utf-8", "surrogateescape")
+            pos += size
+            if atype == 1 and nb_args == 3:
+                value, pos = _read_value(buf, pos)
+                actions.append(SetVar._trusted(_SCOPES[scope], name, value))
+            elif atype == 2 and nb_args == 2:
+                actions.append(UnsetVar._trusted(_SCOPES[scope], name))
+            else:
+                raise _Fallback
+        except (_Fallback, IndexError, ValueError):
+            action, pos = _grammar_action(buf, start)
+            if action is None:
+                truncated = True
+                break
+            actions.append(action)
+    return Ack._trusted(sid, fid, tuple(actions), flags, truncated)
 
 
-def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: int) -> Frame:
+def _grammar_action(buf: bytes, pos: int) -> tuple[Action | None, int]:
+    """The action at ``pos`` read by the grammar, and where it ends; ``None``
+    when it does not parse (the list ends there)."""
+    stream = io.BytesIO(buf)  # shares the bytes object: no copy
+    stream.seek(pos)
+    try:
+        parsed = grammar.Action.parse_stream(stream)
+    except ConstructError:
+        return None, pos
+    scope = _SCOPES[parsed.args.scope]
+    action: Action
+    if parsed.type == 1:
+        action = SetVar(scope, parsed.args.name, untagged(parsed.args.value))
+    else:
+        action = UnsetVar(scope, parsed.args.name)
+    return action, stream.tell()
+
+
+def untagged(tagged: Any) -> Value:
+    """A :data:`grammar.TypedData` container as a Python value."""
+    dtype = tagged.tag.type
+    if dtype == DataType.NULL:
+        return None
+    if dtype == DataType.BOOL:
+        return bool(tagged.tag.flags == 1)
+    if dtype in _INT_CLASSES:
+        return _INT_CLASSES[dtype](tagged.value)
+    if dtype == DataType.STRING and tagged.tag.flags:
+        # HAProxy (spoe_decode_data) keeps a STRING as text only when the type
+        # byte is exactly 0x08; with flags it becomes binary.
+        return bytes(tagged.value.encode("utf-8", "surrogateescape"))
+    value: Value = tagged.value
+    return value
+
+
+def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: int,
+                  max_actions: int = UNBOUNDED) -> Frame:
     kind = grammar.payload_kind(ftype, flags)
     end = len(buf)
     if kind == "actions":
-        return _fast_actions(flags, sid, fid, buf, pos)
+        return _fast_actions(flags, sid, fid, buf, pos, max_actions)
     if kind == "kv":
         items: list[KV] = []
         while pos < end:
@@ -278,10 +319,11 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
     return UnknownFrame(ftype, sid, fid, buf[pos:], flags)
 
 
-def _fast_ack(buf: bytes) -> Ack:
-    """The ACK (type 103, FIN) whose body is ``buf``: what an engine reads for
-    every NOTIFY, so the frame type is not dispatched again.  Anything else
-    (no FIN, a short frame, ...) raises :class:`_Fallback`."""
+def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED) -> Ack:
+    """The ACK (type 103, FIN) whose body is ``buf``, at most ``max_actions``
+    actions decoded: what an engine reads for every NOTIFY, so the frame type
+    is not dispatched again.  Anything else (no FIN, a short frame, ...)
+    raises :class:`_Fallback`."""
     if len(buf) < 7:
         raise _Fallback
     flags = _FLAGS_AT_1.unpack_from(buf)[0]
@@ -300,11 +342,11 @@ def _fast_ack(buf: bytes) -> Ack:
     if fid >= 240:
         fid, pos = _read_varint(buf, pos - 1)
     if pos == len(buf):
-        return _new_ack(sid, fid, (), flags)
-    return _fast_actions(flags, sid, fid, buf, pos)
+        return Ack._trusted(sid, fid, (), flags)
+    return _fast_actions(flags, sid, fid, buf, pos, max_actions)
 
 
-def _fast_frame(buf: bytes, start: int) -> Frame:
+def _fast_frame(buf: bytes, start: int, max_actions: int = UNBOUNDED) -> Frame:
     """The frame whose body starts at ``start`` and ends with ``buf``."""
     if len(buf) - start < 7:
         raise _Fallback
@@ -315,6 +357,6 @@ def _fast_frame(buf: bytes, start: int) -> Frame:
         sid, pos = _read_varint(buf, start + 5)
         fid, pos = _read_varint(buf, pos)
     if ftype == FrameType.ACK and flags & FLAG_FIN:
-        return _fast_actions(flags, sid, fid, buf, pos)
+        return _fast_actions(flags, sid, fid, buf, pos, max_actions)
     return _fast_payload(ftype, flags, sid, fid, buf, pos)
 

@@ -17,6 +17,7 @@ and their properties read the usual keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar, Union
 
@@ -29,6 +30,7 @@ from .constants import (
     VarScope,
     frame_status_reason,
 )
+from .trusted import trusted_constructor
 from .values import UInt32, Value
 
 __all__ = [
@@ -98,19 +100,23 @@ class Message:
         return default
 
 
+@trusted_constructor
 @dataclass(frozen=True, slots=True)
 class SetVar:
     """ACK action set-var (type 1, 3 args): scope, name, value."""
 
+    _trusted: ClassVar[Callable[..., SetVar]]  # the decoder's (see .trusted)
     scope: VarScope
     name: str
     value: Value
 
 
+@trusted_constructor
 @dataclass(frozen=True, slots=True)
 class UnsetVar:
     """ACK action unset-var (type 2, 2 args): scope, name."""
 
+    _trusted: ClassVar[Callable[..., UnsetVar]]
     scope: VarScope
     name: str
 
@@ -258,6 +264,7 @@ class Notify(_FrameBase):
     flags: int = FLAG_FIN
 
 
+@trusted_constructor
 @dataclass(frozen=True, slots=True)
 class Ack(_FrameBase):
     """ACK (type 103), SPOE.txt §3.2.7.
@@ -265,14 +272,21 @@ class Ack(_FrameBase):
     ``truncated`` is true when the action list turned malformed part-way: as in
     HAProxy (``spoe_process_actions``), the actions before the first malformed one
     are kept in ``actions`` and the rest of the payload is dropped.
+
+    ``undecoded`` counts the bytes of the action list left undecoded because the
+    decoder was given a bound on the actions (``max_actions``, the connection's
+    ``max_ack_actions``) and the ACK carried more: ``actions`` holds the first
+    ones and the rest was never looked at (0: nothing was left).
     """
 
     TYPE: ClassVar[FrameType] = FrameType.ACK
+    _trusted: ClassVar[Callable[..., Ack]]  # the decoder's (see .trusted)
     stream_id: int
     frame_id: int
     actions: tuple[Action, ...] = ()
     flags: int = FLAG_FIN
     truncated: bool = False
+    undecoded: int = 0
 
 
 # --------------------------------------------------------------------------- raw frames

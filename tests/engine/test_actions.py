@@ -200,7 +200,7 @@ def test_a_flood_cannot_exceed_the_caps():
     actions = [S(TXN, f"v{i}", "y" * 100) for i in range(1000)]
     _, report = apply(*actions, vars=vars, force_set_var=True)
     assert len(vars) <= 50 and vars.nbytes <= 4096
-    assert len(report.vars_set) + len(report.dropped) == 1000
+    assert len(report.vars_set) + report.nb_dropped == 1000
 
 
 def test_vars_set_keeps_the_order_of_the_last_change():
@@ -246,10 +246,10 @@ def test_dropped_names_and_truncation_go_to_the_debug_log(debug_records):
     apply_actions([S(TXN, "b-ad", 1), S(PROC, "q", 1)], Vars(), var_prefix="iprep", truncated=True,
                   agent="iprep-agent")
     texts = [r.record["message"] for r in debug_records]
-    assert texts == [
-        "SPOE: [iprep-agent] set-var 'txn.iprep.b-ad' dropped: invalid-name",
-        "SPOE: [iprep-agent] set-var 'proc.iprep.q' dropped: proc-not-registered",
-        "SPOE: [iprep-agent] ACK action list malformed after 2 action(s); the rest was ignored",
+    assert texts == [  # one line per ACK, however many actions it drops
+        "SPOE: [iprep-agent] ACK: 2 action(s) dropped: set-var 'txn.iprep.b-ad' (invalid-name), "
+        "set-var 'proc.iprep.q' (proc-not-registered); action list malformed after 2 action(s); "
+        "the rest was ignored",
     ]
     assert {r.record["level"].name for r in debug_records} == {"DEBUG"}
     assert all(r.record["name"].startswith("spoe_sync.") for r in debug_records)
@@ -258,3 +258,14 @@ def test_dropped_names_and_truncation_go_to_the_debug_log(debug_records):
 def test_nothing_is_logged_when_everything_applied(debug_records):
     apply_actions([S(TXN, "ok", 1)], Vars(), var_prefix="iprep")
     assert debug_records == []
+
+
+def test_the_checked_names_cache_stays_bounded():
+    from spoe_sync.engine import actions
+
+    vars = Vars(limits=VarLimits(max_vars=10, max_bytes=1 << 20))
+    apply_actions([S(TXN, f"flood{i}", 1) for i in range(10_000)], vars, var_prefix="cachetest")
+    assert 0 < len(actions._NAMES["cachetest"][TXN]) <= 4096
+    # a name checked once is still judged the same from the cache
+    _, report = apply(S(TXN, "b-ad", 1), S(TXN, "b-ad", 2))
+    assert [(d.name, d.reason, d.count) for d in report.dropped] == [("txn.iprep.b-ad", "invalid-name", 2)]

@@ -6,6 +6,7 @@ HAProxy's rules on when each is set (behaviour spec §5.2, §5.4)."""
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 
 import pytest
 
@@ -199,3 +200,15 @@ def test_engine_vars_bypass_a_full_store():
     assert len(vars) == 1
     set_engine_vars(vars, agent(set_on_error="err"), status=1, process_ms=0, total_ms=0)
     assert vars.get("txn.iprep.err") == 1
+
+
+def test_the_trusted_constructors_build_what_the_classes_build():
+    from spoe_sync.engine.result import stream_status
+
+    timings = Timings._trusted(1, 2, 3, 4, 10)
+    assert timings == Timings(1, 2, 3, 4, 10)
+    fields = ("event", "e", stream_status(259), (), MappingProxyType({"txn.p.a": 1}), (), timings,
+              False, "boom", False)
+    assert ProcessingResult._trusted(*fields) == ProcessingResult(*fields)
+    assert int(ProcessingResult._trusted(*fields).status) == 259
+    assert stream_status(1) is StreamStatus.TOUT and stream_status(7) == 7

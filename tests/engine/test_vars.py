@@ -304,3 +304,46 @@ def test_a_name_that_is_not_a_str_is_a_type_error_everywhere(name):
             call()
     assert name not in stream  # membership of a non-name is simply False
     assert stream.try_set(name, 1) == "invalid-name"  # the non-raising API
+
+
+# --------------------------------------------------------------------------- Mapping
+
+
+def _filled() -> Vars:
+    vars = Vars(Session(), ProcVars(["proc.app.known"]))
+    vars.set("proc.app.known", 1)
+    vars.set("sess.app.user", "bob")
+    vars.set("txn.app.score", 87)
+    vars.set("res.app.ok", True)
+    return vars
+
+
+def test_vars_is_a_read_only_mapping_of_every_scope():
+    from collections.abc import Mapping, MutableMapping
+
+    vars = _filled()
+    assert isinstance(vars, Mapping) and not isinstance(vars, MutableMapping)
+    expected = {"proc.app.known": 1, "sess.app.user": "bob", "txn.app.score": 87, "res.app.ok": True}
+    assert dict(vars) == expected  # raised TypeError before Vars was a Mapping
+    assert list(vars.keys()) == list(expected) and list(vars.values()) == list(expected.values())
+    assert ("txn.app.score", 87) in vars.items() and "sess.app.user" in vars.keys()
+    assert len(vars) == len(vars.keys()) == 4
+    with pytest.raises(TypeError):
+        vars["txn.app.score"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del vars["txn.app.score"]  # type: ignore[attr-defined]
+
+
+def test_the_mapping_views_are_live():
+    vars = _filled()
+    keys = vars.keys()
+    vars.set("req.app.late", b"x")
+    vars.unset("sess.app.user")
+    assert "req.app.late" in keys and "sess.app.user" not in keys
+    assert dict(vars)["req.app.late"] == b"x"
+
+
+def test_vars_compare_and_hash_by_identity():
+    a, b = _filled(), _filled()
+    assert a != b and a == a and dict(a) == dict(b)
+    assert len({a, b}) == 2  # still usable as a dict key or in a set

@@ -41,7 +41,7 @@ VECTORS = [
 
 
 def _decode_grammar(data: bytes) -> Value:
-    return codec._untagged(grammar.TypedData.parse(data))
+    return codec.untagged(grammar.TypedData.parse(data))
 
 
 @pytest.mark.parametrize(("value", "hexa"), VECTORS)
@@ -125,7 +125,7 @@ def test_decoded_value_reencodes_byte_for_byte(value: Value) -> None:
 def test_fast_decoder_agrees_with_grammar_on_any_bytes(data: bytes) -> None:
     try:
         container = grammar.TypedData.parse(data)
-        expected: object = repr(codec._untagged(container))
+        expected: object = repr(codec.untagged(container))
     except ConstructError:
         expected = "error"
     try:
