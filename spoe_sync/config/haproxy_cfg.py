@@ -7,7 +7,10 @@
 * ``tune.bufsize`` of ``global`` (it bounds ``max-frame-size``);
 * the ``http-request``/``tcp-request``/``http-response``/``tcp-response``/
   ``http-after-response`` lines and the ``acl`` lines of every proxy, kept tokenized with
-  their line numbers.
+  their line numbers;
+* every other line of a ``frontend``/``listen``/``backend`` section, after those of the last
+  ``defaults`` section before it (what the proxy inherits), as ``settings``: the WSGI
+  middleware honours or warns about the ones that change what agents see.
 
 Everything else is skipped: this is not a haproxy.cfg validator.
 """
@@ -81,6 +84,7 @@ class _Defaults:
     timeout_connect: float | None = None
     timeout_server: float | None = None
     server_defaults: dict[str, object] = field(default_factory=dict)
+    settings: list[RuleLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,21 @@ class ProxySection:
     rules: tuple[RuleLine, ...]
     backend: Backend | None
     acls: tuple[RuleLine, ...] = ()
+    #: the section's other lines, the inherited ``defaults`` ones first (a later line of a
+    #: keyword overrides an earlier one, ``no option X`` included, as in HAProxy)
+    settings: tuple[RuleLine, ...] = ()
+
+    def setting(self, *keyword: str) -> RuleLine | None:
+        """The last line starting with ``keyword`` (its words), defaults included; ``None``
+        when there is none or when ``no <keyword>`` came last."""
+        n = len(keyword)
+        found: RuleLine | None = None
+        for line in self.settings:
+            if line.words[:n] == keyword:
+                found = line
+            elif line.words[0] == "no" and line.words[1:n + 1] == keyword:
+                found = None
+        return found
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,7 @@ class _Proxy:
         self.filters: list[SpoeFilter] = []
         self.rules: list[RuleLine] = []
         self.acls: list[RuleLine] = []
+        self.settings: list[RuleLine] = list(d.settings)
 
 
 def load_haproxy_cfg(path: str | os.PathLike[str]) -> HaproxyConfig:
@@ -204,7 +224,7 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
     elif kw == "default-server":
         p.server_defaults.update(_server_options(words[1:], lineno, err, {}))
     elif isinstance(p, _Defaults):
-        return
+        p.settings.append(RuleLine(tuple(words), lineno))
     elif kw == "option" and arg == "spop-check":
         p.spop_check = True
     elif kw == "server":
@@ -222,6 +242,8 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
         p.rules.append(RuleLine(tuple(words), lineno))
     elif kw == "acl":
         p.acls.append(RuleLine(tuple(words), lineno))
+    else:
+        p.settings.append(RuleLine(tuple(words), lineno))
 
 
 def _server_options(words: list[str], lineno: int, err: _Err,
@@ -295,7 +317,8 @@ def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError],
             else:
                 backends[p.name] = backend
         sections[p.name] = ProxySection(p.kind, p.name, p.lineno, p.mode, tuple(p.filters),
-                                        tuple(p.rules), backend, tuple(p.acls))
+                                        tuple(p.rules), backend, tuple(p.acls),
+                                        tuple(p.settings))
         filters.extend(p.filters)
     if errors:
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,

@@ -66,7 +66,7 @@ An agent that is down never blocks a request beyond ``timeout processing``: the 
 
 from __future__ import annotations
 
+from .handler import SpoeWSGIHandler, listener
 from .middleware import RESULTS_KEY, VARS_KEY, EngineSpec, SpoeMiddleware
-from .support import SpoeWSGIHandler, listener
 
 __all__ = ["RESULTS_KEY", "VARS_KEY", "EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]

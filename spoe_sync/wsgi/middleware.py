@@ -23,22 +23,12 @@ from ..errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
 from ..rules import AclRegistry, EvalContext, ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
 from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
+from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
+from .fromcfg import section_options
+from .handler import SpoeWSGIHandler, connection_for, listener
+from .headers import HttpResponse, set_request_header
 from .rules import Reply, RuleRunner
-from .support import (
-    BODY_KEY,
-    Body,
-    HttpResponse,
-    SpoeStats,
-    SpoeWSGIHandler,
-    buffer_request_body,
-    buffer_response,
-    close_result,
-    connection_for,
-    listener,
-    section_acls,
-    section_option,
-    set_request_header,
-)
+from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
 
@@ -205,39 +195,24 @@ class SpoeMiddleware:
                          path: str | os.PathLike[str], frontend: str,
                          **options: Any) -> SpoeMiddleware:
         """The ``filter spoe`` lines, agent backends, ``http-request``/``http-response``/
-        ``http-after-response`` rules, ``acl`` lines and ``unique-id-format``/
-        ``unique-id-header`` of one frontend (or listen) section of a haproxy.cfg (or its
-        ``defaults``)."""
+        ``http-after-response`` rules, ``acl`` lines, ``option http-buffer-request``
+        (``buffer_body`` = ``tune.bufsize``) and ``unique-id-format``/``unique-id-header`` of
+        one frontend (or listen) section of a haproxy.cfg (or its ``defaults``); ``options``
+        override them.
+
+        :warns SpoeConfigWarning: for each setting of the section that changes what agents
+            see and that the middleware does not honour (``tcp-request`` rules, ``option
+            forwardfor``, ``errorfile``, ...).
+        """
         cfg = load_haproxy_cfg(path)
         section = cfg.proxies.get(frontend)
-        if section is None:
+        if section is None or section.kind == "backend":
             raise ConfigError(f"no frontend or listen section named '{frontend}'", cfg.filename)
-        rules: dict[str, list[Any]] = {"http-request": [], "http-response": [],
-                                       "http-after-response": []}
-        for line in section.rules:
-            if line.words[0] in rules:
-                rules[line.words[0]].append(line)
-        for keyword, what in (("capture", "request header"), ("declare", "capture request")):
-            text = section_option(cfg.filename, section.name, keyword)
-            if text is not None and text.startswith(what):
-                # HAProxy numbers these slots with the http-request capture ones
-                warnings.warn(SpoeConfigWarning(
-                    f"[{cfg.filename}] '{keyword} {what}' lines are not read by spoe_sync: "
-                    "capture slots are those of 'http-request capture ... len' rules only, "
-                    "so capture.req.hdr(<n>) may name another slot than in HAProxy"),
-                    stacklevel=2)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
-        options.setdefault("acls", section_acls(cfg.filename, section.name))
-        for keyword, option in (("unique-id-format", "unique_id_format"),
-                                ("unique-id-header", "unique_id_header")):
-            value = section_option(cfg.filename, section.name, keyword)
-            if value is not None:
-                options.setdefault(option, value)
-        return cls(app, engines=engines, http_request=rules["http-request"],
-                   http_response=rules["http-response"],
-                   http_after_response=rules["http-after-response"],
-                   rules_filename=cfg.filename,
-                   base_dir=os.path.dirname(os.path.abspath(cfg.filename)), **options)
+        found = section_options(cfg, section)
+        found.update(options)
+        return cls(app, engines=engines, rules_filename=cfg.filename,
+                   base_dir=os.path.dirname(os.path.abspath(cfg.filename)), **found)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -36,19 +36,14 @@ from ..config.rule_actions import (
 )
 from ..errors import SpoeError
 from ..rules.wsgisource import WSGISamples
+from .handler import silent_drop
+from .headers import HttpResponse, delete_request_headers, hook_reply, set_request_header
 from .rewrite import (
     capture,
     replace_request_headers,
     rewrite_request_line,
     set_client_address,
     wait_for_body,
-)
-from .support import (
-    HttpResponse,
-    delete_request_headers,
-    hook_reply,
-    set_request_header,
-    silent_drop,
 )
 
 __all__ = ["Reply", "RuleRunner", "error_page"]
