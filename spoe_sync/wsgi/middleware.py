@@ -27,7 +27,7 @@ from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_re
 from .fromcfg import section_options
 from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
-from .rules import Reply, RuleRunner
+from .rules import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
@@ -107,7 +107,9 @@ class SpoeMiddleware:
     :param buffer_response: bytes of the response body to read before ``on-http-response``
         and the response rules (for ``res.body``); by default :data:`DEFAULT_BUFSIZE` when a
         response rule or message uses ``res.body*``, else responses stream untouched.
-    :param stats_path: serve the engines' counters in Prometheus text format at this path.
+    :param stats_path: serve the engines' counters in Prometheus text format at this path
+        (starting with ``/``), in place of the app: the request events and rules run first,
+        so ``http-request deny if { path /spoe-stats } !{ src 10.0.0.0/8 }`` protects it.
     :param tarpit_timeout: seconds ``tarpit`` holds a request (HAProxy's ``timeout tarpit``).
     :param unique_id_format: a log-format for each request's ``unique-id`` (HAProxy's
         ``unique-id-format``, e.g. ``"%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid"`` or
@@ -128,6 +130,10 @@ class SpoeMiddleware:
                  unique_id_format: str | None = None, unique_id_header: str | None = None,
                  rules_filename: str | None = None, base_dir: str | None = None) -> None:
         self.app = app
+        if stats_path is not None and (not isinstance(stats_path, str)
+                                       or not stats_path.startswith("/")):
+            # PATH_INFO always starts with "/": any other path could never match
+            raise ConfigError(f"stats_path must be a path starting with '/', not {stats_path!r}")
         if buffer_body is not None and (isinstance(buffer_body, bool) or not isinstance(
                 buffer_body, int) or buffer_body < 0):
             raise ConfigError(f"buffer_body must be a number of bytes >= 0 or None, not "
@@ -147,7 +153,7 @@ class SpoeMiddleware:
         self._specs = loaded
         groups = {cfg.engine_id: tuple(cfg.groups) for _, cfg in loaded}
         registry = AclRegistry()
-        for line in acls:
+        for line in [acls] if isinstance(acls, str) else acls:
             lineno = None
             if isinstance(line, str):
                 name, *words = tokenize(line)
@@ -159,10 +165,13 @@ class SpoeMiddleware:
             except SpoeError as exc:
                 raise ConfigError(f"acl '{name}' : {exc}", rules_filename, lineno) from None
         kw = dict(acls=registry, engines=groups, filename=rules_filename, base_dir=base_dir)
-        self.http_request = parse_rules(http_request, "http-request", **kw)  # type: ignore[arg-type]
-        self.http_response = parse_rules(http_response, "http-response", **kw)  # type: ignore[arg-type]
-        self.http_after_response = parse_rules(http_after_response, "http-after-response",
-                                               **kw)  # type: ignore[arg-type]
+        self.http_request = parse_rules(_rule_lines(http_request, "http-request"),
+                                        "http-request", **kw)  # type: ignore[arg-type]
+        self.http_response = parse_rules(_rule_lines(http_response, "http-response"),
+                                         "http-response", **kw)  # type: ignore[arg-type]
+        self.http_after_response = parse_rules(
+            _rule_lines(http_after_response, "http-after-response"), "http-after-response",
+            **kw)  # type: ignore[arg-type]
         self.buffer_body = buffer_body
         configs = [cfg for _, cfg in loaded]
         waits = [r.action for r in self.http_response if isinstance(r.action, WaitForBody)]
@@ -179,9 +188,12 @@ class SpoeMiddleware:
                 "always be empty (HAProxy: option http-buffer-request)"), stacklevel=2)
         self.unique_id_format = _unique_id_format(unique_id_format)
         self.unique_id_header = unique_id_header
-        self._request_plan = rule_plan(self.http_request)
-        self._response_plan = rule_plan(self.http_response)
-        self._after_plan = rule_plan(self.http_after_response)
+        self._request_plan = labelled_plan(rule_plan(self.http_request), self.http_request,
+                                           "http_request")
+        self._response_plan = labelled_plan(rule_plan(self.http_response), self.http_response,
+                                            "http_response")
+        self._after_plan = labelled_plan(rule_plan(self.http_after_response),
+                                         self.http_after_response, "http_after_response")
         self.buffer_response = buffer_response
         self.tarpit_timeout = tarpit_timeout
         self.stats_path = stats_path
@@ -237,19 +249,43 @@ class SpoeMiddleware:
 
     # ------------------------------------------------------------------ request
 
+    def _stats_app(self, environ: dict[str, Any],
+                   start_response: StartResponse) -> Iterable[bytes]:
+        """The stats endpoint, run where the app would run: after the request events and
+        rules, so that ``http-request deny if { path /spoe-stats } ...`` protects it."""
+        ctype, body = self.stats.render()
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        if self.stats_path is not None and environ.get("PATH_INFO") == self.stats_path:
-            ctype, body = self.stats.render()
-            start_response("200 OK", [("Content-Type", ctype),
-                                      ("Content-Length", str(len(body)))])
-            return [body]
         rt = self._get_runtime()
         tx = _Transaction(self, rt, environ)
         reply = tx.request()
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
+
+
+_RULE_KEYWORDS = ("http-request", "http-response", "http-after-response", "tcp-request",
+                  "tcp-response")
+
+
+def _rule_lines(lines: Any, ruleset: str) -> list[Any]:
+    """The rules given for ``ruleset``: a single string is one rule (iterating it would make
+    one rule per character), and a text line must not repeat a rule-set keyword."""
+    items = [lines] if isinstance(lines, str) else list(lines)
+    param = ruleset.replace("-", "_")
+    for i, line in enumerate(items):
+        if not isinstance(line, str):
+            continue
+        first, _, rest = line.strip().partition(" ")
+        if first in _RULE_KEYWORDS:
+            where = "" if first == ruleset else f" (and it belongs in {first.replace('-', '_')})"
+            raise ConfigError(f"{param}[{i}] '{line.strip()}': drop the leading '{first}' "
+                              f"keyword{where}: {param} rules are written without it, as in "
+                              f"{param}=[\"{rest.strip()}\"]")
+    return items
 
 
 def _unique_id_format(text: str | None) -> LogFormat | None:
@@ -394,11 +430,14 @@ class _Transaction(RuleRunner):
 
     def run_app(self, start_response: StartResponse) -> Iterable[bytes]:
         rt, mw = self.rt, self.mw
+        app = mw.app
+        if mw.stats_path is not None and self.environ.get("PATH_INFO") == mw.stats_path:
+            app = mw._stats_app
         if rt.server_plan:
             self._events(rt.server_plan)
         if not (rt.response_events or mw._response_plan or mw._after_plan
                 or mw.buffer_response is not None):
-            return mw.app(self.environ, start_response)  # nothing to do on the response
+            return app(self.environ, start_response)  # nothing to do on the response
         captured: list[Any] = []
         pending: list[bytes] = []
 
@@ -409,7 +448,7 @@ class _Transaction(RuleRunner):
             captured[:] = [status, list(headers), exc_info]
             return pending.append
 
-        result = mw.app(self.environ, capture)
+        result = app(self.environ, capture)
         chunks = iter(result)
         head: list[bytes] = []
         try:
