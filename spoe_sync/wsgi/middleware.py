@@ -27,6 +27,7 @@ from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_re
 from .fromcfg import section_options
 from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
+from .hubcheck import check_same_hub, current_hub
 from .rules import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
@@ -76,6 +77,7 @@ class _Runtime:
         self.events = {ev: [e for e in self.engines if ev in e.events]
                        for ev in _REQUEST_EVENTS + _RESPONSE_EVENTS + ("on-server-session",)}
         self.pid = os.getpid()
+        self.hub: Any = None
         self.response_events = any(self.events[ev] for ev in _RESPONSE_EVENTS)
         #: (engine, event) in firing order, HAProxy's: event by event, engines in order
         self.request_plan = tuple((e, ev) for ev in _REQUEST_EVENTS for e in self.events[ev])
@@ -231,13 +233,18 @@ class SpoeMiddleware:
     @property
     def engines(self) -> list[Engine]:
         """This process's engines (built on first use)."""
-        return self._get_runtime().engines
+        rt = self._runtime  # reading them (metrics) from another thread is fine
+        return rt.engines if rt is not None else self._get_runtime().engines
 
     def _get_runtime(self) -> _Runtime:
         # os.register_at_fork clears it in a child; no getpid() per request (a syscall)
         rt = self._runtime
         if rt is None:
+            hub = current_hub()  # refuses a plain thread of a threaded server
             rt = self._runtime = _Runtime(self._specs)
+            rt.hub = hub
+        else:
+            check_same_hub(rt.hub)  # one thread-local lookup
         return rt
 
     def close(self, timeout: float | None = 5.0) -> None:
