@@ -67,6 +67,11 @@ An agent that is down never blocks a request beyond ``timeout processing``: the 
 from __future__ import annotations
 
 from .handler import SpoeWSGIHandler, listener
+from .hubcheck import NotUnderGevent
+from .lifecycle import close_all, worker_exit
 from .middleware import RESULTS_KEY, VARS_KEY, EngineSpec, SpoeMiddleware
+from .stats import child_exit
 
-__all__ = ["RESULTS_KEY", "VARS_KEY", "EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
+__all__ = ["RESULTS_KEY", "VARS_KEY", "EngineSpec", "NotUnderGevent", "SpoeMiddleware",
+           "SpoeWSGIHandler", "child_exit", "close_all", "listener",
+           "worker_exit"]

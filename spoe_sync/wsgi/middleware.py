@@ -28,6 +28,7 @@ from .fromcfg import section_options
 from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
+from .lifecycle import track
 from .rules import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
@@ -203,6 +204,7 @@ class SpoeMiddleware:
         self.stats = SpoeStats(lambda: self._runtime.engines if self._runtime else [])
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(ref))
+        track(self)  # closed at process exit: agents see HAPROXY-DISCONNECT
 
     @classmethod
     def from_haproxy_cfg(cls, app: Callable[..., Iterable[bytes]],
