@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from loguru import logger
 
 from ..config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
 from ..config.haproxy_cfg import load_haproxy_cfg
@@ -18,9 +15,9 @@ from ..config.lexer import tokenize
 from ..config.proxy_rules import WaitForBody, parse_rules
 from ..config.rule_actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
-from ..engine.vars import Vars
+from ..engine.transaction import Transaction
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
-from ..rules import AclRegistry, EvalContext, ResponseInfo
+from ..rules import AclRegistry, ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
 from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
@@ -202,6 +199,7 @@ class SpoeMiddleware:
         self.stats_path = stats_path
         self._runtime: _Runtime | None = None
         self.stats = SpoeStats(lambda: self._runtime.engines if self._runtime else [])
+        self._observer = self._observe if stats_path is not None else None
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(ref))
         track(self)  # closed at process exit: agents see HAPROXY-DISCONNECT
@@ -257,6 +255,10 @@ class SpoeMiddleware:
                 engine.close(timeout)
 
     # ------------------------------------------------------------------ request
+
+    def _observe(self, engine: Engine, kind: str, name: str, result: Any,
+                 seconds: float) -> None:
+        self.stats.observe(engine.config.engine_id, kind, name, int(result.status), seconds)
 
     def _stats_app(self, environ: dict[str, Any],
                    start_response: StartResponse) -> Iterable[bytes]:
@@ -328,10 +330,10 @@ def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
 
 
 class _Transaction(RuleRunner):
-    """One request through the engines and rules."""
+    """One request through the engines (a :class:`~spoe_sync.engine.transaction.Transaction`)
+    and the rules."""
 
-    __slots__ = ("ctx", "environ", "mw", "results", "rt", "samples", "session", "streams",
-                 "vars")
+    __slots__ = ("ctx", "environ", "mw", "rt", "samples", "spoe", "vars")
     mw: SpoeMiddleware
     rt: _Runtime
 
@@ -341,23 +343,13 @@ class _Transaction(RuleRunner):
         session = conn.session
         if session is None and rt.engines:
             session = conn.session = rt.engines[0].new_session()
-        self.session = session
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
         self.samples = samples = WSGISamples(environ)
-        self.results: list[Any] = []
-        environ[RESULTS_KEY] = self.results
-        if rt.engines:
-            engine = rt.engines[0]
-            first = engine.new_stream(samples, session)
-            self.vars = first.vars
-            self.streams: dict[str, Any] = {engine.config.engine_id: first}
-        else:
-            self.vars = Vars()
-            self.streams = {}
-        environ[VARS_KEY] = self.vars
-        # The first stream's fetch context is the transaction's (same samples, same variables).
-        self.ctx = first._ctx if rt.engines else EvalContext(samples, self.vars)
+        self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
+        environ[RESULTS_KEY] = spoe.results
+        self.vars = environ[VARS_KEY] = spoe.vars
+        self.ctx = spoe.ctx
         if mw.unique_id_format is not None:
             self._unique_id(mw.unique_id_format)
 
@@ -370,43 +362,16 @@ class _Transaction(RuleRunner):
             set_request_header(env, self.mw.unique_id_header, uid)
             self._set_samples(WSGISamples(env))
 
-    def _stream(self, engine: Engine) -> Any:
-        stream = self.streams.get(engine.config.engine_id)
-        if stream is None:
-            # every engine of the transaction shares its variables, as HAProxy's filters do
-            stream = engine.new_stream(self.samples, vars=self.vars)
-            self.streams[engine.config.engine_id] = stream
-        return stream
-
     def _set_samples(self, samples: WSGISamples) -> None:
         uid = self.environ.get(UNIQUE_ID_KEY)
         if uid is not None:
             samples.unique_id = uid
         self.samples = samples
-        self.ctx = EvalContext(samples, self.vars)
-        for stream in self.streams.values():
-            stream.samples = samples
-
-    def _process(self, engine: Engine, kind: str, name: str) -> None:
-        stream = self._stream(engine)
-        stats = self.mw.stats_path is not None
-        start = time.monotonic() if stats else 0.0
-        try:
-            if kind == "event":
-                result = engine.process_event(stream, name)
-            else:
-                result = engine.send_group(stream, name)
-        except SpoeError as exc:  # EngineClosed while shutting down: fail open
-            logger.warning(f"SPOE: [{engine.name}] {kind} {name}: {exc}")
-            return
-        self.results.append(result)
-        if stats and not result.skipped:  # nobody reads it otherwise
-            self.mw.stats.observe(engine.config.engine_id, kind, name, int(result.status),
-                                  time.monotonic() - start)
+        self.spoe.set_samples(samples)
+        self.ctx = self.spoe.ctx
 
     def _events(self, plan: Sequence[tuple[Engine, str]]) -> None:
-        for engine, event in plan:
-            self._process(engine, "event", event)
+        self.spoe.events(plan)
 
     # -- rules
 

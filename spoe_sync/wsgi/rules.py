@@ -87,12 +87,10 @@ class RuleRunner:
     ctx: Any
     environ: dict[str, Any]
     mw: Any
-    rt: Any
     samples: Any
+    #: the request's :class:`~spoe_sync.engine.transaction.Transaction` (its SPOE filters)
+    spoe: Any
     vars: Any
-
-    def _process(self, engine: Any, kind: str, name: str) -> None:
-        raise NotImplementedError
 
     def _set_samples(self, samples: WSGISamples) -> None:
         raise NotImplementedError
@@ -109,7 +107,7 @@ class RuleRunner:
             if cond is not None and not cond.evaluate(self.ctx):
                 continue
             if code == OP_GROUP:
-                self._process(self.rt.by_id[action.engine], "group", action.group)
+                self.spoe.group(action.engine, action.group)
             elif code == OP_VAR:
                 try:
                     action.apply(self.ctx, self.vars)
