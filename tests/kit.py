@@ -66,6 +66,6 @@ def read_until_eof(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> b
                 break
             chunks.append(data)
             total += len(data)
-    except (ConnectionResetError, _stdsocket.timeout):
+    except (TimeoutError, ConnectionResetError):
         pass
     return b"".join(chunks)
