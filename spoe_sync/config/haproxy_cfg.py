@@ -18,19 +18,20 @@ Everything else is skipped: this is not a haproxy.cfg validator.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SpoeError
+from ..rules import AclRegistry
 from .backends import BALANCE_ALGORITHMS, Backend, Server
 from .lexer import LexError, split_lines, tokenize
 from .loader import load_config, read_source
 from .model import SpoeConfig
 from .syntax import parse_time_ms
 
-__all__ = ["HaproxyConfig", "ProxySection", "RuleLine", "SpoeFilter", "load_haproxy_cfg",
-           "parse_haproxy_cfg"]
+__all__ = ["AclSource", "HaproxyConfig", "ProxySection", "RuleLine", "SpoeFilter",
+           "build_acl_registry", "load_haproxy_cfg", "parse_haproxy_cfg"]
 
 _PROXY_KINDS = ("frontend", "backend", "listen")
 _OTHER_SECTIONS = ("global", "defaults", "resolvers", "peers", "userlist", "ring", "program",
@@ -324,3 +325,55 @@ def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError],
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,
                           errors=tuple(errors))
     return HaproxyConfig(filename, sections, backends, tuple(filters), bufsize)
+
+
+#: one ``acl`` line: its text (``"[acl] <name> <criterion> [flags] [patterns]"``), a haproxy.cfg
+#: :class:`RuleLine`, or ``(name, words, lineno)``
+AclSource = Union[str, RuleLine, Sequence[Any]]
+
+
+def build_acl_registry(lines: Iterable[AclSource] | str, *, filename: str | None = None,
+                       base_dir: str | None = None,
+                       errors: list[ConfigError] | None = None) -> AclRegistry:
+    """The named ACLs of ``acl`` lines (several lines of one name are ORed, as in HAProxy):
+    the one builder of the WSGI middleware, the TCP proxy and ``spoe-sync check``.
+
+    :param lines: ``acl`` lines (a single string is one line).
+    :param errors: collect every bad line's :class:`ConfigError` here and go on (what a
+        checker wants); without it the first bad line raises, with all of them in ``.errors``.
+    :raises ConfigError: ``acl '<name>' : <problem>``, with the line's file and number.
+    """
+    registry = AclRegistry()
+    found: list[ConfigError] = []
+    for line in [lines] if isinstance(lines, str) else lines:
+        lineno: int | None = None
+        label = ""
+        try:
+            if isinstance(line, str):
+                label = line.strip()
+                words = tokenize(line)
+                if words[:1] == ["acl"]:
+                    words = words[1:]
+            elif isinstance(line, RuleLine):
+                words, lineno = list(line.words[1:]), line.lineno
+            else:
+                name, rest, lineno = line
+                words = [name, *rest]
+        except LexError as exc:
+            found.append(ConfigError(f"acl '{label}' : {exc.message}", filename, lineno))
+            continue
+        if len(words) < 2:
+            found.append(ConfigError(f"acl '{' '.join(words)}' : expects an ACL name and a "
+                                     "criterion", filename, lineno))
+            continue
+        try:
+            registry.add(words[0], words[1:], base_dir=base_dir, filename=filename,
+                         lineno=lineno)
+        except SpoeError as exc:
+            found.append(ConfigError(f"acl '{words[0]}' : {exc}", filename, lineno))
+    if errors is not None:
+        errors.extend(found)
+    elif found:
+        raise ConfigError(found[0].message, found[0].filename, found[0].lineno,
+                          errors=tuple(found))
+    return registry

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
-from ..config.haproxy_cfg import load_haproxy_cfg
-from ..config.lexer import tokenize
+from ..config.haproxy_cfg import build_acl_registry, load_haproxy_cfg
 from ..config.proxy_rules import WaitForBody, parse_rules
 from ..config.rule_actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
 from ..engine.transaction import Transaction
-from ..errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
-from ..rules import AclRegistry, ResponseInfo
+from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
+from ..rules import ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
 from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
@@ -152,18 +151,7 @@ class SpoeMiddleware:
             loaded.append((spec, cfg))
         self._specs = loaded
         groups = {cfg.engine_id: tuple(cfg.groups) for _, cfg in loaded}
-        registry = AclRegistry()
-        for line in [acls] if isinstance(acls, str) else acls:
-            lineno = None
-            if isinstance(line, str):
-                name, *words = tokenize(line)
-            else:  # (name, words, lineno) as read from a haproxy.cfg
-                name, words, lineno = line
-            try:
-                registry.add(name, words, base_dir=base_dir, filename=rules_filename,
-                             lineno=lineno)
-            except SpoeError as exc:
-                raise ConfigError(f"acl '{name}' : {exc}", rules_filename, lineno) from None
+        registry = build_acl_registry(acls, filename=rules_filename, base_dir=base_dir)
         kw = dict(acls=registry, engines=groups, filename=rules_filename, base_dir=base_dir)
         self.http_request = parse_rules(_rule_lines(http_request, "http-request"),
                                         "http-request", **kw)  # type: ignore[arg-type]
