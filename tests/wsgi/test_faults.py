@@ -9,28 +9,20 @@ import re
 import time
 
 import pytest
-from gevent import socket
 
 from spoe_sync.errors import ConfigError
 from spoe_sync.testing import FakeAgent
 from spoe_sync.wsgi import SpoeMiddleware
+from tests.kit import closed_address
 
 from .support import CONF, echo_app, example_handler, get, parse_echo, serve
-
-
-def _dead_address() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there any more
-    return f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("fail_closed", [pytest.param(False, id="fail-open"),
                                          pytest.param(True, id="fail-closed")])
 def test_agent_down(fail_closed):
     rules = ["deny deny_status 500 if { var(txn.test.error) -m int gt 0 }"] if fail_closed else []
-    mw = SpoeMiddleware(echo_app, CONF, "test", {"agents": [_dead_address()]},
+    mw = SpoeMiddleware(echo_app, CONF, "test", {"agents": [closed_address()]},
                         http_request=rules)
     try:
         with serve(mw) as port:

@@ -15,6 +15,7 @@ import gevent
 import pytest
 
 from spoe_sync.wsgi import listener
+from tests.kit import wait_until
 
 from .support import Client
 
@@ -65,9 +66,7 @@ class _Gunicorn:
 
 
 def _wait_disconnects(agent, n: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while len(agent.disconnects) < n and time.monotonic() < deadline:
-        gevent.sleep(0.05)
+    wait_until(lambda: len(agent.disconnects) >= n, timeout)
     return len(agent.disconnects)
 
 
@@ -113,10 +112,12 @@ def test_multiprocess_scrapes_aggregate_every_worker(agent, tmp_path):
     try:
         server.wait_ready()
         workers = set()
-        for _ in range(80):  # new connections until both workers have served (bounded)
+        deadline = time.monotonic() + 40
+        for _ in range(400):  # new connections until both workers have served (bounded)
             workers.add(server.get("/x").header("X-Worker"))
-            if len(workers) == 2:
+            if len(workers) == 2 or time.monotonic() > deadline:
                 break
+            gevent.sleep(0.02)  # lets the other worker's accept loop win one
         assert len(workers) == 2, workers
         scrapes = []
         for _ in range(8):
