@@ -356,9 +356,9 @@ def build_acl_registry(lines: Iterable[AclSource] | str, *, filename: str | None
                     words = words[1:]
             elif isinstance(line, RuleLine):
                 words, lineno = list(line.words[1:]), line.lineno
-            else:
-                name, rest, lineno = line
-                words = [name, *rest]
+            else:  # (name, words, lineno) as the WSGI middleware's callers pass them
+                name, rest, lineno = line  # type: ignore[str-unpack,assignment]
+                words = [str(name), *rest]
         except LexError as exc:
             found.append(ConfigError(f"acl '{label}' : {exc.message}", filename, lineno))
             continue

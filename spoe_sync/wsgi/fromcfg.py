@@ -65,9 +65,9 @@ def section_options(cfg: HaproxyConfig, section: ProxySection) -> dict[str, Any]
         options["buffer_body"] = cfg.bufsize
     for keyword, option in (("unique-id-format", "unique_id_format"),
                             ("unique-id-header", "unique_id_header")):
-        line = section.setting(keyword)
-        if line is not None and len(line.words) > 1:
-            options[option] = " ".join(line.words[1:])
+        setting = section.setting(keyword)
+        if setting is not None and len(setting.words) > 1:
+            options[option] = " ".join(setting.words[1:])
     _warn_not_honoured(cfg, section)
     return options
 

@@ -59,7 +59,7 @@ class SpoeStats:
 
             # the metrics live in the per-process files, not in a registry: the endpoint's
             # registry only reads the files back, aggregated
-            multiprocess.MultiProcessCollector(self.registry)
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
             metric_registry = None
             self._gauges = {a: Gauge(f"spoe_{a}", doc, _LABELS, registry=None,
                                      multiprocess_mode="livesum") for a, doc in _GAUGES.items()}
@@ -129,4 +129,4 @@ def child_exit(server: Any, worker: Any) -> None:
     if multiprocess_dir() is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
