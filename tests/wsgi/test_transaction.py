@@ -113,3 +113,25 @@ def test_no_engine_still_gives_variables():
     tx.event("on-frontend-http-request")
     tx.vars.set("txn.a", 1)
     assert tx.vars.get("txn.a") == 1 and tx.results == []
+
+
+def test_the_proxy_follows_the_same_policy_for_a_closed_engine():
+    # before: the proxy let EngineClosed out of send-spoe-group and aborted the connection
+    from spoe_sync.proxy import TCPProxy
+    from tests.kit import wait_until
+    from tests.proxy.proxykit import CONF, Upstream, exchange, running
+
+    with FakeAgent({"*": lambda m: []}) as agent, Upstream("echo") as up:
+        engine = make_engine(CONF.format(name="iprep", processing="1s"), "iprep", agent.address)
+        ended: list[dict] = []
+
+        def close_engine(samples, vars):
+            engine.close(timeout=0.5)  # the engine goes away mid-connection (a shutdown)
+
+        proxy = TCPProxy(("127.0.0.1", 0), up.address, engines=[engine], inspect_delay=1,
+                         tcp_request=[close_engine, "content send-spoe-group iprep grp"],
+                         on_connection=lambda s, v: ended.append(v.as_dict()))
+        with running(proxy):
+            assert exchange(proxy, b"ping") == b"ping"
+            assert wait_until(lambda: ended)
+    assert proxy.stats.aborted == 0
