@@ -44,7 +44,7 @@ def __getattr__(name: str) -> object:
     # SpoeWSGIHandler pulls in gevent.pywsgi: imported only when asked for, so that the TCP proxy
     # (which reads its samples from here) never loads the WSGI layer.
     if name == "SpoeWSGIHandler":
-        from .wsgi.support import SpoeWSGIHandler
+        from .wsgi.handler import SpoeWSGIHandler
 
         return SpoeWSGIHandler
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

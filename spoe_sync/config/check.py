@@ -23,10 +23,9 @@ import warnings
 from collections.abc import Mapping
 from typing import TextIO
 
-from ..errors import ConfigError, SpoeConfigWarning, SpoeError
-from ..rules import AclRegistry
+from ..errors import ConfigError, SpoeConfigWarning
 from .backends import Backend, check_backend
-from .haproxy_cfg import HaproxyConfig, ProxySection, RuleLine, load_haproxy_cfg
+from .haproxy_cfg import HaproxyConfig, ProxySection, RuleLine, build_acl_registry, load_haproxy_cfg
 from .loader import load_config
 from .model import MessageConfig, SpoeConfig
 from .proxy_rules import ACTIONS, parse_rules
@@ -326,20 +325,12 @@ def _check_rules(cfg: HaproxyConfig, proxy: ProxySection, out: _Report) -> bool:
     """The ``acl`` lines and the rule lines other than ``send-spoe-group`` of one proxy."""
     base_dir = os.path.dirname(os.path.abspath(cfg.filename))
     failed = False
-    acls = AclRegistry()
-    for line in proxy.acls:
-        where = f"[{cfg.filename}:{line.lineno}]"
-        if len(line.words) < 3:
-            out.error(f"{where} 'acl' : expects an ACL name and a criterion")
-            failed = True
-            continue
-        name = line.words[1]
-        try:
-            acls.add(name, list(line.words[2:]), base_dir=base_dir, filename=cfg.filename,
-                     lineno=line.lineno)
-        except SpoeError as exc:
-            out.error(f"{where} acl '{name}' : {exc}")
-            failed = True
+    found: list[ConfigError] = []
+    acls = build_acl_registry(proxy.acls, filename=cfg.filename, base_dir=base_dir,
+                              errors=found)
+    for exc in found:
+        out.error(str(exc))
+        failed = True
     rulesets: dict[str, list[RuleLine]] = {}
     for rule in proxy.rules:
         ruleset, action = _ruleset(rule.words)

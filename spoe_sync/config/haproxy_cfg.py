@@ -7,7 +7,10 @@
 * ``tune.bufsize`` of ``global`` (it bounds ``max-frame-size``);
 * the ``http-request``/``tcp-request``/``http-response``/``tcp-response``/
   ``http-after-response`` lines and the ``acl`` lines of every proxy, kept tokenized with
-  their line numbers.
+  their line numbers;
+* every other line of a ``frontend``/``listen``/``backend`` section, after those of the last
+  ``defaults`` section before it (what the proxy inherits), as ``settings``: the WSGI
+  middleware honours or warns about the ones that change what agents see.
 
 Everything else is skipped: this is not a haproxy.cfg validator.
 """
@@ -15,19 +18,20 @@ Everything else is skipped: this is not a haproxy.cfg validator.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SpoeError
+from ..rules import AclRegistry
 from .backends import BALANCE_ALGORITHMS, Backend, Server
 from .lexer import LexError, split_lines, tokenize
 from .loader import load_config, read_source
 from .model import SpoeConfig
 from .syntax import parse_time_ms
 
-__all__ = ["HaproxyConfig", "ProxySection", "RuleLine", "SpoeFilter", "load_haproxy_cfg",
-           "parse_haproxy_cfg"]
+__all__ = ["AclSource", "HaproxyConfig", "ProxySection", "RuleLine", "SpoeFilter",
+           "build_acl_registry", "load_haproxy_cfg", "parse_haproxy_cfg"]
 
 _PROXY_KINDS = ("frontend", "backend", "listen")
 _OTHER_SECTIONS = ("global", "defaults", "resolvers", "peers", "userlist", "ring", "program",
@@ -81,6 +85,7 @@ class _Defaults:
     timeout_connect: float | None = None
     timeout_server: float | None = None
     server_defaults: dict[str, object] = field(default_factory=dict)
+    settings: list[RuleLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,21 @@ class ProxySection:
     rules: tuple[RuleLine, ...]
     backend: Backend | None
     acls: tuple[RuleLine, ...] = ()
+    #: the section's other lines, the inherited ``defaults`` ones first (a later line of a
+    #: keyword overrides an earlier one, ``no option X`` included, as in HAProxy)
+    settings: tuple[RuleLine, ...] = ()
+
+    def setting(self, *keyword: str) -> RuleLine | None:
+        """The last line starting with ``keyword`` (its words), defaults included; ``None``
+        when there is none or when ``no <keyword>`` came last."""
+        n = len(keyword)
+        found: RuleLine | None = None
+        for line in self.settings:
+            if line.words[:n] == keyword:
+                found = line
+            elif line.words[0] == "no" and line.words[1:n + 1] == keyword:
+                found = None
+        return found
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,7 @@ class _Proxy:
         self.filters: list[SpoeFilter] = []
         self.rules: list[RuleLine] = []
         self.acls: list[RuleLine] = []
+        self.settings: list[RuleLine] = list(d.settings)
 
 
 def load_haproxy_cfg(path: str | os.PathLike[str]) -> HaproxyConfig:
@@ -204,7 +225,7 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
     elif kw == "default-server":
         p.server_defaults.update(_server_options(words[1:], lineno, err, {}))
     elif isinstance(p, _Defaults):
-        return
+        p.settings.append(RuleLine(tuple(words), lineno))
     elif kw == "option" and arg == "spop-check":
         p.spop_check = True
     elif kw == "server":
@@ -222,6 +243,8 @@ def _proxy_line(p: _Proxy | _Defaults, words: list[str], lineno: int, err: _Err,
         p.rules.append(RuleLine(tuple(words), lineno))
     elif kw == "acl":
         p.acls.append(RuleLine(tuple(words), lineno))
+    else:
+        p.settings.append(RuleLine(tuple(words), lineno))
 
 
 def _server_options(words: list[str], lineno: int, err: _Err,
@@ -295,9 +318,62 @@ def _finish(proxies: list[_Proxy], filename: str, errors: list[ConfigError],
             else:
                 backends[p.name] = backend
         sections[p.name] = ProxySection(p.kind, p.name, p.lineno, p.mode, tuple(p.filters),
-                                        tuple(p.rules), backend, tuple(p.acls))
+                                        tuple(p.rules), backend, tuple(p.acls),
+                                        tuple(p.settings))
         filters.extend(p.filters)
     if errors:
         raise ConfigError(errors[0].message, errors[0].filename, errors[0].lineno,
                           errors=tuple(errors))
     return HaproxyConfig(filename, sections, backends, tuple(filters), bufsize)
+
+
+#: one ``acl`` line: its text (``"[acl] <name> <criterion> [flags] [patterns]"``), a haproxy.cfg
+#: :class:`RuleLine`, or ``(name, words, lineno)``
+AclSource = Union[str, RuleLine, Sequence[Any]]
+
+
+def build_acl_registry(lines: Iterable[AclSource] | str, *, filename: str | None = None,
+                       base_dir: str | None = None,
+                       errors: list[ConfigError] | None = None) -> AclRegistry:
+    """The named ACLs of ``acl`` lines (several lines of one name are ORed, as in HAProxy):
+    the one builder of the WSGI middleware, the TCP proxy and ``spoe-sync check``.
+
+    :param lines: ``acl`` lines (a single string is one line).
+    :param errors: collect every bad line's :class:`ConfigError` here and go on (what a
+        checker wants); without it the first bad line raises, with all of them in ``.errors``.
+    :raises ConfigError: ``acl '<name>' : <problem>``, with the line's file and number.
+    """
+    registry = AclRegistry()
+    found: list[ConfigError] = []
+    for line in [lines] if isinstance(lines, str) else lines:
+        lineno: int | None = None
+        label = ""
+        try:
+            if isinstance(line, str):
+                label = line.strip()
+                words = tokenize(line)
+                if words[:1] == ["acl"]:
+                    words = words[1:]
+            elif isinstance(line, RuleLine):
+                words, lineno = list(line.words[1:]), line.lineno
+            else:  # (name, words, lineno) as the WSGI middleware's callers pass them
+                name, rest, lineno = line  # type: ignore[str-unpack,assignment]
+                words = [str(name), *rest]
+        except LexError as exc:
+            found.append(ConfigError(f"acl '{label}' : {exc.message}", filename, lineno))
+            continue
+        if len(words) < 2:
+            found.append(ConfigError(f"acl '{' '.join(words)}' : expects an ACL name and a "
+                                     "criterion", filename, lineno))
+            continue
+        try:
+            registry.add(words[0], words[1:], base_dir=base_dir, filename=filename,
+                         lineno=lineno)
+        except SpoeError as exc:
+            found.append(ConfigError(f"acl '{words[0]}' : {exc}", filename, lineno))
+    if errors is not None:
+        errors.extend(found)
+    elif found:
+        raise ConfigError(found[0].message, found[0].filename, found[0].lineno,
+                          errors=tuple(found))
+    return registry

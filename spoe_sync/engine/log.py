@@ -46,7 +46,19 @@ __all__ = [
 #: The name the application enables: ``logger.enable("spoe_sync")``.
 LOGGER_NAME = "spoe_sync"
 
-_logger.disable(LOGGER_NAME)
+
+
+def _configured_by_application(name: str) -> bool:
+    """The application already called ``logger.enable``/``disable`` for ``name`` (or a
+    parent of it) before importing spoe_sync: its choice must stand."""
+    # loguru keeps those calls as (prefix + ".", enabled) pairs; a private attribute, so a
+    # loguru without it falls back to the library default (off)
+    pairs = getattr(getattr(_logger, "_core", None), "activation_list", None) or ()
+    return any((name + ".").startswith(prefix) for prefix, _ in pairs)
+
+
+if not _configured_by_application(LOGGER_NAME):
+    _logger.disable(LOGGER_NAME)
 
 # syslog severity -> loguru level name (loguru has no notice, emerg, alert, crit)
 _LOGURU_LEVELS = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")

@@ -10,7 +10,7 @@ from typing import Any
 
 from gevent import socket
 
-from ..engine.vars import Session, Vars
+from ..engine.transaction import Transaction
 from ..rules.sources import TCPSamples
 
 __all__ = ["Conn", "ProxyStats", "close_quietly", "engine_id", "set_nodelay"]
@@ -54,23 +54,18 @@ class ProxyStats:
 class Conn:
     """One proxied client connection: its sockets, samples, session and one stream per engine."""
 
-    __slots__ = ("aborted", "client", "last_active", "samples", "session", "streams", "upstream",
+    __slots__ = ("aborted", "client", "last_active", "samples", "session", "spoe", "upstream",
                  "vars")
 
     def __init__(self, client: Any, samples: TCPSamples, engines: Sequence[Any]) -> None:
         self.client = client
         self.upstream: Any = None
         self.samples = samples
-        self.session = engines[0].new_session() if engines else Session()
-        self.streams = []
-        shared: Vars | None = None
-        for engine in engines:
-            # every engine of the connection shares one variable store, as HAProxy's filters
-            # of one stream do
-            stream = engine.new_stream(samples, self.session, kind="tcp", vars=shared)
-            shared = stream.vars
-            self.streams.append((engine, stream))
-        self.vars = shared if shared is not None else Vars(self.session)
+        # the SPOE filters of the connection's stream: engines in order, one session and one
+        # variable store, one failure policy (shared with the WSGI middleware)
+        self.spoe = Transaction(engines, samples, kind="tcp")
+        self.session = self.spoe.session
+        self.vars = self.spoe.vars
         self.aborted = False
         self.last_active = monotonic()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from ..config.lexer import LexError, tokenize
+from ..config.haproxy_cfg import build_acl_registry
 from ..config.proxy_rules import (
     Accept,
     Hook,
@@ -27,7 +27,7 @@ from ..config.proxy_rules import (
     parse_rules,
 )
 from ..engine.vars import Vars
-from ..errors import ConfigError, ExpressionError, VariableError
+from ..errors import VariableError
 from ..rules import AclRegistry, EvalContext
 from ..rules.sources import TCPSamples
 
@@ -118,18 +118,4 @@ def build_acls(lines: Iterable[str]) -> AclRegistry:
 
     :raises ConfigError: a bad line.
     """
-    registry = AclRegistry()
-    for line in lines:
-        try:
-            words = tokenize(line)
-        except LexError as exc:
-            raise ConfigError(f"acl '{line}' : {exc.message}") from None
-        if words[:1] == ["acl"]:
-            words = words[1:]
-        if len(words) < 2:
-            raise ConfigError(f"acl '{line}' : expects an ACL name and a criterion")
-        try:
-            registry.add(words[0], words[1:])
-        except ExpressionError as exc:
-            raise ConfigError(f"acl '{line}' : {exc}") from None
-    return registry
+    return build_acl_registry(lines)

@@ -56,7 +56,7 @@ from gevent.server import StreamServer
 from loguru import logger
 
 from ..engine.vars import Vars
-from ..errors import ConfigError, EngineClosed
+from ..errors import ConfigError
 from ..rules import AclRegistry
 from ..rules.sources import TCPSamples
 from .connection import Conn as _Conn
@@ -425,19 +425,11 @@ class TCPProxy(StreamServer):
                 to_upstream.kill(block=True, timeout=1.0)
 
     def _event(self, conn: _Conn, event: str) -> None:
-        # engines fire in declaration order; an agent-side failure is a status, never an error
-        for engine, stream in conn.streams:
-            try:
-                engine.process_event(stream, event)
-            except EngineClosed:  # closed under us (shutting down): fail open, as on errors
-                logger.debug("proxy: {} skipped, engine {} closed", event, _engine_id(engine))
+        # engines fire in declaration order; failures follow the Transaction's policy
+        conn.spoe.event(event)
 
     def _group_runner(self, conn: _Conn) -> Callable[[str, str], None]:
-        def send_group(engine_id: str, group: str) -> None:
-            for engine, stream in conn.streams:
-                if _engine_id(engine) == engine_id:
-                    engine.send_group(stream, group)
-        return send_group
+        return conn.spoe.group
 
     def _connect(self) -> Any:
         address = self.upstream_address

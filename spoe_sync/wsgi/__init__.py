@@ -54,9 +54,31 @@ mean nothing to a WSGI app (``set-log-level``, ``set-nice``, ``set-tos``, ``set-
 (:class:`~spoe_sync.errors.SpoeConfigWarning`) and skipped; ``lua.<name>`` is a
 :class:`~spoe_sync.errors.ConfigError` (pass a Python callable or ``Hook`` instead).
 ``stats_path="/spoe-stats"`` serves each engine's counters and a per-event/group latency
-histogram in Prometheus text format (per process: each gunicorn worker has its own).
+histogram in Prometheus text format, answered where the app would run: after the request events
+and ``http-request`` rules, so ``deny if { path /spoe-stats } !{ src 10.0.0.0/8 }`` protects it.
+Each gunicorn worker has its own engines: with ``PROMETHEUS_MULTIPROC_DIR`` set
+(prometheus-client's multiprocess mode) every scrape aggregates all workers.
 ``unique_id_format`` (HAProxy's ``unique-id-format``) gives each request a ``unique-id``,
 ``unique_id_header`` also hands it to the app as a request header.
+
+Rules are lists of lines without their keyword (``http_request=["deny if ..."]``; a single
+string is one rule; ``"http-request deny"`` is a ConfigError).  Each ``deny``, ``return``,
+``redirect``, ``tarpit``, ``reject``/``silent-drop`` and hook answer is logged at INFO on the
+``spoe_sync`` logger with the rule that fired (``[file:line]`` or ``http_request[i]``).
+:meth:`SpoeMiddleware.from_haproxy_cfg` honours ``option http-buffer-request``
+(``buffer_body`` = ``tune.bufsize``) and warns (SpoeConfigWarning) about each frontend or
+defaults setting that changes what agents see and that it does not honour.
+
+Run it under gevent (gevent.pywsgi, ``gunicorn -k gevent``): the engines live on the gevent hub
+of the thread that built them.  A threaded server (``flask run``, wsgiref or werkzeug in threads,
+``gunicorn -k gthread``) gets :class:`NotUnderGevent` at its first request instead of requests
+waiting out ``timeout processing``.  A test client called from the main thread works.
+
+Engines are closed when the process exits (agents see HAPROXY-DISCONNECT); under gunicorn,
+also use the hooks::
+
+    # gunicorn.conf.py
+    from spoe_sync.wsgi import child_exit, worker_exit  # noqa: F401
 
 Nothing connects at construction or import: engines are built in each process on its first
 request (gunicorn ``--preload`` forks after construction), and the library never monkey-patches.
@@ -66,7 +88,12 @@ An agent that is down never blocks a request beyond ``timeout processing``: the 
 
 from __future__ import annotations
 
+from .handler import SpoeWSGIHandler, listener
+from .hubcheck import NotUnderGevent
+from .lifecycle import close_all, worker_exit
 from .middleware import RESULTS_KEY, VARS_KEY, EngineSpec, SpoeMiddleware
-from .support import SpoeWSGIHandler, listener
+from .stats import child_exit
 
-__all__ = ["RESULTS_KEY", "VARS_KEY", "EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
+__all__ = ["RESULTS_KEY", "VARS_KEY", "EngineSpec", "NotUnderGevent", "SpoeMiddleware",
+           "SpoeWSGIHandler", "child_exit", "close_all", "listener",
+           "worker_exit"]

@@ -3,42 +3,30 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loguru import logger
-
 from ..config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
-from ..config.haproxy_cfg import load_haproxy_cfg
-from ..config.lexer import tokenize
+from ..config.haproxy_cfg import build_acl_registry, load_haproxy_cfg
 from ..config.proxy_rules import WaitForBody, parse_rules
 from ..config.rule_actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
-from ..engine.vars import Vars
-from ..errors import ConfigError, ExpressionError, SpoeConfigWarning, SpoeError
-from ..rules import AclRegistry, EvalContext, ResponseInfo
+from ..engine.transaction import Transaction
+from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
+from ..rules import ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
 from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
-from .rules import Reply, RuleRunner
-from .support import (
-    BODY_KEY,
-    Body,
-    HttpResponse,
-    SpoeStats,
-    SpoeWSGIHandler,
-    buffer_request_body,
-    buffer_response,
-    close_result,
-    connection_for,
-    listener,
-    section_acls,
-    section_option,
-    set_request_header,
-)
+from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
+from .fromcfg import section_options
+from .handler import SpoeWSGIHandler, connection_for, listener
+from .headers import HttpResponse, set_request_header
+from .hubcheck import check_same_hub, current_hub
+from .lifecycle import track
+from .rules import Reply, RuleRunner, labelled_plan
+from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
 
@@ -86,6 +74,7 @@ class _Runtime:
         self.events = {ev: [e for e in self.engines if ev in e.events]
                        for ev in _REQUEST_EVENTS + _RESPONSE_EVENTS + ("on-server-session",)}
         self.pid = os.getpid()
+        self.hub: Any = None
         self.response_events = any(self.events[ev] for ev in _RESPONSE_EVENTS)
         #: (engine, event) in firing order, HAProxy's: event by event, engines in order
         self.request_plan = tuple((e, ev) for ev in _REQUEST_EVENTS for e in self.events[ev])
@@ -117,7 +106,9 @@ class SpoeMiddleware:
     :param buffer_response: bytes of the response body to read before ``on-http-response``
         and the response rules (for ``res.body``); by default :data:`DEFAULT_BUFSIZE` when a
         response rule or message uses ``res.body*``, else responses stream untouched.
-    :param stats_path: serve the engines' counters in Prometheus text format at this path.
+    :param stats_path: serve the engines' counters in Prometheus text format at this path
+        (starting with ``/``), in place of the app: the request events and rules run first,
+        so ``http-request deny if { path /spoe-stats } !{ src 10.0.0.0/8 }`` protects it.
     :param tarpit_timeout: seconds ``tarpit`` holds a request (HAProxy's ``timeout tarpit``).
     :param unique_id_format: a log-format for each request's ``unique-id`` (HAProxy's
         ``unique-id-format``, e.g. ``"%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid"`` or
@@ -138,6 +129,10 @@ class SpoeMiddleware:
                  unique_id_format: str | None = None, unique_id_header: str | None = None,
                  rules_filename: str | None = None, base_dir: str | None = None) -> None:
         self.app = app
+        if stats_path is not None and (not isinstance(stats_path, str)
+                                       or not stats_path.startswith("/")):
+            # PATH_INFO always starts with "/": any other path could never match
+            raise ConfigError(f"stats_path must be a path starting with '/', not {stats_path!r}")
         if buffer_body is not None and (isinstance(buffer_body, bool) or not isinstance(
                 buffer_body, int) or buffer_body < 0):
             raise ConfigError(f"buffer_body must be a number of bytes >= 0 or None, not "
@@ -156,23 +151,15 @@ class SpoeMiddleware:
             loaded.append((spec, cfg))
         self._specs = loaded
         groups = {cfg.engine_id: tuple(cfg.groups) for _, cfg in loaded}
-        registry = AclRegistry()
-        for line in acls:
-            lineno = None
-            if isinstance(line, str):
-                name, *words = tokenize(line)
-            else:  # (name, words, lineno) as read from a haproxy.cfg
-                name, words, lineno = line
-            try:
-                registry.add(name, words, base_dir=base_dir, filename=rules_filename,
-                             lineno=lineno)
-            except SpoeError as exc:
-                raise ConfigError(f"acl '{name}' : {exc}", rules_filename, lineno) from None
+        registry = build_acl_registry(acls, filename=rules_filename, base_dir=base_dir)
         kw = dict(acls=registry, engines=groups, filename=rules_filename, base_dir=base_dir)
-        self.http_request = parse_rules(http_request, "http-request", **kw)  # type: ignore[arg-type]
-        self.http_response = parse_rules(http_response, "http-response", **kw)  # type: ignore[arg-type]
-        self.http_after_response = parse_rules(http_after_response, "http-after-response",
-                                               **kw)  # type: ignore[arg-type]
+        self.http_request = parse_rules(_rule_lines(http_request, "http-request"),
+                                        "http-request", **kw)  # type: ignore[arg-type]
+        self.http_response = parse_rules(_rule_lines(http_response, "http-response"),
+                                         "http-response", **kw)  # type: ignore[arg-type]
+        self.http_after_response = parse_rules(
+            _rule_lines(http_after_response, "http-after-response"), "http-after-response",
+            **kw)  # type: ignore[arg-type]
         self.buffer_body = buffer_body
         configs = [cfg for _, cfg in loaded]
         waits = [r.action for r in self.http_response if isinstance(r.action, WaitForBody)]
@@ -189,68 +176,63 @@ class SpoeMiddleware:
                 "always be empty (HAProxy: option http-buffer-request)"), stacklevel=2)
         self.unique_id_format = _unique_id_format(unique_id_format)
         self.unique_id_header = unique_id_header
-        self._request_plan = rule_plan(self.http_request)
-        self._response_plan = rule_plan(self.http_response)
-        self._after_plan = rule_plan(self.http_after_response)
+        self._request_plan = labelled_plan(rule_plan(self.http_request), self.http_request,
+                                           "http_request")
+        self._response_plan = labelled_plan(rule_plan(self.http_response), self.http_response,
+                                            "http_response")
+        self._after_plan = labelled_plan(rule_plan(self.http_after_response),
+                                         self.http_after_response, "http_after_response")
         self.buffer_response = buffer_response
         self.tarpit_timeout = tarpit_timeout
         self.stats_path = stats_path
         self._runtime: _Runtime | None = None
         self.stats = SpoeStats(lambda: self._runtime.engines if self._runtime else [])
+        self._observer = self._observe if stats_path is not None else None
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(ref))
+        track(self)  # closed at process exit: agents see HAPROXY-DISCONNECT
 
     @classmethod
     def from_haproxy_cfg(cls, app: Callable[..., Iterable[bytes]],
                          path: str | os.PathLike[str], frontend: str,
                          **options: Any) -> SpoeMiddleware:
         """The ``filter spoe`` lines, agent backends, ``http-request``/``http-response``/
-        ``http-after-response`` rules, ``acl`` lines and ``unique-id-format``/
-        ``unique-id-header`` of one frontend (or listen) section of a haproxy.cfg (or its
-        ``defaults``)."""
+        ``http-after-response`` rules, ``acl`` lines, ``option http-buffer-request``
+        (``buffer_body`` = ``tune.bufsize``) and ``unique-id-format``/``unique-id-header`` of
+        one frontend (or listen) section of a haproxy.cfg (or its ``defaults``); ``options``
+        override them.
+
+        :warns SpoeConfigWarning: for each setting of the section that changes what agents
+            see and that the middleware does not honour (``tcp-request`` rules, ``option
+            forwardfor``, ``errorfile``, ...).
+        """
         cfg = load_haproxy_cfg(path)
         section = cfg.proxies.get(frontend)
-        if section is None:
+        if section is None or section.kind == "backend":
             raise ConfigError(f"no frontend or listen section named '{frontend}'", cfg.filename)
-        rules: dict[str, list[Any]] = {"http-request": [], "http-response": [],
-                                       "http-after-response": []}
-        for line in section.rules:
-            if line.words[0] in rules:
-                rules[line.words[0]].append(line)
-        for keyword, what in (("capture", "request header"), ("declare", "capture request")):
-            text = section_option(cfg.filename, section.name, keyword)
-            if text is not None and text.startswith(what):
-                # HAProxy numbers these slots with the http-request capture ones
-                warnings.warn(SpoeConfigWarning(
-                    f"[{cfg.filename}] '{keyword} {what}' lines are not read by spoe_sync: "
-                    "capture slots are those of 'http-request capture ... len' rules only, "
-                    "so capture.req.hdr(<n>) may name another slot than in HAProxy"),
-                    stacklevel=2)
         engines = [EngineSpec(f.path, f.engine, cfg) for f in section.filters]
-        options.setdefault("acls", section_acls(cfg.filename, section.name))
-        for keyword, option in (("unique-id-format", "unique_id_format"),
-                                ("unique-id-header", "unique_id_header")):
-            value = section_option(cfg.filename, section.name, keyword)
-            if value is not None:
-                options.setdefault(option, value)
-        return cls(app, engines=engines, http_request=rules["http-request"],
-                   http_response=rules["http-response"],
-                   http_after_response=rules["http-after-response"],
-                   rules_filename=cfg.filename,
-                   base_dir=os.path.dirname(os.path.abspath(cfg.filename)), **options)
+        found = section_options(cfg, section)
+        found.update(options)
+        return cls(app, engines=engines, rules_filename=cfg.filename,
+                   base_dir=os.path.dirname(os.path.abspath(cfg.filename)), **found)
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def engines(self) -> list[Engine]:
         """This process's engines (built on first use)."""
-        return self._get_runtime().engines
+        rt = self._runtime  # reading them (metrics) from another thread is fine
+        return rt.engines if rt is not None else self._get_runtime().engines
 
     def _get_runtime(self) -> _Runtime:
         # os.register_at_fork clears it in a child; no getpid() per request (a syscall)
         rt = self._runtime
         if rt is None:
+            hub = current_hub()  # refuses a plain thread of a threaded server
             rt = self._runtime = _Runtime(self._specs)
+            rt.hub = hub
+        else:
+            check_same_hub(rt.hub)  # one thread-local lookup
         return rt
 
     def close(self, timeout: float | None = 5.0) -> None:
@@ -262,19 +244,47 @@ class SpoeMiddleware:
 
     # ------------------------------------------------------------------ request
 
+    def _observe(self, engine: Engine, kind: str, name: str, result: Any,
+                 seconds: float) -> None:
+        self.stats.observe(engine.config.engine_id, kind, name, int(result.status), seconds)
+
+    def _stats_app(self, environ: dict[str, Any],
+                   start_response: StartResponse) -> Iterable[bytes]:
+        """The stats endpoint, run where the app would run: after the request events and
+        rules, so that ``http-request deny if { path /spoe-stats } ...`` protects it."""
+        ctype, body = self.stats.render()
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        if self.stats_path is not None and environ.get("PATH_INFO") == self.stats_path:
-            ctype, body = self.stats.render()
-            start_response("200 OK", [("Content-Type", ctype),
-                                      ("Content-Length", str(len(body)))])
-            return [body]
         rt = self._get_runtime()
         tx = _Transaction(self, rt, environ)
         reply = tx.request()
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
+
+
+_RULE_KEYWORDS = ("http-request", "http-response", "http-after-response", "tcp-request",
+                  "tcp-response")
+
+
+def _rule_lines(lines: Any, ruleset: str) -> list[Any]:
+    """The rules given for ``ruleset``: a single string is one rule (iterating it would make
+    one rule per character), and a text line must not repeat a rule-set keyword."""
+    items = [lines] if isinstance(lines, str) else list(lines)
+    param = ruleset.replace("-", "_")
+    for i, line in enumerate(items):
+        if not isinstance(line, str):
+            continue
+        first, _, rest = line.strip().partition(" ")
+        if first in _RULE_KEYWORDS:
+            where = "" if first == ruleset else f" (and it belongs in {first.replace('-', '_')})"
+            raise ConfigError(f"{param}[{i}] '{line.strip()}': drop the leading '{first}' "
+                              f"keyword{where}: {param} rules are written without it, as in "
+                              f"{param}=[\"{rest.strip()}\"]")
+    return items
 
 
 def _unique_id_format(text: str | None) -> LogFormat | None:
@@ -308,10 +318,10 @@ def _forget(ref: weakref.ref[SpoeMiddleware]) -> None:
 
 
 class _Transaction(RuleRunner):
-    """One request through the engines and rules."""
+    """One request through the engines (a :class:`~spoe_sync.engine.transaction.Transaction`)
+    and the rules."""
 
-    __slots__ = ("ctx", "environ", "mw", "results", "rt", "samples", "session", "streams",
-                 "vars")
+    __slots__ = ("ctx", "environ", "mw", "rt", "samples", "spoe", "vars")
     mw: SpoeMiddleware
     rt: _Runtime
 
@@ -321,23 +331,13 @@ class _Transaction(RuleRunner):
         session = conn.session
         if session is None and rt.engines:
             session = conn.session = rt.engines[0].new_session()
-        self.session = session
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
         self.samples = samples = WSGISamples(environ)
-        self.results: list[Any] = []
-        environ[RESULTS_KEY] = self.results
-        if rt.engines:
-            engine = rt.engines[0]
-            first = engine.new_stream(samples, session)
-            self.vars = first.vars
-            self.streams: dict[str, Any] = {engine.config.engine_id: first}
-        else:
-            self.vars = Vars()
-            self.streams = {}
-        environ[VARS_KEY] = self.vars
-        # The first stream's fetch context is the transaction's (same samples, same variables).
-        self.ctx = first._ctx if rt.engines else EvalContext(samples, self.vars)
+        self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
+        environ[RESULTS_KEY] = spoe.results
+        self.vars = environ[VARS_KEY] = spoe.vars
+        self.ctx = spoe.ctx
         if mw.unique_id_format is not None:
             self._unique_id(mw.unique_id_format)
 
@@ -350,43 +350,16 @@ class _Transaction(RuleRunner):
             set_request_header(env, self.mw.unique_id_header, uid)
             self._set_samples(WSGISamples(env))
 
-    def _stream(self, engine: Engine) -> Any:
-        stream = self.streams.get(engine.config.engine_id)
-        if stream is None:
-            # every engine of the transaction shares its variables, as HAProxy's filters do
-            stream = engine.new_stream(self.samples, vars=self.vars)
-            self.streams[engine.config.engine_id] = stream
-        return stream
-
     def _set_samples(self, samples: WSGISamples) -> None:
         uid = self.environ.get(UNIQUE_ID_KEY)
         if uid is not None:
             samples.unique_id = uid
         self.samples = samples
-        self.ctx = EvalContext(samples, self.vars)
-        for stream in self.streams.values():
-            stream.samples = samples
-
-    def _process(self, engine: Engine, kind: str, name: str) -> None:
-        stream = self._stream(engine)
-        stats = self.mw.stats_path is not None
-        start = time.monotonic() if stats else 0.0
-        try:
-            if kind == "event":
-                result = engine.process_event(stream, name)
-            else:
-                result = engine.send_group(stream, name)
-        except SpoeError as exc:  # EngineClosed while shutting down: fail open
-            logger.warning(f"SPOE: [{engine.name}] {kind} {name}: {exc}")
-            return
-        self.results.append(result)
-        if stats and not result.skipped:  # nobody reads it otherwise
-            self.mw.stats.observe(engine.config.engine_id, kind, name, int(result.status),
-                                  time.monotonic() - start)
+        self.spoe.set_samples(samples)
+        self.ctx = self.spoe.ctx
 
     def _events(self, plan: Sequence[tuple[Engine, str]]) -> None:
-        for engine, event in plan:
-            self._process(engine, "event", event)
+        self.spoe.events(plan)
 
     # -- rules
 
@@ -419,11 +392,14 @@ class _Transaction(RuleRunner):
 
     def run_app(self, start_response: StartResponse) -> Iterable[bytes]:
         rt, mw = self.rt, self.mw
+        app = mw.app
+        if mw.stats_path is not None and self.environ.get("PATH_INFO") == mw.stats_path:
+            app = mw._stats_app
         if rt.server_plan:
             self._events(rt.server_plan)
         if not (rt.response_events or mw._response_plan or mw._after_plan
                 or mw.buffer_response is not None):
-            return mw.app(self.environ, start_response)  # nothing to do on the response
+            return app(self.environ, start_response)  # nothing to do on the response
         captured: list[Any] = []
         pending: list[bytes] = []
 
@@ -434,7 +410,7 @@ class _Transaction(RuleRunner):
             captured[:] = [status, list(headers), exc_info]
             return pending.append
 
-        result = mw.app(self.environ, capture)
+        result = app(self.environ, capture)
         chunks = iter(result)
         head: list[bytes] = []
         try:

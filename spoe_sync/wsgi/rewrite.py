@@ -22,7 +22,9 @@ from ..config.rule_actions import Capture, ReplaceHeader, SetStartLine
 from ..rules.casts import cast, to_bytes, to_text
 from ..rules.fetches.capture import CAPTURES_KEY
 from ..rules.wsgisource import BODY_KEY, RAW_HEADERS_KEY, RAW_URI_KEY
-from .support import buffer_request_body, client_socket, environ_key, set_request_header
+from .body import buffer_request_body
+from .handler import client_socket
+from .headers import environ_key, set_request_header
 
 __all__ = ["CAPTURES_KEY", "capture", "replace_request_headers", "rewrite_request_line",
            "set_client_address", "wait_for_body"]

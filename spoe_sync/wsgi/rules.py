@@ -8,6 +8,7 @@ the app see the new request, as HAProxy's later rules and backend do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gevent
@@ -36,6 +37,8 @@ from ..config.rule_actions import (
 )
 from ..errors import SpoeError
 from ..rules.wsgisource import WSGISamples
+from .handler import silent_drop
+from .headers import HttpResponse, delete_request_headers, hook_reply, set_request_header
 from .rewrite import (
     capture,
     replace_request_headers,
@@ -43,17 +46,31 @@ from .rewrite import (
     set_client_address,
     wait_for_body,
 )
-from .support import (
-    HttpResponse,
-    delete_request_headers,
-    hook_reply,
-    set_request_header,
-    silent_drop,
-)
 
-__all__ = ["Reply", "RuleRunner", "error_page"]
+__all__ = ["LabelledPlan", "Reply", "RuleRunner", "error_page", "labelled_plan"]
 
 Reply = tuple[int, str, list[tuple[str, str]], bytes]
+#: ``(condition, code, action, label)`` per rule: the label names the rule in logs
+LabelledPlan = tuple[tuple[Any, int, Any, str], ...]
+
+
+def labelled_plan(plan: RulePlan, rules: Sequence[Any], param: str) -> LabelledPlan:
+    """``plan`` with each rule's name for the logs: ``[file:line] text`` for a haproxy.cfg
+    line, ``http_request[2] 'text'`` for the third rule given to the middleware."""
+    out = []
+    for i, (step, rule) in enumerate(zip(plan, rules)):
+        if rule.lineno is not None:
+            label = f"[{rule.filename}:{rule.lineno}] '{rule.text}'"
+        else:
+            label = f"{param}[{i}] '{rule.text}'"
+        out.append((*step, label))
+    return tuple(out)
+
+
+def _fired(label: str, what: str) -> None:
+    # what a deny/return/redirect/reject did and which rule did it: INFO on the spoe_sync
+    # logger (off until the application enables it), so that a blocked request can be traced
+    logger.info(f"SPOE: {label} {what}")
 
 
 def error_page(status: int) -> Reply:
@@ -70,12 +87,10 @@ class RuleRunner:
     ctx: Any
     environ: dict[str, Any]
     mw: Any
-    rt: Any
     samples: Any
+    #: the request's :class:`~spoe_sync.engine.transaction.Transaction` (its SPOE filters)
+    spoe: Any
     vars: Any
-
-    def _process(self, engine: Any, kind: str, name: str) -> None:
-        raise NotImplementedError
 
     def _set_samples(self, samples: WSGISamples) -> None:
         raise NotImplementedError
@@ -83,15 +98,16 @@ class RuleRunner:
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         raise NotImplementedError
 
-    def _rules(self, plan: RulePlan, resp: HttpResponse | None, final: bool) -> Reply | None:
+    def _rules(self, plan: LabelledPlan, resp: HttpResponse | None,
+               final: bool) -> Reply | None:
         """Run one rule set: ``resp`` is None for ``http-request``; ``final`` for
         ``http-after-response`` (the response is already chosen: no reply, no redirect)."""
         env = self.environ
-        for cond, code, action in plan:
+        for cond, code, action, label in plan:
             if cond is not None and not cond.evaluate(self.ctx):
                 continue
             if code == OP_GROUP:
-                self._process(self.rt.by_id[action.engine], "group", action.group)
+                self.spoe.group(action.engine, action.group)
             elif code == OP_VAR:
                 try:
                     action.apply(self.ctx, self.vars)
@@ -121,22 +137,29 @@ class RuleRunner:
                 resp.reason = action.reason or reason_phrase(action.status)
                 self._response_samples(resp)
             elif code == OP_REPLY and not final:
-                return action.reply.render(self.ctx)  # type: ignore[no-any-return]
+                reply = action.reply.render(self.ctx)
+                _fired(label, f"answered {reply[0]}")
+                return reply  # type: ignore[no-any-return]
             elif code == OP_TARPIT:
+                _fired(label, f"holds the request {self.mw.tarpit_timeout}s (tarpit)")
                 gevent.sleep(self.mw.tarpit_timeout)
                 return action.reply.render(self.ctx)  # type: ignore[no-any-return]
             elif code == OP_REDIRECT and not final:
                 reply = self._redirect(action)
                 if reply is not None:
+                    _fired(label, f"redirected ({reply[0]})")
                     return reply
             elif code == OP_DROP:
+                _fired(label, "closed the connection without a response")
                 raise silent_drop(env)
             elif code == OP_ALLOW:
                 break
             elif code == OP_HOOK:
                 out = action.fn(env) if resp is None else action.fn(env, resp)
                 if out is not None and not final:
-                    return hook_reply(out)
+                    reply = hook_reply(out)
+                    _fired(label, f"answered {reply[0]}")
+                    return reply
             elif code >= OP_REWRITE:
                 reply = self._rewrite(code, action, resp)
                 if reply is not None:

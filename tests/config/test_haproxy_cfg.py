@@ -106,3 +106,47 @@ def test_load_filters(tmp_path):
     ((flt, config),) = load_haproxy_cfg(tmp_path / "haproxy.cfg").load_filters()
     assert (flt.proxy, config.engine_id, config.agent.max_frame_size) == ("li", "e1", 30000)
     assert list(config.events) == ["on-frontend-http-request"]  # a listen proxy is a frontend too
+
+
+# ---------------------------------------------------------------- one ACL registry builder
+
+def test_acl_builder_reads_every_form_and_ors_one_name():
+    from spoe_sync.config.haproxy_cfg import RuleLine, build_acl_registry
+
+    registry = build_acl_registry(["acl a path /x", "a path /y",
+                                   RuleLine(("acl", "b", "path", "/z"), 4),
+                                   ("c", ["path", "/w"], 9)])
+    assert [registry.get(n) is not None for n in ("a", "b", "c")] == [True, True, True]
+    assert len(registry.get("a")._exprs) == 2  # two lines of one name are ORed
+
+
+@pytest.mark.parametrize("line,message", [
+    ("bad 'unterminated", "acl 'bad 'unterminated' : "),
+    ("lonely", "acl 'lonely' : expects an ACL name and a criterion"),
+    ("bad hdr(x) -m nosuch a", "acl 'bad' : "),
+    ("b@d path /x", "acl 'b@d' : invalid character '@'"),
+])
+def test_every_user_of_acls_refuses_a_bad_line_with_one_wording(line, message):
+    # before: the middleware let a lexer error or a one-word line escape as a crash, the proxy
+    # let non-expression errors escape, and spoe-sync check had its own wording
+    from spoe_sync.config.haproxy_cfg import build_acl_registry
+    from spoe_sync.errors import ConfigError
+    from spoe_sync.proxy import build_acls
+    from spoe_sync.wsgi import SpoeMiddleware
+
+    for build in (build_acl_registry, build_acls,
+                  lambda lines: SpoeMiddleware(lambda e, s: [], acls=lines)):
+        with pytest.raises(ConfigError) as err:
+            build([line])
+        assert message in str(err.value), (build, str(err.value))
+
+
+def test_the_acl_builder_can_collect_every_error():
+    from spoe_sync.config.haproxy_cfg import RuleLine, build_acl_registry
+
+    errors: list = []
+    registry = build_acl_registry([RuleLine(("acl", "x"), 3), RuleLine(("acl", "ok", "path", "/"), 4),
+                                   RuleLine(("acl", "y", "nosuch_fetch"), 5)],
+                                  filename="h.cfg", errors=errors)
+    assert [(e.filename, e.lineno) for e in errors] == [("h.cfg", 3), ("h.cfg", 5)]
+    assert registry.get("ok") is not None

@@ -16,6 +16,7 @@ import pytest
 
 from spoe_sync.errors import ExpressionError
 from spoe_sync.rules import EvalContext, StaticSamples, parse_logformat
+from tests.kit import read_until_eof
 
 
 class _Vars(dict):
@@ -127,12 +128,7 @@ def test_same_as_haproxy(tmp_path):
                 s.settimeout(5)
                 s.connect(str(sock_path))
                 s.sendall(f"GET /{i} HTTP/1.0\r\n\r\n".encode())
-                data = b""
-                for _ in range(1000):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_until_eof(s, timeout=5)
             body = data.split(b"\r\n\r\n", 1)[1]
             assert body == parse_logformat(fmt).render_bytes(EvalContext(SAMPLES, VARS)), fmt
     finally:

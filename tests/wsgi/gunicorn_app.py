@@ -18,7 +18,13 @@ def _app(environ, start_response):
     return echo_app(environ, start)
 
 
+def _worker(environ, response):
+    # which worker answered, generated responses and the stats endpoint included
+    response.headers.append(("X-Worker", str(os.getpid())))
+
+
 application = SpoeMiddleware(
     _app, CONF, "test", {"agents": [os.environ["SPOE_TEST_AGENT"]]},
     http_request=["deny deny_status 403 if { var(txn.test.action) -m str deny }"],
-    http_after_response=["set-header x-action %[var(txn.test.action)]"])
+    http_after_response=["set-header x-action %[var(txn.test.action)]", _worker],
+    stats_path="/spoe-stats")

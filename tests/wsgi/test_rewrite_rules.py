@@ -15,6 +15,7 @@ from gevent import socket
 from spoe_sync.protocol import Message, SetVar, VarScope
 from spoe_sync.testing import FakeAgent
 from spoe_sync.wsgi import SpoeMiddleware
+from tests.kit import read_until_eof
 
 from .support import get, serve
 
@@ -86,12 +87,7 @@ def raw_request(port: int, raw: bytes, timeout: float = 5.0) -> tuple[int, dict[
     """One raw request (``Connection: close``): status, headers, body."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(raw)
-        data = b""
-        for _ in range(1000):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_eof(s, timeout=timeout)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {n.strip().lower(): v.strip() for n, _, v in (ln.partition(":") for ln in lines[1:])}

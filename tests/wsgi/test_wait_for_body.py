@@ -12,6 +12,7 @@ import pytest
 from gevent import socket
 
 from spoe_sync.errors import SpoeConfigWarning
+from tests.kit import read_until_eof
 
 from .support import Client, get, parse_echo, serve
 
@@ -75,21 +76,11 @@ def _partial(port: int, sent: bytes, length: int, close: bool = True) -> socket.
     return s
 
 
-def _read_all(s: socket.socket) -> bytes:
-    data = b""
-    for _ in range(1000):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def test_body_late_is_answered_408(make_mw):
     with serve(make_mw(http_request=["wait-for-body time 300ms", GROUP])) as port:
         start = time.monotonic()
         with _partial(port, b"abc", 10, close=False) as s:
-            data = _read_all(s)  # the 408 says "connection: close": the server closes
+            data = read_until_eof(s)  # the 408 says "connection: close": the server closes
         elapsed = time.monotonic() - start
         # the server still works afterwards
         assert parse_echo(get(port, "/").body)["txn.test.body_len"] == "0"
@@ -104,7 +95,7 @@ def test_at_least_reached_goes_on_without_the_rest(make_mw):
             start = time.monotonic()
             time.sleep(0.2)  # the rules run now; the app then waits for the rest
             s.sendall(b"ghij")
-            data = _read_all(s)
+            data = read_until_eof(s)
         elapsed = time.monotonic() - start
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
@@ -128,7 +119,6 @@ def test_http_response_wait_for_body_buffers_the_response(make_mw):
 def test_a_broken_body_under_wait_for_body_prints_no_traceback(make_mw, capfd, tail):
     """A malformed chunk or a client gone mid-body ends that request as gevent.pywsgi
     ends it (a 400, or a closed connection): no greenlet traceback on stderr."""
-    import gevent
 
     with serve(make_mw(http_request=["wait-for-body time 1s", GROUP])) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
@@ -136,13 +126,7 @@ def test_a_broken_body_under_wait_for_body_prints_no_traceback(make_mw, capfd, t
                          b"\r\n" + tail)
             if tail.endswith(b"hel"):
                 sock.shutdown(socket.SHUT_WR)  # no more body: the read fails mid-chunk
-            data = b""
-            with gevent.Timeout(3, False):
-                for _ in range(20):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = read_until_eof(sock, timeout=3)
         assert data == b"" or data.startswith(b"HTTP/1.1 400"), data
         assert get(port, "/").status == 200  # the server still serves
     err = capfd.readouterr().err

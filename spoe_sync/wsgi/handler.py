@@ -1,0 +1,187 @@
+"""The connection side of :mod:`spoe_sync.wsgi`: :class:`SpoeWSGIHandler` (gevent.pywsgi),
+the TCP_NODELAY :func:`listener`, what lives as long as a client connection (:class:`Connection`)
+and ``silent-drop`` on the client socket.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _stdsocket
+import struct
+import weakref
+from typing import Any
+
+from gevent import pywsgi, socket
+from gevent.pywsgi import WSGIHandler
+
+from ..engine.vars import Session
+from ..rules.sources import to_address
+from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
+
+__all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
+           "connection_for", "listener", "silent_drop"]
+
+CONNECTION_KEY = "spoe_sync.connection"
+SOCKET_KEY = "spoe_sync.socket"
+#: the largest first body chunk sent in one send() with the response head
+_COALESCE_MAX = 16384
+_HOLD = object()
+# gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
+_NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
+
+
+class Connection:
+    """What lives as long as a client connection: its ``sess.*`` variables and its local
+    address (read once)."""
+
+    __slots__ = ("__weakref__", "local", "session")
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.local: Any = None
+
+
+class SpoeWSGIHandler(WSGIHandler):
+    """gevent.pywsgi handler for :class:`~spoe_sync.wsgi.SpoeMiddleware` (and for
+    :class:`~spoe_sync.samples.WSGISamples` on its own).
+
+    gevent builds one handler per client connection and runs every keep-alive request of it,
+    so the handler owns the connection's :class:`Connection` (``sess.*`` variables).  Its
+    environ also carries the raw header list in arrival order, the raw request-target, the
+    local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
+    (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
+    with less work: the response head and a first body chunk of up to 16 KiB in one send, and
+    no access-log line formatted when the server has no log (``log=None``)::
+
+        WSGIServer(listener(("127.0.0.1", 8080)), application, handler_class=SpoeWSGIHandler)
+    """
+
+    _spoe_connection: Connection | None = None
+    #: the response head held back to go out with the first body chunk (see _sendall)
+    _spoe_head: Any = None
+
+    def _write_with_headers(self, data: bytes) -> None:
+        # gevent sends the head and the first body chunk in two send() calls: one syscall
+        # and one TCP segment more per response, and a Nagle stall without TCP_NODELAY.
+        # A small first chunk goes out with the head instead (same bytes on the wire).
+        if not data or len(data) > _COALESCE_MAX:
+            super()._write_with_headers(data)  # type: ignore[misc]  # gevent private API
+            return
+        self._spoe_head = _HOLD
+        try:
+            super()._write_with_headers(data)  # type: ignore[misc]
+        finally:
+            # a non-empty chunk always reaches _sendall: nothing is left held here
+            self._spoe_head = None
+
+    def _sendall(self, data: Any) -> None:
+        head = self._spoe_head
+        if head is not None:
+            if head is _HOLD:  # the head: held until the chunk comes
+                self._spoe_head = data
+                return
+            self._spoe_head = None
+            head += data
+            data = head
+        super()._sendall(data)  # type: ignore[misc]
+
+    def log_request(self) -> None:
+        # gevent formats the access-log line (datetime.now(), strftime...) even for a server
+        # without a log (log=None): skip the formatting when it would be thrown away.
+        if not isinstance(self.server.log, _NO_LOG):
+            super().log_request()
+
+    def get_environ(self) -> dict[str, Any]:
+        env = super().get_environ()
+        conn = self._spoe_connection
+        if conn is None:
+            # the first request of the connection: the local address (a getsockname()
+            # syscall) once per connection
+            conn = self._spoe_connection = Connection()
+            local = handler_environ(self).get(LOCAL_ADDR_KEY)
+            parsed = to_address(local)
+            conn.local = parsed if parsed is not None else local
+        raw = getattr(self.headers, "_headers", None)
+        if isinstance(raw, list):
+            env[RAW_HEADERS_KEY] = raw  # (name, value) text pairs; rule edits copy it
+        if isinstance(self.path, str):
+            env[RAW_URI_KEY] = self.path
+        if conn.local is not None:
+            env[LOCAL_ADDR_KEY] = conn.local
+        env[CONNECTION_KEY] = conn
+        env[SOCKET_KEY] = self.socket
+        return env
+
+
+_BY_SOCKET: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
+
+
+def client_socket(environ: dict[str, Any]) -> Any:
+    """The client socket when the server exposes it (SpoeWSGIHandler, gunicorn)."""
+    for key in (SOCKET_KEY, "gunicorn.socket", "gunicorn.sock"):
+        sock = environ.get(key)
+        if sock is not None and hasattr(sock, "fileno"):
+            return sock
+    return None
+
+
+def connection_for(environ: dict[str, Any]) -> Connection:
+    """The client connection of a request; a fresh one per request when the server does
+    not expose it (``sess.*`` then lasts one request)."""
+    conn = environ.get(CONNECTION_KEY)
+    if isinstance(conn, Connection):
+        return conn
+    sock = client_socket(environ)
+    if sock is not None:
+        try:
+            conn = _BY_SOCKET.get(sock)
+            if conn is None:
+                conn = _BY_SOCKET[sock] = Connection()
+            return conn
+        except TypeError:  # not weak-referenceable
+            pass
+    return Connection()
+
+
+def listener(address: tuple[str, int], backlog: int = 1024) -> socket.socket:
+    """A listening gevent socket with TCP_NODELAY (inherited by accepted sockets on Linux).
+
+    Without it gevent.pywsgi runs about 8x slower on keep-alive connections: it sends the
+    headers and the body in two writes, and Nagle's algorithm holds the second one until the
+    client's delayed ACK (~40 ms).
+    """
+    family = _stdsocket.AF_INET6 if ":" in address[0] else _stdsocket.AF_INET
+    sock = socket.socket(family, _stdsocket.SOCK_STREAM)
+    sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+    sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+    sock.bind(address)
+    sock.listen(backlog)
+    return sock
+
+
+def silent_drop(environ: dict[str, Any]) -> OSError:
+    """Close the client connection at once, without a response, and return the error to
+    raise so that the server stops the request (gevent.pywsgi and gunicorn ignore EPIPE).
+
+    HAProxy makes the connection vanish without telling the client; from user space the
+    closest is an abortive close (SO_LINGER 0: an RST, no FIN, no response bytes) with the
+    IP TTL lowered to 1 so the RST dies at the first router.  When the server does not expose
+    the socket, the error alone ends the request (most servers then close the connection).
+    """
+    sock = client_socket(environ)
+    if sock is not None:
+        try:
+            if sock.family == _stdsocket.AF_INET:
+                sock.setsockopt(_stdsocket.IPPROTO_IP, _stdsocket.IP_TTL, 1)
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(_stdsocket.SHUT_RD)
+        except OSError:
+            pass
+        try:
+            sock.close()
+            raw = getattr(sock, "_sock", None)
+            if raw is not None:
+                raw.close()
+        except OSError:
+            pass
+    return OSError(errno.EPIPE, "SPOE silent-drop")

@@ -1,0 +1,71 @@
+"""The test kit: one of each helper the test suites kept rewriting (engines on a FakeAgent,
+free and closed loopback ports, bounded polling, reading a socket until EOF)."""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+
+from spoe_sync.config import load_config
+from spoe_sync.engine.engine import Engine
+
+__all__ = ["closed_address", "free_port", "make_engine", "read_until_eof", "wait_until"]
+
+
+def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "agents",
+                **options: Any) -> Engine:
+    """An :class:`Engine` for the SPOE ``conf`` text (its ``[scope]``) whose ``backend`` is
+    the agent at ``address``; config warnings silenced, a short reconnect backoff."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = load_config(conf, scope)
+    options.setdefault("backoff", (0.05, 0.2))
+    return Engine(config, backends={backend: [address]}, **options)
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (bound then released: use it at once)."""
+    with _stdsocket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def closed_address() -> str:
+    """``127.0.0.1:PORT`` where nothing listens (connections are refused)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
+               interval: float = 0.01) -> bool:
+    """Poll ``predicate`` (cooperatively) until it holds or ``timeout`` seconds passed: a
+    loaded machine needs margins, never a fixed sleep.  Returns its last value as a bool."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        gevent.sleep(interval)
+    return bool(predicate())
+
+
+def read_until_eof(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:
+    """Everything ``sock`` receives until EOF (a reset counts as EOF), bounded in size and
+    time."""
+    chunks: list[bytes] = []
+    total = 0
+    deadline = time.monotonic() + timeout
+    sock.settimeout(timeout)
+    try:
+        while total < limit and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+            total += len(data)
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return b"".join(chunks)
