@@ -96,6 +96,7 @@ SPOE_CONF = """\
 spoe-agent modsecurity-agent
     messages check-request
     option var-prefix modsec
+    option set-on-error error
     timeout hello 2s
     timeout idle 30s
     timeout processing 5s
@@ -121,6 +122,7 @@ frontend www
     option http-buffer-request
     filter spoe engine modsecurity config spoe-modsecurity.conf
     http-request deny deny_status 403 if {{ var(txn.modsec.code) -m int gt 0 }}
+    http-request deny deny_status 500 if {{ var(txn.modsec.error) -m int gt 0 }}
     default_backend app
 backend app
     server app1 127.0.0.1:{app_port}
@@ -133,51 +135,55 @@ backend spoe-modsecurity
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 FORM = "application/x-www-form-urlencoded"
 
-#: (case, method, target, extra headers, body, blocked by the CRS at paranoia level 1)
-CORPUS: list[tuple[str, str, str, list[tuple[str, str]], bytes, bool]] = [
-    ("sqli-query", "GET", "/products?id=1%27%20OR%20%271%27%3D%271", [], b"", True),
+#: (case, method, target, extra headers, body, the status: 403 when the CRS at paranoia level 1
+#: blocks, 200 when the request passes)
+CORPUS: list[tuple[str, str, str, list[tuple[str, str]], bytes, int]] = [
+    ("sqli-query", "GET", "/products?id=1%27%20OR%20%271%27%3D%271", [], b"", 403),
     ("sqli-union", "GET", "/search?q=1%20UNION%20SELECT%20username,password%20FROM%20users--",
-     [], b"", True),
+     [], b"", 403),
     ("sqli-form", "POST", "/login", [("Content-Type", FORM)],
-     b"user=admin%27%20OR%201%3D1--&pass=x", True),
+     b"user=admin%27%20OR%201%3D1--&pass=x", 403),
     ("sqli-json", "POST", "/api/login", [("Content-Type", "application/json")],
-     b'{"user": "admin\' OR 1=1--", "pass": "x"}', True),
-    ("xss-query", "GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", [], b"", True),
+     b'{"user": "admin\' OR 1=1--", "pass": "x"}', 403),
+    ("xss-query", "GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", [], b"", 403),
     ("xss-form", "POST", "/comment", [("Content-Type", FORM)],
-     b"comment=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E", True),
+     b"comment=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E", 403),
     ("xss-xml", "POST", "/api/comment", [("Content-Type", "application/xml")],
-     b"<c><t>&lt;script&gt;alert(document.cookie)&lt;/script&gt;</t></c>", True),
-    ("lfi-query", "GET", "/download?file=../../../../etc/passwd", [], b"", True),
+     b"<c><t>&lt;script&gt;alert(document.cookie)&lt;/script&gt;</t></c>", 403),
+    ("lfi-query", "GET", "/download?file=../../../../etc/passwd", [], b"", 403),
     ("lfi-form", "POST", "/download", [("Content-Type", FORM)], b"file=../../../../etc/passwd",
-     True),
-    ("rce-query", "GET", "/ping?host=127.0.0.1%3Bcat%20/etc/passwd", [], b"", True),
+     403),
+    ("rce-query", "GET", "/ping?host=127.0.0.1%3Bcat%20/etc/passwd", [], b"", 403),
     ("rce-form", "POST", "/ping", [("Content-Type", FORM)], b"host=127.0.0.1%3B%20cat%20/etc/passwd",
-     True),
+     403),
     ("php-wrapper", "GET", "/index.php?page=php://filter/convert.base64-encode/resource=index",
-     [], b"", True),
+     [], b"", 403),
     ("php-form", "POST", "/eval", [("Content-Type", FORM)],
-     b"code=%3C%3Fphp%20system(%24_GET%5B%27c%27%5D)%3B%20%3F%3E", True),
+     b"code=%3C%3Fphp%20system(%24_GET%5B%27c%27%5D)%3B%20%3F%3E", 403),
     ("shellshock", "GET", "/cgi-bin/status",
-     [("X-Debug", "() { :; }; /bin/bash -c 'cat /etc/passwd'")], b"", True),
+     [("X-Debug", "() { :; }; /bin/bash -c 'cat /etc/passwd'")], b"", 403),
     ("scanner-ua", "GET", "/", [("User-Agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")], b"",
-     True),
+     403),
     ("java-form", "POST", "/upload", [("Content-Type", FORM)],
-     b"data=java.lang.Runtime.getRuntime().exec(%22id%22)", True),
-    ("benign-root", "GET", "/", [], b"", False),
-    ("benign-query", "GET", "/index.html?lang=en&page=2&sort=price", [], b"", False),
-    ("benign-path", "GET", "/api/v1/users/42/orders", [], b"", False),
-    ("benign-cookie", "GET", "/account", [("Cookie", "session=abc123; theme=dark")], b"", False),
+     b"data=java.lang.Runtime.getRuntime().exec(%22id%22)", 403),
+    ("benign-root", "GET", "/", [], b"", 200),
+    ("benign-query", "GET", "/index.html?lang=en&page=2&sort=price", [], b"", 200),
+    ("benign-path", "GET", "/api/v1/users/42/orders", [], b"", 200),
+    ("benign-cookie", "GET", "/account", [("Cookie", "session=abc123; theme=dark")], b"", 200),
     ("benign-form", "POST", "/comment", [("Content-Type", FORM)],
-     b"name=alice&comment=hello+world%2C+nice+post", False),
+     b"name=alice&comment=hello+world%2C+nice+post", 200),
     ("benign-json", "POST", "/api/orders", [("Content-Type", "application/json")],
-     b'{"name": "alice", "items": [1, 2, 3], "note": "deliver after 5pm"}', False),
+     b'{"name": "alice", "items": [1, 2, 3], "note": "deliver after 5pm"}', 200),
     ("benign-xml", "POST", "/api/orders", [("Content-Type", "application/xml")],
-     b"<order><id>42</id><item>book</item></order>", False),
+     b"<order><id>42</id><item>book</item></order>", 200),
     # the CRS's policy (920420): text/plain is not an allowed request content type
     ("policy-content-type", "POST", "/notes", [("Content-Type", "text/plain")],
-     b"Meeting notes: ship the release on Friday.", True),
+     b"Meeting notes: ship the release on Friday.", 403),
     ("benign-large-form", "POST", "/survey", [("Content-Type", FORM)],
-     b"&".join(b"q%d=answer+number+%d" % (i, i) for i in range(200)), False),
+     b"&".join(b"q%d=answer+number+%d" % (i, i) for i in range(200)), 200),
+    # a body past the buffer: the agent sees its first bytes, as many as HAProxy's buffer holds
+    ("body-past-buffer", "POST", "/upload", [("Content-Type", FORM)], b"data=" + b"x" * 20000,
+     200),
 ]
 
 
@@ -222,7 +228,7 @@ def _run_middleware(tmp_path: Path, agent_port: int) -> dict[str, int]:
     server.start()
     try:
         statuses = {}
-        for case, method, target, extra, body, _blocked in CORPUS:
+        for case, method, target, extra, body, _expected in CORPUS:
             with gsocket.create_connection(("127.0.0.1", server.server_port), timeout=10) as s:
                 statuses[case] = _status(exchange(s, raw_request(case, method, target, extra,
                                                                  body), 10))
@@ -237,14 +243,19 @@ def test_the_crs_blocks_attacks_and_passes_benign_requests_through_the_middlewar
     agent_port, record = waf
     record.write_text("")
     statuses = _run_middleware(tmp_path, agent_port)
-    expected = {case: 403 if blocked else 200 for case, *_, blocked in CORPUS}
+    expected = {case: status for case, *_, status in CORPUS}
     assert statuses == expected
     seen = _records(record)
     assert sorted(seen) == sorted(expected), "every request reached the agent once"
     # option http-buffer-request: the agent saw each body whole
-    for case, _method, _target, _extra, body, _blocked in CORPUS:
+    for case, _method, _target, _extra, body, _status in CORPUS:
         sent = seen[case]["req.body"]
-        assert base64.b64decode(sent["b64"]) if isinstance(sent, dict) else sent == body, case
+        sent = base64.b64decode(sent["b64"]) if isinstance(sent, dict) else (sent or b"")
+        assert seen[case]["req.body_size"] == len(body), case
+        if len(body) < 15000:
+            assert sent == body, case
+        else:  # tune.bufsize (16384) less HAProxy's reserve and the request's head
+            assert 8192 < len(sent) < 16384 and body.startswith(sent), case
 
 
 def _haproxy_bin() -> str:
@@ -271,7 +282,7 @@ def test_haproxy_and_the_middleware_decide_alike_and_send_the_same_arguments(
             haproxy_bin, haproxy_cfg(port, backend.port, agent_port), tmp_path / "haproxy",
             files={"spoe-modsecurity.conf": SPOE_CONF}, ready_port=port):
         theirs = {}
-        for case, method, target, extra, body, _blocked in CORPUS:
+        for case, method, target, extra, body, _expected in CORPUS:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                 s.sendall(raw_request(case, method, target, extra, body))
                 data = b""
@@ -279,6 +290,8 @@ def test_haproxy_and_the_middleware_decide_alike_and_send_the_same_arguments(
                     data += chunk
             theirs[case] = _status(data)
     their_args = _records(record)
-    # RawResponder answers 404 to every path it does not know: "passed" is "not 403" there
-    assert {c: s == 403 for c, s in ours.items()} == {c: s == 403 for c, s in theirs.items()}
+    # RawResponder answers 404 to every path it does not know: "passed" is "neither 403 nor 500"
+    # (500: the fail-closed rule, when the check itself fails)
+    assert ({c: s if s in (403, 500) else 200 for c, s in ours.items()}
+            == {c: s if s in (403, 500) else 200 for c, s in theirs.items()})
     assert our_args == their_args

@@ -90,7 +90,9 @@ def main() -> None:
     modsec = ModSecurity()
     modsec.set_log_callback(lambda _line: None)  # the verdict is what matters, not the log
     rules = load_rules()
-    agent = SpoeForge(name="modsecurity")
+    # spoe-forge offers 4 KiB frames by default: too small for request bodies, so take HAProxy's
+    # default (tune.bufsize - 4); a larger NOTIFY fails with status 3 (too big) on both engines.
+    agent = SpoeForge(name="modsecurity", max_frame_size=16380)
 
     @agent.message("check-request")
     def check(ctx):  # type: ignore[no-untyped-def]
