@@ -24,7 +24,8 @@ out at ``INFO``.  Records carry ``extra`` keys ``spoe_agent``, ``spoe_kind``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGGER_NAME",
     "LogCounters",
+    "ServerNotices",
     "SpoeLog",
     "debug",
     "format_spoe_line",
@@ -61,6 +63,60 @@ def internal_error(where: str, exc: BaseException) -> None:
     """A bug caught before it could hang a stream: an error record with the
     traceback (the stream itself only sees a status)."""
     _logger.opt(exception=exc).error(f"spoe_sync internal error in {where}: {exc!r}")
+
+
+#: Seconds during which a server's next outage is not reported again (it is
+#: counted, and the next report says how many there were).
+NOTICE_INTERVAL = 10.0
+
+
+class ServerNotices:
+    """Warn once when an agent server becomes unreachable, once when it
+    recovers: the library's own records (logger ``spoe_sync``, level WARNING,
+    ``extra`` keys ``spoe_agent`` and ``spoe_server``), whatever the agent's
+    SPOE ``log`` lines say.  Without them an unreachable agent was silent, every
+    event failing with a status nobody read.
+
+    A server that flaps is not reported at every change: an outage that begins
+    less than ``interval`` seconds after the last reported one is only
+    counted (its recovery too), and the next report says how many were.
+    """
+
+    def __init__(self, agent: str, interval: float = NOTICE_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.agent = agent
+        self.interval = interval
+        self._clock = clock
+        self._reported_at: dict[str, float] = {}
+        self._down: set[str] = set()
+        self._unreported: dict[str, int] = {}
+
+    def report(self, kind: str, server: str, address: str, reason: str) -> bool:
+        """``kind`` is ``"unreachable"`` or ``"recovered"``; True when a record went out."""
+        if kind == "recovered":
+            if server not in self._down:
+                return False  # its outage was not reported (or was already over)
+            self._down.discard(server)
+            self._emit(server, f"SPOE agent '{self.agent}': server {server} ({address}) "
+                               "answers again")
+            return True
+        now = self._clock()
+        last = self._reported_at.get(server)
+        if last is not None and now - last < self.interval:
+            self._unreported[server] = self._unreported.get(server, 0) + 1
+            return False
+        self._reported_at[server] = now
+        self._down.add(server)
+        more = self._unreported.pop(server, 0)
+        again = f" ({more} more outage{'s' if more > 1 else ''} since the last report)" \
+            if more else ""
+        self._emit(server, f"SPOE agent '{self.agent}': server {server} ({address}) is "
+                           f"unreachable: {reason}; its frames fail at once while it backs "
+                           f"off{again}")
+        return True
+
+    def _emit(self, server: str, message: str) -> None:
+        _logger.bind(spoe_agent=self.agent, spoe_server=server).warning(message)
 
 
 class _PoolCounters(Protocol):

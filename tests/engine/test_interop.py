@@ -163,7 +163,7 @@ def test_engine_against_a_third_party_agent(agent: tuple[str, str], mode: str) -
         results = run_all([lambda src=src: one(src) for src in sources], timeout=15)
         assert results == [(0, str(src), 42) for src in sources]
         # (an applet still in its handshake has no mode yet)
-        modes = {a.mode for a in engine.pool._applets if a.mode is not None}
+        modes = {a.mode for a in engine.pool.state.links if a.mode is not None}
         assert modes == {NEGOTIATED[library, mode]}
         metrics = engine.metrics()
         assert (metrics.nb_processed, metrics.nb_errors) == (60, 0)
