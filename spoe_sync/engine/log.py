@@ -90,9 +90,14 @@ class ServerNotices:
         self._reported_at: dict[str, float] = {}
         self._down: set[str] = set()
         self._unreported: dict[str, int] = {}
+        #: the last change heard of, per server (a repeat is no change)
+        self._last: dict[str, str] = {}
 
     def report(self, kind: str, server: str, address: str, reason: str) -> bool:
         """``kind`` is ``"unreachable"`` or ``"recovered"``; True when a record went out."""
+        if self._last.get(server, "recovered") == kind:
+            return False
+        self._last[server] = kind
         if kind == "recovered":
             if server not in self._down:
                 return False  # its outage was not reported (or was already over)

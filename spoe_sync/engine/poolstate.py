@@ -189,11 +189,13 @@ class PoolState:
 
     @classmethod
     def for_servers(cls, settings: PoolSettings, addresses: Iterable[Any],
-                    backoff: tuple[float, float] = (0.05, 1.0), **options: Any) -> PoolState:
+                    backoff: tuple[float, float] = (0.05, 1.0), jitter: float = 0.1,
+                    **options: Any) -> PoolState:
         """A state over fresh :class:`ServerState` objects (``backoff`` = (base, cap))."""
         clock = options.get("clock", time.monotonic)
         base, cap = backoff
-        servers = [ServerState(a, Backoff(base=base, cap=cap, clock=clock)) for a in addresses]
+        servers = [ServerState(a, Backoff(base=base, cap=cap, jitter=jitter, clock=clock))
+                   for a in addresses]
         return cls(settings, servers, **options)
 
     # ------------------------------------------------------------------ slots
@@ -295,11 +297,12 @@ class PoolState:
                 if self.links and waits:
                     return opened, min(waits)
                 break
-            opened.append(self._open(server))
+            opened.append(self.open_link(server))
             demand -= guess
         return opened, None
 
-    def _open(self, server: ServerState) -> Link:
+    def open_link(self, server: ServerState) -> Link:
+        """Count a new link to ``server`` (the shell gives it an applet)."""
         self.conn_rate.add()
         self.connections_opened += 1
         server.connections += 1
