@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 from gevent.event import Event
@@ -27,7 +27,9 @@ from . import log
 from .poolstate import AppletState
 
 if TYPE_CHECKING:
-    from .applet import Applet
+    from ..protocol.connection import EngineConnection
+    from .poolstate import Link
+    from .settings import PoolSettings
     from .waiting import FrameRequest
 
 __all__ = ["AppletWriter"]
@@ -35,10 +37,25 @@ __all__ = ["AppletWriter"]
 _READY = AppletState.READY
 
 
+class _Applet(Protocol):
+    """What the writer uses of its :class:`~.applet.Applet` (described, not
+    imported: the applet imports the writer)."""
+
+    link: Link
+    conn: EngineConnection
+    settings: PoolSettings
+    sock: Any
+    last_activity: float
+    listener: Any
+
+    def end(self, status: int | None, error: str, *, failure: bool,
+            disconnect: bool = False) -> None: ...
+
+
 class AppletWriter:
     """The writer greenlet of one :class:`~.applet.Applet`."""
 
-    def __init__(self, applet: Applet) -> None:
+    def __init__(self, applet: _Applet) -> None:
         self.applet = applet
         #: whole frames to write, and the requests whose last frame they are
         self.out: list[bytes] = []

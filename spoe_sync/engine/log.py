@@ -27,14 +27,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from loguru import logger as _logger
 
 from .syslog import NOTICE, WARNING, LogSink, make_sink
-
-if TYPE_CHECKING:
-    from .result import ProcessingResult, Timings
 
 __all__ = [
     "LOGGER_NAME",
@@ -137,6 +134,29 @@ class _PoolCounters(Protocol):
     def nb_waiting(self) -> int: ...
 
 
+class _Timings(Protocol):
+    """What the log line reads of :class:`~spoe_sync.engine.result.Timings`
+    (described here, not imported: result.py imports this module's users)."""
+
+    @property
+    def process(self) -> int: ...
+
+
+class _Result(Protocol):
+    """What the log line reads of :class:`~spoe_sync.engine.result.ProcessingResult`."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def skipped(self) -> bool: ...
+    @property
+    def timings(self) -> _Timings: ...
+
+
 class _Counters(_PoolCounters, Protocol):
     """The agent counters of docs/explanation/haproxy-behaviour.md §3.5, by HAProxy's names."""
 
@@ -167,7 +187,7 @@ class LogCounters:
 
 
 def format_spoe_line(agent: str, kind: str, name: str, sid: int, status: int,
-                     timings: Timings | str, counters: _Counters) -> str:
+                     timings: _Timings | str, counters: _Counters) -> str:
     """The SPOE log line (SPOE.txt §4), without a syslog header."""
     return (f"SPOE: [{agent}] <{kind.upper()}:{name}> sid={sid} st={int(status)} {timings} "
             f"{counters.idles}/{counters.applets} {counters.nb_sending}/{counters.nb_waiting} "
@@ -217,7 +237,7 @@ class SpoeLog:
         """False when the agent has no ``log`` line: nothing is ever logged."""
         return bool(self.sinks) or self.log_global
 
-    def processing(self, result: ProcessingResult, sid: int, counters: _Counters) -> str | None:
+    def processing(self, result: _Result, sid: int, counters: _Counters) -> str | None:
         """Log one finished processing; returns the line when it was logged
         (to at least the loguru path or one sink), else ``None``.
 

@@ -348,7 +348,7 @@ class PoolState:
             self.nb_assigned -= 1
         else:
             self.nb_waiting -= 1
-        link = request.link
+        link: Link | None = request.link
         request.finish(status, error=error)
         if link is None or link.inflight.pop(request.key, None) is None:
             return None
