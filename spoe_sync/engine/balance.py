@@ -83,6 +83,8 @@ class ServerState:
         self.last_error: str | None = None
         self.last_status: int | None = None
         self.last_failure_at = 0.0
+        #: a connection failed since its last ACK (the pool reported it unreachable)
+        self.unreachable = False
         # health checks (rise/fall counters as HAProxy's check.health)
         self.check_successes = 0
         self.check_failures = 0

@@ -44,7 +44,7 @@ from ..rules import SampleSource
 from . import log
 from .actions import ActionReport, DroppedVar, apply_ack
 from .log import LogCounters, SpoeLog
-from .metrics import EngineMetrics
+from .models import EngineMetrics
 from .pool import AppletPool
 from .prepared import PreparedMessage, messages_head, new_result, new_timings
 from .ratelimit import RateCounter

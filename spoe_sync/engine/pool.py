@@ -218,7 +218,16 @@ class AppletPool:
             # common case once the pool is warm; else queue it and plan.
             link = self.state.take(request)
             if link is not None:
-                self._submit(link, request)
+                # _submit(), inlined: this runs for every frame.
+                try:
+                    status = link.io.submit(request)
+                except Exception as exc:  # a bug must not hang the stream
+                    log.internal_error("an applet's submit", exc)
+                    status = 255
+                    request.error = f"internal error: {exc!r}"
+                if status:
+                    self.state.put(link, request)
+                    request.finish(status, error=request.error)
             else:
                 self.state.enqueue(request)
                 self._dispatch()

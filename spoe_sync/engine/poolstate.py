@@ -423,7 +423,10 @@ class PoolState:
         self.acks_received += 1
         link.acks += 1
         server = link.server
-        if server.backoff.failures:
+        if server.unreachable:
+            # The first ACK since it failed (a passed health check may have
+            # cleared the back-off already: the notice still goes out).
+            server.unreachable = False
             server.backoff.success()
             self.notices.append(("recovered", server, "an agent answered"))
         if event.aborted:
@@ -502,9 +505,9 @@ class PoolState:
 
     def _record_failure(self, server: ServerState, status: int, error: str,
                         started: float) -> None:
-        failing = server.backoff.failures > 0
         server.record_failure(status, error, self.clock(), started=started)
-        if not failing:
+        if not server.unreachable:
+            server.unreachable = True
             self.notices.append(("unreachable", server, error))
 
     # ------------------------------------------------------------------ views

@@ -368,3 +368,17 @@ def test_an_ack_after_failures_is_a_recovery_notice() -> None:
     shell.ack(link, req)
     assert [kind for kind, _, _ in shell.state.notices] == ["unreachable", "recovered"]
     assert shell.state.servers[0].backoff.failures == 0
+
+
+def test_a_recovery_is_noticed_even_after_a_health_check_cleared_the_back_off() -> None:
+    shell = Shell()
+    shell.send(Req(1))
+    shell.close(shell.opened[0], None)  # refused: unreachable
+    shell.state.servers[0].backoff.success()  # what a passed health check does
+    req = Req(2)
+    shell.send(req)
+    link = shell.opened[-1]
+    shell.ready(link)
+    shell.write_all(link)
+    shell.ack(link, req)
+    assert [kind for kind, _, _ in shell.state.notices] == ["unreachable", "recovered"]
