@@ -310,7 +310,12 @@ class AppletPool:
         for link, request in assigned:
             self._submit(link, request)
         for link in opened:
-            Applet(link, self, self.settings, self.engine_id, self.connector)
+            try:
+                Applet(link, self, self.settings, self.engine_id, self.connector)
+            except Exception as exc:  # a bug must not leave a link opening forever
+                log.internal_error("opening an applet", exc)
+                self.state.link_closed(link, None, f"internal error: {exc!r}", failure=True)
+                retry = 0.0 if retry is None else retry  # plan again: it backs off or fails
         if retry is not None:
             self._schedule_retry(retry)
 
@@ -363,9 +368,9 @@ class AppletPool:
         state = self.state
         link = applet.link
         self._orphans.applet_gone(link)
-        orphans, stream_status = state.link_closed(link, status, error, failure=failure)
+        orphans, stream_status, survivors = state.link_closed(link, status, error,
+                                                              failure=failure)
         if link.mode == "async":
-            survivors = [r for r in state.ready if r.mode == "async"]
             now = monotonic()
             for request in orphans:
                 self._orphans.add(request, stream_status, error, now)

@@ -438,7 +438,7 @@ class PoolState:
         return request
 
     def link_closed(self, link: Link, status: int | None, error: str, *,
-                    failure: bool) -> tuple[list[Any], int]:
+                    failure: bool) -> tuple[list[Any], int, list[Link]]:
         """``link`` ended with SPOP ``status`` (None: it never connected).
 
         Its frames not yet written are queued again; those written end with
@@ -446,11 +446,12 @@ class PoolState:
         as orphans for the shell to wait a grace for.
 
         :param failure: the end was the agent's doing (not our close).
-        :returns: ``(orphans, stream_status)``.
+        :returns: ``(orphans, stream_status, survivors)``: survivors are the
+            async links that may still bring an ACK (empty unless ``link`` was async).
         """
         was = link.state
         if was is _CLOSED:
-            return [], 2
+            return [], 2, []
         link.state = _CLOSED
         server = link.server
         self.links.discard(link)
@@ -477,7 +478,7 @@ class PoolState:
                 self._record_failure(server, stream_status, error, link.opened_at)
         elif failure:
             server.last_status, server.last_error = stream_status, error
-        survivors = link.mode == "async" and any(r.mode == "async" for r in self.ready)
+        survivors = [r for r in self.ready if r.mode == "async"] if link.mode == "async" else []
         requeue: list[Any] = []
         orphans: list[Any] = []
         for request in link.inflight.values():
@@ -497,7 +498,7 @@ class PoolState:
         if requeue:
             self.queue.extendleft(reversed(requeue))
             self.nb_queued += len(requeue)
-        return orphans, stream_status
+        return orphans, stream_status, survivors
 
     def orphan_ended(self, request: Any) -> None:
         """An orphan's grace is over (the shell finishes it)."""

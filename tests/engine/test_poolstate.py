@@ -117,7 +117,7 @@ class Shell:
         return done  # type: ignore[no-any-return]
 
     def close(self, link: Link, status: int | None, *, failure: bool = True) -> list[Req]:
-        orphans, _ = self.state.link_closed(link, status, "closed", failure=failure)
+        orphans, _, _ = self.state.link_closed(link, status, "closed", failure=failure)
         self.orphans.extend(orphans)
         if self.state.nb_queued:
             self.plan()
