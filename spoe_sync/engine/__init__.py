@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from .engine import Engine
 from .healthcheck import healthcheck
-from .metrics import EngineMetrics
-from .models import FrameOutcome, HealthCheckResult, PoolMetrics, ServerMetrics
+from .models import EngineMetrics, FrameOutcome, HealthCheckResult, PoolMetrics, ServerMetrics
 from .pool import AppletPool
 from .result import ProcessingResult, Timings
 from .settings import PoolSettings

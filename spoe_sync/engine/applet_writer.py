@@ -1,97 +1,140 @@
-"""The writer greenlet of an applet: coalesced writes, fragments, write deadlines.
+"""The writer of one applet: coalesced writes, fragments, write deadlines.
 
-Streams append their NOTIFY frames to the applet (``Applet.submit``) and wake
-the writer; it writes everything pending in one ``send``, so a burst of streams
-costs one system call.  It writes through its own socket object (a ``dup``), so
-that its deadline (``PoolSettings.write_timeout``) is not the one the reader
-sets: an agent that stops reading fails the connection (status 2) instead of
-blocking it forever.  The fragments of a NOTIFY go out one by one; a stream that
-gives up part-way gets HAProxy's final FIN|ABORT frame instead of the rest
+Composed into :class:`~.applet.Applet` (``applet.writer``).  Streams append
+their NOTIFY frames (``Applet.submit``) and wake it; it writes everything
+pending in one ``send``, so a burst of streams costs one system call.  It writes
+through its own socket object (a ``dup``), so that its deadline
+(``PoolSettings.write_timeout``) is not the one the reader sets: an agent that
+stops reading fails the connection (status 2) instead of blocking it forever.
+The fragments of a NOTIFY go out one by one; a stream that gives up part-way
+gets HAProxy's final FIN|ABORT frame instead of the rest
 (docs/explanation/haproxy-behaviour.md §2.4).
+
+It decides nothing about slots: what it wrote is reported through the
+applet's listener (``frames_written``), a failed write ends the applet.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import gevent
 from gevent.event import Event
 
 from . import log
+from .poolstate import AppletState
 
 if TYPE_CHECKING:
     from ..protocol.connection import EngineConnection
-    from .pool import AppletPool
+    from .poolstate import Link
+    from .settings import PoolSettings
     from .waiting import FrameRequest
 
-__all__ = ["AppletState", "AppletWriter"]
+__all__ = ["AppletWriter"]
+
+_READY = AppletState.READY
 
 
-class AppletState(enum.Enum):
-    CONNECTING = "connecting"
-    HELLO = "hello"
-    READY = "ready"
-    CLOSED = "closed"
+class _Applet(Protocol):
+    """What the writer uses of its :class:`~.applet.Applet` (described, not
+    imported: the applet imports the writer)."""
+
+    link: Link
+    conn: EngineConnection
+    settings: PoolSettings
+    sock: Any
+    last_activity: float
+    listener: Any
+
+    def end(self, status: int | None, error: str, *, failure: bool,
+            disconnect: bool = False) -> None: ...
 
 
 class AppletWriter:
-    """The writer half of :class:`~.applet.Applet` (a base class of it)."""
+    """The writer greenlet of one :class:`~.applet.Applet`."""
 
-    if TYPE_CHECKING:  # set by Applet.__init__
-        pool: AppletPool
-        conn: EngineConnection
-        state: AppletState
-        mode: str | None
-        sock: Any
-        last_activity: float
-        written: int
-        inflight: dict[tuple[int, int], FrameRequest]
-        _out: list[bytes]
-        _out_requests: list[FrameRequest]
-        _frags: deque[tuple[FrameRequest, list[bytes]]]
-        _fragmenting: tuple[int, int] | None
-        _wsock: Any
-        _wake: Event
+    def __init__(self, applet: _Applet) -> None:
+        self.applet = applet
+        #: whole frames to write, and the requests whose last frame they are
+        self.out: list[bytes] = []
+        self.requests: list[FrameRequest] = []
+        #: fragmented NOTIFYs, written one frame at a time
+        self.frags: deque[tuple[FrameRequest, list[bytes]]] = deque()
+        #: the key of the fragmented NOTIFY being written
+        self.fragmenting: tuple[int, int] | None = None
+        self.wake = Event()
+        self._wsock: Any = None
+        self._greenlet: gevent.Greenlet[..., Any] | None = None
 
-        def _give_slot(self) -> None: ...
-        def _end(self, status: int | None, error: str, *, failure: bool,
-                 disconnect: bool = False) -> None: ...
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
 
-    # ------------------------------------------------------------------ the writer greenlet
+    def discard(self) -> None:
+        """The connection ends: drop what is pending (the bookkeeping queues
+        those frames again or ends them)."""
+        self.out = []
+        self.requests = []
+        self.frags.clear()
+        self.wake.set()
 
-    def _write_loop(self) -> None:
-        wake = self._wake
+    def stop(self) -> None:
+        """Stop the greenlet (only one greenlet may write: before our DISCONNECT)."""
+        greenlet = self._greenlet
+        if greenlet is not None and greenlet is not gevent.getcurrent():
+            greenlet.kill(block=True, timeout=1.0)
+
+    def kill(self) -> None:
+        greenlet = self._greenlet
+        if greenlet is not None and greenlet is not gevent.getcurrent():
+            greenlet.kill(block=False)
+
+    def close_socket(self) -> None:
+        wsock, self._wsock = self._wsock, None
+        if wsock is not None:
+            try:
+                wsock.close()
+            except OSError:  # pragma: no cover
+                pass
+
+    # ------------------------------------------------------------------ the greenlet
+
+    def _run(self) -> None:
+        applet = self.applet
+        link = applet.link
+        wake = self.wake
         try:
             # Its own socket object: the reader's settimeout() must not be the
             # writer's deadline (nor the reverse).
-            wsock = self._wsock = self.sock.dup()
+            wsock = self._wsock = applet.sock.dup()
         except (AttributeError, OSError):  # pragma: no cover - an odd transport
-            wsock = self.sock
-        wsock.settimeout(self.pool.settings.write_timeout)
+            wsock = applet.sock
+        wsock.settimeout(applet.settings.write_timeout)
         try:
-            while self.state is AppletState.READY:
+            while link.state is _READY:
                 wake.wait()
                 wake.clear()
-                if self._out:
+                if self.out:
                     if not self._write_batch(wsock):
                         return
-                while self._frags and self.state is AppletState.READY:
-                    request, frames = self._frags.popleft()
+                while self.frags and link.state is _READY:
+                    request, frames = self.frags.popleft()
                     if not self._write_fragments(wsock, request, frames):
                         return
         except Exception as exc:
             # A bug here must not leave the frames waiting for their deadline:
             # the connection ends and they fail fast, as for a reader bug.
             log.internal_error("an applet's writer", exc)
-            self._end(99, f"internal error in the writer: {exc!r}", failure=True)
+            applet.end(99, f"internal error in the writer: {exc!r}", failure=True)
 
     def _write_batch(self, wsock: Any) -> bool:
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        written = self._out_requests
-        self._out = []
-        self._out_requests = []
+        out = self.out
+        data = b"".join(out) if len(out) > 1 else out[0]
+        written = self.requests
+        self.out = []
+        self.requests = []
+        applet = self.applet
         try:
             # One send() usually takes the whole batch; gevent's sendall()
             # costs a getsockopt() system call and a memoryview first.
@@ -101,48 +144,47 @@ class AppletWriter:
         except Exception as exc:  # OSError, or a bug in the transport
             # Part of it may have reached the agent: these frames are lost
             # with the connection, not sent again.
-            self.pool._on_written(written, time.monotonic())
+            applet.listener.frames_written(applet, written, time.monotonic())
             self._write_failed(exc)
             return False
         now = time.monotonic()
-        self.last_activity = now
-        self.written += len(written)
-        self.pool._on_written(written, now)
+        applet.last_activity = now
+        applet.listener.frames_written(applet, written, now)
         return True
 
     def _write_fragments(self, wsock: Any, request: FrameRequest, frames: list[bytes]) -> bool:
         """Write one fragmented NOTIFY frame by frame; if its stream gives up
         part-way, end it with FIN|ABORT instead (docs/explanation/haproxy-behaviour.md §2.4)."""
+        applet = self.applet
+        inflight = applet.link.inflight
         key = request.key
-        self._fragmenting = key
+        self.fragmenting = key
         try:
             for done, frame in enumerate(frames):
-                if self.inflight.get(key) is not request:  # abandoned meanwhile
-                    data = self.conn.abandon(request.stream_id, request.frame_id,
-                                             frames_written=done)
+                if inflight.get(key) is not request:  # abandoned meanwhile: its slot is back
+                    data = applet.conn.abandon(request.stream_id, request.frame_id,
+                                               frames_written=done)
                     if data:
                         wsock.sendall(data)
-                    if self.mode is not None:
-                        self._give_slot()
                     return True
                 wsock.sendall(frame)
-                self.last_activity = time.monotonic()
+                applet.last_activity = time.monotonic()
         except Exception as exc:  # OSError, or a bug in the transport
-            self.pool._on_written([request], time.monotonic())
+            applet.listener.frames_written(applet, [request], time.monotonic())
             self._write_failed(exc)
             return False
         finally:
-            self._fragmenting = None
-        self.written += 1
-        self.pool._on_written([request], self.last_activity)
+            self.fragmenting = None
+        applet.listener.frames_written(applet, [request], applet.last_activity)
         return True
 
     def _write_failed(self, exc: Exception) -> None:
+        applet = self.applet
         if isinstance(exc, TimeoutError):
-            self._end(2, f"timeout writing to the agent ({self.pool.settings.write_timeout} s): "
-                         "it stopped reading", failure=True)
+            applet.end(2, f"timeout writing to the agent ({applet.settings.write_timeout} s): "
+                          "it stopped reading", failure=True)
         elif isinstance(exc, OSError):
-            self._end(1, f"I/O error: {exc}", failure=True)
+            applet.end(1, f"I/O error: {exc}", failure=True)
         else:
             log.internal_error("an applet's write", exc)
-            self._end(99, f"internal error writing to the agent: {exc!r}", failure=True)
+            applet.end(99, f"internal error writing to the agent: {exc!r}", failure=True)

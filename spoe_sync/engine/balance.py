@@ -83,6 +83,8 @@ class ServerState:
         self.last_error: str | None = None
         self.last_status: int | None = None
         self.last_failure_at = 0.0
+        #: a connection failed since its last ACK (the pool reported it unreachable)
+        self.unreachable = False
         # health checks (rise/fall counters as HAProxy's check.health)
         self.check_successes = 0
         self.check_failures = 0
@@ -99,13 +101,15 @@ class ServerState:
             return False
         return not (self.ready == 0 and self.connecting > 0)
 
-    def record_failure(self, status: int, error: str, now: float) -> None:
-        """A connection attempt, handshake or unproven connection failed."""
+    def record_failure(self, status: int, error: str, now: float,
+                       started: float | None = None) -> None:
+        """A connection attempt begun at ``started``, its handshake, or a
+        connection not yet proven by an ACK failed (see :meth:`Backoff.failure`)."""
         self.connect_errors += 1
         self.last_status = status
         self.last_error = error
         self.last_failure_at = now
-        self.backoff.failure()
+        self.backoff.failure(started)
 
     def __repr__(self) -> str:
         state = "UP" if self.up else "DOWN"

@@ -47,7 +47,7 @@ from ..rules import SampleSource
 from . import log
 from .actions import ActionReport, DroppedVar, Journal, apply_ack, undo
 from .log import LogCounters, SpoeLog
-from .metrics import EngineMetrics
+from .models import EngineMetrics
 from .pool import AppletPool
 from .prepared import PreparedMessage, messages_head
 from .ratelimit import RateCounter

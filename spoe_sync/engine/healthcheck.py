@@ -14,20 +14,17 @@ clear its reconnection backoff.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gevent
 
 from ..errors import RemoteProtocolError
 from ..protocol import frame_status_reason
 from ..protocol.connection import NEED_DATA, AgentDisconnected, EngineConnection, HelloDone
-from .applet import Connector, default_connect
 from .balance import ServerState
+from .connect import Connector, default_connect
 from .models import HealthCheckResult
-
-if TYPE_CHECKING:
-    from .pool import AppletPool
 
 __all__ = ["HealthChecker", "check_server", "healthcheck"]
 
@@ -47,7 +44,7 @@ def check_server(server: ServerState, timeout: float,
     start = time.monotonic()
     sock: Any = None
     try:
-        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]  # False: silent
+        with gevent.Timeout(timeout, False):  # False: silent
             try:
                 sock = (connect or default_connect)(server, timeout)
             except OSError as exc:
@@ -96,10 +93,16 @@ def _result(server: ServerState, start: float, ok: bool, status: int, reason: st
 
 
 class HealthChecker:
-    """Periodic checks of the servers of one pool (``option spop-check``)."""
+    """Periodic checks of the servers of one pool (``option spop-check``).
 
-    def __init__(self, pool: AppletPool, servers: Sequence[ServerState]) -> None:
-        self.pool = pool
+    :param connect: how the pool connects.
+    :param closed: true once the pool is closed (the checks stop).
+    """
+
+    def __init__(self, servers: Sequence[ServerState], connect: Connector,
+                 closed: Callable[[], bool]) -> None:
+        self.connect = connect
+        self.closed = closed
         self.servers = [s for s in servers if getattr(s.server, "check", False)]
         self._greenlets: list[gevent.Greenlet[..., Any]] = []
 
@@ -113,9 +116,9 @@ class HealthChecker:
 
     def _loop(self, server: ServerState) -> None:
         inter = max(float(getattr(server.server, "inter", 2.0) or 2.0), 0.01)
-        while not self.pool.closed:
+        while not self.closed():
             try:
-                result = check_server(server, inter, self.pool.connector)
+                result = check_server(server, inter, self.connect)
             except Exception as exc:  # a bug must not stop the checks
                 result = HealthCheckResult(server.address, False, 99, f"check failed: {exc!r}")
             self.record(server, result)

@@ -24,20 +24,19 @@ out at ``INFO``.  Records carry ``extra`` keys ``spoe_agent``, ``spoe_kind``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from loguru import logger as _logger
 
 from .syslog import NOTICE, WARNING, LogSink, make_sink
 
-if TYPE_CHECKING:
-    from .result import ProcessingResult, Timings
-
 __all__ = [
     "LOGGER_NAME",
     "LogCounters",
+    "ServerNotices",
     "SpoeLog",
     "debug",
     "format_spoe_line",
@@ -75,6 +74,65 @@ def internal_error(where: str, exc: BaseException) -> None:
     _logger.opt(exception=exc).error(f"spoe_sync internal error in {where}: {exc!r}")
 
 
+#: Seconds during which a server's next outage is not reported again (it is
+#: counted, and the next report says how many there were).
+NOTICE_INTERVAL = 10.0
+
+
+class ServerNotices:
+    """Warn once when an agent server becomes unreachable, once when it
+    recovers: the library's own records (logger ``spoe_sync``, level WARNING,
+    ``extra`` keys ``spoe_agent`` and ``spoe_server``), whatever the agent's
+    SPOE ``log`` lines say.  Without them an unreachable agent was silent, every
+    event failing with a status nobody read.
+
+    A server that flaps is not reported at every change: an outage that begins
+    less than ``interval`` seconds after the last reported one is only
+    counted (its recovery too), and the next report says how many were.
+    """
+
+    def __init__(self, agent: str, interval: float = NOTICE_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.agent = agent
+        self.interval = interval
+        self._clock = clock
+        self._reported_at: dict[str, float] = {}
+        self._down: set[str] = set()
+        self._unreported: dict[str, int] = {}
+        #: the last change heard of, per server (a repeat is no change)
+        self._last: dict[str, str] = {}
+
+    def report(self, kind: str, server: str, address: str, reason: str) -> bool:
+        """``kind`` is ``"unreachable"`` or ``"recovered"``; True when a record went out."""
+        if self._last.get(server, "recovered") == kind:
+            return False
+        self._last[server] = kind
+        if kind == "recovered":
+            if server not in self._down:
+                return False  # its outage was not reported (or was already over)
+            self._down.discard(server)
+            self._emit(server, f"SPOE agent '{self.agent}': server {server} ({address}) "
+                               "answers again")
+            return True
+        now = self._clock()
+        last = self._reported_at.get(server)
+        if last is not None and now - last < self.interval:
+            self._unreported[server] = self._unreported.get(server, 0) + 1
+            return False
+        self._reported_at[server] = now
+        self._down.add(server)
+        more = self._unreported.pop(server, 0)
+        again = f" ({more} more outage{'s' if more > 1 else ''} since the last report)" \
+            if more else ""
+        self._emit(server, f"SPOE agent '{self.agent}': server {server} ({address}) is "
+                           f"unreachable: {reason}; its frames fail at once while it backs "
+                           f"off{again}")
+        return True
+
+    def _emit(self, server: str, message: str) -> None:
+        _logger.bind(spoe_agent=self.agent, spoe_server=server).warning(message)
+
+
 class _PoolCounters(Protocol):
     """The pool's share of the agent counters (docs/explanation/haproxy-behaviour.md §3.5)."""
 
@@ -86,6 +144,29 @@ class _PoolCounters(Protocol):
     def nb_sending(self) -> int: ...
     @property
     def nb_waiting(self) -> int: ...
+
+
+class _Timings(Protocol):
+    """What the log line reads of :class:`~spoe_sync.engine.result.Timings`
+    (described here, not imported: result.py imports this module's users)."""
+
+    @property
+    def process(self) -> int: ...
+
+
+class _Result(Protocol):
+    """What the log line reads of :class:`~spoe_sync.engine.result.ProcessingResult`."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def skipped(self) -> bool: ...
+    @property
+    def timings(self) -> _Timings: ...
 
 
 class _Counters(_PoolCounters, Protocol):
@@ -118,7 +199,7 @@ class LogCounters:
 
 
 def format_spoe_line(agent: str, kind: str, name: str, sid: int, status: int,
-                     timings: Timings | str, counters: _Counters) -> str:
+                     timings: _Timings | str, counters: _Counters) -> str:
     """The SPOE log line (SPOE.txt §4), without a syslog header."""
     return (f"SPOE: [{agent}] <{kind.upper()}:{name}> sid={sid} st={int(status)} {timings} "
             f"{counters.idles}/{counters.applets} {counters.nb_sending}/{counters.nb_waiting} "
@@ -168,7 +249,7 @@ class SpoeLog:
         """False when the agent has no ``log`` line: nothing is ever logged."""
         return bool(self.sinks) or self.log_global
 
-    def processing(self, result: ProcessingResult, sid: int, counters: _Counters) -> str | None:
+    def processing(self, result: _Result, sid: int, counters: _Counters) -> str | None:
         """Log one finished processing; returns the line when it was logged
         (to at least the loguru path or one sink), else ``None``.
 

@@ -28,50 +28,45 @@ Usage (part 2 of the engine, and anyone driving SPOP frames directly)::
   ``pool.close(timeout)`` lets frames in flight finish, then sends
   HAPROXY-DISCONNECT status 0 on every connection.
 
-How the pool decides (pure bookkeeping in :meth:`AppletPool._assign`, I/O in the
-applets, as httpcore's pool does):
+How the pool is built (httpcore's and urllib3's pools are the models):
 
-1. Frames queue in FIFO order.  A queued frame goes to the live applet with the
-   most free slots (``max-waiting-frames`` in pipelining/async, 1 in sync).  A freed
-   slot (ACK, timeout) immediately pulls the next queued frame, in every mode.
-2. A new applet is opened only when the queued frames outnumber the slots that
-   applets still in their handshake will bring, within ``maxconnrate``
-   (HAProxy's per-second sliding window), the servers' ``maxconn`` and at most
-   ``max_connecting`` handshakes at once.  So 500 concurrent streams against a
-   pipelining agent with ``max-waiting-frames 20`` use about 25 connections.
-3. A server without a working applet is probed by one connection at a time; a
-   failed connect or handshake backs it off (exponential, capped).  When no applet
-   is alive or opening and none may be opened, queued and new frames fail at once
-   with the status of the last failure (256+N, or 2): no reconnect storm, no wait
-   for the processing timeout when the cause is known.
-4. When a connection ends, its frames that were written get 256+N; frames not yet
-   written go back to the head of the queue.  In async mode written frames wait
-   while another async applet may bring their ACK, at most a short grace
-   (:class:`~.waiting.Orphans`), then end with the lost connection's 256+N.
+* :class:`~.poolstate.PoolState` is the bookkeeping, pure: the queue, the slots,
+  counters, back-off, rate limits, which connection gets which frame, and the
+  status every frame ends with.  Its docstring states the rules and invariants.
+* :class:`AppletPool` (this module) is the I/O shell: it parks streams until
+  their frame ends or its deadline passes, hands the applets the frames the
+  bookkeeping assigned, starts the applets it decided to open, runs the
+  retry and orphan timers, and logs when a server becomes unreachable or
+  recovers.
+* Applets (``applet.py``) own one socket each and report through
+  :class:`~.applet.AppletListener`, which this pool implements; they never
+  import it.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import gevent
 from gevent.event import Event
 
 from ..errors import ConfigError, EngineClosed
+from ..protocol.connection import AckReceived
 from ..protocol.constants import FRAME_HDR_SIZE
-from .applet import Applet, AppletState, Connector, default_connect
+from . import log
+from .applet import Applet
 from .backoff import Backoff
-from .balance import Balancer, ServerState
+from .balance import ServerState
+from .connect import Connector, default_connect
 from .deadlines import Deadlines
 from .healthcheck import HealthChecker
-from .models import FrameOutcome, PoolMetrics, ServerMetrics
-from .pool_events import PoolEvents
-from .ratelimit import RateCounter
+from .models import FrameOutcome, PoolMetrics
+from .poolstate import Link, PoolState, RequestState
 from .settings import DEFAULT_MAX_CONNECTING, PoolSettings, servers_of
-from .waiting import ORPHAN_GRACE, FrameRequest, Orphans, RequestState, WaitingTable, new_engine_id
+from .waiting import ORPHAN_GRACE, FrameRequest, Orphans, new_engine_id
 
 # os.getpid() is a system call (glibc no longer caches it), too dear for every
 # frame: the pid is kept here and refreshed in the child of every os.fork()
@@ -83,12 +78,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _this_process.__setitem__(0, os.getpid()))
 
 _DONE = RequestState.DONE
-_APPLET_READY = AppletState.READY
 monotonic = time.monotonic
 
-__all__ = ["AppletPool"]
+#: The reconnection back-off of a server, (base, cap) seconds.  The cap bounds
+#: how late a returned agent is used again: 1 s, one attempt per second and
+#: per worker while an agent is down.
+DEFAULT_BACKOFF = (0.05, 1.0)
 
-class AppletPool(PoolEvents):
+__all__ = ["DEFAULT_BACKOFF", "AppletPool"]
+
+
+class AppletPool:
     """The shared applets of one engine (see the module docstring).
 
     :param agent_config: a :class:`spoe_sync.config.AgentConfig` (or any object
@@ -107,7 +107,7 @@ class AppletPool(PoolEvents):
 
     def __init__(self, agent_config: Any, backend: Any, *, engine_id: str | None = None,
                  connect: Connector | None = None, max_connecting: int = DEFAULT_MAX_CONNECTING,
-                 max_applets: int | None = None, backoff: tuple[float, float] = (0.05, 5.0),
+                 max_applets: int | None = None, backoff: tuple[float, float] = DEFAULT_BACKOFF,
                  processing_timeout: float | None = None,
                  orphan_grace: float = ORPHAN_GRACE) -> None:
         self.agent = agent_config
@@ -136,34 +136,19 @@ class AppletPool(PoolEvents):
 
     def _reset_state(self) -> None:
         base, cap = self._backoff
-        self.servers = tuple(ServerState(s, Backoff(base=base, cap=cap))
-                             for s in self._server_specs)
-        self.balancer = Balancer(self.servers, self._algorithm)
-        self.conn_rate = RateCounter(1.0)
-        self.table = WaitingTable()
-        self._frames = self.table.frames  # the hot path uses the dict itself
-        self._queue: deque[FrameRequest] = deque()
-        self._nb_queued = 0
-        self._nb_assigned = 0
-        self._nb_waiting = 0
-        self._applets: set[Applet] = set()
-        self._ready: list[Applet] = []
-        # READY applets with a free slot, in round-robin order (HAProxy's idle tree).
-        self._available: dict[Applet, None] = {}
-        self._connecting = 0
-        settings = self.settings
-        self._capacity_guess = (settings.max_waiting_frames
-                                if (settings.pipelining or settings.async_) else 1)
+        servers = tuple(ServerState(s, Backoff(base=base, cap=cap)) for s in self._server_specs)
+        self.state = PoolState(self.settings, servers, self._algorithm,
+                               max_connecting=self.max_connecting, max_applets=self.max_applets,
+                               name=self.backend_name)
+        self.servers = self.state.servers
+        self._frames = self.state.frames  # the hot path uses the dict itself
         self._orphans = Orphans(self._orphan_ended, self.orphan_grace)
-        self._next_ident = 1
         self._retry: gevent.Greenlet[..., Any] | None = None
         self._idle_event = Event()
         self._deadlines = Deadlines()
         self._idle_event.set()
-        self.connections_opened = 0
-        self.frames_sent = 0
-        self.acks_received = 0
         self._checker: Any = None
+        self._notices = log.ServerNotices(self.agent_name)
 
     def _ensure_process(self) -> None:
         """First use in this process: start health checks.  First use after a
@@ -175,7 +160,7 @@ class AppletPool(PoolEvents):
             # The parent's applets were copied with the process: stop their
             # greenlets (so their I/O watchers go) and close our copies of their
             # sockets, which does not end the parent's connections.
-            applets = list(self._applets)
+            applets = self.applets()
             for applet in applets:
                 applet.forget()
             gevent.joinall([a.reader for a in applets], timeout=1.0)
@@ -184,8 +169,12 @@ class AppletPool(PoolEvents):
             self._reset_state()
         self._pid = pid
         if getattr(self._backend, "spop_check", False):
-            self._checker = HealthChecker(self, self.servers)
+            self._checker = HealthChecker(self.servers, self.connector, lambda: self._closed)
             self._checker.start()
+
+    def applets(self) -> list[Applet]:
+        """The applets alive (connecting included)."""
+        return [link.io for link in self.state.links if link.io is not None]
 
     # ------------------------------------------------------------------ the stream side
 
@@ -224,28 +213,24 @@ class AppletPool(PoolEvents):
             # Too big and may not be fragmented: fail before connecting anything
             # (docs/explanation/haproxy-behaviour.md §2.4, st=3 with -1 timings).
             request.finish(3, error=too_big)
-        elif not self._nb_queued and self._available:
-            # Nothing queued ahead and a slot free: straight to the applet, the
-            # common case once the pool is warm (what _assign() would do, minus
-            # the queue round trip).
-            try:
-                applet = self._pick_applet()
-                assert applet is not None
-                status = applet.submit(request)
-            except Exception as exc:  # a bug must not hang the stream
-                status = 255
-                request.error = f"internal error: {exc!r}"
-            if status:
-                request.finish(status, error=request.error)
-            else:
-                self._nb_assigned += 1
         else:
-            self._queue.append(request)
-            self._nb_queued += 1
-            try:
-                self._assign()
-            except Exception as exc:  # a bug must not hang the stream
-                request.finish(255, error=f"internal error: {exc!r}")
+            # Nothing queued ahead and a slot free: straight to its applet, the
+            # common case once the pool is warm; else queue it and plan.
+            link = self.state.take(request)
+            if link is not None:
+                # _submit(), inlined: this runs for every frame.
+                try:
+                    status = link.io.submit(request)
+                except Exception as exc:  # a bug must not hang the stream
+                    log.internal_error("an applet's submit", exc)
+                    status = 255
+                    request.error = f"internal error: {exc!r}"
+                if status:
+                    self.state.put(link, request)
+                    request.finish(status, error=request.error)
+            else:
+                self.state.enqueue(request)
+                self._dispatch()
         if request.state is not _DONE:
             # Park this greenlet until the request ends or its deadline passes.
             try:
@@ -286,156 +271,145 @@ class AppletPool(PoolEvents):
 
     def _forget(self, request: FrameRequest) -> None:
         """The request leaves the engine: its ids may be used again."""
-        self.table.discard(request)
+        frames = self._frames
+        if frames.get(request.key) is request:
+            del frames[request.key]
         self._orphans.discard(request)
-        if not self.table:
+        if not frames:
             self._idle_event.set()
 
     def _abandon(self, request: FrameRequest, status: int, error: str) -> None:
-        state = request.state
-        if state is RequestState.DONE:
+        link = self.state.abandon(request, status, error)
+        if link is not None:
+            link.io.abandoned(request)
+            if self.state.nb_queued:
+                self._dispatch()
+
+    # ------------------------------------------------------------------ carrying out the plan
+
+    def _submit(self, link: Link, request: FrameRequest) -> None:
+        """Hand ``request`` (its slot taken on ``link``) to the applet."""
+        try:
+            status = link.io.submit(request)
+        except Exception as exc:  # a bug must not hang the stream
+            log.internal_error("an applet's submit", exc)
+            status = 255
+            request.error = f"internal error: {exc!r}"
+        if status:
+            self.state.put(link, request)
+            request.finish(status, error=request.error)
+
+    def _dispatch(self) -> None:
+        """Carry out :meth:`PoolState.plan`: submit, open, schedule a retry."""
+        try:
+            assigned, opened, retry = self.state.plan()
+        except Exception as exc:  # a bug must not hang the streams
+            log.internal_error("the pool's plan", exc)
+            self.state.fail_queue(255, f"internal error: {exc!r}")
             return
-        if state is RequestState.QUEUED:
-            self._nb_queued -= 1  # left in the deque, skipped when popped
-        elif state is RequestState.ASSIGNED:
-            self._nb_assigned -= 1
-        elif state is RequestState.WAITING:
-            self._nb_waiting -= 1
-        applet = request.applet
-        request.finish(status, error=error)
-        if applet is not None:
-            applet.release(request, abandon=True)
-            self._assign()
-
-    # ------------------------------------------------------------------ bookkeeping
-
-    def _assign(self) -> None:
-        """Give queued frames to applets with a free slot, open applets when
-        needed and allowed, fail queued frames when nothing can take them."""
-        queue = self._queue
-        while self._nb_queued:
-            applet = self._pick_applet()
-            if applet is None:
-                break
-            request = queue.popleft()
-            if request.state is not RequestState.QUEUED:
-                continue
-            self._nb_queued -= 1
-            status = applet.submit(request)
-            if status:
-                request.finish(status, error=request.error)
-            else:
-                self._nb_assigned += 1
-        if not self._nb_queued:
-            if queue and len(queue) > 64:
-                self._compact()
-            return
-        self._open_applets()
-        if self._nb_queued and not self._applets:
-            status, error = self._unavailable()
-            self._fail_queue(status, error)
-
-    def _pick_applet(self) -> Applet | None:
-        """The next applet able to take a frame, round robin (O(1))."""
-        available = self._available
-        for applet in available:
-            del available[applet]
-            if applet._free > 1 and applet.state is _APPLET_READY:  # Applet.free, inlined
-                available[applet] = None  # still room: to the back of the line
-            return applet
-        return None
-
-    def _slot_freed(self, applet: Applet) -> None:
-        if applet.state is AppletState.READY and applet not in self._available:
-            self._available[applet] = None
-
-    def _compact(self) -> None:
-        self._queue = deque(r for r in self._queue if r.state is RequestState.QUEUED)
-
-    def _open_applets(self) -> None:
-        if self._closed:
-            return
-        settings = self.settings
-        # What a new connection will take: what the last handshake settled
-        # (an agent without pipelining gives 1), the configuration until then.
-        guess = self._capacity_guess
-        demand = self._nb_queued - self._connecting * guess
-        while demand > 0:
-            if self.max_applets is not None and len(self._applets) >= self.max_applets:
-                return
-            if self._connecting >= self.max_connecting:
-                return
-            if settings.maxconnrate and not self.conn_rate.allows(settings.maxconnrate):
-                if self._applets:
-                    self._schedule_retry(self.conn_rate.delay(settings.maxconnrate))
-                return
-            server = self.balancer.choose()
-            if server is None:
-                waits = [s.backoff.remaining() for s in self.servers if s.up and s.backoff.failures]
-                if self._applets and waits:
-                    self._schedule_retry(min(waits))
-                return
-            self._open(server)
-            demand -= guess
-
-    def _open(self, server: ServerState) -> None:
-        self.conn_rate.add()
-        self.connections_opened += 1
-        server.connections += 1
-        server.connecting += 1
-        self._connecting += 1
-        ident = self._next_ident
-        self._next_ident += 1
-        self._applets.add(Applet(self, server, ident))
+        for link, request in assigned:
+            self._submit(link, request)
+        for link in opened:
+            try:
+                Applet(link, self, self.settings, self.engine_id, self.connector)
+            except Exception as exc:  # a bug must not leave a link opening forever
+                log.internal_error("opening an applet", exc)
+                self.state.link_closed(link, None, f"internal error: {exc!r}", failure=True)
+                retry = 0.0 if retry is None else retry  # plan again: it backs off or fails
+        if retry is not None:
+            self._schedule_retry(retry)
 
     def _schedule_retry(self, delay: float) -> None:
         if self._retry is not None and not self._retry.dead:
             return
-        self._retry = gevent.spawn_later(max(delay, 0.001), self._retry_assign)
+        self._retry = gevent.spawn_later(max(delay, 0.001), self._retry_dispatch)
 
-    def _retry_assign(self) -> None:
+    def _retry_dispatch(self) -> None:
         self._retry = None
-        self._assign()
+        if self.state.nb_queued:
+            self._dispatch()
 
-    def _unavailable(self) -> tuple[int, str]:
-        """The status for frames no applet can take: the last failure of a server
-        that is backing off (256+N, or 2 for a failed connect), else 2."""
-        failed = [s for s in self.servers if s.backoff.failures and s.last_status is not None]
-        if failed:
-            last = max(failed, key=lambda s: s.last_failure_at)
-            return last.last_status or 2, f"{last.name}: {last.last_error}"
-        if not any(s.up for s in self.servers):
-            return 2, f"no server of backend '{self.backend_name}' is up"
-        return 2, "no agent connection available (maxconnrate reached)"
+    def _log_notices(self) -> None:
+        notices = self.state.notices
+        while notices:
+            kind, server, reason = notices.pop(0)
+            self._notices.report(kind, server.name, server.address, reason)
 
-    def _fail_queue(self, status: int, error: str) -> None:
-        queue, self._queue = self._queue, deque()
-        self._nb_queued = 0
-        for request in queue:
-            if request.state is RequestState.QUEUED:
-                request.finish(status, error=error)
+    # ------------------------------------------------------------------ what the applets report
+
+    def applet_ready(self, applet: Applet, mode: str, capacity: int) -> None:
+        self.state.link_ready(applet.link, mode, capacity)
+        if self.state.nb_queued:
+            self._dispatch()
+
+    def frames_written(self, applet: Applet, requests: Iterable[FrameRequest],
+                       now: float) -> None:
+        self.state.written(applet.link, requests, now)
+
+    def ack_received(self, applet: Applet, event: AckReceived) -> None:
+        link = applet.link
+        # When the reader got the bytes (it reads a batch of ACKs at once).
+        state = self.state
+        request = state.acked(link, event, applet.last_activity)
+        if request is not None:
+            owner = request.link
+            if owner is not link and owner is not None:
+                owner.io.abandoned(request)  # an async ACK on another connection
+            if self._orphans.requests:
+                self._orphans.discard(request)
+                self._orphans.answered(link, request)
+        if state.notices:
+            self._log_notices()
+        if state.nb_queued:
+            self._dispatch()
+
+    def applet_closed(self, applet: Applet, status: int | None, error: str,
+                      failure: bool) -> None:
+        state = self.state
+        link = applet.link
+        self._orphans.applet_gone(link)
+        orphans, stream_status, survivors = state.link_closed(link, status, error,
+                                                              failure=failure)
+        if link.mode == "async":
+            now = monotonic()
+            for request in orphans:
+                self._orphans.add(request, stream_status, error, now)
+            if not survivors:
+                self._orphans.end(everything=True)
+            elif self._orphans:
+                self._orphans.watch(survivors, now)
+        if state.notices:
+            self._log_notices()
+        if state.nb_queued:
+            self._dispatch()
+
+    def _orphan_ended(self, request: FrameRequest) -> None:
+        self.state.orphan_ended(request)
 
     # ------------------------------------------------------------------ public helpers
+
+    @property
+    def connections_opened(self) -> int:
+        return self.state.connections_opened
+
+    @property
+    def frames_sent(self) -> int:
+        return self.state.frames_sent
+
+    @property
+    def acks_received(self) -> int:
+        return self.state.acks_received
+
+    @property
+    def table(self) -> dict[tuple[int, int], FrameRequest]:
+        """Every frame between submission and its end, by (stream-id, frame-id)."""
+        return self._frames
 
     def metrics(self) -> PoolMetrics:
         """A snapshot of the SPOE.txt §4 counters and of every server."""
         if self._pid is not None and self._pid != os.getpid():
             self._ensure_process()  # the parent's figures are not ours
-        servers = tuple(ServerMetrics(
-            name=s.name, address=s.address, up=s.up, connections=s.connections, ready=s.ready,
-            connect_attempts=s.connect_attempts, connect_errors=s.connect_errors,
-            last_error=s.last_error, last_status=s.last_status,
-            backoff_remaining=round(s.backoff.remaining(), 3)) for s in self.servers)
-        return PoolMetrics(
-            applets=len(self._applets),
-            idles=len(self._available),
-            nb_sending=self._nb_queued + self._nb_assigned,
-            nb_waiting=self._nb_waiting,
-            servers=servers,
-            connections_opened=self.connections_opened,
-            frames_sent=self.frames_sent,
-            acks_received=self.acks_received,
-        )
+        return self.state.metrics()
 
     @property
     def closed(self) -> bool:
@@ -448,6 +422,7 @@ class AppletPool(PoolEvents):
         if self._closed:
             return
         self._closed = True
+        self.state.closed = True
         if self._pid != os.getpid():
             return  # never used here: nothing to close (or the parent's sockets)
         if self._checker is not None:
@@ -458,17 +433,16 @@ class AppletPool(PoolEvents):
             self._retry.kill(block=False)
         self._orphans.close()
         self._deadlines.close()
-        self._fail_queue(256, "engine closed")
-        applets = list(self._applets)
+        self.state.fail_queue(256, "engine closed")
+        applets = self.applets()
         for applet in applets:
             applet.close(0)
         gevent.joinall([a.reader for a in applets], timeout=2.0)
-        for request in self.table.values():
-            if request.state is not RequestState.DONE:  # async frames left waiting
+        for request in list(self._frames.values()):
+            if request.state is not _DONE:  # async frames left waiting
                 self._abandon(request, 256, "engine closed")
 
     def __repr__(self) -> str:
         m = self.metrics()
         return (f"<AppletPool {self.agent_name} [Frames: {m.nb_sending} sending, "
                 f"{m.nb_waiting} waiting | Applets: {m.applets} total, {m.idles} idle]>")
-

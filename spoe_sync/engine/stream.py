@@ -17,15 +17,12 @@ HAProxy keeps a SPOE context per stream (``struct spoe_context``); this is it
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gevent.lock import Semaphore
 
 from ..rules import EvalContext, SampleSource
 from .vars import Session, Vars
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 __all__ = ["STREAM_KINDS", "Stream"]
 
@@ -66,11 +63,13 @@ class Stream:
     __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "_vars", "disabled_by", "engine",
                  "id", "kind", "session", "total_ms")
 
-    def __init__(self, engine: Engine, stream_id: int, samples: SampleSource, vars: Vars,
+    def __init__(self, engine: object, stream_id: int, samples: SampleSource, vars: Vars,
                  kind: str = "http") -> None:
         if kind not in STREAM_KINDS:
             raise ValueError(f"stream kind must be 'http' or 'tcp', not {kind!r}")
-        self.engine = engine
+        #: the :class:`~spoe_sync.engine.Engine` that made it (typed loosely:
+        #: engine.py imports this module, not the reverse)
+        self.engine: object = engine
         self.id = stream_id
         self.kind = kind
         self._vars = vars
@@ -123,10 +122,6 @@ class Stream:
     @property
     def frames_sent(self) -> int:
         """NOTIFY frames this stream has sent (the last frame id used)."""
-        return self._frame_id
-
-    def _next_frame_id(self) -> int:
-        self._frame_id += 1
         return self._frame_id
 
     def __repr__(self) -> str:

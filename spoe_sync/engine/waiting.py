@@ -1,20 +1,21 @@
-"""Frames in flight and the engine-wide waiting table.
+"""Frames in flight, as the streams' side of the pool sees them.
 
 A :class:`FrameRequest` is one NOTIFY from the moment a stream hands it to the
 pool until it ends (ACK, timeout, failure).  The stream's greenlet parks on a
-``gevent.hub.Waiter``; whoever ends the request (an applet's reader, the pool)
-schedules its wake-up through the hub.
+``gevent.hub.Waiter``; whoever ends the request (the bookkeeping, on an applet's
+report or the pool's) schedules its wake-up through the hub.
 
-The :class:`WaitingTable` maps ``(stream-id, frame-id)`` to the request for the
-whole engine.  In async mode (SPOE.txt §3.2.1) an ACK may come back on any
-connection of the engine, so matching must look beyond the connection that sent
-the NOTIFY; HAProxy 2.6 keeps such a table per thread and per engine-id.  Here
-there is one table and one engine-id per engine.
+The engine-wide ``(stream-id, frame-id) -> request`` table is
+``PoolState.frames``: in async mode (SPOE.txt §3.2.1) an ACK may come back on
+any connection of the engine, so matching must look beyond the connection that
+sent the NOTIFY; HAProxy 2.6 keeps such a table per thread and per engine-id.
+Here there is one table and one engine-id per engine.
+
+:class:`Orphans` holds the async frames of a lost connection for a short grace.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Callable, Iterable
 from time import monotonic
@@ -24,13 +25,13 @@ import gevent
 from gevent import get_hub
 
 from .models import FrameOutcome
+from .poolstate import RequestState
 
 if TYPE_CHECKING:
     from ..protocol import Ack
-    from .applet import Applet
+    from .poolstate import Link
 
-__all__ = ["ORPHAN_GRACE", "FrameRequest", "Orphans", "RequestState", "WaitingTable",
-           "new_engine_id"]
+__all__ = ["ORPHAN_GRACE", "FrameRequest", "Orphans", "RequestState", "new_engine_id"]
 
 #: Async mode: how long (seconds) the written frames of a lost connection wait
 #: for their ACK on another connection before they end with its 256+N.
@@ -42,19 +43,12 @@ def new_engine_id() -> str:
     return str(uuid.uuid4())
 
 
-class RequestState(enum.Enum):
-    QUEUED = "queued"      # in the pool's sending queue
-    ASSIGNED = "assigned"  # handed to an applet, bytes not all written yet
-    WAITING = "waiting"    # written, waiting for the ACK
-    DONE = "done"
-
-
 class FrameRequest:
     """One NOTIFY in flight (internal; streams see :class:`FrameOutcome`)."""
 
-    __slots__ = ("ack", "applet", "deadline", "error", "frame_id", "key", "lost", "payload",
-                 "server", "state", "status", "stream_id", "t_acked", "t_end", "t_start",
-                 "t_written", "waiter")
+    __slots__ = ("ack", "deadline", "error", "fragmented", "frame_id", "key", "link", "lost",
+                 "payload", "server", "state", "status", "stream_id", "t_acked", "t_end",
+                 "t_start", "t_written", "waiter")
 
     def __init__(self, stream_id: int, frame_id: int, payload: bytes, deadline: float | None,
                  now: float) -> None:
@@ -64,7 +58,10 @@ class FrameRequest:
         self.payload = payload
         self.deadline = deadline
         self.state = RequestState.QUEUED
-        self.applet: Applet | None = None
+        #: the connection holding it while ASSIGNED or WAITING (None when queued or orphaned)
+        self.link: Link | None = None
+        #: its NOTIFY went out in several frames
+        self.fragmented = False
         self.status = -1
         self.ack: Ack | None = None
         self.error: str | None = None
@@ -109,43 +106,6 @@ class FrameRequest:
 
     def __repr__(self) -> str:
         return f"<FrameRequest sid={self.stream_id} fid={self.frame_id} {self.state.value}>"
-
-
-class WaitingTable:
-    """``(stream-id, frame-id)`` -> :class:`FrameRequest` for every frame of the
-    engine between submission and its end."""
-
-    __slots__ = ("_table", "frames")
-
-    def __init__(self) -> None:
-        self._table: dict[tuple[int, int], FrameRequest] = {}
-        #: the dict itself, for the pool's hot path (one lookup, no method call)
-        self.frames = self._table
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._table
-
-    def add(self, request: FrameRequest) -> None:
-        if request.key in self._table:
-            raise ValueError(f"frame (stream-id {request.stream_id}, frame-id "
-                             f"{request.frame_id}) is already in flight")
-        self._table[request.key] = request
-
-    def get(self, key: tuple[int, int]) -> FrameRequest | None:
-        return self._table.get(key)
-
-    def discard(self, request: FrameRequest) -> None:
-        if self._table.get(request.key) is request:
-            del self._table[request.key]
-
-    def values(self) -> list[FrameRequest]:
-        return list(self._table.values())
-
-    def clear(self) -> None:
-        self._table.clear()
 
 
 class Orphans:

@@ -91,3 +91,4 @@ def assert_consistent(pool: AppletPool) -> None:
     assert m.applets == sum(s.connections for s in m.servers), m
     assert m.idles <= m.applets
     assert len(pool.table) == 0
+    pool.state.check()  # the bookkeeping's own invariants (poolstate.py)

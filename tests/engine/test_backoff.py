@@ -51,3 +51,22 @@ def test_rejects_nonsense() -> None:
         Backoff(base=0.0)
     with pytest.raises(ValueError):
         Backoff(base=2.0, cap=1.0)
+
+
+def test_failures_of_attempts_begun_before_the_last_step_are_that_step() -> None:
+    """Eight reconnections out at once, all refused: one step, not eight
+    (which jumped the delay to its cap after one outage)."""
+    clock = Clock()
+    backoff = Backoff(base=0.1, cap=1.0, jitter=0.0, clock=clock)
+    started = clock.now
+    clock.now += 0.01
+    assert backoff.failure(started) == pytest.approx(0.1)
+    for _ in range(7):
+        clock.now += 0.001
+        backoff.failure(started)
+    assert backoff.failures == 1 and backoff.remaining() == pytest.approx(0.1 - 0.007)
+    clock.now += 0.2
+    started = clock.now  # a new attempt, after the step: its failure is the next step
+    clock.now += 0.01
+    assert backoff.failure(started) == pytest.approx(0.2)
+    assert backoff.failures == 2

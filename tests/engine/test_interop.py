@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -89,10 +90,46 @@ spoe-message check-client-ip
 """
 
 
+#: The same agents, with a handler that raises (haproxyspoa then closes the
+#: connection at the first NOTIFY, after a good HELLO).
+RAISING = dict(AGENTS)
+RAISING["haproxyspoa"] = AGENTS["haproxyspoa"].replace(
+    "    return (AckPayload()", "    raise RuntimeError('a handler bug')\n    return (AckPayload()")
+RAISING["spoe-forge"] = AGENTS["spoe-forge"].replace(
+    "    return [SetVarAction", "    raise RuntimeError('a handler bug')\n    return [SetVarAction")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_agent(script: Path, port: int) -> subprocess.Popen[bytes]:
+    """The agent ``script`` in its own process, listening on ``port`` (waited
+    for, at most 10 s)."""
+    proc = subprocess.Popen([str(PYTHON), str(script), str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    stop_agent(proc)
+    pytest.fail(f"the agent {script} did not start (exit status {proc.poll()})")
+
+
+def stop_agent(proc: subprocess.Popen[bytes]) -> None:
+    """Stop an agent we started, by its PID."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module", params=sorted(AGENTS))
@@ -104,26 +141,11 @@ def agent(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     script = tmp_path_factory.mktemp("interop") / "agent.py"
     script.write_text(AGENTS[library])
     port = free_port()
-    proc = subprocess.Popen([str(PYTHON), str(script), str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_agent(script, port)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail(f"the {library} agent did not start (exit status {proc.poll()})")
         yield library, f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_agent(proc)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -163,7 +185,73 @@ def test_engine_against_a_third_party_agent(agent: tuple[str, str], mode: str) -
         results = run_all([lambda src=src: one(src) for src in sources], timeout=15)
         assert results == [(0, str(src), 42) for src in sources]
         # (an applet still in its handshake has no mode yet)
-        modes = {a.mode for a in engine.pool._applets if a.mode is not None}
+        modes = {a.mode for a in engine.pool.state.links if a.mode is not None}
         assert modes == {NEGOTIATED[library, mode]}
         metrics = engine.metrics()
         assert (metrics.nb_processed, metrics.nb_errors) == (60, 0)
+
+
+@pytest.mark.parametrize("library", sorted(RAISING))
+@pytest.mark.parametrize("mode", [pytest.param("sync", id="sync"),
+                                  pytest.param("pipelining", id="pipelining")])
+def test_an_agent_whose_handler_raises_gets_no_reconnect_storm(
+        library: str, mode: str, tmp_path: Path) -> None:
+    """Issue 11 defect 2 with the real libraries: 1,000 events against an
+    agent whose handler raises open a handful of connections (it was one per
+    event) and end fast, all with one status."""
+    script = tmp_path / "agent.py"
+    script.write_text(RAISING[library])
+    port = free_port()
+    proc = start_agent(script, port)
+    pool = make_pool(f"127.0.0.1:{port}", pipelining=mode != "sync", async_=False)
+    try:
+        outcomes = []
+        end = time.monotonic() + 10
+        for first in range(1, 1001, 50):
+            outcomes += burst(pool, 50, timeout=3.0, first_sid=first)
+            if time.monotonic() > end:
+                break
+        counts = statuses(outcomes)
+        assert len(counts) == 1, counts
+        if 0 not in counts:  # the library failed the connection: no storm
+            assert pool.metrics().connections_opened <= 60, pool.metrics()
+            assert max(o.total_ms for o in outcomes) < 1500
+    finally:
+        pool.close(1)
+        stop_agent(proc)
+
+
+@pytest.mark.parametrize("library", sorted(AGENTS))
+def test_a_killed_agent_is_used_again_soon_after_its_restart(library: str,
+                                                             tmp_path: Path) -> None:
+    """Issue 11 defect 3 with the real libraries: the agent killed -9 under
+    load and restarted on its port 1.5 s later; the first success comes
+    within 2 s of its return."""
+    script = tmp_path / "agent.py"
+    script.write_text(AGENTS[library])
+    port = free_port()
+    proc = start_agent(script, port)
+    pool = make_pool(f"127.0.0.1:{port}", pipelining=False, async_=False)
+    pool.servers[0].backoff.cap = 1.0  # the engine's default (make_pool's is 2 s)
+    try:
+        assert statuses(burst(pool, 30, timeout=5.0)) == {0: 30}
+        proc.kill()  # -9: every connection dies at once
+        proc.wait()
+        end = time.monotonic() + 1.5
+        sid = 1000
+        while time.monotonic() < end:  # load during the outage
+            burst(pool, 30, timeout=1.0, first_sid=sid)
+            sid += 30
+            time.sleep(0.02)
+        proc = start_agent(script, port)
+        back = time.monotonic()
+        first = None
+        while first is None and time.monotonic() < back + 6:
+            if 0 in statuses(burst(pool, 30, timeout=1.0, first_sid=sid)):
+                first = time.monotonic() - back
+            sid += 30
+            time.sleep(0.02)
+        assert first is not None and first < 2.0, first
+    finally:
+        pool.close(1)
+        stop_agent(proc)

@@ -54,7 +54,7 @@ def test_modes_as_negotiated_and_actions_returned(capabilities: str, mode: str) 
             assert outcome.ack is not None
             assert outcome.ack.actions[0] == SetVar(VarScope.TXN, "ip_score", 20)
             assert outcome.queue_ms >= 0 and outcome.wait_ms >= 0
-        assert {a.mode for a in pool._ready} == {mode}
+        assert {a.mode for a in pool.state.ready} == {mode}
         assert_consistent(pool)
         pool.close(1)
 
@@ -321,7 +321,7 @@ def test_async_acks_are_matched_across_connections() -> None:
         assert all(o.ack.actions for o in outcomes)
         assert agent.connections >= 2
         assert_consistent(pool)
-        assert all(a.free == 2 for a in pool._ready)  # every slot came back
+        assert all(a.free == 2 for a in pool.state.ready)  # every slot came back
         assert statuses(burst(pool, 12, first_sid=100)) == {0: 12}
         pool.close(1)
 

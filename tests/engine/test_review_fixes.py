@@ -53,10 +53,15 @@ def engine_without_processing_timeout(address: str | None, **options: object) ->
 
 
 def test_a_bad_ack_on_a_working_connection_does_not_back_the_server_off() -> None:
-    """Sync mode, an ACK with an unknown frame-id: that frame gets 256+12; the next
-    stream opens a new connection at once instead of inheriting 268."""
-    with FakeAgent(capabilities="", fault="unknown-frame-id", fault_connections=1) as agent:
+    """Sync mode, an ACK with an unknown frame-id on a connection that already
+    worked (its first ACK matched): that frame gets 256+12; the next stream
+    opens a new connection at once instead of inheriting 268.  (A connection
+    whose *first* ACK is wrong never worked: its server backs off, see
+    test_agent_faults.py.)"""
+    with FakeAgent(capabilities="", fault="unknown-frame-id", fault_after=2,
+                   fault_connections=1) as agent:
         pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=None, processing=1.0))
+        assert statuses(burst(pool, 1, first_sid=100)) == {0: 1}
         assert statuses(burst(pool, 1)) == {256 + 12: 1}
         assert statuses(burst(pool, 1, first_sid=2)) == {0: 1}
         assert agent.connections == 2
