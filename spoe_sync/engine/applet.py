@@ -116,14 +116,11 @@ class Applet:
         self.listener = listener
         self.settings = settings
         self.connector = connector
-        options: dict[str, Any] = {}
-        max_ack_size = getattr(settings, "max_ack_size", None)
-        if max_ack_size:  # the bound of a reassembled (fragmented) ACK, when set
-            options["max_ack_size"] = max_ack_size
         self.conn = EngineConnection(
             max_frame_size=settings.max_frame_size, pipelining=settings.pipelining,
             async_=settings.async_, send_frag_payload=settings.send_frag_payload,
-            engine_id=engine_id, **options)
+            engine_id=engine_id, max_ack_size=settings.max_ack_size,
+            max_ack_actions=settings.max_ack_actions)
         self.writer = AppletWriter(self)
         self.sock: Any = None
         self.last_activity = time.monotonic()

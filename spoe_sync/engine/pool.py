@@ -54,7 +54,7 @@ import gevent
 from gevent.event import Event
 
 from ..errors import ConfigError, EngineClosed
-from ..protocol.connection import AckReceived
+from ..protocol.connection import DEFAULT_MAX_ACK_ACTIONS, DEFAULT_MAX_ACK_SIZE, AckReceived
 from ..protocol.constants import FRAME_HDR_SIZE
 from . import log
 from .applet import Applet
@@ -103,18 +103,25 @@ class AppletPool:
     :param max_applets: a hard cap on applets (None: only the rules above).
     :param backoff: ``(base, cap)`` seconds of the per-server reconnection backoff.
     :param processing_timeout: overrides the configuration's (it bounds writes).
+    :param max_ack_size: bytes a fragmented ACK may reassemble to (past it, the connection
+        ends with SPOP status 3: 259 for its frames).
+    :param max_ack_actions: actions of one ACK decoded (the rest are reported as dropped).
     """
 
     def __init__(self, agent_config: Any, backend: Any, *, engine_id: str | None = None,
                  connect: Connector | None = None, max_connecting: int = DEFAULT_MAX_CONNECTING,
                  max_applets: int | None = None, backoff: tuple[float, float] = DEFAULT_BACKOFF,
                  processing_timeout: float | None = None,
-                 orphan_grace: float = ORPHAN_GRACE) -> None:
+                 orphan_grace: float = ORPHAN_GRACE,
+                 max_ack_size: int = DEFAULT_MAX_ACK_SIZE,
+                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS) -> None:
         self.agent = agent_config
         self.orphan_grace = orphan_grace
         self.agent_name: str = getattr(agent_config, "name", "agent")
         self.settings = PoolSettings.from_config(agent_config, backend,
-                                                 processing=processing_timeout)
+                                                 processing=processing_timeout,
+                                                 max_ack_size=max_ack_size,
+                                                 max_ack_actions=max_ack_actions)
         #: the largest NOTIFY payload one frame carries (HAProxy's frame_size - FRAME_HDR_SIZE)
         self.max_payload = self.settings.max_frame_size - FRAME_HDR_SIZE
         self.engine_id = engine_id or new_engine_id()

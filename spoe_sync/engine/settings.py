@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.connection import DEFAULT_MAX_ACK_ACTIONS, DEFAULT_MAX_ACK_SIZE
+
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_HELLO_TIMEOUT", "DEFAULT_MAX_CONNECTING",
            "DEFAULT_WRITE_TIMEOUT", "PoolSettings", "servers_of"]
 
@@ -42,12 +44,22 @@ class PoolSettings:
     #: how long one write may block (an agent that stopped reading): ``timeout
     #: idle``, else ``timeout processing``, else :data:`DEFAULT_WRITE_TIMEOUT`
     write_timeout: float = DEFAULT_WRITE_TIMEOUT
+    #: the largest payload a fragmented ACK may reassemble to, and the most actions of one ACK
+    #: decoded: what one ACK may cost is bounded whatever the agent sends
+    max_ack_size: int = DEFAULT_MAX_ACK_SIZE
+    max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS
 
     @classmethod
-    def from_config(cls, agent: Any, backend: Any, *,
-                    processing: float | None = None) -> PoolSettings:
+    def from_config(cls, agent: Any, backend: Any, *, processing: float | None = None,
+                    max_ack_size: int = DEFAULT_MAX_ACK_SIZE,
+                    max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS) -> PoolSettings:
         """:param processing: the ``timeout processing`` in force, when the
-            caller overrides the configuration's."""
+            caller overrides the configuration's.
+        :param max_ack_size: bytes a fragmented ACK may reassemble to.
+        :param max_ack_actions: actions of one ACK decoded."""
+        for name, value in (("max_ack_size", max_ack_size), ("max_ack_actions", max_ack_actions)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
         timeouts = getattr(agent, "timeouts", None)
         hello = getattr(timeouts, "hello", None)
         idle = getattr(timeouts, "idle", None)
@@ -73,6 +85,8 @@ class PoolSettings:
             idle_timeout=idle,
             idle_status=idle_status,
             write_timeout=write if write else DEFAULT_WRITE_TIMEOUT,
+            max_ack_size=max_ack_size,
+            max_ack_actions=max_ack_actions,
         )
 
 

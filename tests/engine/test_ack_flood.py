@@ -16,10 +16,12 @@ import threading
 import time
 
 import gevent
+import pytest
 
 from spoe_sync.engine.actions import DroppedVar
 from spoe_sync.protocol import Ack, AgentHello, SetVar, VarScope, encode_frame, encode_raw_frame
 from spoe_sync.protocol.connection import DEFAULT_MAX_ACK_ACTIONS, DEFAULT_MAX_ACK_SIZE
+from spoe_sync.testing import FakeAgent
 
 from .enginekit import EVENT, make_engine, samples
 
@@ -181,3 +183,25 @@ def test_the_issue_flood_is_refused_and_the_loop_keeps_turning():
     assert all(r.timings.process <= 1500 for r in results)  # timeout processing + 0.5 s
     # Generous: each refusal costs milliseconds now, half a second before.
     assert gaps and max(gaps) < 0.3, max(gaps)
+
+
+def test_the_engine_options_bound_an_ack_below_the_defaults():
+    # 100 set-vars of ~14 bytes each, cut in fragments: about 1.4 KiB reassembled.
+    actions = {"*": lambda _m: [SetVar(VarScope.TXN, f"var{i:03}", i) for i in range(100)]}
+    with FakeAgent(actions, fault="fragment") as agent:
+        with make_engine(agent.address) as engine:
+            result = engine.process_event(engine.new_stream(samples()), EVENT)
+            assert result.ok and len(result.vars_set) == 100  # within the default bounds
+        with make_engine(agent.address, max_ack_size=1024) as engine:
+            result = engine.process_event(engine.new_stream(samples()), EVENT)
+            assert int(result.status) == 256 + 3, result  # frame too big: the reassembly bound
+        with make_engine(agent.address, max_ack_actions=10) as engine:
+            result = engine.process_event(engine.new_stream(samples()), EVENT)
+            assert result.ok and len(result.vars_set) == 10
+            assert [d.reason for d in result.dropped_vars] == ["too-many-actions"]
+
+
+def test_the_ack_bounds_must_be_positive_integers():
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="max_ack_size"):
+            make_engine("127.0.0.1:1", max_ack_size=bad)
