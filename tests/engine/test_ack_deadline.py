@@ -41,7 +41,7 @@ def test_an_ack_seen_or_applied_after_the_deadline_is_a_timeout_and_leaves_nothi
             streams = [engine.new_stream(samples()) for _ in range(2)]
             jobs = [gevent.spawn(engine.process_event, s, EVENT) for s in streams]
             gevent.joinall(jobs, timeout=10)
-            results = [job.value for job in jobs]
+            results = [job.get(block=False) for job in jobs]  # re-raises what a job raised
     finally:
         logger.disable("spoe_sync")
         logger.remove(sink)
