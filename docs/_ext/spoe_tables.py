@@ -151,7 +151,8 @@ def action_rows() -> list[Row]:
 
 def spoe_keyword_rows() -> list[Row]:
     """(section, keyword, status): what a SPOE file may say."""
-    from spoe_sync.config import agent, model
+    from spoe_sync.config import model
+    from spoe_sync.config import spoe_agent as agent
 
     rows: list[Row] = []
     for kw in agent._KEYWORDS:

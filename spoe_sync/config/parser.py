@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from .agent import KWM_DEF, KWM_NO, KWM_STD, parse_agent_line
+from .spoe_agent import KWM_DEF, KWM_NO, KWM_STD, parse_agent_line
 from .drafts import Abort, Problems, ReaderState, ScopeDraft
 from .lexer import MAX_LINE_ARGS, LexError, split_lines, tokenize
 from .message import parse_group_line, parse_message_line
