@@ -32,7 +32,7 @@ from gevent.event import Event
 from gevent.server import StreamServer
 
 from spoe_sync import Engine
-from spoe_sync.config.proxy_rules import parse_rule
+from spoe_sync.config.rule_lines import parse_rule
 from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.rules import EvalContext
 from spoe_sync.samples import TCPSamples

@@ -45,25 +45,13 @@ import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
-from ..rules import AclRegistry, Condition, parse_condition, parse_sample
-from ..rules.logformat import LogFormat
-from ..rules.pcre import compile_pcre
-from .haproxy_cfg import RuleLine
-from .http_actions import (
-    NO_EFFECT,
-    REPLACE,
-    capture_action,
-    extra_words,
-    no_effect_action,
-    replace_action,
-    sample_arg,
-    wait_for_body_action,
-)
-from .http_actions import RuleError as _RuleError
-from .http_actions import fmt as _fmt
-from .lexer import LexError, tokenize
-from .rule_actions import (
+from ...errors import ConfigError, ExpressionError, SpoeConfigWarning
+from ...rules import AclRegistry, Condition, parse_condition, parse_sample
+from ...rules.logformat import LogFormat
+from ...rules.pcre import compile_pcre
+from ..haproxy_cfg import RuleLine
+from ..lexer import LexError, tokenize
+from .actions import (
     ERROR_PAGES,
     Accept,
     Action,
@@ -91,6 +79,18 @@ from .rule_actions import (
     WaitForBody,
     reason_phrase,
 )
+from .args import (
+    NO_EFFECT,
+    REPLACE,
+    capture_action,
+    extra_words,
+    no_effect_action,
+    replace_action,
+    sample_arg,
+    wait_for_body_action,
+)
+from .args import RuleError as _RuleError
+from .args import fmt as _fmt
 
 __all__ = [
     "ACTIONS", "ERROR_PAGES", "NO_EFFECT", "RULESETS", "Accept", "Allow", "Capture", "DelHeader",
