@@ -1,5 +1,8 @@
 """The test kit: one of each helper the test suites kept rewriting (engines on a FakeAgent,
-free and closed loopback ports, bounded polling, reading a socket until EOF)."""
+free and closed loopback ports, bounded polling, reading a socket until EOF).
+
+It imports spoe_sync only inside :func:`make_engine`: the conformance harness, which must not
+depend on the code under test, takes its ports from here too."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import socket as _stdsocket
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from spoe_sync.config import load_config
-from spoe_sync.engine.engine import Engine
+if TYPE_CHECKING:
+    from spoe_sync.engine.engine import Engine
 
 __all__ = ["closed_address", "free_port", "make_engine", "read_until_eof", "wait_until"]
 
@@ -21,6 +24,9 @@ def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "a
                 **options: Any) -> Engine:
     """An :class:`Engine` for the SPOE ``conf`` text (its ``[scope]``) whose ``backend`` is
     the agent at ``address``; config warnings silenced, a short reconnect backoff."""
+    from spoe_sync.config import load_config
+    from spoe_sync.engine.engine import Engine
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = load_config(conf, scope)
@@ -53,19 +59,26 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
 
 
 def read_until_eof(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:
-    """Everything ``sock`` receives until EOF (a reset counts as EOF), bounded in size and
-    time."""
+    """Everything ``sock`` receives until EOF (a reset counts as EOF), bounded in size: at most
+    ``limit`` bytes are read.
+
+    :raises TimeoutError: no EOF within ``timeout`` seconds.  A peer that should have closed
+        and did not is a failure, never an empty answer (``read_until_eof(s) == b""`` must not
+        pass because nothing came)."""
     chunks: list[bytes] = []
     total = 0
     deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)
     try:
-        while total < limit and time.monotonic() < deadline:
+        while total < limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no EOF within {timeout}s ({total} bytes read)")
+            sock.settimeout(left)
             data = sock.recv(65536)
             if not data:
                 break
             chunks.append(data)
             total += len(data)
-    except (TimeoutError, ConnectionResetError):
+    except ConnectionResetError:
         pass
     return b"".join(chunks)

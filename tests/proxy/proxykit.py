@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import gevent
 from gevent import socket
 from gevent.server import StreamServer
 
-from spoe_sync import Engine, load_config
+from spoe_sync import Engine
 from spoe_sync.proxy import TCPProxy
+from tests import kit
+from tests.kit import read_until_eof
 
 #: one message per TCP event point, each carrying what that point can see
 CONF = """\
@@ -46,10 +45,8 @@ spoe-group grp
 
 
 def make_engine(address: str, *, name: str = "iprep", processing: str = "1s") -> Engine:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_config(CONF.format(name=name, processing=processing), name)
-    return Engine(config, backends={"agents": [address]}, backoff=(0.05, 0.2))
+    """An engine for CONF (its scope ``name``), its backend on ``address``."""
+    return kit.make_engine(CONF.format(name=name, processing=processing), name, address)
 
 
 class Upstream:
@@ -118,48 +115,14 @@ def connect(proxy: TCPProxy) -> Any:
     return sock
 
 
-def read_all(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:
-    """Everything until EOF (a reset counts as EOF), bounded in size and time."""
-    chunks = []
-    total = 0
-    deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)
-    try:
-        while total < limit and time.monotonic() < deadline:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-            total += len(data)
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks)
-
-
 def exchange(proxy: TCPProxy, data: bytes) -> bytes:
     """Send ``data``, half-close, and read the answer until EOF."""
     sock = connect(proxy)
     try:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
+        return read_until_eof(sock)
     finally:
         sock.close()
 
 
-def dead_address() -> str:
-    """A 127.0.0.1 address where nothing listens (bound, then closed)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"127.0.0.1:{port}"
-
-
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(0.01)
-    return bool(predicate())

@@ -21,8 +21,9 @@ from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.examples.iprep import start as start_iprep_agent
 from spoe_sync.protocol import SetVar, UInt32, VarScope
 from spoe_sync.testing import FakeAgent
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, read_all, wait_until
+from .proxykit import Upstream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,7 +89,7 @@ def exchange(port: int, data: bytes) -> bytes:
     try:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
+        return read_until_eof(sock)
     finally:
         sock.close()
 
@@ -123,7 +124,7 @@ def test_spoe_sync_proxy_with_the_example_agent() -> None:
                 with pytest.raises(OSError):
                     socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 sock.shutdown(socket.SHUT_WR)
-                assert read_all(sock) == b"in flight"
+                assert read_until_eof(sock) == b"in flight"
                 sock.close()
             finally:
                 code = proc.stop()
@@ -163,7 +164,7 @@ def test_second_signal_ends_the_drain() -> None:
             gevent.sleep(0.3)
             assert proc.proc.poll() is None  # draining, for up to 60 s
             proc.proc.send_signal(signal.SIGTERM)
-            assert read_all(sock, timeout=5) == b""  # the open connection was ended
+            assert read_until_eof(sock, timeout=5) == b""  # the open connection was ended
             sock.close()
             assert proc.proc.wait(timeout=10) == 0
         finally:

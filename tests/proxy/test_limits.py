@@ -27,8 +27,9 @@ from spoe_sync.proxy.limits import (
     default_maxconn,
 )
 from spoe_sync.testing import FakeAgent
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, make_engine, read_all, running, wait_until
+from .proxykit import Upstream, make_engine, running
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,7 +90,7 @@ def _client(port: int, payload: bytes, hold: float = 0.0, timeout: float = 60.0)
                 break
         gevent.sleep(hold)
         sock.shutdown(socket.SHUT_WR)
-        return echo + read_all(sock, timeout=timeout)
+        return echo + read_until_eof(sock, timeout=timeout)
     except OSError:
         return b""
     finally:
@@ -267,7 +268,7 @@ def test_sighup_is_a_graceful_stop() -> None:
             with pytest.raises(OSError):  # no longer accepting
                 socket.create_connection(("127.0.0.1", port), timeout=2).close()
             sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock) == b"in flight"
+            assert read_until_eof(sock) == b"in flight"
             sock.close()
             assert proxy.proc.wait(timeout=20) == 0  # not 129: the signal did not kill it
         finally:

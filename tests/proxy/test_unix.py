@@ -20,8 +20,9 @@ from gevent.server import StreamServer
 from spoe_sync.protocol import Message
 from spoe_sync.proxy import TCPProxy, server_context
 from spoe_sync.testing import FakeAgent
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, exchange, make_engine, read_all, running, wait_until
+from .proxykit import Upstream, exchange, make_engine, running
 from .tlskit import Certs, tls_connect
 
 pytestmark = pytest.mark.timeout(30)
@@ -43,7 +44,7 @@ def unix_exchange(path: str, data: bytes) -> bytes:
     try:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
+        return read_until_eof(sock)
     finally:
         sock.close()
 
@@ -154,7 +155,7 @@ def test_unix_upstream(tmp_path: Path) -> None:
 
     def echo(sock: Any, address: Any) -> None:
         sock.settimeout(10)
-        data = read_all(sock)
+        data = read_until_eof(sock)
         sock.sendall(data[::-1])
         sock.close()
     server = StreamServer(listener, echo)
