@@ -15,13 +15,13 @@ import pytest
 
 from spoe_sync import Engine, load_config
 from spoe_sync.samples import StaticSamples
+from tests.kit import free_port
 
 from . import cfgkit
 from .cfgkit import spoe_line_fields, udp_receiver
 from .harness import (
     RecordingAgent,
     agent_hello,
-    free_port,
     http_request,
     run_haproxy,
     set_var_action,

@@ -17,10 +17,11 @@ import pytest
 from spoe_sync import Engine, load_config
 from spoe_sync.protocol import decode_frame
 from spoe_sync.proxy import TCPProxy, server_context
+from tests.kit import free_port
 
 from ..proxy.tlskit import make_certs
 from . import cfgkit
-from .harness import NOTIFY, RecordingAgent, free_port, run_haproxy
+from .harness import NOTIFY, RecordingAgent, run_haproxy
 from .test_rules_args_haproxy import _typed, spoe_conf
 
 pytestmark = pytest.mark.timeout(60)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -137,12 +136,6 @@ def normalize(text: str) -> str:
     for pattern, placeholder in _TIMES:
         text = pattern.sub(placeholder, text)
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def console_commands(text: str) -> list[tuple[str, str]]:
