@@ -21,7 +21,7 @@ from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.examples.iprep import start as start_iprep_agent
 from spoe_sync.protocol import SetVar, UInt32, VarScope
 from spoe_sync.testing import FakeAgent
-from tests.kit import read_until_eof, wait_until
+from tests.kit import free_port, read_until_eof, wait_until
 
 from .proxykit import Upstream
 
@@ -94,9 +94,9 @@ def exchange(port: int, data: bytes) -> bytes:
         sock.close()
 
 
-def low_score_agent() -> FakeAgent:
+def low_score_agent(port: int = 0) -> FakeAgent:
     return FakeAgent({"get-ip-reputation": lambda m: [SetVar(VarScope.SESS, "ip_score",
-                                                             UInt32(5))]})
+                                                             UInt32(5))]}, port=port)
 
 
 def proxy_args(agent: str, upstream: str, *extra: str) -> list[str]:
@@ -148,6 +148,32 @@ def test_spoe_sync_proxy_rejects_on_a_low_score_and_disconnects_on_stop() -> Non
         assert up.connections == 0
         assert wait_until(lambda: len(agent.disconnects) == 1)
         assert agent.disconnects[0].status_code == 0
+
+
+def test_spoe_sync_proxy_says_when_its_agent_is_unreachable_and_when_it_answers_again() -> None:
+    """Issue 12: an agent that cannot be reached is never silent.  Without -v, the console
+    shows the library's warning when the agent server becomes unreachable (the connection
+    goes on: the event fails open) and when it answers again, once each."""
+    agent_port = free_port()  # nobody listens there yet
+    with Upstream() as up:
+        proc = Process(*proxy_args(f"127.0.0.1:{agent_port}", up.address))
+        try:
+            port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+            assert exchange(port, b"fails open") == b"fails open"
+            proc.wait_for(r"is unreachable")
+            with low_score_agent(agent_port):
+                # the server backs off (1 s at most): connect until the agent's verdict applies
+                assert wait_until(lambda: exchange(port, b"refused") == b"", timeout=30,
+                                  interval=0.2)
+                proc.wait_for(r"answers again")
+        finally:
+            code = proc.stop()
+    assert code == 0, proc.output
+    down = [line for line in proc.lines if "unreachable" in line]
+    back = [line for line in proc.lines if "answers again" in line]
+    assert len(down) == 1 and len(back) == 1, proc.output
+    assert f"127.0.0.1:{agent_port}" in down[0] and "'iprep-agent'" in down[0]
+    assert "WARNING" in down[0] and "WARNING" in back[0]
 
 
 def test_second_signal_ends_the_drain() -> None:
