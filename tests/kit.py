@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket as _stdsocket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -17,7 +18,8 @@ import gevent
 if TYPE_CHECKING:
     from spoe_sync.engine.engine import Engine
 
-__all__ = ["closed_address", "free_port", "make_engine", "read_until_eof", "wait_until"]
+__all__ = ["closed_address", "free_port", "loguru_records", "make_engine", "read_until_eof",
+           "wait_until"]
 
 
 def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "agents",
@@ -32,6 +34,23 @@ def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "a
         config = load_config(conf, scope)
     options.setdefault("backoff", (0.05, 0.2))
     return Engine(config, backends={backend: [address]}, **options)
+
+
+@contextmanager
+def loguru_records(level: str = "DEBUG") -> Iterator[list[tuple[str, str]]]:
+    """spoe_sync's loguru records while the block runs, as ``(level, message)``: the library's
+    logger enabled, then disabled again (it is off until an application turns it on)."""
+    from loguru import logger
+
+    lines: list[tuple[str, str]] = []
+    logger.enable("spoe_sync")
+    sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])),
+                      level=level)
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)
+        logger.disable("spoe_sync")
 
 
 def free_port() -> int:

@@ -5,16 +5,12 @@ SIGTERM with HAPROXY-DISCONNECT to the agent, and the command's errors and exit 
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import sys
-from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
-from gevent import socket, subprocess
+from gevent import socket
 
 from spoe_sync.cli import main
 from spoe_sync.examples.iprep import CONFIG_PATH
@@ -23,75 +19,11 @@ from spoe_sync.protocol import SetVar, UInt32, VarScope
 from spoe_sync.testing import FakeAgent
 from tests.kit import free_port, read_until_eof, wait_until
 
-from .proxykit import Upstream
+from .proxykit import ROOT, Process, Upstream, exchange
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
 RULE = "content reject if { var(sess.iprep.ip_score) -m int lt 20 }"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-class Process:
-    """A subprocess whose output lines are collected by a greenlet (never blocks the hub)."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=_env(), cwd=str(ROOT))
-        self.lines: list[str] = []
-        self.reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in range(10_000):
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match[str]:
-        regex = re.compile(pattern)
-        found: list[re.Match[str]] = []
-
-        def seen() -> bool:
-            found.extend(m for m in map(regex.search, self.lines) if m)
-            return bool(found) or self.proc.poll() is not None
-        wait_until(seen, timeout)
-        if not found:
-            raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines))
-        return found[0]
-
-    def stop(self, timeout: float = 15, *, signal_it: bool = True) -> int:
-        """SIGTERM (unless ``signal_it`` is false), then the exit status."""
-        if signal_it and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-        self.reader.join(timeout=5)
-        return code
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-
-def exchange(port: int, data: bytes) -> bytes:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        return read_until_eof(sock)
-    finally:
-        sock.close()
 
 
 def low_score_agent(port: int = 0) -> FakeAgent:

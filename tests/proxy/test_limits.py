@@ -10,13 +10,12 @@ import errno
 import os
 import resource
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
-from gevent import socket, subprocess
+from gevent import socket
 
 from spoe_sync.proxy import TCPProxy
 from spoe_sync.proxy.limits import (
@@ -29,7 +28,7 @@ from spoe_sync.proxy.limits import (
 from spoe_sync.testing import FakeAgent
 from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, make_engine, running
+from .proxykit import Process, Upstream, make_engine, running
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -152,56 +151,15 @@ def _low_fd_limit(nofile: int) -> Any:
     return preexec
 
 
-class _Proxy:
-    """``python -m spoe_sync proxy`` in a subprocess, its output collected by a greenlet."""
+class _Proxy(Process):
+    """``python -m spoe_sync proxy`` in a subprocess, with at most ``nofile`` descriptors."""
 
     def __init__(self, *args: str, nofile: int | None = None) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spoe_sync", "proxy", "--listen", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-            preexec_fn=_low_fd_limit(nofile) if nofile else None)
-        self.lines: list[str] = []
-        self.reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in range(100_000):
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
+        super().__init__("-m", "spoe_sync", "proxy", "--listen", "127.0.0.1:0", *args,
+                         preexec_fn=_low_fd_limit(nofile) if nofile else None)
 
     def port(self) -> int:
-        import re
-
-        found: list[int] = []
-
-        def seen() -> bool:
-            found.extend(int(m.group(1)) for m in
-                         (re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-                          for line in self.lines) if m)
-            return bool(found) or self.proc.poll() is not None
-        wait_until(seen, 20)
-        assert found, self.output
-        return found[0]
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-        self.reader.join(timeout=5)
-        return int(code)
+        return int(self.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20).group(1))
 
 
 @pytest.mark.parametrize(("maxconn", "spoe"), [

@@ -14,8 +14,8 @@ from gevent import socket
 from spoe_sync.cli import main
 from tests.kit import read_until_eof
 
-from .proxykit import Upstream
-from .test_commands import Process, low_score_agent, proxy_args
+from .proxykit import Process, Upstream
+from .test_commands import low_score_agent, proxy_args
 from .tlskit import Certs, tls_connect, tls_read_all
 
 pytestmark = pytest.mark.timeout(60)
