@@ -7,6 +7,7 @@ depend on the code under test, takes its ports from here too."""
 from __future__ import annotations
 
 import socket as _stdsocket
+import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from spoe_sync.engine.engine import Engine
 
 __all__ = ["closed_address", "free_port", "loguru_records", "make_engine", "read_until_eof",
-           "wait_until"]
+           "stop_process", "wait_until"]
 
 
 def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "agents",
@@ -75,6 +76,18 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
             return True
         gevent.sleep(interval)
     return bool(predicate())
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """Stop a subprocess the test started (SIGTERM, by its PID), SIGKILL if it is still there
+    after ``timeout`` seconds; its exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=timeout)
 
 
 def read_until_eof(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:

@@ -24,7 +24,7 @@ import pytest
 
 from spoe_sync import Engine
 from spoe_sync.samples import StaticSamples
-from tests.kit import free_port
+from tests.kit import free_port, stop_process
 from tests.kit import make_engine as engine_for
 
 from .enginekit import run_all
@@ -118,13 +118,7 @@ def start_agent(script: Path, port: int) -> subprocess.Popen[bytes]:
 
 def stop_agent(proc: subprocess.Popen[bytes]) -> None:
     """Stop an agent we started, by its PID."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, timeout=5)
 
 
 @pytest.fixture(scope="module", params=sorted(AGENTS))

@@ -34,7 +34,7 @@ from gevent import socket as gsocket
 from gevent.pywsgi import WSGIServer
 
 from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler
-from tests.kit import free_port, read_until_eof
+from tests.kit import free_port, read_until_eof, stop_process
 
 from ..conformance.harness import run_haproxy
 from ..conformance.rules_support import RawResponder, exchange
@@ -84,12 +84,7 @@ def waf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
                 time.sleep(0.05)
         yield port, record
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=5)
 
 
 SPOE_CONF = """\
