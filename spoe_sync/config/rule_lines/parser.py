@@ -46,7 +46,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Union
 
 from ...errors import ConfigError, ExpressionError, SpoeConfigWarning
-from ...rules import AclRegistry, Condition, parse_condition, parse_sample
+from ...rules import AclRegistry, Condition, parse_condition
 from ...rules.logformat import LogFormat
 from ...rules.pcre import compile_pcre
 from ..haproxy_cfg import RuleLine
@@ -502,21 +502,12 @@ def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | U
                              f"{', '.join(_SET_VAR_CONDS)})")
     if len(conds) > 4:
         raise _RuleError("set-var accepts at most four conditions")
+    where = f"'{ruleset} {word}'"
+    if kw == "set-var":
+        return SetVar(name, expr=sample_arg(args, ruleset, where), conditions=conds)
     if not args:
-        raise _RuleError("missing fetch method." if kw == "set-var" else
-                         f"'{ruleset} {word}' expects a log-format string")
+        raise _RuleError(f"{where} expects a log-format string")
     if len(args) > 1:
-        raise extra_words(f"'{ruleset} {word}'", args[1])
-    if kw == "set-var-fmt":
-        return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
-    try:
-        expr = parse_sample(args[0])
-    except ExpressionError as exc:
-        raise _RuleError(exc.message) from None
-    reason = expr.unavailable_at(ruleset)
-    if reason is not None:
-        raise _RuleError(f"fetch method '{expr.fetch}' : {reason}")
-    if not expr.implemented:
-        raise _RuleError(f"'{expr.text}' is not implemented by spoe_sync")
-    return SetVar(name, expr=expr, conditions=conds)
+        raise extra_words(where, args[1])
+    return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
 
