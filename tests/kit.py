@@ -7,6 +7,7 @@ depend on the code under test, takes its ports from here too."""
 from __future__ import annotations
 
 import socket as _stdsocket
+import struct
 import subprocess
 import time
 import warnings
@@ -19,8 +20,8 @@ import gevent
 if TYPE_CHECKING:
     from spoe_sync.engine.engine import Engine
 
-__all__ = ["closed_address", "free_port", "loguru_records", "make_engine", "read_until_eof",
-           "stop_process", "wait_until"]
+__all__ = ["closed_address", "free_port", "loguru_records", "make_engine", "read_frame",
+           "read_until_eof", "recv_exactly", "stop_process", "wait_until"]
 
 
 def make_engine(conf: str, scope: str | None, address: str, *, backend: str = "agents",
@@ -88,6 +89,29 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait(timeout=timeout)
+
+
+def read_frame(sock: Any) -> bytes | None:
+    """One SPOP frame's body (after its 4-byte length, SPOE.txt §3.2), None at EOF; each read
+    bounded by the socket's timeout."""
+    head = recv_exactly(sock, 4)
+    if len(head) < 4:
+        return None
+    size = struct.unpack(">I", head)[0]
+    body = recv_exactly(sock, size)
+    return body if len(body) == size else None
+
+
+def recv_exactly(sock: Any, size: int) -> bytes:
+    """``size`` bytes from ``sock``, fewer only at EOF; each read bounded by the socket's
+    timeout."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def read_until_eof(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:
