@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# free_port is the kit's, re-exported for the harness's users that take it from here
+from tests.kit import free_port as free_port
 from tests.kit import read_until_eof
 
 LOOPBACK = "127.0.0.1"
