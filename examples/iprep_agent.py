@@ -13,22 +13,16 @@ from __future__ import annotations
 import argparse
 import logging
 
+# the command line's own address parser: HOST:PORT means here what it means to spoe-sync (and
+# to HAProxy's bind: ":PORT" is every IPv4 address); a malformed one is a usage error (exit 2)
+from spoe_sync.cli import tcp_listen_address
 from spoe_sync.examples.iprep import CONFIG_PATH, run
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` for 127.0.0.1) as ``(host, port)``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        # argparse turns this into "argument --listen: ..." and exit status 2
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default="127.0.0.1:12345", metavar="HOST:PORT",
-                        type=listen_address)
+                        type=tcp_listen_address)
     parser.add_argument("--no-async", action="store_true")
     parser.add_argument("--no-pipelining", action="store_true")
     args = parser.parse_args()

@@ -23,6 +23,7 @@ Run it::
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 
@@ -32,7 +33,9 @@ from gevent.event import Event
 from gevent.server import StreamServer
 
 from spoe_sync import Engine
-from spoe_sync.config.proxy_rules import parse_rule
+from spoe_sync.cli import server_address, tcp_listen_address
+from spoe_sync.config.backends import parse_address
+from spoe_sync.config.rule_lines import parse_rule
 from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.rules import EvalContext
 from spoe_sync.samples import TCPSamples
@@ -85,24 +88,27 @@ def forward(source, dest):
         dest.close()
 
 
-def parse_address(address):
-    host, port = address.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
-
-def main(args):
-    if len(args) not in (2, 3):
-        sys.exit(f"usage: {sys.argv[0]} LISTEN_HOST:PORT DEST_HOST:PORT [AGENT_HOST:PORT]")
-    agent = args[2] if len(args) == 3 else "127.0.0.1:12345"
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the command line's own address parsers: HOST:PORT means here what it means to spoe-sync
+    # (":PORT" listens on every IPv4 address, as HAProxy's bind); a bad one is a usage error
+    parser.add_argument("listen", metavar="LISTEN_HOST:PORT", type=tcp_listen_address)
+    parser.add_argument("dest", metavar="DEST_HOST:PORT", type=server_address)
+    parser.add_argument("agent", metavar="AGENT_HOST:PORT", type=server_address, nargs="?",
+                        default="127.0.0.1:12345")
+    args = parser.parse_args(argv)
+    _family, host, port, path = parse_address(args.dest)
+    if path is not None:
+        parser.error(f"argument DEST_HOST:PORT: '{args.dest}': a TCP address is needed here")
     engine = Engine.from_file(CONFIG_PATH, "ip-reputation-tcp",
-                              backends={"iprep-servers": [agent]})
-    server = PortForwarder(parse_address(args[0]), parse_address(args[1]), engine)
+                              backends={"iprep-servers": [args.agent]})
+    server = PortForwarder(args.listen, (host, port), engine)
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     server.start()
     log("Starting port forwarder %s:%s -> %s:%s, agent %s", *server.address[:2],
-        *server.dest, agent)
+        *server.dest, args.agent)
     stop.wait()
     log("Closing listener socket, draining connections")
     server.stop(timeout=5)
@@ -116,4 +122,4 @@ def log(message, *args):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

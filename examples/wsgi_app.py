@@ -45,6 +45,7 @@ import gevent
 from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
+from spoe_sync.cli import server_address, tcp_listen_address
 from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler, listener
 
@@ -84,21 +85,17 @@ application = make_app(os.environ.get("SPOE_AGENT", "127.0.0.1:12345"),
                        trust_xff=os.environ.get("SPOE_TRUST_XFF", "") not in ("", "0"))
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.1:8080", type=_address, metavar="HOST:PORT")
-    parser.add_argument("--agent", default="127.0.0.1:12345", type=_address, metavar="HOST:PORT")
+    # the command line's own address parsers (an address to listen on, an agent to connect to)
+    parser.add_argument("--listen", default="127.0.0.1:8080", type=tcp_listen_address,
+                        metavar="HOST:PORT")
+    parser.add_argument("--agent", default="127.0.0.1:12345", type=server_address,
+                        metavar="HOST:PORT")
     parser.add_argument("--trust-xff", action="store_true",
                         help="take the client address from X-Forwarded-For")
     args = parser.parse_args()
-    app = make_app(f"{args.agent[0]}:{args.agent[1]}", trust_xff=args.trust_xff)
+    app = make_app(args.agent, trust_xff=args.trust_xff)
     try:
         server = WSGIServer(listener(args.listen), app, handler_class=SpoeWSGIHandler)
     except OSError as exc:

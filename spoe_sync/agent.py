@@ -56,7 +56,7 @@ from .protocol import (
     SetVar,
     UnsetVar,
 )
-from .protocol.agent import (
+from .protocol.agent_connection import (
     AgentConnection,
     AgentConnectionState,
     HaproxyDisconnected,

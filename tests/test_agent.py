@@ -34,6 +34,7 @@ from spoe_sync.protocol import (
     VarScope,
     encode_messages,
 )
+from tests.kit import read_until_eof
 
 IPREP = load_config(CONFIG_PATH, "ip-reputation")
 
@@ -316,10 +317,7 @@ def test_hello_timeout(servers: list[AgentServer]) -> None:
     servers.append(agent.start())
     host, _, port = servers[0].address.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=3) as sock:
-        data = b""
-        with gevent.Timeout(3):
-            while chunk := sock.recv(4096):
-                data += chunk
+        data = read_until_eof(sock, timeout=3)
     conn = EngineConnection()
     conn.initiate()
     conn.receive_data(data)

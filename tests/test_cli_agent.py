@@ -26,6 +26,7 @@ import pytest
 from spoe_sync.cli import main
 from spoe_sync.examples.iprep import CONFIG_PATH
 from tests.conformance.harness import RecordingAgent, agent_hello
+from tests.kit import closed_address
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -105,12 +106,7 @@ def test_sighup_stops_the_agent_gracefully(agent_proc: tuple[subprocess.Popen[st
 
 
 def test_probe_a_closed_port() -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on: bound, never listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        done = spoe_sync("probe", f"127.0.0.1:{port}", "--timeout", "2")
+    done = spoe_sync("probe", closed_address(), "--timeout", "2")
     assert done.returncode == 1
     assert "NOT healthy (Layer4 connection problem" in done.stdout
     assert "refused" in done.stdout.lower()

@@ -3,12 +3,14 @@ agent, its SPOE config (SPOE.txt §2.5), a WSGI app and the TCP proxy"), as subp
 127.0.0.1: the WSGI app behind SpoeMiddleware allows a loopback client and denies a listed
 address (X-Forwarded-For, trusted on request) after asking the example agent, under
 gevent.pywsgi and ``gunicorn -k gevent``; the SPOE config shown in examples/ is the packaged
-one; a bad ``--listen`` is a usage error (exit 2), not a traceback.
+one; a bad address is the usage error (exit 2) of the command line's own parser, not a
+traceback.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import subprocess
 import sys
@@ -108,18 +110,52 @@ def test_wsgi_app_under_gunicorn_gevent(agent_address: str) -> None:
             proc.communicate(timeout=10)
 
 
-@pytest.mark.parametrize("script", [pytest.param("iprep_agent.py", id="agent"),
-                                    pytest.param("wsgi_app.py", id="wsgi-app")])
+def _usage_error(*argv: str) -> str:
+    """What a command says about its bad argument (exit status 2, no traceback): the end of
+    argparse's "error: argument NAME: ..." line."""
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=30,
+                          env=ENV, cwd=ROOT, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    match = re.search(r"error: argument (?:--[\w-]+|[A-Z_:]+?): (.*)$", done.stderr.strip())
+    assert match, done.stderr
+    return match.group(1)
+
+
+#: each example's way to say "listen on ADDRESS"
+LISTEN = {
+    "agent": lambda address: (str(EXAMPLES / "iprep_agent.py"), "--listen", address),
+    "wsgi-app": lambda address: (str(EXAMPLES / "wsgi_app.py"), "--listen", address),
+    "tcp-proxy": lambda address: (str(EXAMPLES / "tcp_proxy.py"), address, "127.0.0.1:1"),
+}
+
+
+@pytest.mark.parametrize("example", sorted(LISTEN))
 @pytest.mark.parametrize("listen", [pytest.param("foo", id="no-port"),
                                     pytest.param("127.0.0.1:http", id="port-not-a-number"),
                                     pytest.param("127.0.0.1:70000", id="port-too-big")])
-def test_bad_listen_is_a_usage_error(script: str, listen: str) -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--listen", listen],
-                          capture_output=True, text=True, timeout=30, env=ENV, cwd=ROOT,
-                          check=False)
-    assert done.returncode == 2, done.stderr
-    assert f"argument --listen: expected HOST:PORT, got '{listen}'" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_bad_listen_is_the_usage_error_of_spoe_sync_agent(example: str, listen: str) -> None:
+    """One HOST:PORT parser: an example refuses an address to listen on as the command line
+    does, with its words."""
+    expected = _usage_error("-m", "spoe_sync", "agent", "--listen", listen)
+    assert listen in expected
+    assert _usage_error(*LISTEN[example](listen)) == expected
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param((str(EXAMPLES / "wsgi_app.py"), "--agent", ":12345"), id="wsgi-app-agent"),
+    pytest.param((str(EXAMPLES / "tcp_proxy.py"), "127.0.0.1:0", ":80"), id="tcp-proxy-dest"),
+    pytest.param((str(EXAMPLES / "tcp_proxy.py"), "127.0.0.1:0", "127.0.0.1:80", ":12345"),
+                 id="tcp-proxy-agent"),
+])
+def test_a_server_address_without_host_is_refused_as_by_spoe_sync_probe(
+        example: tuple[str, ...]) -> None:
+    """``:PORT`` is every address to listen on, never a server to connect to (the examples
+    once read it as 127.0.0.1, and ``spoe-sync probe`` refused it)."""
+    address = example[-1]
+    expected = _usage_error("-m", "spoe_sync", "probe", address)
+    assert "every address" in expected
+    assert _usage_error(*example) == expected
 
 
 def test_listen_on_a_foreign_address_is_a_clear_error() -> None:

@@ -4,8 +4,6 @@ it answers (SPOE.txt §3.2.5), ACKs from handlers (§3.2.7), DISCONNECT replies
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 from gevent import socket
 
@@ -23,6 +21,7 @@ from spoe_sync.protocol import (
 )
 from spoe_sync.protocol.codec import decode_frame_body, encode_frame, encode_messages, encode_notify
 from spoe_sync.testing import GARBAGE, OVERLONG, FakeAgent
+from tests.kit import read_frame, recv_exactly
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -33,25 +32,15 @@ class Client:
     def __init__(self, address: str, max_frame_size: int = 16380) -> None:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=2)
-        self.buf = b""
         self.sock.sendall(encode_frame(HaproxyHello.make(max_frame_size=max_frame_size,
                                                          engine_id="e")))
 
     def read_raw(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
+        return recv_exactly(self.sock, n)
 
     def frame(self):  # type: ignore[no-untyped-def]
-        head = self.read_raw(4)
-        if len(head) < 4:
-            return None
-        (size,) = struct.unpack(">I", head)
-        return decode_frame_body(self.read_raw(size))
+        body = read_frame(self.sock)
+        return None if body is None else decode_frame_body(body)
 
     def notify(self, sid: int, fid: int, *messages: Message) -> None:
         self.sock.sendall(encode_notify(sid, fid, encode_messages(messages)))

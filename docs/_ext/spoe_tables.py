@@ -4,7 +4,7 @@ methods, rule actions), generated at build time from spoe_sync's own registries.
 Each table lists what HAProxy 2.6 knows (the keyword tables recorded from ``haproxy -dK...`` in
 ``spoe_sync.rules._keywords`` and the per-rule-set action lists of ``spoe_sync.config.check``)
 next to what spoe_sync implements (``spoe_sync.rules.fetches.REGISTRY``,
-``spoe_sync.rules.converters.CONVERTERS``, ``spoe_sync.config.proxy_rules.ACTIONS``...), so that
+``spoe_sync.rules.converters.CONVERTERS``, ``spoe_sync.config.rule_lines.ACTIONS``...), so that
 registering a fetch changes the page without anyone editing it.
 
 Usage in a page::
@@ -128,8 +128,8 @@ def predefined_acl_rows() -> list[Row]:
 def action_rows() -> list[Row]:
     """(rule set, action, status, note): every action HAProxy 2.6 has per rule set."""
     from spoe_sync.config.check import _HAPROXY_ACTIONS
-    from spoe_sync.config.http_actions import NO_EFFECT as NOOP
-    from spoe_sync.config.proxy_rules import ACTIONS
+    from spoe_sync.config.rule_lines import ACTIONS
+    from spoe_sync.config.rule_lines import NO_EFFECT as NOOP
 
     rows: list[Row] = []
     for ruleset, known in _HAPROXY_ACTIONS.items():
@@ -151,7 +151,8 @@ def action_rows() -> list[Row]:
 
 def spoe_keyword_rows() -> list[Row]:
     """(section, keyword, status): what a SPOE file may say."""
-    from spoe_sync.config import agent, model
+    from spoe_sync.config import model
+    from spoe_sync.config import spoe_agent as agent
 
     rows: list[Row] = []
     for kw in agent._KEYWORDS:

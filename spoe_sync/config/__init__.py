@@ -28,7 +28,7 @@ from .model import (
     SpoeConfig,
     Timeouts,
 )
-from .proxy_rules import (
+from .rule_lines import (
     RULESETS,
     Hook,
     Rule,

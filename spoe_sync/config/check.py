@@ -28,7 +28,7 @@ from .backends import Backend, check_backend
 from .haproxy_cfg import HaproxyConfig, ProxySection, RuleLine, build_acl_registry, load_haproxy_cfg
 from .loader import load_config
 from .model import MessageConfig, SpoeConfig
-from .proxy_rules import ACTIONS, parse_rules
+from .rule_lines import ACTIONS, parse_rules
 
 __all__ = ["format_summary", "run_check"]
 

@@ -131,7 +131,13 @@ def _dot(message: str) -> str:
 
 
 def _acls(msg: MessageDraft) -> AclRegistry:
-    """The message-local ACLs, made on first use."""
+    """The message-local ACLs, made on first use.
+
+    Not :func:`~spoe_sync.config.haproxy_cfg.build_acl_registry`, which builds a registry from
+    all its lines at once: here each ``acl`` line is added as it is read, so that an ``event``
+    condition sees only the ACLs declared above it (as in HAProxy), and a bad line is reported
+    with HAProxy's SPOE wording through the reader's problems.  Both go through
+    :meth:`AclRegistry.add`, the one place an ACL is parsed."""
     registry: AclRegistry = msg.acls if msg.acls is not None else AclRegistry()
     msg.acls = registry
     return registry

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from .agent import KWM_DEF, KWM_NO, KWM_STD, parse_agent_line
 from .drafts import Abort, Problems, ReaderState, ScopeDraft
 from .lexer import MAX_LINE_ARGS, LexError, split_lines, tokenize
 from .message import parse_group_line, parse_message_line
+from .spoe_agent import KWM_DEF, KWM_NO, KWM_STD, parse_agent_line
 from .syntax import invalid_char
 
 __all__ = ["read_scope"]

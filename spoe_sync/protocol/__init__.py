@@ -6,7 +6,7 @@ Nothing here touches a socket, gevent or a logger (SPOE.txt §3).
 
 from __future__ import annotations
 
-from .agent import (
+from .agent_connection import (
     AgentConnection,
     AgentConnectionState,
     AgentEvent,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from .command import run_proxy
 from .connection import ProxyStats
 from .listen import parse_listen_address
-from .rules import RuleSet, Verdict, build_acls, build_rules
+from .rule_runner import RuleSet, Verdict, build_acls, build_rules
 from .server import TCPProxy
 from .tls import TLSSamples, server_context, upstream_context
 

@@ -16,7 +16,7 @@ from gevent import socket
 from gevent.socket import wait_read, wait_write
 
 from .connection import Conn, ProxyStats
-from .rules import Verdict
+from .rule_runner import Verdict
 from .tls import TLSStream
 
 __all__ = ["forward", "peek", "refuse", "wait_ready"]

@@ -73,7 +73,7 @@ from .limits import (
     is_resource_error,
 )
 from .listen import bind_unix, describe, parse_listen_address, remove_unix
-from .rules import Verdict, build_acls, build_rules
+from .rule_runner import Verdict, build_acls, build_rules
 from .tls import TLSSamples, TLSStream, handshake_error, upstream_context, watch_sni
 
 __all__ = ["ProxyStats", "TCPProxy", "parse_listen_address"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config.rule_actions import reason_phrase
+from ..config.rule_lines.actions import reason_phrase
 
 __all__ = ["HttpResponse", "delete_request_headers", "environ_key", "hook_reply",
            "set_request_header"]

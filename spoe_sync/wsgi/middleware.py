@@ -11,8 +11,8 @@ from typing import Any
 
 from ..config import HaproxyConfig, SpoeConfig, check_backend, load_config, normalize_backends
 from ..config.haproxy_cfg import build_acl_registry, load_haproxy_cfg
-from ..config.proxy_rules import WaitForBody, parse_rules
-from ..config.rule_actions import rule_plan, uses_fetch
+from ..config.rule_lines import WaitForBody, parse_rules
+from ..config.rule_lines.actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
 from ..engine.transaction import Transaction
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
@@ -25,7 +25,7 @@ from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
-from .rules import Reply, RuleRunner, labelled_plan
+from .rule_runner import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import gevent
 
-from ..config.rule_actions import Capture, ReplaceHeader, SetStartLine
+from ..config.rule_lines.actions import Capture, ReplaceHeader, SetStartLine
 from ..rules.casts import cast, to_bytes, to_text
 from ..rules.fetches.capture import CAPTURES_KEY
 from ..rules.wsgisource import BODY_KEY, RAW_HEADERS_KEY, RAW_URI_KEY

@@ -21,6 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# free_port is the kit's, re-exported for the harness's users that take it from here
+from tests.kit import free_port as free_port
+from tests.kit import read_until_eof
+
 LOOPBACK = "127.0.0.1"
 
 # Frame types (SPOE.txt §3.2.2), repeated here on purpose: the harness must not
@@ -28,13 +32,6 @@ LOOPBACK = "127.0.0.1"
 HAPROXY_HELLO, HAPROXY_DISCONNECT, NOTIFY = 1, 2, 3
 AGENT_HELLO, AGENT_DISCONNECT, ACK = 101, 102, 103
 FIN, ABORT = 1, 2
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- tiny SPOP writer
@@ -366,14 +363,7 @@ def http_request(port: int, raw: bytes | None = None, *, method: str = "GET", ta
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
         s.sendall(raw)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    data = b"".join(chunks)
+        data = read_until_eof(s, timeout=timeout)
     head, _, rest = data.partition(b"\r\n\r\n")
     lines_ = head.decode("latin-1").split("\r\n")
     if not lines_ or not lines_[0].startswith("HTTP/"):

@@ -27,8 +27,9 @@ import pytest
 from spoe_sync.agent import AgentServer, Request
 from spoe_sync.examples.iprep import CONFIG_PATH, build_agent, reputation
 from spoe_sync.protocol import Message
+from tests.kit import free_port
 
-from .harness import LOOPBACK, HTTPResponse, free_port, haproxy_check, http_request, run_haproxy
+from .harness import LOOPBACK, HTTPResponse, haproxy_check, http_request, run_haproxy
 
 SPOE_CONF = Path(CONFIG_PATH).read_text()
 

@@ -8,20 +8,18 @@ agent sets read back the same."""
 from __future__ import annotations
 
 import time
-import warnings
 from ipaddress import IPv4Address
 
 import pytest
 
-from spoe_sync import Engine, load_config
 from spoe_sync.samples import StaticSamples
+from tests.kit import free_port, make_engine
 
 from . import cfgkit
 from .cfgkit import spoe_line_fields, udp_receiver
 from .harness import (
     RecordingAgent,
     agent_hello,
-    free_port,
     http_request,
     run_haproxy,
     set_var_action,
@@ -99,10 +97,8 @@ def _spoe_sync_run(tmp_path, behaviour: str) -> tuple[dict[str, str], object]:
     with RecordingAgent(hello=agent_hello(capabilities=capabilities)) as agent, \
             udp_receiver() as logs:
         agent.ack_payload = handler
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            config = load_config(spoe_conf(logs.getsockname()[1], processing), "e")
-        with Engine(config, backends={"agents": [agent.address]}) as engine:
+        with make_engine(spoe_conf(logs.getsockname()[1], processing), "e",
+                         agent.address) as engine:
             stream = engine.new_stream(StaticSamples({"src": IPv4Address("127.0.0.1")}))
             result = engine.process_event(stream, EVENT)
             fields = spoe_line_fields(logs.recv(65536))
@@ -153,10 +149,7 @@ def test_nothing_to_send_and_the_counters(haproxy_bin, tmp_path):
             theirs = spoe_line_fields(logs.recv(65536))
         assert len(agent.of_type(3)) == 1
     with RecordingAgent() as agent, udp_receiver() as logs:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            config = load_config(conf(logs.getsockname()[1]), "e")
-        with Engine(config, backends={"agents": [agent.address]}) as engine:
+        with make_engine(conf(logs.getsockname()[1]), "e", agent.address) as engine:
             skipped = engine.process_event(engine.new_stream(StaticSamples({})), EVENT)
             assert skipped.skipped
             engine.process_event(engine.new_stream(StaticSamples({"req.hdr(x-send)": "1"})), EVENT)

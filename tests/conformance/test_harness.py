@@ -4,15 +4,9 @@ one NOTIFY per request, and the recording agent's ACK reaches HAProxy
 
 from __future__ import annotations
 
-from .harness import (
-    ACK,
-    HAPROXY_HELLO,
-    NOTIFY,
-    free_port,
-    http_request,
-    run_haproxy,
-    set_var_action,
-)
+from tests.kit import free_port
+
+from .harness import ACK, HAPROXY_HELLO, NOTIFY, http_request, run_haproxy, set_var_action
 
 SPOE_CONF = """\
 [conf]

@@ -15,10 +15,11 @@ from spoe_sync.config import load_config
 from spoe_sync.engine.log import LogCounters, format_spoe_line
 from spoe_sync.engine.result import Timings
 from spoe_sync.engine.syslog import NOTICE, WARNING, facility_code, format_line, make_sink
+from tests.kit import free_port
 
 from . import cfgkit
 from .cfgkit import spoe_line_fields, udp_receiver
-from .harness import free_port, http_request, run_haproxy
+from .harness import http_request, run_haproxy
 
 # (format words as written in the log line, format name for spoe_sync, facility, len)
 TARGETS = [

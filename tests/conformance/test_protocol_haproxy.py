@@ -38,6 +38,7 @@ from spoe_sync.protocol import (
 )
 from spoe_sync.protocol.connection import EngineConnection, HelloDone
 from spoe_sync.protocol.fragments import Reassembler, fragment_notify
+from tests.kit import free_port
 
 from .harness import (
     HAPROXY_DISCONNECT,
@@ -47,7 +48,6 @@ from .harness import (
     RecordingAgent,
     agent_hello,
     frame,
-    free_port,
     http_request,
     kv_string,
     kv_uint32,

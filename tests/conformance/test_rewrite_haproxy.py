@@ -17,9 +17,10 @@ from gevent import socket as gsocket
 from gevent.pywsgi import WSGIServer
 
 from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler
+from tests.kit import free_port
 
 from .cfgkit import haproxy_cfg, section
-from .harness import free_port, run_haproxy
+from .harness import run_haproxy
 from .rules_support import RawResponder
 
 pytestmark = pytest.mark.timeout(60)

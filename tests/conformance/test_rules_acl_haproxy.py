@@ -12,9 +12,10 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 
 from spoe_sync.rules import AclRegistry, EvalContext, parse_condition
+from tests.kit import free_port
 
 from . import cfgkit
-from .harness import free_port, run_haproxy
+from .harness import run_haproxy
 from .rules_support import VARS, EvalServer, raw_exchange, raw_requests
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,9 +17,10 @@ import pytest
 
 from spoe_sync.protocol import Notify, data_type_of, decode_frame
 from spoe_sync.rules import EvalContext, parse_sample
+from tests.kit import free_port
 
 from . import cfgkit
-from .harness import NOTIFY, free_port, run_haproxy
+from .harness import NOTIFY, run_haproxy
 from .rules_support import VARS, EvalServer, raw_exchange, raw_requests
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from spoe_sync.rules import parse_sample
+from tests.kit import free_port
 
 from .cfgkit import agents_backend, head
-from .harness import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,13 +14,13 @@ from typing import Any
 import gevent
 import pytest
 
-from spoe_sync import Engine, load_config
 from spoe_sync.protocol import decode_frame
 from spoe_sync.proxy import TCPProxy, server_context
+from tests.kit import free_port, make_engine
 
 from ..proxy.tlskit import make_certs
 from . import cfgkit
-from .harness import NOTIFY, RecordingAgent, free_port, run_haproxy
+from .harness import NOTIFY, RecordingAgent, run_haproxy
 from .test_rules_args_haproxy import _typed, spoe_conf
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,7 +71,7 @@ def test_tls_fetches_match_haproxy(sni: str | None, haproxy_bin: str, tmp_path: 
             theirs = _args(agent)
 
     with RecordingAgent() as agent:
-        engine = Engine(load_config(conf, "conf"), backends={"agents": [agent.address]})
+        engine = make_engine(conf, "conf", agent.address)
         proxy = TCPProxy(("127.0.0.1", 0), "127.0.0.1:9", engines=[engine],
                          tcp_request=[f"content {rule}" for rule in RULES], inspect_delay=3.0,
                          ssl_context=server_context(certs.combined))

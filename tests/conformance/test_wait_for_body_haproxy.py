@@ -13,9 +13,10 @@ from gevent import socket as gsocket
 from gevent.pywsgi import WSGIServer
 
 from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler
+from tests.kit import free_port
 
 from .cfgkit import haproxy_cfg
-from .harness import free_port, run_haproxy
+from .harness import run_haproxy
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from tests.kit import stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -137,12 +137,6 @@ def normalize(text: str) -> str:
     for pattern, placeholder in _TIMES:
         text = pattern.sub(placeholder, text)
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def console_commands(text: str) -> list[tuple[str, str]]:
@@ -278,13 +272,7 @@ class Runner:
 
     def stop(self, name: str) -> None:
         proc, _ = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
 
     def stop_all(self) -> None:
         for name in list(self.procs):

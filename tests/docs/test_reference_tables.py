@@ -63,8 +63,7 @@ def test_converter_rows_are_the_registries() -> None:
 
 
 def test_action_rows_cover_every_implemented_action() -> None:
-    from spoe_sync.config.http_actions import NO_EFFECT
-    from spoe_sync.config.proxy_rules import ACTIONS
+    from spoe_sync.config.rule_lines import ACTIONS, NO_EFFECT
 
     rows = {(r[0], r[1]): r[2] for r in spoe_tables.action_rows()}
     for ruleset, actions in ACTIONS.items():

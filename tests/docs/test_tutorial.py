@@ -34,7 +34,7 @@ def test_page_runs_as_shown(page: str, tmp_path: object) -> None:
     pytest.importorskip("flask", reason="the tutorial's app is a Flask app (pip install flask)")
     if shutil.which("curl") is None:
         pytest.skip("the tutorial uses curl")
-    from .mdrun import free_port
+    from tests.kit import free_port
 
     steps, _ = parse(os.path.join(TUTORIAL, page))
     assert any(s.kind == "run" for s in steps), "a page with nothing to run"

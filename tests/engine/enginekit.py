@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
 from ipaddress import IPv4Address
 
 import gevent
 
-from spoe_sync import Engine, load_config
+from spoe_sync import Engine
 from spoe_sync.protocol import SetVar, VarScope
 from spoe_sync.samples import StaticSamples
+from tests import kit
 
-from .poolkit import wait_until
-
-__all__ = ["CONF", "EVENT", "conf_text", "make_engine", "run_all", "samples", "set_score", "wait_until"]
+__all__ = ["CONF", "EVENT", "conf_text", "make_engine", "run_all", "samples", "set_score"]
 
 EVENT = "on-frontend-http-request"
 
@@ -53,11 +51,7 @@ def conf_text(*agent_lines: str, processing: str = "1s") -> str:
 
 def make_engine(address: str, *agent_lines: str, processing: str = "1s", **options: object) -> Engine:
     """An engine for CONF with extra ``spoe-agent`` lines, its backend on ``address``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_config(conf_text(*agent_lines, processing=processing), "test")
-    options.setdefault("backoff", (0.05, 0.2))
-    return Engine(config, backends={"agents": [address]}, **options)  # type: ignore[arg-type]
+    return kit.make_engine(conf_text(*agent_lines, processing=processing), "test", address, **options)
 
 
 def samples(**headers: str) -> StaticSamples:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import gevent
 
@@ -38,13 +37,6 @@ def make_pool(*addresses: str, backend_overrides: dict | None = None, **agent_ov
                       backoff=(0.2, 2.0))
 
 
-def closed_port() -> str:
-    """An address on which nothing listens (connections are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
 def burst(pool: AppletPool, count: int, timeout: float = 1.0, first_sid: int = 1,
           frame_id: int = 1) -> list[FrameOutcome]:
     """``count`` concurrent streams, one frame each; every greenlet is bounded."""
@@ -61,17 +53,6 @@ def burst(pool: AppletPool, count: int, timeout: float = 1.0, first_sid: int = 1
 
 def statuses(outcomes: Iterable[FrameOutcome]) -> Counter[int]:
     return Counter(o.status for o in outcomes)
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
-    """Poll ``predicate`` every 10 ms until it is true or ``timeout`` seconds
-    passed (a loaded machine needs margins: never a fixed sleep)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        gevent.sleep(0.01)
-    return bool(predicate())
 
 
 def settle(pool: AppletPool, timeout: float = 2.0) -> None:

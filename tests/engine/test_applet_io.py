@@ -24,29 +24,12 @@ from spoe_sync.engine.applet import default_connect
 from spoe_sync.engine.settings import DEFAULT_WRITE_TIMEOUT, PoolSettings
 from spoe_sync.protocol import FLAG_ABORT, FLAG_FIN, AgentDisconnect, AgentHello, Message
 from spoe_sync.protocol.codec import encode_frame, encode_messages
+from tests.kit import read_frame
 
 from ..conformance.harness import read_varint
 from .poolkit import agent_config, backend, burst, statuses
 
 pytestmark = pytest.mark.timeout(20)
-
-
-def read_frame(sock: Any) -> bytes | None:
-    """One frame body (bounded by the socket's timeout), None at EOF."""
-    head = b""
-    while len(head) < 4:
-        chunk = sock.recv(4 - len(head))
-        if not chunk:
-            return None
-        head += chunk
-    (length,) = struct.unpack(">I", head)
-    body = b""
-    while len(body) < length:
-        chunk = sock.recv(length - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return body
 
 
 def header(body: bytes) -> tuple[int, int, int, int, int]:

@@ -5,22 +5,15 @@ for real, fail-open results, SPOE disabled after an error."""
 
 from __future__ import annotations
 
-import socket
-
 import gevent
 import pytest
 
 from spoe_sync import EngineClosed, ProcessingTimeout
 from spoe_sync.errors import MessageTooLarge, ProcessingError
 from spoe_sync.testing import FakeAgent
+from tests.kit import closed_address, wait_until
 
-from .enginekit import EVENT, make_engine, samples, set_score, wait_until
-
-
-def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+from .enginekit import EVENT, make_engine, samples, set_score
 
 
 def test_timeout_processing_gives_status_1_and_the_late_ack_is_ignored():
@@ -66,7 +59,7 @@ def test_connection_failures_end_the_frame_with_256_plus_n(fault, status):
 
 
 def test_no_agent_reachable_gives_status_2():
-    with make_engine(closed_port()) as engine:
+    with make_engine(closed_address()) as engine:
         result = engine.process_event(engine.new_stream(samples()), EVENT)
         assert result.status in (2, 257)  # refused: no applet could be had
         assert result.timings.wait == -1

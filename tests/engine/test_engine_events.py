@@ -12,6 +12,7 @@ import pytest
 
 from spoe_sync import ConfigError, Engine, load_config
 from spoe_sync.testing import FakeAgent
+from tests import kit
 
 from .enginekit import CONF, EVENT, conf_text, make_engine, run_all, samples, set_score
 
@@ -162,3 +163,19 @@ def test_from_file(tmp_path):
             assert engine.name == "test-agent" and engine.events == (EVENT,)
             assert engine.groups == ("grp",)
 
+
+
+def test_a_processing_with_nothing_to_send_returns_one_shared_result() -> None:
+    """Every condition false: no frame; the result is the same immutable object
+    each time (nothing in it differs between calls)."""
+    # m-first's event gets a false condition; m-second's needs an x-send header samples() lacks
+    text = conf_text().replace("    event on-frontend-http-request\n",
+                               "    event on-frontend-http-request if FALSE\n")
+    with FakeAgent() as agent, kit.make_engine(text, "test", agent.address) as engine:
+        first = engine.process_event(engine.new_stream(samples()), EVENT)
+        second = engine.process_event(engine.new_stream(samples()), EVENT)
+        assert first is second and first.skipped and first.status == 0
+        assert first.timings.process == -1 and not first.vars_set
+        with pytest.raises(TypeError):
+            first.vars_set["x"] = 1  # type: ignore[index]
+        assert agent.frames == 0 and engine.nb_processed == 2

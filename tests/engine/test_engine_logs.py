@@ -7,9 +7,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from loguru import logger
 
 from spoe_sync.testing import FakeAgent
+from tests.kit import loguru_records
 
 from ..conformance.cfgkit import SPOE_LINE_RE as LINE_RE
 from .enginekit import EVENT, make_engine, samples
@@ -17,15 +17,8 @@ from .enginekit import EVENT, make_engine, samples
 
 @pytest.fixture
 def loguru_lines():
-    lines: list[tuple[str, str]] = []
-    logger.enable("spoe_sync")
-    sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])),
-                      level="DEBUG")
-    try:
+    with loguru_records() as lines:
         yield lines
-    finally:
-        logger.remove(sink)
-        logger.disable("spoe_sync")
 
 
 def _recv(sock: socket.socket) -> bytes | None:

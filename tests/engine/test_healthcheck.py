@@ -17,8 +17,9 @@ from spoe_sync.engine.healthcheck import HealthChecker
 from spoe_sync.engine.models import HealthCheckResult
 from spoe_sync.protocol import AgentDisconnect
 from spoe_sync.testing import FakeAgent
+from tests.kit import closed_address
 
-from .poolkit import PAYLOAD, agent_config, closed_port
+from .poolkit import PAYLOAD, agent_config
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -51,7 +52,7 @@ def test_healthcheck_failures(script: object, status: int, reason: str) -> None:
 
 
 def test_healthcheck_refused() -> None:
-    result = spoe_sync.healthcheck(closed_port(), timeout=0.5)
+    result = spoe_sync.healthcheck(closed_address(), timeout=0.5)
     assert not result.ok and result.status == -1
     assert result.reason.startswith("Layer4 connection problem")
 
@@ -80,7 +81,7 @@ def test_rise_and_fall_counting() -> None:
 
 
 def test_spop_check_marks_a_server_down_then_up_again() -> None:
-    address = closed_port()
+    address = closed_address()
     port = int(address.rsplit(":", 1)[1])
     server = Server(address, "srv1", check=True, inter=0.05, rise=2, fall=2)
     backend = Backend("agents", (server,), spop_check=True, timeout_connect=0.2)

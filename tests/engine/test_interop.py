@@ -16,15 +16,16 @@ import os
 import socket
 import subprocess
 import time
-import warnings
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from spoe_sync import Engine, load_config
+from spoe_sync import Engine
 from spoe_sync.samples import StaticSamples
+from tests.kit import free_port, stop_process
+from tests.kit import make_engine as engine_for
 
 from .enginekit import run_all
 from .poolkit import burst, make_pool, statuses
@@ -99,12 +100,6 @@ RAISING["spoe-forge"] = AGENTS["spoe-forge"].replace(
     "    return [SetVarAction", "    raise RuntimeError('a handler bug')\n    return [SetVarAction")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_agent(script: Path, port: int) -> subprocess.Popen[bytes]:
     """The agent ``script`` in its own process, listening on ``port`` (waited
     for, at most 10 s)."""
@@ -123,13 +118,7 @@ def start_agent(script: Path, port: int) -> subprocess.Popen[bytes]:
 
 def stop_agent(proc: subprocess.Popen[bytes]) -> None:
     """Stop an agent we started, by its PID."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, timeout=5)
 
 
 @pytest.fixture(scope="module", params=sorted(AGENTS))
@@ -161,10 +150,7 @@ def test_pool_against_a_third_party_agent(agent: tuple[str, str], mode: str) -> 
 
 
 def make_engine(address: str, mode: str) -> Engine:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_config(SPOE_CONF.format(mode=MODE_LINES[mode]), "interop")
-    return Engine(config, backends={"agents": [address]})
+    return engine_for(SPOE_CONF.format(mode=MODE_LINES[mode]), "interop", address)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -19,8 +19,9 @@ from spoe_sync.errors import EngineClosed
 from spoe_sync.protocol import Message, SetVar, VarScope
 from spoe_sync.protocol.codec import encode_messages
 from spoe_sync.testing import FakeAgent
+from tests.kit import wait_until
 
-from .poolkit import PAYLOAD, assert_consistent, burst, make_pool, statuses, wait_until
+from .poolkit import PAYLOAD, assert_consistent, burst, make_pool, statuses
 
 pytestmark = pytest.mark.timeout(20)
 

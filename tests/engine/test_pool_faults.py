@@ -18,16 +18,15 @@ from spoe_sync.config import Timeouts
 from spoe_sync.protocol import FLAG_FIN, Ack, AgentDisconnect, AgentHello, Message, UInt32
 from spoe_sync.protocol.codec import encode_frame, encode_messages
 from spoe_sync.testing import BAD_HELLOS, FakeAgent
+from tests.kit import closed_address, wait_until
 
 from .poolkit import (
     PAYLOAD,
     assert_consistent,
     burst,
-    closed_port,
     make_pool,
     settle,
     statuses,
-    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(20)
@@ -91,7 +90,7 @@ def test_every_hello_failure_fails_every_frame_fast_with_its_status(
 
 
 def test_refused_connections_fail_with_2_without_a_storm() -> None:
-    pool = make_pool(closed_port())
+    pool = make_pool(closed_address())
     start = time.monotonic()
     outcomes = burst(pool, 300, timeout=5.0)
     assert statuses(outcomes) == {2: 300}

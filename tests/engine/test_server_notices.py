@@ -13,8 +13,9 @@ from loguru import logger
 
 from spoe_sync.engine.log import ServerNotices
 from spoe_sync.testing import FakeAgent
+from tests.kit import wait_until
 
-from .poolkit import burst, make_pool, statuses, wait_until
+from .poolkit import burst, make_pool, statuses
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -34,8 +34,9 @@ from gevent import socket as gsocket
 from gevent.pywsgi import WSGIServer
 
 from spoe_sync.wsgi import SpoeMiddleware, SpoeWSGIHandler
+from tests.kit import free_port, read_until_eof, stop_process
 
-from ..conformance.harness import free_port, run_haproxy
+from ..conformance.harness import run_haproxy
 from ..conformance.rules_support import RawResponder, exchange
 
 PYTHON = os.environ.get("SPOE_SYNC_INTEROP_PYTHON")
@@ -83,12 +84,7 @@ def waf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
                 time.sleep(0.05)
         yield port, record
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=5)
 
 
 SPOE_CONF = """\
@@ -285,9 +281,7 @@ def test_haproxy_and_the_middleware_decide_alike_and_send_the_same_arguments(
         for case, method, target, extra, body, _expected in CORPUS:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                 s.sendall(raw_request(case, method, target, extra, body))
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
+                data = read_until_eof(s)
             theirs[case] = _status(data)
     their_args = _records(record)
     # RawResponder answers 404 to every path it does not know: "passed" is "neither 403 nor 500"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from loguru import logger
+
+from tests.kit import loguru_records
 
 from .tlskit import Certs, make_certs
 
@@ -19,12 +20,5 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @pytest.fixture
 def log_lines() -> Iterator[list[tuple[str, str]]]:
     """spoe_sync's loguru records of the test as ``(level, message)``."""
-    lines: list[tuple[str, str]] = []
-    logger.enable("spoe_sync")
-    sink = logger.add(lambda m: lines.append((m.record["level"].name, m.record["message"])),
-                      level="DEBUG")
-    try:
+    with loguru_records() as lines:
         yield lines
-    finally:
-        logger.remove(sink)
-        logger.disable("spoe_sync")

@@ -1,19 +1,27 @@
-"""Shared helpers of the TCP proxy tests: a real upstream server, a client, a SPOE config."""
+"""Shared helpers of the TCP proxy tests: a real upstream server, a client, a SPOE config, a
+proxy command in a subprocess."""
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Iterator
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import gevent
-from gevent import socket
+from gevent import socket, subprocess
 from gevent.server import StreamServer
 
-from spoe_sync import Engine, load_config
+from spoe_sync import Engine
 from spoe_sync.proxy import TCPProxy
+from tests import kit
+from tests.kit import read_until_eof, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: one message per TCP event point, each carrying what that point can see
 CONF = """\
@@ -46,10 +54,8 @@ spoe-group grp
 
 
 def make_engine(address: str, *, name: str = "iprep", processing: str = "1s") -> Engine:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_config(CONF.format(name=name, processing=processing), name)
-    return Engine(config, backends={"agents": [address]}, backoff=(0.05, 0.2))
+    """An engine for CONF (its scope ``name``), its backend on ``address``."""
+    return kit.make_engine(CONF.format(name=name, processing=processing), name, address)
 
 
 class Upstream:
@@ -118,48 +124,73 @@ def connect(proxy: TCPProxy) -> Any:
     return sock
 
 
-def read_all(sock: Any, limit: int = 64 << 20, timeout: float = 10.0) -> bytes:
-    """Everything until EOF (a reset counts as EOF), bounded in size and time."""
-    chunks = []
-    total = 0
-    deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)
-    try:
-        while total < limit and time.monotonic() < deadline:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-            total += len(data)
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks)
+def exchange(proxy: TCPProxy | int, data: bytes) -> bytes:
+    """Send ``data`` to ``proxy`` (or to a port of 127.0.0.1), half-close, and read the answer
+    until EOF."""
+    port = proxy if isinstance(proxy, int) else proxy.server_port
+    return talk(socket.create_connection(("127.0.0.1", port), timeout=10), data)
 
 
-def exchange(proxy: TCPProxy, data: bytes) -> bytes:
-    """Send ``data``, half-close, and read the answer until EOF."""
-    sock = connect(proxy)
+def talk(sock: Any, data: bytes) -> bytes:
+    """On a connected socket: send ``data``, half-close, read until EOF, close."""
     try:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
+        return read_until_eof(sock)
     finally:
         sock.close()
 
 
-def dead_address() -> str:
-    """A 127.0.0.1 address where nothing listens (bound, then closed)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"127.0.0.1:{port}"
+class Process:
+    """A Python command in a subprocess, run from the repository's root with its code first
+    on the path, whose output lines a greenlet collects (never blocking the hub)."""
+
+    def __init__(self, *args: str, preexec_fn: Callable[[], None] | None = None) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+                                     preexec_fn=preexec_fn)
+        self.lines: list[str] = []
+        self.reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in range(100_000):
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match[str]:
+        """The first output line matching ``pattern``, waited for (bounded)."""
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found.extend(m for m in map(regex.search, self.lines) if m)
+            return bool(found) or self.proc.poll() is not None
+        wait_until(seen, timeout)
+        if not found:
+            raise AssertionError(f"no line matching {pattern!r} in:\n" + self.output)
+        return found[0]
+
+    def stop(self, timeout: float = 30, *, sig: int | None = signal.SIGTERM) -> int:
+        """Send ``sig`` (None: none, the command ends by itself), then the exit status; a
+        process that does not end within ``timeout`` is killed and the test fails."""
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise
+        self.reader.join(timeout=5)
+        return int(code)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
 
 
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(0.01)
-    return bool(predicate())

@@ -5,97 +5,30 @@ SIGTERM with HAPROXY-DISCONNECT to the agent, and the command's errors and exit 
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import sys
-from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
-from gevent import socket, subprocess
+from gevent import socket
 
 from spoe_sync.cli import main
 from spoe_sync.examples.iprep import CONFIG_PATH
 from spoe_sync.examples.iprep import start as start_iprep_agent
 from spoe_sync.protocol import SetVar, UInt32, VarScope
 from spoe_sync.testing import FakeAgent
+from tests.kit import free_port, read_until_eof, wait_until
 
-from .proxykit import Upstream, read_all, wait_until
+from .proxykit import ROOT, Process, Upstream, exchange
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = Path(__file__).resolve().parents[2]
 RULE = "content reject if { var(sess.iprep.ip_score) -m int lt 20 }"
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-class Process:
-    """A subprocess whose output lines are collected by a greenlet (never blocks the hub)."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=_env(), cwd=str(ROOT))
-        self.lines: list[str] = []
-        self.reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in range(10_000):
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match[str]:
-        regex = re.compile(pattern)
-        found: list[re.Match[str]] = []
-
-        def seen() -> bool:
-            found.extend(m for m in map(regex.search, self.lines) if m)
-            return bool(found) or self.proc.poll() is not None
-        wait_until(seen, timeout)
-        if not found:
-            raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines))
-        return found[0]
-
-    def stop(self, timeout: float = 15, *, signal_it: bool = True) -> int:
-        """SIGTERM (unless ``signal_it`` is false), then the exit status."""
-        if signal_it and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-        self.reader.join(timeout=5)
-        return code
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-
-def exchange(port: int, data: bytes) -> bytes:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
-    finally:
-        sock.close()
-
-
-def low_score_agent() -> FakeAgent:
+def low_score_agent(port: int = 0) -> FakeAgent:
     return FakeAgent({"get-ip-reputation": lambda m: [SetVar(VarScope.SESS, "ip_score",
-                                                             UInt32(5))]})
+                                                             UInt32(5))]}, port=port)
 
 
 def proxy_args(agent: str, upstream: str, *extra: str) -> list[str]:
@@ -123,7 +56,7 @@ def test_spoe_sync_proxy_with_the_example_agent() -> None:
                 with pytest.raises(OSError):
                     socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 sock.shutdown(socket.SHUT_WR)
-                assert read_all(sock) == b"in flight"
+                assert read_until_eof(sock) == b"in flight"
                 sock.close()
             finally:
                 code = proc.stop()
@@ -149,6 +82,32 @@ def test_spoe_sync_proxy_rejects_on_a_low_score_and_disconnects_on_stop() -> Non
         assert agent.disconnects[0].status_code == 0
 
 
+def test_spoe_sync_proxy_says_when_its_agent_is_unreachable_and_when_it_answers_again() -> None:
+    """Issue 12: an agent that cannot be reached is never silent.  Without -v, the console
+    shows the library's warning when the agent server becomes unreachable (the connection
+    goes on: the event fails open) and when it answers again, once each."""
+    agent_port = free_port()  # nobody listens there yet
+    with Upstream() as up:
+        proc = Process(*proxy_args(f"127.0.0.1:{agent_port}", up.address))
+        try:
+            port = int(proc.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+            assert exchange(port, b"fails open") == b"fails open"
+            proc.wait_for(r"is unreachable")
+            with low_score_agent(agent_port):
+                # the server backs off (1 s at most): connect until the agent's verdict applies
+                assert wait_until(lambda: exchange(port, b"refused") == b"", timeout=30,
+                                  interval=0.2)
+                proc.wait_for(r"answers again")
+        finally:
+            code = proc.stop()
+    assert code == 0, proc.output
+    down = [line for line in proc.lines if "unreachable" in line]
+    back = [line for line in proc.lines if "answers again" in line]
+    assert len(down) == 1 and len(back) == 1, proc.output
+    assert f"127.0.0.1:{agent_port}" in down[0] and "'iprep-agent'" in down[0]
+    assert "WARNING" in down[0] and "WARNING" in back[0]
+
+
 def test_second_signal_ends_the_drain() -> None:
     # no --config: a plain forwarder; a connection stays open through the first SIGTERM
     with Upstream() as up:
@@ -163,7 +122,7 @@ def test_second_signal_ends_the_drain() -> None:
             gevent.sleep(0.3)
             assert proc.proc.poll() is None  # draining, for up to 60 s
             proc.proc.send_signal(signal.SIGTERM)
-            assert read_all(sock, timeout=5) == b""  # the open connection was ended
+            assert read_until_eof(sock, timeout=5) == b""  # the open connection was ended
             sock.close()
             assert proc.proc.wait(timeout=10) == 0
         finally:

@@ -19,17 +19,9 @@ from spoe_sync.errors import ConfigError
 from spoe_sync.protocol import Message, SetVar, VarScope
 from spoe_sync.proxy import TCPProxy
 from spoe_sync.testing import FakeAgent
+from tests.kit import closed_address, read_until_eof, wait_until
 
-from .proxykit import (
-    Upstream,
-    connect,
-    dead_address,
-    exchange,
-    make_engine,
-    read_all,
-    running,
-    wait_until,
-)
+from .proxykit import Upstream, connect, exchange, make_engine, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -74,7 +66,7 @@ def test_inspect_delay_waits_for_the_first_bytes() -> None:
             start = time.monotonic()
             sock.sendall(b"late")
             sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock) == b"late"
+            assert read_until_eof(sock) == b"late"
             sock.close()
             assert time.monotonic() - start < 1.5  # it did not sit out the whole delay
     assert dict(seen)["at-request"] == {"payload": b"late", "len": 4, "mark": None}
@@ -118,7 +110,7 @@ def test_sess_vars_live_per_client_connection() -> None:
             for i, sock in enumerate(socks):
                 sock.sendall(b"%d" % i)
                 sock.shutdown(socket.SHUT_WR)
-            assert [read_all(s) for s in socks] == [b"0", b"1", b"2"]
+            assert [read_until_eof(s) for s in socks] == [b"0", b"1", b"2"]
             for sock in socks:
                 sock.close()
             assert wait_until(lambda: len(finals) == 3)
@@ -174,7 +166,7 @@ def test_agent_faults_fail_open_within_the_processing_timeout(fault: str) -> Non
 
 
 def test_agent_down_fails_open() -> None:
-    address = dead_address()
+    address = closed_address()
     with Upstream() as up:
         engine = make_engine(address, processing="300ms")
         proxy = TCPProxy(("127.0.0.1", 0), up.address, engines=[engine])

@@ -16,8 +16,9 @@ from gevent.server import StreamServer
 
 from spoe_sync.errors import ConfigError
 from spoe_sync.proxy import TCPProxy, parse_listen_address
+from tests.kit import free_port, read_until_eof, wait_until
 
-from .proxykit import Upstream, connect, exchange, read_all, running, wait_until
+from .proxykit import Upstream, connect, exchange, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -62,7 +63,7 @@ def test_big_transfers_arrive_intact(size: int) -> None:
     with Upstream() as up, running(TCPProxy(("127.0.0.1", 0), up.address)) as proxy:
         sock = connect(proxy)
         received: list[bytes] = []
-        reader = gevent.spawn(lambda: received.append(read_all(sock, limit=size + 1)))
+        reader = gevent.spawn(lambda: received.append(read_until_eof(sock, limit=size + 1)))
         try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
@@ -85,11 +86,7 @@ def test_many_concurrent_connections() -> None:
 
 
 def test_upstream_down_closes_the_client_quickly() -> None:
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    port = dead.getsockname()[1]
-    dead.close()  # nothing listens there now
-    proxy = TCPProxy(("127.0.0.1", 0), ("127.0.0.1", port), connect_timeout=1)
+    proxy = TCPProxy(("127.0.0.1", 0), ("127.0.0.1", free_port()), connect_timeout=1)
     with running(proxy):
         with gevent.Timeout(5):
             assert exchange(proxy, b"hello") == b""
@@ -104,7 +101,7 @@ def test_idle_timeout_ends_a_silent_connection() -> None:
         try:
             sock.sendall(b"anyone?")
             with gevent.Timeout(5):
-                assert read_all(sock) == b""
+                assert read_until_eof(sock) == b""
         finally:
             sock.close()
         assert wait_until(lambda: proxy.stats.aborted == 1)
@@ -138,7 +135,7 @@ def test_graceful_stop_drains_in_flight_connections() -> None:
         assert sock.recv(6) == b"second"
         assert not stopper.dead
         sock.shutdown(socket.SHUT_WR)
-        assert read_all(sock) == b""
+        assert read_until_eof(sock) == b""
         sock.close()
         stopper.join(timeout=5)
         assert stopper.dead and proxy.stats.active == 0 and proxy.stats.aborted == 0
@@ -155,7 +152,7 @@ def test_graceful_stop_is_bounded() -> None:
         with gevent.Timeout(5):
             proxy.stop(timeout=0.3)
         with gevent.Timeout(5):
-            assert read_all(sock) == b""
+            assert read_until_eof(sock) == b""
         sock.close()
         assert proxy.stats.active == 0
 
@@ -225,7 +222,7 @@ def test_one_way_download_longer_than_the_idle_timeout_arrives_whole() -> None:
         sock = connect(proxy)
         try:
             with gevent.Timeout(10):
-                data = read_all(sock)  # the client never sends nor half-closes
+                data = read_until_eof(sock)  # the client never sends nor half-closes
         finally:
             sock.close()
         assert data == b"".join(b"%03d|" % i for i in range(12))
@@ -244,7 +241,7 @@ def test_one_way_upload_longer_than_the_idle_timeout_arrives_whole() -> None:
                     sock.sendall(b"%03d|" % i)
                     gevent.sleep(0.1)
                 sock.shutdown(socket.SHUT_WR)
-                assert read_all(sock) == b""
+                assert read_until_eof(sock) == b""
         finally:
             sock.close()
         assert wait_until(lambda: up.eofs == 1)

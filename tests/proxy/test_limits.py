@@ -10,13 +10,12 @@ import errno
 import os
 import resource
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
-from gevent import socket, subprocess
+from gevent import socket
 
 from spoe_sync.proxy import TCPProxy
 from spoe_sync.proxy.limits import (
@@ -27,8 +26,9 @@ from spoe_sync.proxy.limits import (
     default_maxconn,
 )
 from spoe_sync.testing import FakeAgent
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, make_engine, read_all, running, wait_until
+from .proxykit import Process, Upstream, make_engine, running
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,7 +89,7 @@ def _client(port: int, payload: bytes, hold: float = 0.0, timeout: float = 60.0)
                 break
         gevent.sleep(hold)
         sock.shutdown(socket.SHUT_WR)
-        return echo + read_all(sock, timeout=timeout)
+        return echo + read_until_eof(sock, timeout=timeout)
     except OSError:
         return b""
     finally:
@@ -151,56 +151,15 @@ def _low_fd_limit(nofile: int) -> Any:
     return preexec
 
 
-class _Proxy:
-    """``python -m spoe_sync proxy`` in a subprocess, its output collected by a greenlet."""
+class _Proxy(Process):
+    """``python -m spoe_sync proxy`` in a subprocess, with at most ``nofile`` descriptors."""
 
     def __init__(self, *args: str, nofile: int | None = None) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spoe_sync", "proxy", "--listen", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-            preexec_fn=_low_fd_limit(nofile) if nofile else None)
-        self.lines: list[str] = []
-        self.reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in range(100_000):
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
+        super().__init__("-m", "spoe_sync", "proxy", "--listen", "127.0.0.1:0", *args,
+                         preexec_fn=_low_fd_limit(nofile) if nofile else None)
 
     def port(self) -> int:
-        import re
-
-        found: list[int] = []
-
-        def seen() -> bool:
-            found.extend(int(m.group(1)) for m in
-                         (re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-                          for line in self.lines) if m)
-            return bool(found) or self.proc.poll() is not None
-        wait_until(seen, 20)
-        assert found, self.output
-        return found[0]
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-        self.reader.join(timeout=5)
-        return int(code)
+        return int(self.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20).group(1))
 
 
 @pytest.mark.parametrize(("maxconn", "spoe"), [
@@ -267,7 +226,7 @@ def test_sighup_is_a_graceful_stop() -> None:
             with pytest.raises(OSError):  # no longer accepting
                 socket.create_connection(("127.0.0.1", port), timeout=2).close()
             sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock) == b"in flight"
+            assert read_until_eof(sock) == b"in flight"
             sock.close()
             assert proxy.proc.wait(timeout=20) == 0  # not 129: the signal did not kill it
         finally:

@@ -15,8 +15,9 @@ from spoe_sync.errors import ConfigError
 from spoe_sync.protocol import Message, SetVar, VarScope
 from spoe_sync.proxy import RuleSet, TCPProxy, Verdict
 from spoe_sync.testing import FakeAgent
+from tests.kit import closed_address, wait_until
 
-from .proxykit import Upstream, connect, dead_address, exchange, make_engine, running, wait_until
+from .proxykit import Upstream, connect, exchange, make_engine, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -171,7 +172,7 @@ def test_hook_rule() -> None:
     pytest.param(["reject unless { var(sess.iprep.ip_score) -m found }"], True, id="fail-closed"),
 ])
 def test_agent_down_rules_decide_and_nothing_hangs(rules: list[str], fail_closed: bool) -> None:
-    address = dead_address()
+    address = closed_address()
     with Upstream() as up:
         proxy = TCPProxy(("127.0.0.1", 0), up.address, tcp_request=rules,
                          engines=[make_engine(address, processing="300ms")])

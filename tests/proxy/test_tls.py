@@ -10,20 +10,21 @@ from __future__ import annotations
 import re
 import ssl
 import time
-import warnings
 from typing import Any
 
 import pytest
 from gevent import socket
 from gevent import ssl as gssl
 
-from spoe_sync import Engine, load_config
+from spoe_sync import Engine
 from spoe_sync.errors import ConfigError
 from spoe_sync.protocol import Message, SetVar, UInt32, VarScope
 from spoe_sync.proxy import TCPProxy, TLSSamples, server_context
 from spoe_sync.testing import FakeAgent
+from tests import kit
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, read_all, running, wait_until
+from .proxykit import Upstream, running
 from .tlskit import Certs, tls_connect, tls_read_all
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,10 +53,7 @@ spoe-group grp
 
 
 def make_engine(address: str, conf: str = CONF) -> Engine:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_config(conf, "tls")
-    return Engine(config, backends={"agents": [address]}, backoff=(0.05, 0.2))
+    return kit.make_engine(conf, "tls", address)
 
 
 def keep_sni(samples: Any, vars: Any) -> None:
@@ -221,7 +219,7 @@ def test_a_handshake_that_never_completes_is_bounded(certs: Certs, first_bytes: 
             start = time.monotonic()
             try:
                 sock.sendall(first_bytes)
-                assert read_all(sock, timeout=5) == b""
+                assert read_until_eof(sock, timeout=5) == b""
             finally:
                 sock.close()
             elapsed = time.monotonic() - start
@@ -248,7 +246,7 @@ def test_garbage_instead_of_a_client_hello(certs: Certs, garbage: bytes, capfd: 
             sock = socket.create_connection(("127.0.0.1", proxy.server_port), timeout=10)
             try:
                 sock.sendall(garbage)
-                answer = read_all(sock, timeout=5)
+                answer = read_until_eof(sock, timeout=5)
             finally:
                 sock.close()
             assert wait_until(lambda: proxy.stats.active == 0)

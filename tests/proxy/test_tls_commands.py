@@ -12,9 +12,10 @@ import pytest
 from gevent import socket
 
 from spoe_sync.cli import main
+from tests.kit import read_until_eof
 
-from .proxykit import Upstream, read_all
-from .test_commands import Process, low_score_agent, proxy_args
+from .proxykit import Process, Upstream
+from .test_commands import low_score_agent, proxy_args
 from .tlskit import Certs, tls_connect, tls_read_all
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,7 +42,7 @@ def test_tls_on_a_unix_listener_from_the_command_line(certs: Certs, tmp_path: Pa
             idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             idle.connect(path)
             try:
-                assert read_all(idle, timeout=5) == b""
+                assert read_until_eof(idle, timeout=5) == b""
             finally:
                 idle.close()
         finally:
@@ -107,7 +108,7 @@ def test_an_upstream_that_fails_its_certificate_check_is_reported_without_v(
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             try:
                 sock.sendall(b"hello")
-                assert read_all(sock, timeout=5) == b""
+                assert read_until_eof(sock, timeout=5) == b""
             finally:
                 sock.close()
             proc.wait_for(r"WARNING proxy: cannot connect to upstream .*CERTIFICATE_VERIFY_FAILED")

@@ -20,8 +20,9 @@ from gevent.server import StreamServer
 
 from spoe_sync.proxy import TCPProxy, server_context
 from spoe_sync.proxy.tls import TLSStream
+from tests.kit import wait_until
 
-from .proxykit import Upstream, running, wait_until
+from .proxykit import Upstream, running
 from .tlskit import Certs, tls_connect, tls_read_all
 
 pytestmark = pytest.mark.timeout(30)

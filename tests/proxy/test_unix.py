@@ -20,8 +20,9 @@ from gevent.server import StreamServer
 from spoe_sync.protocol import Message
 from spoe_sync.proxy import TCPProxy, server_context
 from spoe_sync.testing import FakeAgent
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import Upstream, exchange, make_engine, read_all, running, wait_until
+from .proxykit import Upstream, exchange, make_engine, running, talk
 from .tlskit import Certs, tls_connect
 
 pytestmark = pytest.mark.timeout(30)
@@ -40,12 +41,7 @@ def unix_exchange(path: str, data: bytes) -> bytes:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
     sock.connect(path)
-    try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        return read_all(sock)
-    finally:
-        sock.close()
+    return talk(sock, data)
 
 
 def test_unix_listener_end_to_end_with_null_addresses(sock_path: str) -> None:
@@ -154,7 +150,7 @@ def test_unix_upstream(tmp_path: Path) -> None:
 
     def echo(sock: Any, address: Any) -> None:
         sock.settimeout(10)
-        data = read_all(sock)
+        data = read_until_eof(sock)
         sock.sendall(data[::-1])
         sock.close()
     server = StreamServer(listener, echo)

@@ -12,8 +12,9 @@ import pytest
 
 from spoe_sync.errors import ConfigError
 from spoe_sync.proxy import TCPProxy, server_context, upstream_context
+from tests.kit import read_until_eof, wait_until
 
-from .proxykit import connect, exchange, read_all, running, wait_until
+from .proxykit import connect, exchange, running
 from .tlskit import Certs, TLSUpstream, tls_connect
 
 pytestmark = pytest.mark.timeout(30)
@@ -68,7 +69,7 @@ def test_upstream_certificate_that_does_not_verify(certs: Certs, settings: dict[
         sock = connect(proxy)
         try:
             sock.sendall(b"secret")
-            assert read_all(sock, timeout=5) == b""  # closed, nothing forwarded
+            assert read_until_eof(sock, timeout=5) == b""  # closed, nothing forwarded
         finally:
             sock.close()
         assert wait_until(lambda: proxy.stats.active == 0)

@@ -1,6 +1,6 @@
 """The actions of HAProxy rule lines, as frozen dataclasses (configuration.txt §4.2), and the
 replies they make: HAProxy 2.6's built-in error pages, reason phrases, redirect locations,
-header matches and set-var conditions.  Parsed by :mod:`spoe_sync.config.proxy_rules`; run by
+header matches and set-var conditions.  Parsed by :mod:`spoe_sync.config.rule_lines.parser`; run by
 the WSGI middleware and the TCP proxy.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..protocol.values import Value
-from ..rules import Condition, EvalContext, SampleExpr
-from ..rules.logformat import LogFormat
-from .rewrite_actions import (
+from ...protocol.values import Value
+from ...rules import Condition, EvalContext, SampleExpr
+from ...rules.logformat import LogFormat
+from .rewrites import (
     Capture,
     NoEffect,
     ReplaceHeader,

@@ -1,5 +1,5 @@
 """HAProxy rule lines (configuration.txt §4.2: http-request, http-response, http-after-response,
-tcp-request content, tcp-response content) parsed by spoe_sync.config.proxy_rules: each action's
+tcp-request content, tcp-response content) parsed by spoe_sync.config.rule_lines: each action's
 arguments, HAProxy's parse errors and wording (checked against ``haproxy -c`` 2.6), sample-point
 checks, and the replies, redirects, header matches and set-var conditions they produce."""
 
@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from spoe_sync.config import Hook, RuleLine, parse_rule, parse_rules
-from spoe_sync.config.proxy_rules import (
+from spoe_sync.config.rule_lines import (
     Accept,
     DelHeader,
     Deny,

@@ -1,7 +1,7 @@
 """The arguments of the HTTP rule actions that rewrite the request or read it for later
 (configuration.txt §4.2): ``set-src``, ``replace-header``/``replace-value``, ``capture``,
 ``wait-for-body`` and the actions that mean nothing to a WSGI app, with HAProxy 2.6's checks and
-messages.  Used by :mod:`spoe_sync.config.proxy_rules`.
+messages.  Used by :mod:`spoe_sync.config.rule_lines.parser`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ExpressionError
-from ..rules import parse_sample
-from ..rules.logformat import LogFormat, parse_logformat
-from ..rules.pcre import compile_pcre
-from .rule_actions import Capture, NoEffect, ReplaceHeader, WaitForBody
-from .syntax import parse_time_ms
+from ...errors import ExpressionError
+from ...rules import parse_sample
+from ...rules.logformat import LogFormat, parse_logformat
+from ...rules.pcre import compile_pcre
+from ..syntax import parse_time_ms
+from .rewrites import Capture, NoEffect, ReplaceHeader, WaitForBody
 
 __all__ = [
     "NO_EFFECT",

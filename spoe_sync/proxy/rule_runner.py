@@ -1,7 +1,7 @@
 """The ``tcp-request content`` and ``tcp-response content`` rules of the TCP proxy, and the
 variables they read and write (docs/explanation/agents.md §6).
 
-The rule lines are parsed by :func:`spoe_sync.config.proxy_rules.parse_rules`; this module runs
+The rule lines are parsed by :func:`spoe_sync.config.rule_lines.parse_rules`; this module runs
 them, in order, with the ACL engine: ``accept``, ``reject``, ``silent-drop``, ``send-spoe-group``,
 ``set-var``, ``set-var-fmt``, ``unset-var`` and Python hooks.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from loguru import logger
 
 from ..config.haproxy_cfg import build_acl_registry
-from ..config.proxy_rules import (
+from ..config.rule_lines import (
     Accept,
     Hook,
     Reject,
@@ -51,7 +51,7 @@ _HOOK_VERDICTS = {v.value: v for v in Verdict}
 class RuleSet:
     """``tcp-request content`` or ``tcp-response content`` rules, evaluated in order.
 
-    :param rules: parsed rules (:func:`spoe_sync.config.proxy_rules.parse_rules`).
+    :param rules: parsed rules (:func:`spoe_sync.config.rule_lines.parse_rules`).
 
     A hook rule (a Python callable) is called as ``hook(samples, vars)`` and may return
     ``"accept"``, ``"reject"``, ``"silent-drop"`` (or a :class:`Verdict`) to end the rule set;

@@ -1,7 +1,7 @@
 """The rule actions that rewrite or hold the request (configuration.txt §4.2): the request
 line (``set-path``, ``set-query``, ``set-uri``, ``set-method``...), ``set-src``,
 ``replace-header``/``replace-value``, ``capture``, ``wait-for-body``, and the actions that mean
-nothing in a WSGI app.  Re-exported by :mod:`spoe_sync.config.rule_actions`; run by
+nothing in a WSGI app.  Re-exported by :mod:`spoe_sync.config.rule_lines.actions`; run by
 :mod:`spoe_sync.wsgi.rewrite`.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..rules import SampleExpr
-from ..rules.logformat import LogFormat
+from ...rules import SampleExpr
+from ...rules.logformat import LogFormat
 
 __all__ = ["Capture", "NoEffect", "ReplaceHeader", "SetSrc", "SetStartLine", "WaitForBody",
            "expand_backrefs"]

@@ -45,25 +45,13 @@ import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
-from ..rules import AclRegistry, Condition, parse_condition, parse_sample
-from ..rules.logformat import LogFormat
-from ..rules.pcre import compile_pcre
-from .haproxy_cfg import RuleLine
-from .http_actions import (
-    NO_EFFECT,
-    REPLACE,
-    capture_action,
-    extra_words,
-    no_effect_action,
-    replace_action,
-    sample_arg,
-    wait_for_body_action,
-)
-from .http_actions import RuleError as _RuleError
-from .http_actions import fmt as _fmt
-from .lexer import LexError, tokenize
-from .rule_actions import (
+from ...errors import ConfigError, ExpressionError, SpoeConfigWarning
+from ...rules import AclRegistry, Condition, parse_condition
+from ...rules.logformat import LogFormat
+from ...rules.pcre import compile_pcre
+from ..haproxy_cfg import RuleLine
+from ..lexer import LexError, tokenize
+from .actions import (
     ERROR_PAGES,
     Accept,
     Action,
@@ -91,6 +79,18 @@ from .rule_actions import (
     WaitForBody,
     reason_phrase,
 )
+from .args import (
+    NO_EFFECT,
+    REPLACE,
+    capture_action,
+    extra_words,
+    no_effect_action,
+    replace_action,
+    sample_arg,
+    wait_for_body_action,
+)
+from .args import RuleError as _RuleError
+from .args import fmt as _fmt
 
 __all__ = [
     "ACTIONS", "ERROR_PAGES", "NO_EFFECT", "RULESETS", "Accept", "Allow", "Capture", "DelHeader",
@@ -502,21 +502,12 @@ def _var_action(word: str, kw: str, args: list[str], ruleset: str) -> SetVar | U
                              f"{', '.join(_SET_VAR_CONDS)})")
     if len(conds) > 4:
         raise _RuleError("set-var accepts at most four conditions")
+    where = f"'{ruleset} {word}'"
+    if kw == "set-var":
+        return SetVar(name, expr=sample_arg(args, ruleset, where), conditions=conds)
     if not args:
-        raise _RuleError("missing fetch method." if kw == "set-var" else
-                         f"'{ruleset} {word}' expects a log-format string")
+        raise _RuleError(f"{where} expects a log-format string")
     if len(args) > 1:
-        raise extra_words(f"'{ruleset} {word}'", args[1])
-    if kw == "set-var-fmt":
-        return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
-    try:
-        expr = parse_sample(args[0])
-    except ExpressionError as exc:
-        raise _RuleError(exc.message) from None
-    reason = expr.unavailable_at(ruleset)
-    if reason is not None:
-        raise _RuleError(f"fetch method '{expr.fetch}' : {reason}")
-    if not expr.implemented:
-        raise _RuleError(f"'{expr.text}' is not implemented by spoe_sync")
-    return SetVar(name, expr=expr, conditions=conds)
+        raise extra_words(where, args[1])
+    return SetVar(name, fmt=_fmt(args[0], ruleset), conditions=conds)
 

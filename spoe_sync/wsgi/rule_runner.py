@@ -14,8 +14,8 @@ from typing import Any
 import gevent
 from loguru import logger
 
-from ..config.proxy_rules import Redirect, reason_phrase
-from ..config.rule_actions import (
+from ..config.rule_lines import Redirect, reason_phrase
+from ..config.rule_lines.actions import (
     ERROR_PAGES,
     OP_ALLOW,
     OP_CAPTURE,
