@@ -8,7 +8,7 @@ gevent (SPOE.txt §3.3).
 * :func:`server_context`, :func:`upstream_context`: TLS contexts for termination
   (``bind ... ssl crt``) and for the upstream (``server ... ssl verify``);
 * :func:`parse_listen_address`: ``host:port``, ``unix@/path`` and ``abns@name`` addresses;
-* :mod:`.limits`: the connection limit (``maxconn``, by default what the file-descriptor limit
+* ``spoe_sync.proxy.limits``: the connection limit (``maxconn``, by default what the file-descriptor limit
   allows) and what a failed ``accept()`` does (pause and retry, no traceback).
 """
 

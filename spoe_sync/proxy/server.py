@@ -31,7 +31,7 @@ longer for a rule whose fetch wants more bytes; here rules see what the client s
 At ``maxconn`` connections the proxy stops accepting and resumes below it (clients beyond it wait
 in the kernel's backlog); without ``maxconn`` the limit derives from the file-descriptor limit, and
 an ``accept()`` that fails for want of descriptors pauses accepting briefly instead of printing a
-traceback (:mod:`.limits`).  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight
+traceback (``spoe_sync.proxy.limits``).  :meth:`TCPProxy.stop` stops accepting, lets the connections in flight
 finish for a bounded time, then closes the engines (HAPROXY-DISCONNECT to the agents)::
 
     engine = spoe_sync.Engine.from_file("spoe-iprep.conf", "ip-reputation-tcp",
@@ -224,7 +224,7 @@ class TCPProxy(StreamServer):
 
     def do_read(self) -> Any:
         """Accept one client (the BaseServer contract), turning accept errors into a retry:
-        at once when the client is gone, after :data:`~.limits.RESOURCE_PAUSE` when out of
+        at once when the client is gone, after :data:`~spoe_sync.proxy.limits.RESOURCE_PAUSE` when out of
         descriptors or memory (the clients wait in the backlog meanwhile)."""
         try:
             return super().do_read()
