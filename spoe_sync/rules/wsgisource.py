@@ -160,16 +160,33 @@ def _request_info(method: str, target: str, version: str, raw: Any,
 
 # REMOTE_ADDR/REMOTE_PORT -> (ip_address, port): the same few clients come back on every
 # request, and ip_address() costs more than the rest of a request's samples.
-_CLIENTS: dict[tuple[str, str], Any] = {}
+_CLIENTS: dict[tuple[str, Any], Any] = {}
 
 
-def _client(host: str, port: str) -> Any:
-    key = (host, port)
+def _port(value: Any) -> int | None:
+    """``REMOTE_PORT`` as a number: PEP 3333 does not define it, servers set it as text
+    (gevent), as an int (Werkzeug's dev server) or not at all (Werkzeug's test client)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= 65535 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        port = int(value)
+        return port if port <= 65535 else None
+    return None
+
+
+def _client(host: str, port: Any) -> Any:
+    """``(ip, port)`` for ``src``/``src_port``: the address comes from ``REMOTE_ADDR`` alone
+    (a deny rule on ``src`` must not go silently off because the port is missing); the port is
+    ``None`` (``src_port`` absent) when it cannot be read."""
+    key = (host, port if isinstance(port, (str, int)) else None)
     addr = _CLIENTS.get(key, _CLIENTS)
     if addr is _CLIENTS:
         if len(_CLIENTS) >= 4096:
             _CLIENTS.clear()
-        addr = _CLIENTS[key] = to_address(key)
+        ip = to_address((host, 0))
+        addr = _CLIENTS[key] = None if ip is None else (ip[0], _port(port))
     return addr
 
 
@@ -210,7 +227,7 @@ class WSGISamples(SampleSource):
     @_Lazy
     def client(self) -> Any:
         env = self.environ
-        return _client(_str(env, "REMOTE_ADDR"), _str(env, "REMOTE_PORT"))
+        return _client(_str(env, "REMOTE_ADDR"), env.get("REMOTE_PORT"))
 
     @_Lazy
     def local(self) -> Any:
