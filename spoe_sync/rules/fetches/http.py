@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...protocol.values import Value
-from ..casts import int_of_text, to_text
+from ..casts import int_of_text, strl2ic, to_text
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
 
@@ -309,6 +309,13 @@ def _url_param(ctx: Any, args: tuple[Any, ...]) -> Value:
         if eq and (not name or key == name):
             return value
     return None
+
+
+@fetch("urlp_val", "str?", "str?", out="sint")
+def _urlp_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+    # smp_fetch_url_param_val(): the parameter read as HAProxy's strl2ic() reads it
+    value = _url_param(ctx, args)
+    return None if value is None else strl2ic(str(value).encode("utf-8", "surrogateescape"))
 
 
 def _version(token: str | None) -> Value:
