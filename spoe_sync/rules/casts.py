@@ -17,7 +17,8 @@ __all__ = ["TYPES", "cast", "int_of_text", "strl2ic", "to_bytes", "to_text", "ty
 
 TYPES = ("any", "bool", "sint", "addr", "ipv4", "ipv6", "str", "bin", "meth")
 
-_INT_PREFIX = re.compile(rb"\s*([-+]?)(\d*)")
+_INT_PREFIX = re.compile(rb"([-+]?)(\d*)")
+_INT64_MAX = (1 << 63) - 1
 
 
 def to_bytes(text: str) -> bytes:
@@ -46,22 +47,32 @@ def type_of(value: Value) -> str:
     return "any"
 
 
-def _wrap64(n: int) -> int:
-    n &= (1 << 64) - 1
-    return n - (1 << 64) if n >= 1 << 63 else n
-
-
 def int_of_text(data: bytes) -> int | None:
     """HAProxy's ``c_str2int``: ``read_int64`` on the prefix; empty input fails.
 
-    ``"12abc"`` is 12 and ``"abc"`` is 0, as in HAProxy.
+    ``"12abc"`` is 12 and ``"abc"`` is 0, as in HAProxy; no blank is skipped (``" 5"`` is 0);
+    past int64 the value saturates (``read_uint64`` stops at ``ULLONG_MAX``, ``read_int64``
+    clamps to ``LLONG_MAX``/``LLONG_MIN``).
     """
     if not data:
         return None
     m = _INT_PREFIX.match(data)
     digits = m.group(2) if m else b""
+    n = _read_uint64(digits)
+    if m and m.group(1) == b"-":
+        return -n if n <= _INT64_MAX + 1 else -_INT64_MAX - 1
+    return min(n, _INT64_MAX)
+
+
+def _wrap64(n: int) -> int:
+    n &= (1 << 64) - 1
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def _read_uint64(digits: bytes) -> int:
+    # read_uint64(): stops growing at ULLONG_MAX ("return ULLONG_MAX" on overflow)
     n = int(digits) if digits else 0
-    return _wrap64(-n if m and m.group(1) == b"-" else n)
+    return min(n, (1 << 64) - 1)
 
 
 def strl2ic(data: bytes) -> int:

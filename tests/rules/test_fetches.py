@@ -87,6 +87,7 @@ CASES = [
     ("url_param(x)", "1", DataType.STRING),
     ("url_param(y)", "", DataType.STRING),
     ("url_param(z)", None, DataType.NULL),
+    ("urlp_val(x)", 1, DataType.INT64),
     ("urlp(x)", "1", DataType.STRING),
     ("req.proto_http", True, DataType.BOOL),
     # request headers

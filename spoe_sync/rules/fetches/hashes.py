@@ -10,6 +10,7 @@ from typing import Any
 from ...protocol.values import Value
 from ..casts import cast, to_bytes
 from . import fetch
+from .params import find_param
 from .http import _base, _occurrence, _path_start, _target, _values
 
 _M32 = 0xFFFFFFFF
@@ -128,12 +129,9 @@ def _body_param(ctx: Any, args: tuple[Any, ...]) -> Value:
     req = ctx.samples.request
     if req is None or not req.body:
         return None
-    name = to_bytes(args[0]) if args and args[0] else b""
-    for item in req.body.split(b"&"):
-        key, eq, value = item.partition(b"=")
-        if eq and (not name or key == name):
-            return cast(value, "str")
-    return None
+    # smp_fetch_body_param(): the whole body is the list, '&' (and ';') separate
+    value = find_param(req.body, to_bytes(args[0]) if args and args[0] else b"", b"&")
+    return None if value is None else cast(value, "str")
 
 
 @fetch("req.hdr_ip", "str?", "int?", out="addr")

@@ -8,6 +8,7 @@ from ...protocol.values import Value
 from ..casts import int_of_text, strl2ic, to_text
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
+from .params import find_param, param_list
 
 _MAX_HDR_HISTORY = 10  # HAProxy's MAX_HDR_HISTORY: -occ beyond this fails
 
@@ -104,8 +105,9 @@ def _register_header_fetches(prefix: str, getter: Any) -> None:
         return None if headers is None else len(_values(headers, _hdr_args(args)[0], True))
 
     def hdr_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        # smp_fetch_hdr_val(): strl2ic(), not the string-to-integer cast
         v = hdr(ctx, args)
-        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+        return None if v is None else strl2ic(v.encode("utf-8", "surrogateescape"))
 
     def hdrs(ctx: Any, args: tuple[Any, ...]) -> Value:
         headers = getter(ctx)
@@ -212,8 +214,9 @@ def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: b
         return len(_cookie_values(headers, header, args[0] if args else None, request))
 
     def cook_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        # smp_fetch_cookie_val(): strl2ic(), not the string-to-integer cast
         v = cook(ctx, args)
-        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+        return None if v is None else strl2ic(v.encode("utf-8", "surrogateescape"))
 
     fetch(f"{prefix}.cook", "str?", out="str", many=cook_many)(cook)
     fetch(f"{prefix}.cook_cnt", "str?", out="sint")(cook_cnt)
@@ -299,16 +302,11 @@ def _base(ctx: Any, args: tuple[Any, ...]) -> str | None:
 
 @fetch("url_param", "str?", "str?", out="str")
 def _url_param(ctx: Any, args: tuple[Any, ...]) -> Value:
-    query = _query(ctx, ())
-    if query is None:
-        return None
-    name = args[0] if args else ""
-    delim = args[1][:1] if len(args) > 1 and args[1] else "&"
-    for item in query.split("#", 1)[0].split(delim):
-        key, eq, value = item.partition("=")
-        if eq and (not name or key == name):
-            return value
-    return None
+    # smp_fetch_url_param(): the list starts at the first delimiter of the whole target
+    uri = _target(ctx)
+    delim = args[1][:1] if len(args) > 1 and args[1] else "?"
+    params = None if uri is None else param_list(uri, delim)
+    return None if params is None else find_param(params, args[0] if args else "", delim)
 
 
 @fetch("urlp_val", "str?", "str?", out="sint")

@@ -10,6 +10,26 @@ from .. import cfgkit
 
 __all__ = ["ACL_MESSAGES", "FILES", "MESSAGES", "RES_MESSAGES", "haproxy_cfg", "spoe_conf"]
 
+# HAProxy 2.6 shares the patterns of one file between the map converters naming it (the
+# first one's matching method wins): one file per converter
+_MAP_INPUT = {"str": "req.hdr(x-a)", "beg": "path", "sub": "path", "end": "path", "dir": "path",
+              "reg": "path", "dom": "req.hdr(host)", "ip": "req.hdr_ip(x-ip)", "int": "req.hdr(x-n)"}
+_MAP_KEYS = {"str": ["abc", "ABC", "1", "42"], "beg": ["/api", "/a", "/"], "sub": ["a;", "%2", "."],
+             "end": [".json", "/", "a"], "dir": ["api", "a", "some"], "reg": ["^/[a-z]+/", "%2F"],
+             "dom": ["golden", "example", "Golden.Example"],
+             "ip": ["127.0.0.0/8", "10.0.0.0/8", "::1"], "int": ["1", "42", "-3", "5:9"]}
+_MAP_VALUES = {"str": "v{}", "int": "{}", "ip": "10.0.0.{}"}
+MAP_FILES: dict[str, str] = {}
+MAP_ARGS: list[tuple[str, str]] = [("map", "req.hdr(x-a),map(map.map,none)")]
+MAP_FILES["map.map"] = "abc x\nABC y\n"
+for _m, _expr in _MAP_INPUT.items():
+    for _o, _suffix in (("str", ""), ("int", "_int"), ("ip", "_ip")):
+        _name = f"map_{_m}{_suffix}"
+        MAP_FILES[f"{_name}.map"] = "".join(
+            f"{key} {_MAP_VALUES[_o].format(i + 1)}\n" for i, key in enumerate(_MAP_KEYS[_m]))
+        MAP_ARGS.append((_name, f"{_expr},{_name}({_name}.map)"))
+MAP_ARGS.append(("map_dflt", "req.hdr(x-a),map_str_int(map_str_int.map,7)"))
+
 # (message name, [(arg name, expression)]), sent on-frontend-http-request
 MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
     ("l4", [
@@ -67,12 +87,12 @@ MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
         ("odd", "req.hdr(x-n),odd"), ("even", "req.hdr(x-n),even"), ("htonl", "req.hdr(x-n),htonl"),
         ("hex2i", "req.hdr(x-n),hex2i"), ("hex2i_c", "req.hdr(x-c),hex2i"),
         ("http_date", "req.hdr(x-n),http_date"), ("utime", "req.hdr(x-n),utime(%Y-%m-%d)"),
-        ("ltime", "req.hdr(x-n),ltime(%H,0)"), ("map_int", "req.hdr(x-n),map_int(ints.map)"),
-        ("map_int_int", "req.hdr(x-n),map_int_int(ints2.map,9)"),
+        ("ltime", "req.hdr(x-n),ltime(%H,0)"),
         ("iif", "req.hdr(x-n),bool,iif(yes,no)"), ("var_i", "var(txn.i)"),
         ("add_var", "req.hdr(x-n),add(txn.i)"), ("strcmp", "req.hdr(x-a),strcmp(txn.s)"),
         ("urlp_val", "urlp_val(n)"), ("b_len", "req.body_len"), ("b_size", "req.body_size"),
     ]),
+    ("maps", MAP_ARGS),
     ("conv", [
         ("word", "req.hdr(x-c),word(1,;)"), ("word2", "req.fhdr(x-c),word(2,;,2)"),
         ("word_neg", "req.fhdr(x-c),word(-1,;)"), ("field", "req.fhdr(x-c),field(2,;)"),
@@ -90,14 +110,7 @@ MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
         ("crc32", "req.fhdr(x-c),crc32"), ("crc32c", "req.fhdr(x-c),crc32c(1)"),
         ("djb2", "req.fhdr(x-c),djb2"), ("sdbm", "req.fhdr(x-c),sdbm(1)"), ("wt6", "req.fhdr(x-c),wt6"),
         ("be2dec", "req.fhdr(x-c),be2dec(:,2)"), ("be2hex", "req.fhdr(x-c),be2hex(:,2,1)"),
-        ("ipmask", "req.hdr_ip(x-ip),ipmask(24,64)"), ("map", "req.hdr(host),map(hosts.map)"),
-        ("map_beg", "path,map_beg(paths.map,none)"), ("map_sub", "path,map_sub(paths.map)"),
-        ("map_end", "path,map_end(paths.map)"), ("map_dir", "path,map_dir(paths.map)"),
-        ("map_reg", "path,map_reg(regs.map)"), ("map_dom", "req.hdr(host),map_dom(doms.map)"),
-        ("map_str", "req.hdr(x-a),map_str(strs.map)"), ("map_ip", "req.hdr_ip(x-ip),map_ip(ips.map)"),
-        ("map_str_int", "req.hdr(x-a),map_str_int(strs_int.map)"),
-        ("map_str_ip", "req.hdr(x-a),map_str_ip(strs_ip.map)"),
-        ("map_beg_int", "path,map_beg_int(paths_int.map)"), ("map_ip_ip", "src,map_ip_ip(ips_ip.map)"),
+        ("ipmask", "req.hdr_ip(x-ip),ipmask(24,64)"),
         ("lit", "str(x),upper"), ("lit_int", "int(-3),neg"), ("lit_bin", "bin(00ff),hex"),
         ("lit_ip4", "ipv4(10.1.2.3),ipmask(8)"), ("lit_ip6", "ipv6(::1),hex"), ("lit_bool", "bool(1)"),
         ("env", "env(SPOE_SYNC_FUZZ_ENV)"), ("hostname", "hostname,length"),
@@ -159,20 +172,7 @@ ACL_MESSAGES: list[tuple[str, str]] = [
 NAMED_ACLS = ["is_api path_beg /api /some", "is_api path_end .json",
               "golden hdr(host) -i golden.example", "golden hdr_end(host) -i .example:8080"]
 
-FILES = {
-    "ints.map": "1 one\n42 forty-two\n-3 minus\n",
-    "ints2.map": "1 10\n42 420\n",
-    "hosts.map": "golden.example g\nh hh\nGolden.Example:8080 gp\n",
-    "paths.map": "/api api\n/a a\n.json json\n/ root\n",
-    "paths_int.map": "/api 1\n/ 2\n",
-    "regs.map": "^/[a-z]+/ reg\n%2F esc\n",
-    "doms.map": "golden g\nexample e\n",
-    "strs.map": "abc s1\nABC s2\n1 one\n",
-    "strs_int.map": "abc 5\n42 7\n",
-    "strs_ip.map": "abc 10.0.0.1\n1 ::1\n",
-    "ips.map": "127.0.0.0/8 lo\n10.0.0.0/8 ten\n::1 six\n",
-    "ips_ip.map": "127.0.0.1 10.9.9.9\n",
-}
+FILES = MAP_FILES
 
 #: the raw responses the backend gives, picked by the request's ``X-Resp`` header
 RESPONSES = {

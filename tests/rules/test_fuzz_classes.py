@@ -1,0 +1,90 @@
+"""Mismatch classes the differential fuzz tier (tests/conformance/fuzz) found against HAProxy
+2.6, one pure test each: HAProxy's value (observed with HAProxy 2.6.12, reproducer in the test
+id) and why (the HAProxy function the behaviour comes from)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spoe_sync.rules import EvalContext, RequestInfo, SampleSource, parse_sample
+from spoe_sync.rules.casts import int_of_text, strl2ic
+
+
+def evaluate(expr: str, target: str = "/", headers=(), body: bytes | None = None):
+    request = RequestInfo("GET", target, "HTTP/1.1", list(headers), body)
+    return parse_sample(expr).evaluate(EvalContext(SampleSource(request=request)))
+
+
+# --------------------------------------------------------------- url_param / urlp / body_param
+# find_url_param_pos()/find_next_url_param(): the list starts after the first delimiter of the
+# whole target; '&', ';' and the delimiter separate parameters; the first match wins.
+
+
+@pytest.mark.parametrize(("target", "expr", "expected"), [
+    ("/?a=1;b=2", "url_param(b)", "2"),  # ';' separates by default
+    ("/?c=a?b", "url_param(c)", "a"),  # the delimiter '?' ends a value
+    ("/??a=1", "urlp(a)", "1"),  # and separates parameters
+    ("/?b=?", "urlp(b)", ""),
+    ("/?a=1", "url_param(a,;)", None),  # the list starts at the first ';': there is none
+    ("/?a=1=2;a=%zz", "url_param(a,;)", "%zz"),
+    ("/?a=1&a=1;b=2", "url_param(b,&)", "2"),
+    ("/?b=?", "url_param(b,&)", None),
+    ("/?a=%zz;x=%41", "url_param()", "%zz"),  # no name: after the first '='
+    ("/?a=%zz;x=%41", "url_param(a)", "%zz"),
+    ("/??;a=3", "urlp(a)", "3"),
+    ("/??a=1;b=2&a=", "url_param(a,;)", ""),
+    ("/?n=-7", "urlp_val(n)", -7),
+    ("/?n=+5", "urlp_val(n)", -45),
+])
+def test_url_param(target, expr, expected):
+    assert evaluate(expr, target) == expected
+
+
+@pytest.mark.parametrize(("body", "expr", "expected"), [
+    (b"a=1;b", "req.body_param(a)", "1"),
+    (b"a=1;b=x%20y", "req.body_param(b)", "x%20y"),
+    (b"a=1;b", "req.body_param", "1"),
+])
+def test_body_param(body, expr, expected):
+    assert evaluate(expr, body=body) == expected
+
+
+# --------------------------------------------------------------- integers from header text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"", 0), (b"42", 42), (b"+5", -45), (b"1 2", -58), (b"127.", 1268), (b"-3", -3),
+    (b"-", 0), (b"abc", 0), (b"9223372036854775807", -1),  # 32-bit int, wrapped
+    (b"4294967296", 0),
+])
+def test_strl2ic(text, expected):
+    assert strl2ic(text) == expected
+
+
+@pytest.mark.parametrize(("value", "expr", "expected"), [
+    ("+7", "req.hdr_val(x-n)", -43),
+    ("127.", "req.hdr_val(x-n)", 1268),
+    ("", "req.hdr_val(x-n)", 0),
+])
+def test_hdr_val_reads_like_strl2ic(value, expr, expected):
+    assert evaluate(expr, headers=[("X-N", value)]) == expected
+
+
+def test_cook_val_of_an_empty_cookie_is_zero():
+    assert evaluate("req.cook_val(a)", headers=[("Cookie", "a=;b=1")]) == 0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"99999999999999999999", 2**63 - 1),  # read_int64 saturates
+    (b"-99999999999999999999", -2**63),
+    (b"18446744073709551617", 2**63 - 1),
+    (b" 5", 0),  # no blank skipped
+    (b"+5", 5),
+])
+def test_string_to_integer_cast(text, expected):
+    assert int_of_text(text) == expected
+
+
+def test_arithmetic_on_a_huge_header_saturates():
+    assert evaluate("req.hdr(x-n),sub(1)", headers=[("X-N", "99999999999999999999")]) == \
+        2**63 - 2
