@@ -88,3 +88,47 @@ def test_string_to_integer_cast(text, expected):
 def test_arithmetic_on_a_huge_header_saturates():
     assert evaluate("req.hdr(x-n),sub(1)", headers=[("X-N", "99999999999999999999")]) == \
         2**63 - 2
+
+
+# --------------------------------------------------------------- cookies
+# http_extract_cookie_value(): the scan stops when fewer than len(name) + 2 bytes are left;
+# smp_fetch_cookie_cnt() with no name counts every cookie; Set-Cookie values split at commas.
+
+
+@pytest.mark.parametrize(("line", "expr", "expected"), [
+    ("a=;b=1", "req.cook_cnt", 2),
+    ("a=;b=1", "req.cook_val(a)", 0),
+    ("a=x;c;b=2;a=", "req.cook(a)", "x"),  # the trailing "a=" is never reached
+    ("=v; d = 4 ;a=", "req.cook(a)", None),
+    ("=v; d = 4 ;a=", "req.cook(d)", "4"),
+    ("d = 4 ;n=42;a=", "req.cook_cnt(a)", 0),
+    ("a=1, b=2", "req.cook_cnt", 2),
+])
+def test_request_cookies(line, expr, expected):
+    assert evaluate(expr, headers=[("Cookie", line)]) == expected
+
+
+def response_eval(expr: str, headers, method: str = "GET", body: bytes = b"ok"):
+    from spoe_sync.rules import ResponseInfo
+
+    source = SampleSource(request=RequestInfo(method, "/", "HTTP/1.1", []),
+                          response=ResponseInfo(200, headers, body))
+    return parse_sample(expr).evaluate(EvalContext(source))
+
+
+@pytest.mark.parametrize(("headers", "expr", "expected"), [
+    ([("Set-Cookie", "s=1; Path=/"), ("set-cookie", "t=2, n=5")], "res.cook_cnt", 4),
+    ([("Set-Cookie", "s=")], "res.cook_cnt(s)", 0),
+    ([("Set-Cookie", "s=")], "res.cook(s)", None),
+    ([("Set-Cookie", "n=42; s=x")], "res.cook(s)", None),  # only the first attr names it
+    ([("Set-Cookie", "t=2, n=5")], "res.cook_val(n)", 5),
+])
+def test_response_cookies(headers, expr, expected):
+    assert response_eval(expr, headers) == expected
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("res.body", b""), ("res.body_len", 0), ("res.body_size", 0), ("res.hdr(content-length)", "2"),
+])
+def test_a_response_to_head_has_no_body(expr, expected):
+    assert response_eval(expr, [("Content-Length", "2")], method="HEAD") == expected

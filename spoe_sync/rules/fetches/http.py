@@ -156,52 +156,75 @@ def _cookie_value_end(s: bytes, i: int) -> int:
     return i
 
 
-def _cookies(line: bytes, request: bool) -> list[tuple[bytes, bytes]]:
-    """``http_extract_cookie_value()``: (name, value) pairs of one Cookie/Set-Cookie line."""
-    out: list[tuple[bytes, bytes]] = []
-    i, end = 0, len(line)
-    while i < end:
-        while i < end and line[i] in b" \t":
-            i += 1
-        j = i
-        while j < end and line[j] not in b"=;" and not (request and line[j] == 0x2C):
-            j += 1
-        name = line[i:j].rstrip(b" \t")
-        if j < end and line[j] == 0x3D:
-            vbeg = j + 1
-            while vbeg < end and line[vbeg] in b" \t":
-                vbeg += 1
-            nxt = _cookie_value_end(line, vbeg)
-            value = line[vbeg:nxt].rstrip(b" \t")
-            if not name.startswith(b"$"):
-                out.append((name, value))
+def _extract_cookie(line: bytes, start: int, name: bytes, is_list: bool
+                    ) -> tuple[bytes, int] | None:
+    """``http_extract_cookie_value()``: the next cookie named ``name`` (any with ``b""``) from
+    ``start``, and where to go on from.  Its quirks are HAProxy's: the scan stops when fewer
+    than ``len(name) + 2`` bytes are left (so ``a=`` ending a line is never found), a part
+    without ``=`` or starting with ``$`` is skipped, and a Set-Cookie line (not a list) gives
+    up after its first ``name=value`` when that is not the one."""
+    end, nlen = len(line), len(name)
+    att_beg = start
+    while att_beg + nlen + 1 < end:
+        while att_beg < end and line[att_beg] in b" \t":
+            att_beg += 1
+        equal = att_end = att_beg
+        while equal < end:
+            c = line[equal]
+            if c == 0x3D or c == 0x3B or (is_list and c == 0x2C):
+                break
+            equal += 1
+            if c not in (0x20, 0x09):
+                att_end = equal
+        if equal < end and line[equal] == 0x3D:
+            val_beg = equal + 1
+            while val_beg < end and line[val_beg] in b" \t":
+                val_beg += 1
+            nxt = val_end = _cookie_value_end(line, val_beg)
+            while val_end > val_beg and line[val_end - 1] in b" \t":
+                val_end -= 1
         else:
-            nxt = j
-        if not request:
-            break  # Set-Cookie: only the first attr=value names the cookie
-        i = nxt + 1
-    return out
+            val_beg = val_end = nxt = equal
+        if line[att_beg:att_beg + 1] == b"$" or equal == nxt:
+            att_beg = nxt + 1
+            continue
+        if not nlen or line[att_beg:att_end] == name:
+            return line[val_beg:val_end], nxt + 1
+        if not is_list:
+            break
+        att_beg = nxt + 1
+    return None
 
 
 def _cookie_values(headers: Any, header: bytes, name: str | None, request: bool) -> list[bytes]:
+    """Every cookie ``name`` (any with no name) in order, as ``smp_fetch_cookie()`` and
+    ``smp_fetch_cookie_cnt()`` walk them: header values split at commas
+    (``http_find_header(.., 0)``), a value shorter than the name plus one skipped."""
     if headers is None:
         return []
     want = (name or "").encode("utf-8", "surrogateescape")
-    return [v for n, line in htx_headers(headers) if n == header
-            for cn, v in _cookies(line, request) if cn == want]
+    out: list[bytes] = []
+    for n, line in htx_headers(headers):
+        if n != header:
+            continue
+        for value in _split_commas(line):
+            if len(value) < len(want) + 1:
+                continue
+            pos = 0
+            while (found := _extract_cookie(value, pos, want, request)) is not None:
+                out.append(found[0])
+                pos = found[1]
+    return out
 
 
 def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: bool) -> None:
     def cook(ctx: Any, args: tuple[Any, ...]) -> str | None:
         name = args[0] if args else ""
-        if not name:
-            # no name: the first cookie of the first header (observed with HAProxy 2.6)
-            headers = getter(ctx)
-            first = [v for n, line in htx_headers(headers or ()) if n == header
-                     for _, v in _cookies(line, request)][:1]
-            return to_text(first[0]) if first else None
         vals = _cookie_values(getter(ctx), header, name, request)
-        return to_text(vals[-1]) if vals else None
+        if not vals:
+            return None
+        # no name: the first cookie (observed with HAProxy 2.6); else the last occurrence
+        return to_text(vals[0] if not name else vals[-1])
 
     def cook_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
         return [to_text(v) for v in
@@ -372,9 +395,27 @@ def _req_body(ctx: Any, args: tuple[Any, ...]) -> Value:
     return _body(ctx.samples.request)
 
 
+def _response(ctx: Any) -> Any:
+    """The response for its body fetches: a response to HEAD has none, whatever the
+    server sent (HAProxy's HTX drops it, ``res.body_size`` included)."""
+    res = ctx.samples.response
+    req = ctx.samples.request
+    if res is not None and req is not None and req.method == "HEAD" and res.body:
+        return _NO_BODY
+    return res
+
+
+class _NoBody:
+    headers = ()
+    body = b""
+
+
+_NO_BODY = _NoBody()
+
+
 @fetch("res.body", out="bin")
 def _res_body(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return _body(ctx.samples.response)
+    return _body(_response(ctx))
 
 
 @fetch("req.body_len", out="sint")
@@ -385,7 +426,7 @@ def _req_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("res.body_len", out="sint")
 def _res_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
-    body = _body(ctx.samples.response)
+    body = _body(_response(ctx))
     return None if body is None else len(body)
 
 
@@ -396,4 +437,4 @@ def _req_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("res.body_size", out="sint")
 def _res_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return _body_size(ctx.samples.response)
+    return _body_size(_response(ctx))
