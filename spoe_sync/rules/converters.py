@@ -81,11 +81,11 @@ def _spans(v: str, delims: str) -> list[tuple[int, int]]:
 def _pick(v: str, spans: list[tuple[int, int]], index: int, count: int,
           null_from_end: bool = False) -> str | None:
     """The original text from the ``index``-th span (1-based, negative from the end) over
-    ``count`` spans (0: all the remaining ones in that direction).  Not found: empty, except
-    ``field`` counted from the end, which fails (NULL), as HAProxy 2.6."""
+    ``count`` spans (0: all the remaining ones in that direction).  Not found: empty for
+    ``word``; ``field`` fails (NULL) either way, as HAProxy 2.6 ("Field not found")."""
     n = len(spans)
     if abs(index) > n:
-        return None if index < 0 and null_from_end else ""
+        return None if null_from_end else ""
     if index > 0:
         first = index - 1
         last = n - 1 if count == 0 else min(n - 1, first + count - 1)

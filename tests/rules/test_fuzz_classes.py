@@ -132,3 +132,10 @@ def test_response_cookies(headers, expr, expected):
 ])
 def test_a_response_to_head_has_no_body(expr, expected):
     assert response_eval(expr, [("Content-Length", "2")], method="HEAD") == expected
+
+
+def test_field_past_the_last_one_is_null():
+    # sample_conv_field(): "Field not found" fails the sample, from the start as from the end
+    assert evaluate("req.hdr(x-c),field(2,;)", headers=[("X-C", "Mozil")]) is None
+    assert evaluate("req.hdr(x-c),field(-2,;)", headers=[("X-C", "Mozil")]) is None
+    assert evaluate("req.hdr(x-c),field(1,;)", headers=[("X-C", "Mozil")]) == "Mozil"
