@@ -139,3 +139,22 @@ def test_field_past_the_last_one_is_null():
     assert evaluate("req.hdr(x-c),field(2,;)", headers=[("X-C", "Mozil")]) is None
     assert evaluate("req.hdr(x-c),field(-2,;)", headers=[("X-C", "Mozil")]) is None
     assert evaluate("req.hdr(x-c),field(1,;)", headers=[("X-C", "Mozil")]) == "Mozil"
+
+
+# --------------------------------------------------------------- ACLs iterate
+
+
+@pytest.mark.parametrize(("target", "headers", "cond", "expected"), [
+    ("/..?a=1=2&a=1", [], "{ urlp(a) -m str 1 }", True),  # the second occurrence matches
+    ("/?a=2", [], "{ urlp(a) -m str 1 }", False),
+    ("/", [("X-IP", "127.0.0.1:80, /api/x")], "{ req.hdr_ip(x-ip) -m ip 127.0.0.0/8 }", True),
+    ("/", [("X-Forwarded-For", "10.0.0.1,")], "{ req.hdr_ip(x-forwarded-for) 10.0.0.0/8 }",
+     True),
+    ("/", [("X-IP", "1.2.3.4, 10.0.0.1")], "{ req.hdr_ip(x-ip) 10.0.0.0/8 }", True),
+])
+def test_acls_test_every_value(target, headers, cond, expected):
+    from spoe_sync.rules import AclRegistry, parse_condition
+
+    request = RequestInfo("GET", target, "HTTP/1.1", headers)
+    ctx = EvalContext(SampleSource(request=request))
+    assert parse_condition(["if", *cond.split()], AclRegistry()).evaluate(ctx) is expected

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from ...protocol.values import Value
-from ..casts import cast, to_bytes
+from ..casts import cast, to_bytes, to_text
 from . import fetch
 from .params import find_param
 from .http import _base, _occurrence, _path_start, _target, _values
@@ -134,7 +134,18 @@ def _body_param(ctx: Any, args: tuple[Any, ...]) -> Value:
     return None if value is None else cast(value, "str")
 
 
-@fetch("req.hdr_ip", "str?", "int?", out="addr")
+def _hdr_ips(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+    # an ACL tests every comma-separated value of every occurrence (SMP_OPT_ITERATE)
+    req = ctx.samples.request
+    if req is None or not args or not args[0]:
+        return []
+    from .http import _split_commas
+
+    return [cast(to_text(v), "addr") for raw in _values(req.headers, args[0], True)
+            for v in _split_commas(raw)]
+
+
+@fetch("req.hdr_ip", "str?", "int?", out="addr", many=_hdr_ips)
 def _hdr_ip(ctx: Any, args: tuple[Any, ...]) -> Value:
     req = ctx.samples.request
     if req is None or not args or not args[0]:

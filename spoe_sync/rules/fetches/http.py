@@ -8,7 +8,7 @@ from ...protocol.values import Value
 from ..casts import int_of_text, strl2ic, to_text
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
-from .params import find_param, param_list
+from .params import find_param, find_params, param_list
 
 _MAX_HDR_HISTORY = 10  # HAProxy's MAX_HDR_HISTORY: -occ beyond this fails
 
@@ -323,9 +323,17 @@ def _base(ctx: Any, args: tuple[Any, ...]) -> str | None:
     return host + (path or "")
 
 
-@fetch("url_param", "str?", "str?", out="str")
+def _url_params(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+    uri = _target(ctx)
+    delim = args[1][:1] if len(args) > 1 and args[1] else "?"
+    params = None if uri is None else param_list(uri, delim)
+    return [] if params is None else list(find_params(params, args[0] if args else "", delim))
+
+
+@fetch("url_param", "str?", "str?", out="str", many=_url_params)
 def _url_param(ctx: Any, args: tuple[Any, ...]) -> Value:
-    # smp_fetch_url_param(): the list starts at the first delimiter of the whole target
+    # smp_fetch_url_param(): the list starts at the first delimiter of the whole target; an
+    # ACL tests every occurrence, a sample is the first one
     uri = _target(ctx)
     delim = args[1][:1] if len(args) > 1 and args[1] else "?"
     params = None if uri is None else param_list(uri, delim)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-__all__ = ["find_param", "param_list"]
+__all__ = ["find_param", "find_params", "param_list"]
 
 S = TypeVar("S", str, bytes)
 
@@ -28,15 +28,30 @@ def _is_delim(c: S, delim: S) -> bool:
     return c in (delim, "&", ";") if isinstance(c, str) else c in (delim, b"&", b";")
 
 
-def _value(params: S, start: int, delim: S) -> S:
+def _value(params: S, start: int, delim: S) -> tuple[S, int]:
     end = start
     while end < len(params) and not _is_delim(params[end:end + 1], delim):
         end += 1
-    return params[start:end]
+    return params[start:end], end
 
 
 def find_param(params: S, name: S, delim: S) -> S | None:
     """``find_next_url_param()`` from the list's start: the first value of ``name``."""
+    found = _next(params, name, delim)
+    return None if found is None else found[0]
+
+
+def find_params(params: S, name: S, delim: S) -> list[S]:
+    """Every value of ``name``, in order: what an ACL iterates over (``SMP_OPT_ITERATE``:
+    each call goes on after the previous value)."""
+    out: list[S] = []
+    while (found := _next(params, name, delim)) is not None:
+        out.append(found[0])
+        params = params[found[1]:]
+    return out
+
+
+def _next(params: S, name: S, delim: S) -> tuple[S, int] | None:
     if not name:
         eq = params.find("=" if isinstance(params, str) else b"=")
         return None if eq < 0 else _value(params, eq + 1, delim)
