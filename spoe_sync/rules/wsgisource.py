@@ -127,6 +127,26 @@ def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     return None if host is None and port is None else (host, port)
 
 
+def _answer_expect(headers: Any) -> Any:
+    """The headers after HAProxy waited for the body (``http-buffer-request``,
+    ``wait-for-body``): an HTTP/1.1 request with a body announced (Content-Length or
+    chunked) and ``Expect: 100-continue`` got its 100 Continue from HAProxy, which removed the
+    Expect header (``http_wait_for_request_body()``): the agent never sees it."""
+    names = [_lower(h[0]) for h in headers]
+    if "expect" not in names or not ("content-length" in names or "transfer-encoding" in names):
+        return headers
+    at = names.index("expect")
+    value = headers[at][1]
+    first = (value.decode("latin-1") if isinstance(value, bytes) else value).split(",", 1)[0]
+    if first.strip(" \t").lower() != "100-continue":
+        return headers
+    return [h for i, h in enumerate(headers) if i != at]
+
+
+def _lower(name: Any) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+
+
 class _Lazy:
     """A field computed from the environ on its first read, then an ordinary attribute
     (most requests read few samples: building them all costs more than the fetches)."""
@@ -254,8 +274,11 @@ class WSGISamples(SampleSource):
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
+        version = _str(environ, "SERVER_PROTOCOL", "HTTP/1.1")
+        if body is not None and version == "HTTP/1.1":
+            headers = _answer_expect(headers)
         request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
-                                _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, body)
+                                version, headers, body)
         if body is not None and self.bufsize is not None:
             limit = haproxy_body_limit(request, self.bufsize)
             if len(body) > limit:

@@ -158,3 +158,58 @@ def test_acls_test_every_value(target, headers, cond, expected):
     request = RequestInfo("GET", target, "HTTP/1.1", headers)
     ctx = EvalContext(SampleSource(request=request))
     assert parse_condition(["if", *cond.split()], AclRegistry()).evaluate(ctx) is expected
+
+
+# --------------------------------------------------------------- integers, dates, addresses
+
+
+@pytest.mark.parametrize(("value", "expected"), [("\xc3\xa9t\xc3\xa9", -1225), ("caf\xe9", 0)])
+def test_hdr_val_bytes_past_0x7f_are_negative_digits(value, expected):
+    assert evaluate("req.hdr_val(x-n)", headers=[("X-N", value)]) == expected
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("int(-1),sub(1)", 2**63 - 1),  # arith_add()'s own overflow check wraps in C
+    ("int(-5),add(-3)", 2**63 - 1),
+    ("int(-9223372036854775807),add(-5)", -2**63),
+    ("int(5),add(-3)", 2),
+    ("int(-5),add(3)", -2),
+    ("int(9223372036854775807),add(1)", 2**63 - 1),
+    ("int(3),sub(-9223372036854775808)", 2**63 - 1),
+    ("int(-1),http_date", "Sun, 13 Jun 1141709097 06:26:07 GMT"),  # 55-bit mask
+    ("int(9223372036854775807),http_date", "Sun, 13 Jun 1141709097 06:26:07 GMT"),
+    ("str(YQ==),ub64dec", b"a\x0f\xff"),  # '=' decodes as '_'
+    ("str(a=b),ub64dec", b"k\xf6"),
+    ("str(!!),ub64dec", None),
+    ("str(127.0.),ub64dec", None),
+    ("str(a),ub64dec", None),
+])
+def test_converter_edges(expr, expected):
+    assert evaluate(expr) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("10.0.0.1 !!", None), ("10.0.0.1", "10.0.0.1"), ("127.0.0.1:80", "127.0.0.1"),
+    ("127.0.0.1:99999", None), ("::1", "::1"), ("1.2.3.4.", None),
+])
+def test_hdr_ip_takes_a_whole_address(value, expected):
+    got = evaluate("req.hdr_ip(x-ip)", headers=[("X-IP", value)])
+    assert (None if got is None else str(got)) == expected
+
+
+def test_map_int_reads_a_leading_dash_as_a_range(tmp_path):
+    # pat_parse_int(): '-' separates a range like ':': "-3" is "up to 3"
+    (tmp_path / "m.map").write_text("-3 low\n5-9 mid\n")
+    assert evaluate(f"req.hdr(x-n),map_int({tmp_path}/m.map)", headers=[("X-N", "YWI_")]) == "low"
+    assert evaluate(f"req.hdr(x-n),map_int({tmp_path}/m.map)", headers=[("X-N", "7")]) == "mid"
+
+
+def test_expect_100_continue_is_gone_once_the_body_was_waited_for():
+    from spoe_sync.samples import WSGISamples
+
+    env = {"REQUEST_METHOD": "POST", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "1.2.3.4",
+           "spoe_sync.raw_headers": [("Expect", "100-continue"), ("Content-Length", "1")]}
+    waited = WSGISamples(env, body=b"{")
+    assert parse_sample("req.hdr_names").evaluate(EvalContext(waited)) == "content-length"
+    not_waited = WSGISamples(env)
+    assert parse_sample("req.hdr(expect)").evaluate(EvalContext(not_waited)) == "100-continue"

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from ...protocol.values import Value
-from ..casts import cast, to_bytes, to_text
+from ..casts import cast, header_ip, to_bytes, to_text
 from . import fetch
 from .params import find_param
 from .http import _base, _occurrence, _path_start, _target, _values
@@ -141,7 +141,7 @@ def _hdr_ips(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
         return []
     from .http import _split_commas
 
-    return [cast(to_text(v), "addr") for raw in _values(req.headers, args[0], True)
+    return [header_ip(to_text(v)) for raw in _values(req.headers, args[0], True)
             for v in _split_commas(raw)]
 
 
@@ -154,4 +154,4 @@ def _hdr_ip(ctx: Any, args: tuple[Any, ...]) -> Value:
 
     values = [v for raw in _values(req.headers, args[0], True) for v in _split_commas(raw)]
     text = _occurrence(values, args[1] if len(args) > 1 else 0)
-    return None if text is None else cast(text, "addr")
+    return None if text is None else header_ip(text)
