@@ -213,3 +213,31 @@ def test_expect_100_continue_is_gone_once_the_body_was_waited_for():
     assert parse_sample("req.hdr_names").evaluate(EvalContext(waited)) == "content-length"
     not_waited = WSGISamples(env)
     assert parse_sample("req.hdr(expect)").evaluate(EvalContext(not_waited)) == "100-continue"
+
+
+# --------------------------------------------------------------- req.len / res.len in HTTP mode
+
+
+@pytest.mark.parametrize(("request_", "expected"), [
+    # htx->data: start line strings, normalised headers, body, +1 ending a chunked request,
+    # and 21 (values observed with HAProxy 2.6.12)
+    (RequestInfo("GET", "/", "HTTP/1.1", []), 33),
+    (RequestInfo("GET", "/", "HTTP/1.1", [("Connection", "close")]), 33),
+    (RequestInfo("GET", "/", "HTTP/1.0", [("A", "b"), ("C", "dd")]), 38),
+    (RequestInfo("POST", "/", "HTTP/1.1", [("Content-Length", "3")], b"abc"), 52),
+    (RequestInfo("POST", "/", "HTTP/1.1", [("Transfer-Encoding", "chunked")], b"abc"), 62),
+    (RequestInfo("GET", "/", "HTTP/1.1", [("Connection", "foo")]), 46),
+])
+def test_req_len_of_an_http_request(request_, expected):
+    assert parse_sample("req.len").evaluate(EvalContext(SampleSource(request=request_))) == \
+        expected
+
+
+def test_res_len_of_an_http_response():
+    from spoe_sync.rules import ResponseInfo
+
+    res = ResponseInfo(200, [("Content-Type", "text/plain"), ("Content-Length", "2")], b"ok",
+                       reason="OK")
+    assert parse_sample("res.len").evaluate(EvalContext(SampleSource(response=res))) == 73
+    head = SampleSource(request=RequestInfo("HEAD", "/", "HTTP/1.1", []), response=res)
+    assert parse_sample("res.len").evaluate(EvalContext(head)) == 71
