@@ -128,12 +128,33 @@ conv("port_only", in_="str", out="sint")(
 def _format_time(v: int, args: tuple[Any, ...], local: bool) -> Value:
     import time as _time
 
-    ts = v + (args[1] if len(args) > 1 else 0)
+    # sample_conv_utime()/ltime(): the offset added, then 55 bits kept, as http_date
+    ts = (v + (args[1] if len(args) > 1 else 0)) & 0x007FFFFFFFFFFFFF
     try:
         tm = _time.localtime(ts) if local else _time.gmtime(ts)
     except (OverflowError, OSError, ValueError):
+        tm = _far_time(ts - (_time.timezone if local else 0))
+    try:
+        return _time.strftime(args[0], tm)
+    except (OverflowError, ValueError):
         return None
-    return _time.strftime(args[0], tm)
+
+
+def _far_time(ts: int) -> tuple[int, ...]:
+    """``struct tm`` of a UTC timestamp past what the C library's gmtime() takes here."""
+    days, rest = divmod(ts, 86400)
+    year, month, day = _civil_from_days(days)
+    yday = days - _days_from_civil(year, 1, 1) + 1
+    return (year, month, day, rest // 3600, rest // 60 % 60, rest % 60, (days + 3) % 7, yday, 0)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 conv("utime", "str", "int?", in_="sint", out="str")(lambda v, a, c: _format_time(v, a, False))

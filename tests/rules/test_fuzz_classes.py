@@ -241,3 +241,21 @@ def test_res_len_of_an_http_response():
     assert parse_sample("res.len").evaluate(EvalContext(SampleSource(response=res))) == 73
     head = SampleSource(request=RequestInfo("HEAD", "/", "HTTP/1.1", []), response=res)
     assert parse_sample("res.len").evaluate(EvalContext(head)) == 71
+
+
+def test_hdr_val_in_an_acl_reads_every_value():
+    from spoe_sync.rules import AclRegistry, parse_condition
+
+    request = RequestInfo("PUT", "/", "HTTP/1.1", [("x-n", "10.0.0.1"), ("X-N", "caf\xe9")])
+    cond = parse_condition(["if", "{", "req.hdr_val(x-n)", "-m", "int", "gt", "5", "}"],
+                           AclRegistry())
+    assert cond.evaluate(EvalContext(SampleSource(request=request))) is True
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("int(-1),utime(%Y-%m-%d)", "1141709097-06-13"),  # 55-bit mask, as http_date
+    ("int(9223372036854775807),utime(%H:%M)", "06:26"),
+    ("int(1700000000),utime(%Y-%m-%dT%H:%M:%S)", "2023-11-14T22:13:20"),
+])
+def test_utime_masks_like_http_date(expr, expected):
+    assert evaluate(expr) == expected

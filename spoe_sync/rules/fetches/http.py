@@ -109,6 +109,11 @@ def _register_header_fetches(prefix: str, getter: Any) -> None:
         v = hdr(ctx, args)
         return None if v is None else strl2ic(v.encode("utf-8", "surrogateescape"))
 
+    def hdr_val_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+        # an ACL reads every value (as hdr() iterates), each with strl2ic()
+        return [None if v is None else strl2ic(str(v).encode("utf-8", "surrogateescape"))
+                for v in hdr_many(ctx, args)]
+
     def hdrs(ctx: Any, args: tuple[Any, ...]) -> Value:
         headers = getter(ctx)
         return None if headers is None else to_text(hdrs_text(htx_headers(headers)))
@@ -128,7 +133,7 @@ def _register_header_fetches(prefix: str, getter: Any) -> None:
     fetch(f"{prefix}.fhdr", "str?", "int?", out="str", many=fhdr_many)(fhdr)
     fetch(f"{prefix}.hdr_cnt", "str?", out="sint")(hdr_cnt)
     fetch(f"{prefix}.fhdr_cnt", "str?", out="sint")(fhdr_cnt)
-    fetch(f"{prefix}.hdr_val", "str?", "int?", out="sint")(hdr_val)
+    fetch(f"{prefix}.hdr_val", "str?", "int?", out="sint", many=hdr_val_many)(hdr_val)
     fetch(f"{prefix}.hdrs", out="str")(hdrs)
     fetch(f"{prefix}.hdrs_bin", out="bin")(hdrs_bin)
     fetch(f"{prefix}.hdr_names", "str?", out="str")(hdr_names)
