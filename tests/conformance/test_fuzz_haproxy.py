@@ -21,7 +21,7 @@ from .fuzz.run import run
 pytestmark = pytest.mark.timeout(150)
 
 SEED = 20261205
-COUNT = 250
+COUNT = 1000
 
 
 def test_no_mismatch_class_outside_the_known_list(haproxy_bin, tmp_path):

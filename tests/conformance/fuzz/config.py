@@ -115,7 +115,10 @@ MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
         ("lit_ip4", "ipv4(10.1.2.3),ipmask(8)"), ("lit_ip6", "ipv6(::1),hex"), ("lit_bool", "bool(1)"),
         ("env", "env(SPOE_SYNC_FUZZ_ENV)"), ("hostname", "hostname,length"),
         ("rand", "rand(1)"), ("uuid", "uuid,length"), ("date", "date(0),div(100000000)"),
-        ("var_dflt", "var(txn.nope,dflt)"), ("debug", "req.hdr(x-a),debug"),
+        # debug with no argument writes its defaults into the argument list HAProxy 2.6 shares
+        # between every keyword written without parentheses: a bare url_param then looks
+        # for a parameter named "debug" (found by this tier; not something to imitate)
+        ("var_dflt", "var(txn.nope,dflt)"), ("debug", "req.hdr(x-a),debug(fz)"),
     ]),
 ]
 
