@@ -126,6 +126,9 @@ def _json(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
             if mode in ("utf8s", "utf8ps"):
                 continue  # "s": skip bad sequences
             return None  # utf8 and utf8p fail on a bad sequence (observed with HAProxy 2.6)
+        elif ord(ch) > 0x7E:
+            # the utf8 modes decode the character, then escape it as ascii does ("%04x")
+            out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     return "".join(out)

@@ -275,7 +275,8 @@ class WSGISamples(SampleSource):
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
         version = _str(environ, "SERVER_PROTOCOL", "HTTP/1.1")
-        if body is not None and version == "HTTP/1.1":
+        if body and version == "HTTP/1.1":
+            # with no body left to wait for (Content-Length: 0), HAProxy keeps Expect
             headers = _answer_expect(headers)
         request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
                                 version, headers, body)

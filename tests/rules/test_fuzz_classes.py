@@ -259,3 +259,22 @@ def test_hdr_val_in_an_acl_reads_every_value():
 ])
 def test_utime_masks_like_http_date(expr, expected):
     assert evaluate(expr) == expected
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("utf8s", "\\u00e9t\\u00e9"), ("utf8p", "\\u00e9t\\u00e9"), ("utf8", "\\u00e9t\\u00e9"),
+    ("ascii", "\\u00c3\\u00a9t\\u00c3\\u00a9"),
+])
+def test_json_escapes_every_non_ascii_character(mode, expected):
+    # sample_conv_json(): c > 0x7e is written "\\u%04x" once decoded (utf8*) or byte by byte
+    assert evaluate(f"req.hdr(x-c),json({mode})", headers=[("X-C", "\xc3\xa9t\xc3\xa9")]) == \
+        expected
+
+
+def test_expect_stays_when_there_is_no_body_to_wait_for():
+    from spoe_sync.samples import WSGISamples
+
+    env = {"REQUEST_METHOD": "POST", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "1.2.3.4",
+           "spoe_sync.raw_headers": [("Content-Length", "0"), ("Expect", "100-continue")]}
+    samples = WSGISamples(env, body=b"")
+    assert parse_sample("req.hdr(expect)").evaluate(EvalContext(samples)) == "100-continue"
