@@ -133,18 +133,26 @@ def _answer_expect(headers: Any) -> Any:
     chunked) and ``Expect: 100-continue`` got its 100 Continue from HAProxy, which removed the
     Expect header (``http_wait_for_request_body()``): the agent never sees it."""
     names = [_lower(h[0]) for h in headers]
-    if "expect" not in names or not ("content-length" in names or "transfer-encoding" in names):
+    if "expect" not in names:
         return headers
+    if "transfer-encoding" not in names:
+        # with no body left to wait for (Content-Length: 0 or none), HAProxy keeps Expect
+        lengths = [_text(h[1]).strip(" \t") for h in headers if _lower(h[0]) == "content-length"]
+        if not lengths or lengths[0].strip("0") in ("", ","):
+            return headers
     at = names.index("expect")
-    value = headers[at][1]
-    first = (value.decode("latin-1") if isinstance(value, bytes) else value).split(",", 1)[0]
+    first = _text(headers[at][1]).split(",", 1)[0]
     if first.strip(" \t").lower() != "100-continue":
         return headers
     return [h for i, h in enumerate(headers) if i != at]
 
 
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
 def _lower(name: Any) -> str:
-    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+    return _text(name).lower()
 
 
 class _Lazy:
@@ -275,8 +283,7 @@ class WSGISamples(SampleSource):
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
         version = _str(environ, "SERVER_PROTOCOL", "HTTP/1.1")
-        if body and version == "HTTP/1.1":
-            # with no body left to wait for (Content-Length: 0), HAProxy keeps Expect
+        if body is not None and version == "HTTP/1.1":
             headers = _answer_expect(headers)
         request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
                                 version, headers, body)

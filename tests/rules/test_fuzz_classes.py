@@ -278,3 +278,12 @@ def test_expect_stays_when_there_is_no_body_to_wait_for():
            "spoe_sync.raw_headers": [("Content-Length", "0"), ("Expect", "100-continue")]}
     samples = WSGISamples(env, body=b"")
     assert parse_sample("req.hdr(expect)").evaluate(EvalContext(samples)) == "100-continue"
+
+
+def test_expect_goes_with_an_empty_chunked_body_too():
+    from spoe_sync.samples import WSGISamples
+
+    env = {"REQUEST_METHOD": "PATCH", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "1.2.3.4",
+           "spoe_sync.raw_headers": [("Transfer-Encoding", "chunked"), ("Expect", "100-continue")]}
+    samples = WSGISamples(env, body=b"")
+    assert parse_sample("req.hdr(expect)").evaluate(EvalContext(samples)) is None

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spoe_sync.protocol import data_type_of
+from spoe_sync.wsgi.validity import check_raw
 
 from .engines import Observation
 from .generator import FuzzRequest
 from .known import MASKED
 
-__all__ = ["Diff", "Report", "diff", "minimise"]
+__all__ = ["Diff", "Report", "diff", "minimise", "validity_diff"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ def diff(theirs: Observation, ours: Observation) -> list[Diff]:
     if [n for n in t_msgs if n in o_msgs] != [n for n in o_msgs if n in t_msgs]:
         out.append(Diff("msg order", tuple(t_msgs), tuple(o_msgs)))
     return out
+
+
+def validity_diff(raw: bytes, theirs: Observation) -> list[Diff]:
+    """spoe_sync.wsgi.validity's verdict on ``raw`` against HAProxy's answer (the fuzz
+    config waits for the body: ``option http-buffer-request``)."""
+    refusal = check_raw(raw, wait_for_body=True)
+    ours = refusal.status if refusal is not None else 0
+    refused = theirs.status if theirs.status in (400, 413, 422) else 0
+    if ours == refused:
+        return []
+    why = refusal.why if refusal is not None else "accepted"
+    return [Diff(f"validity {refused or theirs.status}/{ours or 'accepted'}", theirs.status, why)]
 
 
 def _variants(req: FuzzRequest) -> list[FuzzRequest]:

@@ -27,8 +27,19 @@ KNOWN: dict[str, str] = {
     "status 400/302": "HTTP validity (same cause, another backend answer)",
     "status 400/404": "HTTP validity (same cause, another backend answer)",
     "status 400/418": "HTTP validity (same cause, another backend answer)",
-    "status 413/200": "HTTP validity: HAProxy answers 413 to an HTTP/1.0 request with a body "
-                      "it waits for (http-buffer-request); SpoeWSGIHandler serves it",
+    "status 413/200": "HTTP validity: HAProxy answers 413 to an HTTP/1.0 GET/HEAD/DELETE with "
+                      "a body it waits for (http-buffer-request); SpoeWSGIHandler serves it",
+    "status 413/302": "HTTP validity (the 413 above, another backend answer)",
+    "status 413/404": "HTTP validity (the 413 above, another backend answer)",
+    "status 413/418": "HTTP validity (the 413 above, another backend answer)",
+    "status 413/400": "HTTP validity: HAProxy's 413 for an HTTP/1.0 HEAD with a body, gevent's "
+                      "own 400 for it",
+    # gevent.pywsgi refuses a HEAD request with a body (400) before the middleware runs; HAProxy
+    # serves it.  Only the handler can change that (with the validity hook).
+    "status 200/400": "a HEAD request with a body: gevent answers 400 itself, HAProxy serves it",
+    "status 302/400": "a HEAD request with a body (see status 200/400)",
+    "status 404/400": "a HEAD request with a body (see status 200/400)",
+    "status 418/400": "a HEAD request with a body (see status 200/400)",
     # The middleware builds the response's version from the request's SERVER_PROTOCOL;
     # HAProxy's res.ver is the server's, and HAProxy speaks HTTP/1.1 to servers.
     "arg res.ver STRING!=": "res.ver of an HTTP/1.0 request: the middleware says 1.0, "

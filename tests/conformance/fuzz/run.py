@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .compare import Diff, Report, diff, minimise
+from .compare import Diff, Report, diff, minimise, validity_diff
 from .engines import engines
 from .generator import FuzzRequest, generate
 from .known import KNOWN
@@ -21,7 +21,8 @@ def run(haproxy_bin: str, seed: int, count: int, *, handler: str = "spoe",
     reproducers: dict[str, tuple[FuzzRequest, Diff | None]] = {}
     with engines(haproxy_bin, handler, workdir) as pair:
         def once(raw: bytes) -> list[Diff]:
-            return diff(*pair.run(raw))
+            theirs, ours = pair.run(raw)
+            return diff(theirs, ours) + validity_diff(raw, theirs)
 
         for req in generate(seed, count):
             report.add(req, once(req.raw))
