@@ -27,15 +27,33 @@ def _clean_connection(value: bytes) -> bytes:
 
 def htx_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Headers as HAProxy's HTX holds them after its H1 parser: names lower-cased, values
-    stripped of SP/HTAB, Connection cleaned of ``close``/``keep-alive`` (and dropped when
-    nothing is left), Content-Length dropped when Transfer-Encoding is present."""
+    stripped of SP/HTAB, folded lines unfolded (their CR and LF become spaces, the leading
+    blank of the next line stays), Connection cleaned of ``close``/``keep-alive`` (and dropped
+    when nothing is left), a Host or Content-Length repeating an earlier one dropped (the
+    first Content-Length keeps its last value: ``1, 1`` is ``1``), Content-Length dropped when
+    Transfer-Encoding is present."""
     out = []
+    host: bytes | None = None
+    length = False
     for n, v in headers:
-        name, value = n.lower(), v.strip(_BLANKS)
+        name = n.lower()
+        value = v.replace(b"\r\n", b"  ").replace(b"\n", b" ").strip(_BLANKS) \
+            if b"\n" in v else v.strip(_BLANKS)
         if name == b"connection":
             value = _clean_connection(value)
             if not value:
                 continue
+        elif name == b"host":
+            # HAProxy refuses two different Host headers (400); an identical one is merged
+            if host is not None and value.lower() == host:
+                continue
+            host = value.lower()
+        elif name == b"content-length":
+            if length:
+                continue  # a duplicate (different values are refused with 400)
+            length = True
+            if b"," in value:
+                value = value.rsplit(b",", 1)[1].strip(_BLANKS)
         out.append((name, value))
     if any(n == b"transfer-encoding" for n, _ in out):
         out = [(n, v) for n, v in out if n != b"content-length"]

@@ -287,3 +287,30 @@ def test_expect_goes_with_an_empty_chunked_body_too():
            "spoe_sync.raw_headers": [("Transfer-Encoding", "chunked"), ("Expect", "100-continue")]}
     samples = WSGISamples(env, body=b"")
     assert parse_sample("req.hdr(expect)").evaluate(EvalContext(samples)) is None
+
+
+# --------------------------------------------------------------- HTX normalisation
+
+
+@pytest.mark.parametrize(("headers", "expr", "expected"), [
+    ([("host", "h"), ("host", "h")], "req.hdr_cnt(host)", 1),
+    ([("HOST", "1.2.3.4"), ("host", "1.2.3.4")], "req.hdrs", "host: 1.2.3.4\r\n\r\n"),
+    ([("Host", "a"), ("host", "A")], "req.hdr_names", "host"),
+    ([("Content-Length", "1, 1"), ("Content-Length", "1")], "req.hdrs", "content-length: 1\r\n\r\n"),
+    ([("Content-Length", "01")], "req.hdr(content-length)", "01"),
+    ([("X-A", "YWI_\r\n gol")], "req.fhdr(x-a)", "YWI_   gol"),
+    ([("X-A", "a\r\n\tb")], "req.fhdr(x-a)", "a  \tb"),
+    ([("X-B", "c\n d")], "req.fhdr(x-b)", "c  d"),
+])
+def test_headers_as_htx_holds_them(headers, expr, expected):
+    assert evaluate(expr, headers=headers) == expected
+
+
+@pytest.mark.parametrize(("headers", "body", "expected"), [
+    ([("Transfer-Encoding", "chunked"), ("Content-Length", "5")], b"b", 6),
+    ([("Content-Length", "2"), ("Transfer-Encoding", "chunked")], b"", 2),
+    ([("Transfer-Encoding", "chunked")], b"abc", 3),
+    ([("Content-Length", "3")], b"abc", 3),
+])
+def test_body_size_counts_a_dropped_content_length(headers, body, expected):
+    assert evaluate("req.body_size", headers=headers, body=body) == expected

@@ -146,6 +146,42 @@ def _one(rnd: random.Random) -> FuzzRequest:
         hdrs.append(("Content-Type", rnd.choice(["application/x-www-form-urlencoded",
                                                  "text/plain"])))
     rnd.shuffle(hdrs)
+    if rnd.random() < 0.12:
+        _nastier(rnd, req)
     if version == "HTTP/1.1":
         hdrs.append(("Connection", "close"))
     return req
+
+
+def _nastier(rnd: random.Random, req: FuzzRequest) -> None:
+    """One of the shapes HAProxy's parser normalises or refuses (HTX, HTTP validity)."""
+    hdrs = req.headers
+    shape = rnd.randrange(12)
+    host = next((v for n, v in hdrs if n.lower() == "host"), "h")
+    if shape == 0:  # identical duplicate Host: merged by HAProxy
+        hdrs.append(("host", host))
+    elif shape == 1:  # a different Host: refused
+        hdrs.append(("Host", host + "x"))
+    elif shape == 2:  # a folded header line
+        hdrs.append(("X-A", rnd.choice(VOCAB) + "\r\n " + rnd.choice(VOCAB)))
+    elif shape == 3:  # '#' or an 8-bit byte in the target: refused
+        req.target += rnd.choice(["#f", "\xe9"])
+    elif shape == 4:  # absolute form with another authority
+        req.target = rnd.choice(["http://other", "https://h:443", "http://h:80", "ftp://h"]) + (
+            req.target if req.target.startswith("/") else "/")
+    elif shape == 5 and req.body:  # a second, identical Content-Length
+        hdrs += [(n, v) for n, v in hdrs if n.lower() == "content-length"][:1]
+    elif shape == 6 and req.body:  # a second, different Content-Length: refused
+        hdrs.append(("Content-Length", str(len(req.body) + 1)))
+    elif shape == 7:
+        hdrs.append(("Connection", rnd.choice(["keep-alive, Upgrade", "close, X-A", "TE"])))
+    elif shape == 8:  # odd spacing and case in a header value
+        hdrs.append(("X-B", rnd.choice(["\t tab", "trail \t", " both "])))
+    elif shape == 9 and not req.chunked and req.body:  # Transfer-Encoding codings
+        hdrs[:] = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+        req.chunked = True
+        hdrs.append(("Transfer-Encoding", rnd.choice(["chunked", "Chunked", "gzip, chunked"])))
+    elif shape == 10:  # a bad header name: refused
+        hdrs.append((rnd.choice(["X A", "X-A ", "X\x01"]), "v"))
+    elif shape == 11:  # version oddities
+        req.version = rnd.choice(["HTTP/1.2", "HTTP/2.0", "HTTP/1.1 "])
