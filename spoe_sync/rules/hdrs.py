@@ -9,11 +9,13 @@ order, duplicates kept (docs/explanation/agents.md §3.2/§3.3):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Any
 
 from ..errors import HeaderBlockError
 
-__all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers"]
+__all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers", "htx_target"]
 
 _BLANKS = b" \t"
 
@@ -58,6 +60,36 @@ def htx_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
     if any(n == b"transfer-encoding" for n, _ in out):
         out = [(n, v) for n, v in out if n != b"content-length"]
     return out
+
+
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def htx_target(target: str, headers: list[tuple[Any, Any]]) -> tuple[str, list[tuple[Any, Any]]]:
+    """The request-target and headers after HAProxy 2.6's scheme-based normalisation of an
+    absolute-form target: the scheme's default port (or an empty one) leaves the authority
+    (``http://h:80/A`` is ``http://h/A``), and a Host header takes the authority's value,
+    userinfo aside (``https://H:443/x`` with ``Host: h`` gives ``Host: H``).  HAProxy refuses
+    the request when the two differ otherwise (see spoe_sync.wsgi.validity)."""
+    match = _ABSOLUTE.fullmatch(target)
+    if match is None:
+        return target, headers
+    scheme, authority, rest = match.groups()
+    userinfo, at, hostport = authority.rpartition("@")
+    host, colon, port = hostport.rpartition(":")
+    if colon and "]" not in port and (not port or port == _DEFAULT_PORTS.get(scheme.lower())):
+        hostport = host
+    target = f"{scheme}://{userinfo}{at}{hostport}{rest}"
+    if not any(_lower(n) == "host" for n, _ in headers):
+        return target, headers
+    value: Any = hostport.encode("latin-1", "replace") if isinstance(headers[0][1], bytes) \
+        else hostport
+    return target, [(n, value if _lower(n) == "host" else v) for n, v in headers]
+
+
+def _lower(name: Any) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
 
 
 def hdrs_text(headers: Iterable[tuple[bytes, bytes]]) -> bytes:

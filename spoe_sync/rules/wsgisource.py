@@ -25,6 +25,7 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote
 
+from .hdrs import htx_target
 from .sources import (
     DEFAULT_BUFSIZE,
     RequestInfo,
@@ -285,8 +286,9 @@ class WSGISamples(SampleSource):
         version = _str(environ, "SERVER_PROTOCOL", "HTTP/1.1")
         if body is not None and version == "HTTP/1.1":
             headers = _answer_expect(headers)
-        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
-                                version, headers, body)
+        target, headers = htx_target(_wire_text(_target(environ)), headers)
+        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), target, version,
+                                headers, body)
         if body is not None and self.bufsize is not None:
             limit = haproxy_body_limit(request, self.bufsize)
             if len(body) > limit:

@@ -15,7 +15,6 @@ from spoe_sync.rules.converters import CONVERTERS
 from spoe_sync.rules.fetches import ALIASES, REGISTRY
 
 from .fuzz import config
-from .fuzz.known import KNOWN
 from .fuzz.run import run
 
 pytestmark = pytest.mark.timeout(150)

@@ -314,3 +314,24 @@ def test_headers_as_htx_holds_them(headers, expr, expected):
 ])
 def test_body_size_counts_a_dropped_content_length(headers, body, expected):
     assert evaluate("req.body_size", headers=headers, body=body) == expected
+
+
+@pytest.mark.parametrize(("target", "host", "url", "host_after"), [
+    ("http://h:80/A", "h:80", "http://h/A", "h"),
+    ("http://h:80", None, "http://h", None),
+    ("https://H:443/x?y", "h", "https://H/x?y", "H"),
+    ("HTTP://h:80/A", None, "HTTP://h/A", None),
+    ("http://h:8080/A", "h:8080", "http://h:8080/A", "h:8080"),
+    ("/", "h:80", "/", "h:80"),
+    ("http://u@h:80/", None, "http://u@h/", None),
+    ("http://h:/A", None, "http://h/A", None),
+])
+def test_absolute_targets_are_normalised_as_htx_does(target, host, url, host_after):
+    from spoe_sync.samples import WSGISamples
+
+    env = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "1.2.3.4",
+           "spoe_sync.raw_uri": target,
+           "spoe_sync.raw_headers": [("Host", host)] if host is not None else []}
+    ctx = EvalContext(WSGISamples(env))
+    assert parse_sample("url").evaluate(ctx) == url
+    assert parse_sample("req.hdr(host)").evaluate(ctx) == host_after

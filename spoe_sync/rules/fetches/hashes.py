@@ -10,8 +10,8 @@ from typing import Any
 from ...protocol.values import Value
 from ..casts import cast, header_ip, to_bytes, to_text
 from . import fetch
-from .params import find_param
 from .http import _base, _occurrence, _path_start, _target, _values
+from .params import find_param
 
 _M32 = 0xFFFFFFFF
 

@@ -116,9 +116,9 @@ def _variants(req: FuzzRequest) -> list[FuzzRequest]:
                                req.version, req.headers, req.body, req.chunked))
     for i, (name, value) in enumerate(req.headers):
         if len(value) > 8:
-            out.append(FuzzRequest(req.method, req.target, req.version,
-                                   req.headers[:i] + [(name, value[:len(value) // 2])]
-                                   + req.headers[i + 1:], req.body, req.chunked))
+            shorter = [*req.headers[:i], (name, value[:len(value) // 2]), *req.headers[i + 1:]]
+            out.append(FuzzRequest(req.method, req.target, req.version, shorter, req.body,
+                                   req.chunked))
     return out
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from spoe_sync.samples import SpoeWSGIHandler
 from spoe_sync.wsgi import SpoeMiddleware
 
 from ..harness import NOTIFY, RecordingAgent, free_port, run_haproxy
-from ..rules_support import RawResponder, exchange, parse_raw_response, raw_exchange
+from ..rules_support import RawResponder, parse_raw_response
 from . import config
 
 __all__ = ["Observation", "Pair", "engines"]
@@ -70,6 +72,29 @@ def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [body]
 
 
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1\d\d[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n")
+
+
+def _exchange(sock: Any, raw: bytes, timeout: float) -> bytes:
+    """rules_support.exchange, past interim (100 Continue) answers: the final head, and the
+    ``ok`` every backend answer ends with unless the request is a HEAD."""
+    sock.sendall(raw)
+    head_only = raw.startswith(b"HEAD ")
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        final = data
+        while (interim := _INTERIM.match(final)) is not None:
+            final = final[interim.end():]
+        if b"\r\n\r\n" in final and (head_only or final.endswith(b"ok")):
+            break
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class _Side:
     """One engine behind a recording agent: :meth:`send` returns the :class:`Observation`."""
 
@@ -81,9 +106,10 @@ class _Side:
         try:
             if self.green:
                 with gsocket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-                    data = exchange(s, raw, timeout)
+                    data = _exchange(s, raw, timeout)
             else:
-                data = raw_exchange(self.port, raw, timeout)
+                with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+                    data = _exchange(s, raw, timeout)
         except OSError:
             data = b""
         if self.green:

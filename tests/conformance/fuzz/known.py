@@ -34,6 +34,11 @@ KNOWN: dict[str, str] = {
     "status 413/418": "HTTP validity (the 413 above, another backend answer)",
     "status 413/400": "HTTP validity: HAProxy's 413 for an HTTP/1.0 HEAD with a body, gevent's "
                       "own 400 for it",
+    # gevent.pywsgi drops Content-Length from its header list when Transfer-Encoding is
+    # there too; HAProxy (which also drops it) still counts it in req.body_size (htx->extra).
+    "arg body.size INT64!=": "chunked with Content-Length: gevent hides the Content-Length "
+                             "that HAProxy adds to req.body_size",
+    "arg ints.b_size INT64!=": "req.body_size: same cause as body.size",
     # gevent.pywsgi refuses a HEAD request with a body (400) before the middleware runs; HAProxy
     # serves it.  Only the handler can change that (with the validity hook).
     "status 200/400": "a HEAD request with a body: gevent answers 400 itself, HAProxy serves it",
