@@ -130,6 +130,7 @@ def _format_time(v: int, args: tuple[Any, ...], local: bool) -> Value:
 
     # sample_conv_utime()/ltime(): the offset added, then 55 bits kept, as http_date
     ts = (v + (args[1] if len(args) > 1 else 0)) & 0x007FFFFFFFFFFFFF
+    tm: Any
     try:
         tm = _time.localtime(ts) if local else _time.gmtime(ts)
     except (OverflowError, OSError, ValueError):

@@ -187,6 +187,9 @@ RESPONSES = {
           b"X-N: 1 2\r\nContent-Length: 2\r\n\r\nok"),
     "3": (b"HTTP/1.1 418 I Am A Teapot\r\nX-List:\r\nSet-Cookie: n=42; s=x\r\n"
           b"Content-Length: 4\r\n\r\nteok"),
+    "4": (b"HTTP/1.1 200 OK\r\nSet-Cookie: s=a; Expires=Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+          b"Set-Cookie: $v=1; t=\"q,r\"\r\nX-N: -12abc\r\nx-list: \"a,b\", c\r\n"
+          b"Content-Length: 2\r\n\r\nok"),
 }
 
 

@@ -34,7 +34,7 @@ HEADER_NAMES = ["X-A", "x-a", "X-B", "X-N", "x-n", "X-IP", "X-C", "User-Agent", 
                 "X-Forwarded-For", "Referer", "X-Empty", "X-A"]
 COOKIES = ["a=1", "a=", "b=2", "a=x", "sid=abc", "=v", "c", "a=1=2", "n=42", " d = 4 ",
            "e=\"q\"", "a=;b=1"]
-RESPONSES = ["0", "1", "2", "3"]
+RESPONSES = ["0", "1", "2", "3", "4"]
 
 
 @dataclass
