@@ -129,7 +129,7 @@ GROUP_MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
         ("body", "req.body"), ("param_a", "req.body_param(a)"), ("param_b", "req.body_param(b)"),
         ("param_any", "req.body_param"), ("len", "req.body_len"), ("size", "req.body_size"),
         ("hdrs", "req.hdrs"), ("hdrs_bin", "req.hdrs_bin"),
-    ]),
+    ] + [(f"v_{scope}", f"var({scope}.fz.v)") for scope in ("sess", "txn", "req", "res")]),
 ]
 
 RES_MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
@@ -143,6 +143,7 @@ RES_MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
         ("cook_val", "res.cook_val(n)"), ("shdr", "shdr(x-list)"), ("body", "res.body"),
         ("body_len", "res.body_len"), ("body_size", "res.body_size"), ("len", "res.len"),
         ("payload", "res.payload(0,4)"),
+        *[(f"v_{scope}", f"var({scope}.fz.v)") for scope in ("sess", "txn", "req", "res")],
     ]),
 ]
 

@@ -24,7 +24,16 @@ from spoe_sync.protocol import Notify, decode_frame
 from spoe_sync.samples import SpoeWSGIHandler
 from spoe_sync.wsgi import SpoeMiddleware
 
-from ..harness import NOTIFY, RecordingAgent, free_port, run_haproxy
+from ..harness import (
+    NOTIFY,
+    Received,
+    RecordingAgent,
+    free_port,
+    run_haproxy,
+    set_var_action,
+    spop_string,
+    varint,
+)
 from ..rules_support import RawResponder, parse_raw_response
 from . import config
 
@@ -40,6 +49,15 @@ class Observation:
 
     status: int
     messages: Messages
+
+
+def _ack(received: Received) -> bytes:
+    """Every ACK sets ``<scope>.fz.v`` in the four scopes a NOTIFY may set, each with a
+    value of another type, so that later messages show what each engine kept (SPOE.txt
+    §3.3: scopes 1-4 are sess, txn, req, res)."""
+    return b"".join(set_var_action(scope, "v", value) for scope, value in (
+        (1, b"\x11"), (2, b"\x03" + varint(7)), (3, b"\x08" + spop_string("r")),
+        (4, b"\x09" + spop_string(b"\x00s"))))
 
 
 def _status(data: bytes) -> int:
@@ -142,8 +160,8 @@ def engines(haproxy_bin: str, handler: str = "spoe",
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spoe-fuzz-")))
         port = free_port()
-        their_agent = stack.enter_context(RecordingAgent())
-        our_agent = stack.enter_context(RecordingAgent())
+        their_agent = stack.enter_context(RecordingAgent(ack_payload=_ack))
+        our_agent = stack.enter_context(RecordingAgent(ack_payload=_ack))
         backend = stack.enter_context(_Backend())
         files = {"spoe.conf": config.spoe_conf(str(workdir)), **config.FILES}
         stack.enter_context(run_haproxy(haproxy_bin, config.haproxy_cfg(port, their_agent.port,

@@ -34,6 +34,13 @@ KNOWN: dict[str, str] = {
     "status 413/418": "HTTP validity (the 413 above, another backend answer)",
     "status 413/400": "HTTP validity: HAProxy's 413 for an HTTP/1.0 HEAD with a body, gevent's "
                       "own 400 for it",
+    # Variables the agent sets (every ACK sets <scope>.fz.v in sess, txn, req and res): the
+    # engine/middleware keep what HAProxy 2.6 drops (the engine layer's, not the rules').
+    "arg body.v_res NULL/BINARY": "a res variable set by a request-phase ACK: HAProxy 2.6 "
+                                  "drops it, spoe_sync keeps it",
+    "arg res.v_res NULL/BINARY": "the same res variable, still there at the response",
+    "arg res.v_req NULL/STRING": "req variables are gone by the response phase in HAProxy; "
+                                 "spoe_sync keeps them",
     # gevent.pywsgi drops Content-Length from its header list when Transfer-Encoding is
     # there too; HAProxy (which also drops it) still counts it in req.body_size (htx->extra).
     "arg body.size INT64!=": "chunked with Content-Length: gevent hides the Content-Length "
