@@ -13,11 +13,12 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..protocol.values import Value
 
-__all__ = ["TYPES", "cast", "int_of_text", "to_bytes", "to_text", "type_of"]
+__all__ = ["TYPES", "cast", "header_ip", "int_of_text", "strl2ic", "to_bytes", "to_text", "type_of"]
 
 TYPES = ("any", "bool", "sint", "addr", "ipv4", "ipv6", "str", "bin", "meth")
 
-_INT_PREFIX = re.compile(rb"\s*([-+]?)(\d*)")
+_INT_PREFIX = re.compile(rb"([-+]?)(\d*)")
+_INT64_MAX = (1 << 63) - 1
 
 
 def to_bytes(text: str) -> bytes:
@@ -46,50 +47,112 @@ def type_of(value: Value) -> str:
     return "any"
 
 
-def _wrap64(n: int) -> int:
-    n &= (1 << 64) - 1
-    return n - (1 << 64) if n >= 1 << 63 else n
-
-
 def int_of_text(data: bytes) -> int | None:
     """HAProxy's ``c_str2int``: ``read_int64`` on the prefix; empty input fails.
 
-    ``"12abc"`` is 12 and ``"abc"`` is 0, as in HAProxy.
+    ``"12abc"`` is 12 and ``"abc"`` is 0, as in HAProxy; no blank is skipped (``" 5"`` is 0);
+    past int64 the value saturates (``read_uint64`` stops at ``ULLONG_MAX``, ``read_int64``
+    clamps to ``LLONG_MAX``/``LLONG_MIN``).
     """
     if not data:
         return None
     m = _INT_PREFIX.match(data)
     digits = m.group(2) if m else b""
+    n = _read_uint64(digits)
+    if m and m.group(1) == b"-":
+        return -n if n <= _INT64_MAX + 1 else -_INT64_MAX - 1
+    return min(n, _INT64_MAX)
+
+
+def _wrap64(n: int) -> int:
+    n &= (1 << 64) - 1
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def _read_uint64(digits: bytes) -> int:
+    # read_uint64(): stops growing at ULLONG_MAX ("return ULLONG_MAX" on overflow)
     n = int(digits) if digits else 0
-    return _wrap64(-n if m and m.group(1) == b"-" else n)
+    return min(n, (1 << 64) - 1)
+
+
+def strl2ic(data: bytes) -> int:
+    """HAProxy's ``strl2ic()`` (``hdr_val``, ``cook_val``, ``urlp_val``): a 32-bit C ``int``
+    built digit by digit until a byte past ``'9'``.  Bytes below ``'0'`` are not a stop: they
+    count as negative digits (``"+5"`` is -45, ``"1 2"`` is -58), the empty text is 0, and the
+    value wraps at 32 bits; bytes past 0x7F are negative (C's signed ``char``).  Odd, but it
+    is what a rule on these fetches sees in HAProxy."""
+    i = 0
+    if data[:1] == b"-":
+        for byte in data[1:]:
+            j = _signed(byte) - 48
+            if j > 9:
+                break
+            i = _wrap32(i * 10 - j)
+    else:
+        for byte in data:
+            j = _signed(byte) - 48
+            if j > 9:
+                break
+            i = _wrap32(i * 10 + j)
+    return i
+
+
+def _signed(byte: int) -> int:
+    # a C char is signed on the platforms HAProxy is built for: 0xC3 is -61, a "digit"
+    return byte - 256 if byte >= 128 else byte
+
+
+def _wrap32(n: int) -> int:
+    n &= 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
 
 
 def _buf2ip(text: str) -> IPv4Address | None:
     """HAProxy's ``buf2ip()``: the dotted quad the text starts with, whatever follows it
     (``"192.0.2.1:80"`` and ``"192.0.2.1/24"`` are 192.0.2.1, ``"01.2.3.4"`` is 1.2.3.4);
     three parts, a fifth one or an empty one fail."""
+    return _url2ipv4(text)[0]
+
+
+def _url2ipv4(text: str) -> tuple[IPv4Address | None, int]:
+    """``url2ipv4()``: the leading dotted quad and how many characters it used."""
     parts = [0]
     count = 0
     saw_digit = False
+    used = 0
     for ch in text:
         if "0" <= ch <= "9":
             value = parts[-1] * 10 + ord(ch) - 48
             if value > 255:
-                return None
+                return None, 0
             parts[-1] = value
             if not saw_digit:
                 count += 1
                 if count > 4:
-                    return None
+                    return None, 0
                 saw_digit = True
         elif ch == ".":
             if not saw_digit or count == 4:
-                return None
+                return None, 0
             parts.append(0)
             saw_digit = False
         else:
             break
-    return IPv4Address(bytes(parts)) if count == 4 else None
+        used += 1
+    return (IPv4Address(bytes(parts)), used) if count == 4 else (None, 0)
+
+
+def header_ip(text: str) -> IPv4Address | IPv6Address | None:
+    """``smp_fetch_hdr_ip()``: a whole IPv4 address, one followed by ``:`` and a port
+    (0-65535), or a whole IPv6 address; anything else (``"10.0.0.1 x"``) is no address."""
+    addr, used = _url2ipv4(text)
+    if addr is not None:
+        if used == len(text):
+            return addr
+        port = text[used + 1:]
+        if text[used] == ":" and re.fullmatch(r"[-+]?\d+", port) and 0 <= int(port) <= 65535:
+            return addr
+    return _buf2ip6(text)
 
 
 def _buf2ip6(text: str) -> IPv6Address | None:

@@ -81,11 +81,11 @@ def _spans(v: str, delims: str) -> list[tuple[int, int]]:
 def _pick(v: str, spans: list[tuple[int, int]], index: int, count: int,
           null_from_end: bool = False) -> str | None:
     """The original text from the ``index``-th span (1-based, negative from the end) over
-    ``count`` spans (0: all the remaining ones in that direction).  Not found: empty, except
-    ``field`` counted from the end, which fails (NULL), as HAProxy 2.6."""
+    ``count`` spans (0: all the remaining ones in that direction).  Not found: empty for
+    ``word``; ``field`` fails (NULL) either way, as HAProxy 2.6 ("Field not found")."""
     n = len(spans)
     if abs(index) > n:
-        return None if index < 0 and null_from_end else ""
+        return None if null_from_end else ""
     if index > 0:
         first = index - 1
         last = n - 1 if count == 0 else min(n - 1, first + count - 1)
@@ -126,6 +126,9 @@ def _json(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
             if mode in ("utf8s", "utf8ps"):
                 continue  # "s": skip bad sequences
             return None  # utf8 and utf8p fail on a bad sequence (observed with HAProxy 2.6)
+        elif ord(ch) > 0x7E:
+            # the utf8 modes decode the character, then escape it as ascii does ("%04x")
+            out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     return "".join(out)
@@ -168,13 +171,28 @@ def _b64dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
         return None
 
 
+_UB64 = {c: i for i, c in enumerate(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_UB64[0x3D] = 63  # '=' decodes as '_' in HAProxy's base64urldec() (seen: "YQ==" is 61 0f ff)
+
+
 @conv("ub64dec", in_="str", out="bin")
 def _ub64dec(v: str, args: tuple[Any, ...], ctx: Any) -> Value:
+    # base64urldec(): a length of 4n+1 fails, 4n+2 and 4n+3 are padded with zero bits, any
+    # character outside the alphabet fails (no blank skipped, '+' and '/' refused)
     data = to_bytes(v)
-    try:
-        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
-    except (binascii.Error, ValueError):
+    pad = (0, None, 2, 1)[len(data) % 4]
+    if pad is None:
         return None
+    bits = 0
+    for c in data:
+        six = _UB64.get(c)
+        if six is None:
+            return None
+        bits = bits << 6 | six
+    bits <<= 6 * pad
+    size = (len(data) + pad) // 4 * 3
+    return bits.to_bytes(size, "big")[:size - pad]
 
 
 @conv("hex2i", in_="str", out="sint")
@@ -242,8 +260,28 @@ def _mod(a: int, b: int) -> int:
     return a - _div(a, b) * b
 
 
-_arith("add", lambda a, b: a + b)
-_arith("sub", lambda a, b: a - b)
+def _arith_add(a: int, b: int) -> int:
+    """HAProxy's ``arith_add()``, its capping check included: for two negative operands that
+    do not underflow, ``LLONG_MAX - a`` wraps in C and the sum is capped to ``LLONG_MAX``
+    (``-1 + -1`` is 9223372036854775807 in HAProxy 2.6; seen by the fuzz tier)."""
+    if (a ^ b) >= 0:
+        if a < 0 and _MIN64 - a > b:
+            return _MIN64
+        if _wrap64(_MAX64 - a) < b:
+            return _MAX64
+    return a + b
+
+
+def _arith_sub(a: int, b: int) -> int:
+    # sample_conv_arith_sub(): -LLONG_MIN cannot be written, LLONG_MAX and one more stand in
+    if b == _MIN64:
+        a = _arith_add(a, _MAX64)
+        return a + 1 if a < _MAX64 else a
+    return _arith_add(a, -b)
+
+
+_arith("add", _arith_add)
+_arith("sub", _arith_sub)
 _arith("mul", lambda a, b: a * b)
 _arith("div", _div)
 _arith("mod", _mod)

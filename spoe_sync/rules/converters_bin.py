@@ -128,12 +128,34 @@ conv("port_only", in_="str", out="sint")(
 def _format_time(v: int, args: tuple[Any, ...], local: bool) -> Value:
     import time as _time
 
-    ts = v + (args[1] if len(args) > 1 else 0)
+    # sample_conv_utime()/ltime(): the offset added, then 55 bits kept, as http_date
+    ts = (v + (args[1] if len(args) > 1 else 0)) & 0x007FFFFFFFFFFFFF
+    tm: Any
     try:
         tm = _time.localtime(ts) if local else _time.gmtime(ts)
     except (OverflowError, OSError, ValueError):
+        tm = _far_time(ts - (_time.timezone if local else 0))
+    try:
+        return _time.strftime(args[0], tm)
+    except (OverflowError, ValueError):
         return None
-    return _time.strftime(args[0], tm)
+
+
+def _far_time(ts: int) -> tuple[int, ...]:
+    """``struct tm`` of a UTC timestamp past what the C library's gmtime() takes here."""
+    days, rest = divmod(ts, 86400)
+    year, month, day = _civil_from_days(days)
+    yday = days - _days_from_civil(year, 1, 1) + 1
+    return (year, month, day, rest // 3600, rest // 60 % 60, rest % 60, (days + 3) % 7, yday, 0)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 conv("utime", "str", "int?", in_="sint", out="str")(lambda v, a, c: _format_time(v, a, False))
@@ -145,17 +167,31 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 @conv("http_date", "int?", "str?", in_="sint", out="str")
 def _http_date(v: int, args: tuple[Any, ...], ctx: Any) -> Value:
-    import time as _time
-
     unit = args[1] if len(args) > 1 and args[1] else "s"
     scale = {"s": 1, "ms": 1000, "us": 1000000}.get(unit, 1)
     total = v + (args[0] if args else 0)
-    ts, frac = divmod(total, scale)
-    try:
-        tm = _time.gmtime(ts)
-    except (OverflowError, OSError, ValueError):
-        return None
+    # C division truncates toward zero; then HAProxy keeps 55 bits ("the date returned can be
+    # negative, the 55 bits mask prevent this"): -1 is a date in the year 1141709097
+    ts = abs(total) // scale * (1 if total >= 0 else -1)
+    frac = total - ts * scale
+    ts &= 0x007FFFFFFFFFFFFF
+    days, rest = divmod(ts, 86400)
+    year, month, day = _civil_from_days(days)
     # sub-second units keep their fraction: "...:20.123 GMT" (observed, 2.6)
     fraction = f".{frac}" if scale > 1 else ""
-    return (f"{_DAYS[tm.tm_wday]}, {tm.tm_mday:02d} {_MONTHS[tm.tm_mon - 1]} {tm.tm_year} "
-            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}{fraction} GMT")
+    return (f"{_DAYS[(days + 3) % 7]}, {day:02d} {_MONTHS[month - 1]} {year} "
+            f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}{fraction} GMT")
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day count since 1970-01-01 in the proleptic Gregorian calendar,
+    for any year (``time.gmtime`` stops at year 9999 or earlier)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day

@@ -9,11 +9,13 @@ order, duplicates kept (docs/explanation/agents.md §3.2/§3.3):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Any
 
 from ..errors import HeaderBlockError
 
-__all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers"]
+__all__ = ["decode_hdrs_bin", "encode_hdrs_bin", "hdrs_text", "htx_headers", "htx_target"]
 
 _BLANKS = b" \t"
 
@@ -27,19 +29,67 @@ def _clean_connection(value: bytes) -> bytes:
 
 def htx_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Headers as HAProxy's HTX holds them after its H1 parser: names lower-cased, values
-    stripped of SP/HTAB, Connection cleaned of ``close``/``keep-alive`` (and dropped when
-    nothing is left), Content-Length dropped when Transfer-Encoding is present."""
+    stripped of SP/HTAB, folded lines unfolded (their CR and LF become spaces, the leading
+    blank of the next line stays), Connection cleaned of ``close``/``keep-alive`` (and dropped
+    when nothing is left), a Host or Content-Length repeating an earlier one dropped (the
+    first Content-Length keeps its last value: ``1, 1`` is ``1``), Content-Length dropped when
+    Transfer-Encoding is present."""
     out = []
+    host: bytes | None = None
+    length = False
     for n, v in headers:
-        name, value = n.lower(), v.strip(_BLANKS)
+        name = n.lower()
+        value = v.replace(b"\r\n", b"  ").replace(b"\n", b" ").strip(_BLANKS) \
+            if b"\n" in v else v.strip(_BLANKS)
         if name == b"connection":
             value = _clean_connection(value)
             if not value:
                 continue
+        elif name == b"host":
+            # HAProxy refuses two different Host headers (400); an identical one is merged
+            if host is not None and value.lower() == host:
+                continue
+            host = value.lower()
+        elif name == b"content-length":
+            if length:
+                continue  # a duplicate (different values are refused with 400)
+            length = True
+            if b"," in value:
+                value = value.rsplit(b",", 1)[1].strip(_BLANKS)
         out.append((name, value))
     if any(n == b"transfer-encoding" for n, _ in out):
         out = [(n, v) for n, v in out if n != b"content-length"]
     return out
+
+
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def htx_target(target: str, headers: list[tuple[Any, Any]]) -> tuple[str, list[tuple[Any, Any]]]:
+    """The request-target and headers after HAProxy 2.6's scheme-based normalisation of an
+    absolute-form target: the scheme's default port (or an empty one) leaves the authority
+    (``http://h:80/A`` is ``http://h/A``), and a Host header takes the authority's value,
+    userinfo aside (``https://H:443/x`` with ``Host: h`` gives ``Host: H``).  HAProxy refuses
+    the request when the two differ otherwise (see spoe_sync.wsgi.validity)."""
+    match = _ABSOLUTE.fullmatch(target)
+    if match is None:
+        return target, headers
+    scheme, authority, rest = match.groups()
+    userinfo, at, hostport = authority.rpartition("@")
+    host, colon, port = hostport.rpartition(":")
+    if colon and "]" not in port and (not port or port == _DEFAULT_PORTS.get(scheme.lower())):
+        hostport = host
+    target = f"{scheme}://{userinfo}{at}{hostport}{rest}"
+    if not any(_lower(n) == "host" for n, _ in headers):
+        return target, headers
+    value: Any = hostport.encode("latin-1", "replace") if isinstance(headers[0][1], bytes) \
+        else hostport
+    return target, [(n, value if _lower(n) == "host" else v) for n, v in headers]
+
+
+def _lower(name: Any) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
 
 
 def hdrs_text(headers: Iterable[tuple[bytes, bytes]]) -> bytes:

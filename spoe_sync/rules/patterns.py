@@ -55,8 +55,13 @@ def _int_pattern(text: str, operator: str) -> tuple[int | None, int | None]:
         if not re.fullmatch(r"[-+]?\d+", s):
             raise ExpressionError(f"'{text}' is not a number.", text)
         return int(s)
-    if ":" in text:
-        lo, _, hi = text.partition(":")
+    # pat_parse_int(): the first ':' or '-' separates a range, so "-3" is "up to 3" and
+    # "1-5" is 1 to 5 (a negative number cannot be written as a pattern)
+    sep = next((i for i, c in enumerate(text) if c in ":-"), -1)
+    if sep >= 0:
+        lo, hi = text[:sep], text[sep + 1:]
+        if lo and hi and num(lo) > num(hi):
+            raise ExpressionError(f"'{text}' is not a valid integer range.", text)
         return (num(lo) if lo else None, num(hi) if hi else None)
     n = num(text)
     if operator == "eq":

@@ -25,6 +25,7 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote
 
+from .hdrs import htx_target
 from .sources import (
     DEFAULT_BUFSIZE,
     RequestInfo,
@@ -127,6 +128,34 @@ def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     return None if host is None and port is None else (host, port)
 
 
+def _answer_expect(headers: Any) -> Any:
+    """The headers after HAProxy waited for the body (``http-buffer-request``,
+    ``wait-for-body``): an HTTP/1.1 request with a body announced (Content-Length or
+    chunked) and ``Expect: 100-continue`` got its 100 Continue from HAProxy, which removed the
+    Expect header (``http_wait_for_request_body()``): the agent never sees it."""
+    names = [_lower(h[0]) for h in headers]
+    if "expect" not in names:
+        return headers
+    if "transfer-encoding" not in names:
+        # with no body left to wait for (Content-Length: 0 or none), HAProxy keeps Expect
+        lengths = [_text(h[1]).strip(" \t") for h in headers if _lower(h[0]) == "content-length"]
+        if not lengths or lengths[0].strip("0") in ("", ","):
+            return headers
+    at = names.index("expect")
+    first = _text(headers[at][1]).split(",", 1)[0]
+    if first.strip(" \t").lower() != "100-continue":
+        return headers
+    return [h for i, h in enumerate(headers) if i != at]
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _lower(name: Any) -> str:
+    return _text(name).lower()
+
+
 class _Lazy:
     """A field computed from the environ on its first read, then an ordinary attribute
     (most requests read few samples: building them all costs more than the fetches)."""
@@ -160,16 +189,33 @@ def _request_info(method: str, target: str, version: str, raw: Any,
 
 # REMOTE_ADDR/REMOTE_PORT -> (ip_address, port): the same few clients come back on every
 # request, and ip_address() costs more than the rest of a request's samples.
-_CLIENTS: dict[tuple[str, str], Any] = {}
+_CLIENTS: dict[tuple[str, Any], Any] = {}
 
 
-def _client(host: str, port: str) -> Any:
-    key = (host, port)
+def _port(value: Any) -> int | None:
+    """``REMOTE_PORT`` as a number: PEP 3333 does not define it, servers set it as text
+    (gevent), as an int (Werkzeug's dev server) or not at all (Werkzeug's test client)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= 65535 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        port = int(value)
+        return port if port <= 65535 else None
+    return None
+
+
+def _client(host: str, port: Any) -> Any:
+    """``(ip, port)`` for ``src``/``src_port``: the address comes from ``REMOTE_ADDR`` alone
+    (a deny rule on ``src`` must not go silently off because the port is missing); the port is
+    ``None`` (``src_port`` absent) when it cannot be read."""
+    key = (host, port if isinstance(port, (str, int)) else None)
     addr = _CLIENTS.get(key, _CLIENTS)
     if addr is _CLIENTS:
         if len(_CLIENTS) >= 4096:
             _CLIENTS.clear()
-        addr = _CLIENTS[key] = to_address(key)
+        ip = to_address((host, 0))
+        addr = _CLIENTS[key] = None if ip is None else (ip[0], _port(port))
     return addr
 
 
@@ -210,7 +256,7 @@ class WSGISamples(SampleSource):
     @_Lazy
     def client(self) -> Any:
         env = self.environ
-        return _client(_str(env, "REMOTE_ADDR"), _str(env, "REMOTE_PORT"))
+        return _client(_str(env, "REMOTE_ADDR"), env.get("REMOTE_PORT"))
 
     @_Lazy
     def local(self) -> Any:
@@ -237,8 +283,12 @@ class WSGISamples(SampleSource):
         if body is None:
             env_body = environ.get(BODY_KEY)
             body = bytes(env_body) if isinstance(env_body, (bytes, bytearray)) else None
-        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(_target(environ)),
-                                _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, body)
+        version = _str(environ, "SERVER_PROTOCOL", "HTTP/1.1")
+        if body is not None and version == "HTTP/1.1":
+            headers = _answer_expect(headers)
+        target, headers = htx_target(_wire_text(_target(environ)), headers)
+        request = _request_info(_str(environ, "REQUEST_METHOD", "GET"), target, version,
+                                headers, body)
         if body is not None and self.bufsize is not None:
             limit = haproxy_body_limit(request, self.bufsize)
             if len(body) > limit:

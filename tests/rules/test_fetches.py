@@ -87,6 +87,7 @@ CASES = [
     ("url_param(x)", "1", DataType.STRING),
     ("url_param(y)", "", DataType.STRING),
     ("url_param(z)", None, DataType.NULL),
+    ("urlp_val(x)", 1, DataType.INT64),
     ("urlp(x)", "1", DataType.STRING),
     ("req.proto_http", True, DataType.BOOL),
     # request headers
@@ -306,7 +307,9 @@ def test_transfer_encoding_drops_content_length():
                                             ("Transfer-Encoding", "chunked")], body=b"abc")
     ctx = EvalContext(SampleSource(request=req))
     assert parse_sample("req.hdr(content-length)").evaluate(ctx) is None
-    assert parse_sample("req.body_size").evaluate(ctx) == 3
+    # HAProxy 2.6 still counts the dropped Content-Length as known to come (htx->extra):
+    # the data held plus 99 (observed by the fuzz tier: chunked "b" with Content-Length 5 is 6)
+    assert parse_sample("req.body_size").evaluate(ctx) == 102
 
 
 def test_connection_header_keeps_other_tokens():

@@ -161,11 +161,20 @@ BASE_ENV = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/a b",
     pytest.param({"spoe_sync.body": b"abc"}, "req.body", b"abc", id="body-key"),
     pytest.param({"spoe_sync.unique_id": "u-1"}, "unique-id", "u-1", id="unique-id-key"),
     pytest.param({"REMOTE_ADDR": "bad"}, "src", None, id="bad-remote"),
+    # issue 12: src comes from REMOTE_ADDR alone (Werkzeug's test client sets no REMOTE_PORT,
+    # its dev server an int): a deny rule on src must never go silently off
+    pytest.param({"REMOTE_PORT": None}, "src", IPv6Address("::1"), id="src-without-port"),
+    pytest.param({"REMOTE_PORT": 4242}, "src", IPv6Address("::1"), id="src-int-port"),
+    pytest.param({"REMOTE_PORT": 4242}, "src_port", 4242, id="src-port-int"),
+    pytest.param({"REMOTE_PORT": None}, "src_port", None, id="src-port-missing"),
+    pytest.param({"REMOTE_PORT": "x"}, "src_port", None, id="src-port-not-a-number"),
+    pytest.param({"REMOTE_PORT": 70000}, "src_port", None, id="src-port-out-of-range"),
+    pytest.param({"REMOTE_PORT": "x"}, "src", IPv6Address("::1"), id="src-bad-port"),
     pytest.param({"HTTP_X_BAD": "caf\xe9"}, "req.hdr(x-bad),hex", "636166E9",
                  id="latin1-environ-bytes"),
 ])
 def test_environ(extra, expr, expected):
-    env = {**BASE_ENV, **extra}
+    env = {k: v for k, v in {**BASE_ENV, **extra}.items() if v is not None}
     assert parse_sample(expr).evaluate(EvalContext(WSGISamples(env))) == expected
 
 

@@ -42,6 +42,12 @@ REGISTRY: dict[str, FetchDef] = {}
 ALIASES: dict[str, str] = {
     "hdr": "req.hdr",
     "cook": "req.cook",
+    "cook_cnt": "req.cook_cnt",
+    "cook_val": "req.cook_val",
+    "scook_cnt": "res.cook_cnt",
+    "scook_val": "res.cook_val",
+    "shdr_cnt": "res.hdr_cnt",
+    "shdr_val": "res.hdr_val",
     "cookie": "req.cook",
     "hdr_cnt": "req.hdr_cnt",
     "hdr_val": "req.hdr_val",

@@ -8,9 +8,10 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from ...protocol.values import Value
-from ..casts import cast, to_bytes
+from ..casts import cast, header_ip, to_bytes, to_text
 from . import fetch
 from .http import _base, _occurrence, _path_start, _target, _values
+from .params import find_param
 
 _M32 = 0xFFFFFFFF
 
@@ -128,15 +129,23 @@ def _body_param(ctx: Any, args: tuple[Any, ...]) -> Value:
     req = ctx.samples.request
     if req is None or not req.body:
         return None
-    name = to_bytes(args[0]) if args and args[0] else b""
-    for item in req.body.split(b"&"):
-        key, eq, value = item.partition(b"=")
-        if eq and (not name or key == name):
-            return cast(value, "str")
-    return None
+    # smp_fetch_body_param(): the whole body is the list, '&' (and ';') separate
+    value = find_param(req.body, to_bytes(args[0]) if args and args[0] else b"", b"&")
+    return None if value is None else cast(value, "str")
 
 
-@fetch("req.hdr_ip", "str?", "int?", out="addr")
+def _hdr_ips(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+    # an ACL tests every comma-separated value of every occurrence (SMP_OPT_ITERATE)
+    req = ctx.samples.request
+    if req is None or not args or not args[0]:
+        return []
+    from .http import _split_commas
+
+    return [header_ip(to_text(v)) for raw in _values(req.headers, args[0], True)
+            for v in _split_commas(raw)]
+
+
+@fetch("req.hdr_ip", "str?", "int?", out="addr", many=_hdr_ips)
 def _hdr_ip(ctx: Any, args: tuple[Any, ...]) -> Value:
     req = ctx.samples.request
     if req is None or not args or not args[0]:
@@ -145,4 +154,4 @@ def _hdr_ip(ctx: Any, args: tuple[Any, ...]) -> Value:
 
     values = [v for raw in _values(req.headers, args[0], True) for v in _split_commas(raw)]
     text = _occurrence(values, args[1] if len(args) > 1 else 0)
-    return None if text is None else cast(text, "addr")
+    return None if text is None else header_ip(text)

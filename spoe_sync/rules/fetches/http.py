@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...protocol.values import Value
-from ..casts import int_of_text, to_text
+from ..casts import int_of_text, strl2ic, to_text
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
+from .params import find_param, find_params, param_list
 
 _MAX_HDR_HISTORY = 10  # HAProxy's MAX_HDR_HISTORY: -occ beyond this fails
 
@@ -104,8 +105,14 @@ def _register_header_fetches(prefix: str, getter: Any) -> None:
         return None if headers is None else len(_values(headers, _hdr_args(args)[0], True))
 
     def hdr_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        # smp_fetch_hdr_val(): strl2ic(), not the string-to-integer cast
         v = hdr(ctx, args)
-        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+        return None if v is None else strl2ic(v.encode("utf-8", "surrogateescape"))
+
+    def hdr_val_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+        # an ACL reads every value (as hdr() iterates), each with strl2ic()
+        return [None if v is None else strl2ic(str(v).encode("utf-8", "surrogateescape"))
+                for v in hdr_many(ctx, args)]
 
     def hdrs(ctx: Any, args: tuple[Any, ...]) -> Value:
         headers = getter(ctx)
@@ -126,7 +133,7 @@ def _register_header_fetches(prefix: str, getter: Any) -> None:
     fetch(f"{prefix}.fhdr", "str?", "int?", out="str", many=fhdr_many)(fhdr)
     fetch(f"{prefix}.hdr_cnt", "str?", out="sint")(hdr_cnt)
     fetch(f"{prefix}.fhdr_cnt", "str?", out="sint")(fhdr_cnt)
-    fetch(f"{prefix}.hdr_val", "str?", "int?", out="sint")(hdr_val)
+    fetch(f"{prefix}.hdr_val", "str?", "int?", out="sint", many=hdr_val_many)(hdr_val)
     fetch(f"{prefix}.hdrs", out="str")(hdrs)
     fetch(f"{prefix}.hdrs_bin", out="bin")(hdrs_bin)
     fetch(f"{prefix}.hdr_names", "str?", out="str")(hdr_names)
@@ -154,52 +161,75 @@ def _cookie_value_end(s: bytes, i: int) -> int:
     return i
 
 
-def _cookies(line: bytes, request: bool) -> list[tuple[bytes, bytes]]:
-    """``http_extract_cookie_value()``: (name, value) pairs of one Cookie/Set-Cookie line."""
-    out: list[tuple[bytes, bytes]] = []
-    i, end = 0, len(line)
-    while i < end:
-        while i < end and line[i] in b" \t":
-            i += 1
-        j = i
-        while j < end and line[j] not in b"=;" and not (request and line[j] == 0x2C):
-            j += 1
-        name = line[i:j].rstrip(b" \t")
-        if j < end and line[j] == 0x3D:
-            vbeg = j + 1
-            while vbeg < end and line[vbeg] in b" \t":
-                vbeg += 1
-            nxt = _cookie_value_end(line, vbeg)
-            value = line[vbeg:nxt].rstrip(b" \t")
-            if not name.startswith(b"$"):
-                out.append((name, value))
+def _extract_cookie(line: bytes, start: int, name: bytes, is_list: bool
+                    ) -> tuple[bytes, int] | None:
+    """``http_extract_cookie_value()``: the next cookie named ``name`` (any with ``b""``) from
+    ``start``, and where to go on from.  Its quirks are HAProxy's: the scan stops when fewer
+    than ``len(name) + 2`` bytes are left (so ``a=`` ending a line is never found), a part
+    without ``=`` or starting with ``$`` is skipped, and a Set-Cookie line (not a list) gives
+    up after its first ``name=value`` when that is not the one."""
+    end, nlen = len(line), len(name)
+    att_beg = start
+    while att_beg + nlen + 1 < end:
+        while att_beg < end and line[att_beg] in b" \t":
+            att_beg += 1
+        equal = att_end = att_beg
+        while equal < end:
+            c = line[equal]
+            if c == 0x3D or c == 0x3B or (is_list and c == 0x2C):
+                break
+            equal += 1
+            if c not in (0x20, 0x09):
+                att_end = equal
+        if equal < end and line[equal] == 0x3D:
+            val_beg = equal + 1
+            while val_beg < end and line[val_beg] in b" \t":
+                val_beg += 1
+            nxt = val_end = _cookie_value_end(line, val_beg)
+            while val_end > val_beg and line[val_end - 1] in b" \t":
+                val_end -= 1
         else:
-            nxt = j
-        if not request:
-            break  # Set-Cookie: only the first attr=value names the cookie
-        i = nxt + 1
-    return out
+            val_beg = val_end = nxt = equal
+        if line[att_beg:att_beg + 1] == b"$" or equal == nxt:
+            att_beg = nxt + 1
+            continue
+        if not nlen or line[att_beg:att_end] == name:
+            return line[val_beg:val_end], nxt + 1
+        if not is_list:
+            break
+        att_beg = nxt + 1
+    return None
 
 
 def _cookie_values(headers: Any, header: bytes, name: str | None, request: bool) -> list[bytes]:
+    """Every cookie ``name`` (any with no name) in order, as ``smp_fetch_cookie()`` and
+    ``smp_fetch_cookie_cnt()`` walk them: header values split at commas
+    (``http_find_header(.., 0)``), a value shorter than the name plus one skipped."""
     if headers is None:
         return []
     want = (name or "").encode("utf-8", "surrogateescape")
-    return [v for n, line in htx_headers(headers) if n == header
-            for cn, v in _cookies(line, request) if cn == want]
+    out: list[bytes] = []
+    for n, line in htx_headers(headers):
+        if n != header:
+            continue
+        for value in _split_commas(line):
+            if len(value) < len(want) + 1:
+                continue
+            pos = 0
+            while (found := _extract_cookie(value, pos, want, request)) is not None:
+                out.append(found[0])
+                pos = found[1]
+    return out
 
 
 def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: bool) -> None:
     def cook(ctx: Any, args: tuple[Any, ...]) -> str | None:
         name = args[0] if args else ""
-        if not name:
-            # no name: the first cookie of the first header (observed with HAProxy 2.6)
-            headers = getter(ctx)
-            first = [v for n, line in htx_headers(headers or ()) if n == header
-                     for _, v in _cookies(line, request)][:1]
-            return to_text(first[0]) if first else None
         vals = _cookie_values(getter(ctx), header, name, request)
-        return to_text(vals[-1]) if vals else None
+        if not vals:
+            return None
+        # no name: the first cookie (observed with HAProxy 2.6); else the last occurrence
+        return to_text(vals[0] if not name else vals[-1])
 
     def cook_many(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
         return [to_text(v) for v in
@@ -212,8 +242,9 @@ def _register_cookie_fetches(prefix: str, getter: Any, header: bytes, request: b
         return len(_cookie_values(headers, header, args[0] if args else None, request))
 
     def cook_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+        # smp_fetch_cookie_val(): strl2ic(), not the string-to-integer cast
         v = cook(ctx, args)
-        return None if v is None else int_of_text(v.encode("utf-8", "surrogateescape"))
+        return None if v is None else strl2ic(v.encode("utf-8", "surrogateescape"))
 
     fetch(f"{prefix}.cook", "str?", out="str", many=cook_many)(cook)
     fetch(f"{prefix}.cook_cnt", "str?", out="sint")(cook_cnt)
@@ -297,18 +328,28 @@ def _base(ctx: Any, args: tuple[Any, ...]) -> str | None:
     return host + (path or "")
 
 
-@fetch("url_param", "str?", "str?", out="str")
+def _url_params(ctx: Any, args: tuple[Any, ...]) -> list[Value]:
+    uri = _target(ctx)
+    delim = args[1][:1] if len(args) > 1 and args[1] else "?"
+    params = None if uri is None else param_list(uri, delim)
+    return [] if params is None else list(find_params(params, args[0] if args else "", delim))
+
+
+@fetch("url_param", "str?", "str?", out="str", many=_url_params)
 def _url_param(ctx: Any, args: tuple[Any, ...]) -> Value:
-    query = _query(ctx, ())
-    if query is None:
-        return None
-    name = args[0] if args else ""
-    delim = args[1][:1] if len(args) > 1 and args[1] else "&"
-    for item in query.split("#", 1)[0].split(delim):
-        key, eq, value = item.partition("=")
-        if eq and (not name or key == name):
-            return value
-    return None
+    # smp_fetch_url_param(): the list starts at the first delimiter of the whole target; an
+    # ACL tests every occurrence, a sample is the first one
+    uri = _target(ctx)
+    delim = args[1][:1] if len(args) > 1 and args[1] else "?"
+    params = None if uri is None else param_list(uri, delim)
+    return None if params is None else find_param(params, args[0] if args else "", delim)
+
+
+@fetch("urlp_val", "str?", "str?", out="sint")
+def _urlp_val(ctx: Any, args: tuple[Any, ...]) -> Value:
+    # smp_fetch_url_param_val(): the parameter read as HAProxy's strl2ic() reads it
+    value = _url_param(ctx, args)
+    return None if value is None else strl2ic(str(value).encode("utf-8", "surrogateescape"))
 
 
 def _version(token: str | None) -> Value:
@@ -354,12 +395,19 @@ def _body(info: Any) -> bytes | None:
 def _body_size(info: Any) -> Value:
     if info is None:
         return None
+    body = len(info.body or b"")
+    raw = [v for n, v in info.headers if n.lower() == b"content-length"]
+    n = strl2ic(raw[0].strip(b" \t")) if raw else None
+    if any(name.lower() == b"transfer-encoding" for name, _ in info.headers):
+        # chunked: the data held, plus the dropped Content-Length that HAProxy 2.6 still
+        # counts as known to come (htx->extra: chunked "b" with Content-Length: 5 is 6)
+        return body + (n if n is not None and n > 0 else 0)
     cl = _values(info.headers, "content-length", True)
     if cl:
-        n = int_of_text(cl[-1])
-        if n is not None and n >= 0:
-            return n
-    return len(info.body or b"")
+        length = int_of_text(cl[-1])
+        if length is not None and length >= 0:
+            return length
+    return body
 
 
 @fetch("req.body", out="bin")
@@ -367,9 +415,27 @@ def _req_body(ctx: Any, args: tuple[Any, ...]) -> Value:
     return _body(ctx.samples.request)
 
 
+def _response(ctx: Any) -> Any:
+    """The response for its body fetches: a response to HEAD has none, whatever the
+    server sent (HAProxy's HTX drops it, ``res.body_size`` included)."""
+    res = ctx.samples.response
+    req = ctx.samples.request
+    if res is not None and req is not None and req.method == "HEAD" and res.body:
+        return _NO_BODY
+    return res
+
+
+class _NoBody:
+    headers = ()
+    body = b""
+
+
+_NO_BODY = _NoBody()
+
+
 @fetch("res.body", out="bin")
 def _res_body(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return _body(ctx.samples.response)
+    return _body(_response(ctx))
 
 
 @fetch("req.body_len", out="sint")
@@ -380,7 +446,7 @@ def _req_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("res.body_len", out="sint")
 def _res_body_len(ctx: Any, args: tuple[Any, ...]) -> Value:
-    body = _body(ctx.samples.response)
+    body = _body(_response(ctx))
     return None if body is None else len(body)
 
 
@@ -391,4 +457,4 @@ def _req_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("res.body_size", out="sint")
 def _res_body_size(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return _body_size(ctx.samples.response)
+    return _body_size(_response(ctx))

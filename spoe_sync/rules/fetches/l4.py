@@ -3,9 +3,11 @@ unique-id, payloads."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ...protocol.values import Value
+from ..sources import htx_data_size
 from . import fetch
 
 
@@ -93,11 +95,20 @@ def _res_payload(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("req.len", out="sint")
 def _req_len(ctx: Any, args: tuple[Any, ...]) -> Value:
-    data = ctx.samples.req_payload
+    samples = ctx.samples
+    data = samples.req_payload
+    if data is None and samples.request is not None:
+        return htx_data_size(samples.request)  # an HTTP stream: HAProxy counts its HTX
     return None if data is None else len(data)
 
 
 @fetch("res.len", out="sint")
 def _res_len(ctx: Any, args: tuple[Any, ...]) -> Value:
-    data = ctx.samples.res_payload
+    samples = ctx.samples
+    data = samples.res_payload
+    res = samples.response
+    if data is None and res is not None:
+        req = samples.request
+        head = req is not None and req.method == "HEAD"
+        return htx_data_size(replace(res, body=b"") if head else res)  # HEAD: no body
     return None if data is None else len(data)

@@ -1,0 +1,240 @@
+"""Which requests HAProxy 2.6 refuses before any SPOE event, and its exact answer.
+
+HAProxy's HTTP/1 parser and its request analysers answer some requests themselves (400, 413,
+422) that gevent.pywsgi serves to the application.  When the agent (a WAF) never sees a request
+that the application does, or both read one request differently, the check is off for it: so
+``SpoeWSGIHandler`` must refuse what HAProxy refuses, with HAProxy's bytes, before any event.
+
+:func:`check` decides it from the raw request head (request line and header lines, as
+received).  Pure: no sockets, no gevent.  Every rule below was observed with HAProxy 2.6.12 (the
+differential fuzz tier, tests/conformance/fuzz, compares this module with HAProxy on every
+generated request); see docs/explanation/haproxy-behaviour.md.
+
+Refused with 400:
+
+- a method that is not a token; no version (HTTP/0.9); a version other than ``HTTP/<d>.<d>``
+  (``http/1.1``, ``HTTP/1``, a blank after it);
+- a target byte that is a control character, DEL, 8-bit, or ``#``;
+- a header name that is empty or not a token (``X A:``, ``X-A :``), a bare CR in a line;
+- two Host headers that differ (case aside), an absolute-form target (any ``scheme:``) whose
+  authority differs from the Host header (case and default ports aside);
+- a Content-Length that is not digits, or values that differ (``1, 2``, two headers);
+- Transfer-Encoding empty, ``chunked`` twice, or not ending with ``chunked``;
+- a head that does not fit HAProxy's buffer (``tune.bufsize`` - ``tune.maxrewrite``).
+
+Refused with 422: a Transfer-Encoding with another coding before ``chunked``
+(``gzip, chunked``).  Refused with 413 when HAProxy waits for the body
+(``option http-buffer-request``, ``wait_for_body=True``): an HTTP/1.0 GET, HEAD or DELETE
+with a body.
+
+Accepted, though gevent may treat them otherwise: 8-bit, control and NUL bytes in header
+values, folded header lines, Content-Length with Transfer-Encoding (Content-Length is dropped),
+HTTP/1.0 with a chunked body, identical duplicate Host or Content-Length headers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Refusal", "check", "check_raw", "error_response"]
+
+DEFAULT_BUFSIZE = 16384
+DEFAULT_MAXREWRITE = 1024
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_SCHEME = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*):")
+_BLANKS = b" \t"
+
+# HAProxy's built-in error pages (http_err_msgs[] and http-errors defaults), byte for byte
+_PAGES = {
+    400: (b"Bad request", b"Your browser sent an invalid request.", True),
+    413: (b"Payload Too Large", b"The request entity exceeds the maximum allowed.", False),
+    422: (b"Unprocessable Content", b"The server cannot process the contained instructions.",
+          False),
+}
+
+
+def error_response(status: int) -> bytes:
+    """HAProxy 2.6's answer for ``status`` (400, 413 or 422), as it sends it."""
+    reason, text, close = _PAGES[status]
+    body = b"<html><body><h1>%d %s</h1>\n%s\n</body></html>\n" % (status, reason, text)
+    head = b"HTTP/1.1 %d %s\r\nContent-length: %d\r\nCache-Control: no-cache\r\n" % (
+        status, reason, len(body))
+    if close:
+        head += b"Connection: close\r\n"
+    return head + b"Content-Type: text/html\r\n\r\n" + body
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """HAProxy would answer this request itself.
+
+    :attr status: 400, 413 or 422.
+    :attr why: what in the request (for logs and tests, not sent).
+    :attr response: the bytes HAProxy sends (:func:`error_response`).
+    """
+
+    status: int
+    why: str
+
+    @property
+    def response(self) -> bytes:
+        return error_response(self.status)
+
+
+def check_raw(raw: bytes, **options: object) -> Refusal | None:
+    """:func:`check` on a raw request: its head is what comes before the first blank line."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return check(raw[:match.start()] if match else raw, **options)  # type: ignore[arg-type]
+
+
+def check(head: bytes, *, wait_for_body: bool = False, bufsize: int = DEFAULT_BUFSIZE,
+          maxrewrite: int = DEFAULT_MAXREWRITE) -> Refusal | None:
+    """Whether HAProxy 2.6 refuses the request whose head (request line and header lines, CRLF
+    or LF line ends, without the blank line) is ``head``; ``None`` when it would go on.
+
+    :param wait_for_body: HAProxy waits for the body (``option http-buffer-request`` or
+        ``http-request wait-for-body``): the 413 rule applies.
+    """
+    if len(head) + 4 > bufsize - maxrewrite:
+        return Refusal(400, "the request head does not fit the buffer")
+    lines = re.split(rb"\r?\n", head)
+    while lines and not lines[0]:
+        lines.pop(0)  # empty lines before a request are skipped
+    if not lines:
+        return None
+    start = _request_line(lines[0])
+    if isinstance(start, Refusal):
+        return start
+    method, target, version = start
+    headers = _headers(lines[1:])
+    if isinstance(headers, Refusal):
+        return headers
+    return (_host(method, target, headers) or _framing(method, version, headers, wait_for_body))
+
+
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes] | Refusal:
+    i, end = 0, len(line)
+    while i < end and line[i] in _TOKEN:
+        i += 1
+    method = line[:i]
+    if not method or i == end or line[i] not in _BLANKS:
+        return Refusal(400, "the method is not a token, or nothing follows it (HTTP/0.9)")
+    while i < end and line[i] in _BLANKS:
+        i += 1
+    t0 = i
+    while i < end and line[i] not in _BLANKS:
+        c = line[i]
+        if c <= 32 or c >= 127 or c == 0x23:
+            return Refusal(400, f"byte {c:#04x} in the request target")
+        i += 1
+    target = line[t0:i]
+    while i < end and line[i] in _BLANKS:
+        i += 1
+    version = line[i:]
+    if not target or not version:
+        return Refusal(400, "no HTTP version (HTTP/0.9)")
+    if not _VERSION.fullmatch(version):
+        return Refusal(400, f"version {version!r}")
+    return method, target, version
+
+
+def _headers(lines: list[bytes]) -> list[tuple[bytes, bytes]] | Refusal:
+    out: list[tuple[bytes, bytes]] = []
+    for line in lines:
+        if b"\r" in line:
+            return Refusal(400, "a bare CR in a header line")
+        if line[:1] in (b" ", b"\t"):
+            if not out:
+                return Refusal(400, "a header line starts with a blank")
+            name, value = out[-1]  # obs-fold: the line goes on the previous value
+            out[-1] = (name, (value + b" " + line.strip(_BLANKS)).strip(_BLANKS))
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name or any(c not in _TOKEN for c in name):
+            return Refusal(400, f"header name {name!r}")
+        out.append((name.lower(), value.strip(_BLANKS)))
+    return out
+
+
+def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    return [v for n, v in headers if n == name]
+
+
+def _host(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> Refusal | None:
+    hosts = _values(headers, b"host")
+    if len({h.lower() for h in hosts}) > 1:
+        return Refusal(400, "two different Host headers")
+    if not hosts or method == b"CONNECT" or target[:1] in (b"/", b"*"):
+        return None
+    scheme = _SCHEME.match(target)
+    if scheme is None:
+        return None
+    rest = target[scheme.end():]
+    authority = b""
+    if rest.startswith(b"//"):
+        authority = re.split(rb"[/?]", rest[2:], maxsplit=1)[0]
+        authority = authority.rpartition(b"@")[2]  # userinfo is not compared
+    if not _same_authority(scheme.group(1).lower(), authority, hosts[0]):
+        return Refusal(400, "the target's authority is not the Host header")
+    return None
+
+
+def _split_port(hostport: bytes) -> tuple[bytes, bytes | None]:
+    # http_get_host_port(): the digits after the last ':' outside an IPv6 literal
+    at = hostport.rfind(b":")
+    if at < 0 or b"]" in hostport[at:]:
+        return hostport, None
+    return hostport[:at], hostport[at + 1:]
+
+
+def _same_authority(scheme: bytes, authority: bytes, host: bytes) -> bool:
+    """``h1_validate_mismatch_authority()``: equal, or equal but for a default port."""
+    if authority.lower() == host.lower():
+        return True
+    default = {b"http": b"80", b"https": b"443"}.get(scheme)
+    a_host, a_port = _split_port(authority)
+    h_host, h_port = _split_port(host)
+    if a_port is None and h_port is None:
+        return False
+    if a_port is not None and a_port != default:
+        return False
+    if h_port is not None and h_port != default:
+        return False
+    return a_host.lower() == h_host.lower()
+
+
+def _framing(method: bytes, version: bytes, headers: list[tuple[bytes, bytes]],
+             wait_for_body: bool) -> Refusal | None:
+    length: int | None = None
+    for value in _values(headers, b"content-length"):
+        for word in value.split(b","):
+            word = word.strip(_BLANKS)
+            if not word.isdigit():
+                return Refusal(400, f"Content-Length {value!r}")
+            n = int(word)
+            if n >= 1 << 64 or (length is not None and n != length):
+                return Refusal(400, "Content-Length values differ")
+            length = n
+    codings = [w.strip(_BLANKS).lower() for v in _values(headers, b"transfer-encoding")
+               for w in (v.split(b",") if v else [b""])]
+    chunked = False
+    if codings:
+        if codings[-1] == b"" and len(codings) > 1:
+            codings.pop()  # "chunked," passes (observed)
+        if b"" in codings or codings.count(b"chunked") > 1:
+            return Refusal(400, "Transfer-Encoding empty or chunked twice")
+        if b"chunked" in codings and codings[-1] != b"chunked":
+            return Refusal(400, "a Transfer-Encoding coding after chunked")
+        if codings[-1] != b"chunked":
+            return Refusal(400, "Transfer-Encoding does not end with chunked")
+        if len(codings) > 1:
+            return Refusal(422, "a Transfer-Encoding coding other than chunked")
+        chunked = True
+    body = chunked or bool(length)
+    if wait_for_body and body and version == b"HTTP/1.0" and method in (b"GET", b"HEAD",
+                                                                          b"DELETE"):
+        return Refusal(413, "an HTTP/1.0 GET, HEAD or DELETE with a body")
+    return None
