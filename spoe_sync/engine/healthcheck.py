@@ -44,7 +44,7 @@ def check_server(server: ServerState, timeout: float,
     start = time.monotonic()
     sock: Any = None
     try:
-        with gevent.Timeout(timeout, False):  # False: silent
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]  # False: silent
             try:
                 sock = (connect or default_connect)(server, timeout)
             except OSError as exc:

@@ -24,7 +24,7 @@ from ..errors import SpoeError
 try:  # gevent's own thread-local lookup (no hub created as a side effect)
     from gevent._hub_local import get_hub_if_exists as _hub_if_exists
 except ImportError:  # pragma: no cover - a gevent without it: no check
-    def _hub_if_exists() -> Any:
+    def _hub_if_exists() -> Any:  # type: ignore[misc]
         return _ANY_HUB
 
 __all__ = ["NotUnderGevent", "check_same_hub", "current_hub"]
