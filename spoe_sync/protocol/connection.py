@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .buffer import ReceiveBuffer
@@ -197,6 +198,8 @@ class EngineConnection:
         self._buffer = ReceiveBuffer(max_frame_size)
         self._reassembler = Reassembler(max_ack_size)
         self.max_ack_actions = max_ack_actions
+        #: decoded action lists by their bytes (fastcodec's ACK cache): agents repeat themselves
+        self._ack_cache: dict[bytes, Any] = {}
         self._waiting: dict[tuple[int, int], _Waiting] = {}
         # What the handshake settled, as plain attributes for send_notify().
         self._sync = False
@@ -391,7 +394,7 @@ class EngineConnection:
                 # without the type dispatch; any irregularity (fragments, a
                 # malformed action, ...) takes the full path below.
                 try:
-                    ack = _fast_ack(body, self.max_ack_actions)
+                    ack = _fast_ack(body, self.max_ack_actions, self._ack_cache)
                 except (_Fallback, IndexError, ValueError):
                     pass
                 else:
