@@ -402,23 +402,26 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
                 journal: Journal | None) -> ActionReport:
     """Apply the steps in order; the shared report when no cap refused any."""
     steps, report = plan
-    owners: tuple[_Store, ...] = (vars.proc, vars.session, vars, vars, vars)  # by scope byte
     refused: list[tuple[int, str]] | None = None
-    for index, (scope, label, local, _, value) in enumerate(steps):
-        store = owners[scope]
+    index = -1
+    for scope, label, local, _, value in steps:
+        index += 1
+        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
         if value is None:
             if journal is not None:
                 journal.append((store, label, local, store._data[label].get(local)))
             store._pop(label, local)
             continue
-        old = store._data[label].get(local) if journal is not None else None
-        reason = store._put(label, local, value)
-        if reason is None:
-            if journal is not None:
-                journal.append((store, label, local, old))
-        elif refused is None:
-            refused = [(index, reason)]
+        if journal is None:
+            reason = store._put(label, local, value)
         else:
+            old = store._data[label].get(local)
+            reason = store._put(label, local, value)
+            if reason is None:
+                journal.append((store, label, local, old))
+        if reason is not None:
+            if refused is None:
+                refused = []
             refused.append((index, reason))
     if refused is None:
         return report

@@ -51,7 +51,7 @@ from .models import EngineMetrics
 from .pool import AppletPool
 from .prepared import PreparedMessage, messages_head
 from .ratelimit import RateCounter
-from .result import ProcessingResult, Timings, set_engine_vars, stream_status
+from .result import ProcessingResult, Timings, _measured, set_engine_vars, stream_status
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
@@ -391,31 +391,19 @@ class Engine:
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
              request: FrameRequest | None, *, queued: float | None = None,
              report: ActionReport | None = None, error: str | None = None) -> ProcessingResult:
-        """Finish a processing that ran: timings, engine variables, counters, log."""
+        """Finish a processing that ran: timings, engine variables, counters, log.
+
+        The timings of a processing that sent a frame are made from its marks
+        when first read (``result.timings``; the log line reads them)."""
         agent = self.agent
         end = monotonic()
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
-        if request is None:
-            timings = Timings._trusted(request_ms, -1, -1, -1, process_ms)
-        else:
-            written = request.t_written
-            acked = request.t_acked
-            q = int((written - request.t_start) * 1000) if written >= 0 else -1
-            w = int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1
-            if w < 0 <= q and status >= 256:
-                # HAProxy stops wT when the connection of a waiting frame is
-                # lost (spoe_release_appctx()), not only on its ACK.
-                w = max(int((request.t_end - request.t_start) * 1000) - q, 0)
-            response = -1
-            if report is not None:
-                response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)  # type: ignore[operator]
-            timings = Timings._trusted(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
-            dropped = set_engine_vars(stream.vars, cast(Any, agent), status=status, process_ms=process_ms,
-                                      total_ms=stream.total_ms).dropped
+            dropped = set_engine_vars(stream.vars, cast(Any, agent), status=status,
+                                      process_ms=process_ms, total_ms=stream.total_ms).dropped
         self.nb_processed += 1
         if status:
             self.nb_errors += 1
@@ -423,17 +411,27 @@ class Engine:
                 self._err_rate.add()
             if not agent.continue_on_error:
                 stream.disabled_by = status
-        for drop in dropped:
-            log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
-        if report is not None:
-            assert request is not None and request.ack is not None
+            for drop in dropped:
+                log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
+        elif dropped:
+            for drop in dropped:
+                log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
+        if request is None:
             result = ProcessingResult._trusted(
-                kind, name, stream_status(status), request.ack.actions, report.vars_set,
-                report.dropped + dropped if dropped else report.dropped, timings, False, error,
-                report.truncated)
+                kind, name, stream_status(status), (), _NO_VARS, dropped,
+                Timings._trusted(request_ms, -1, -1, -1, process_ms), False, error, False)
         else:
-            result = ProcessingResult._trusted(kind, name, stream_status(status), (), _NO_VARS,
-                                               dropped, timings, False, error, False)
+            marks = (request_ms, process_ms, status, request.t_start, request.t_written,
+                     request.t_acked, request.t_end, queued, end, report is not None)
+            if report is not None:
+                result = _measured(
+                    kind, name, stream_status(status),
+                    request.ack.actions, report.vars_set,  # type: ignore[union-attr]
+                    report.dropped + dropped if dropped else report.dropped, error,
+                    report.truncated, marks)  # type: ignore[arg-type]
+            else:
+                result = _measured(kind, name, stream_status(status), (), _NO_VARS, dropped,
+                                   error, False, marks)  # type: ignore[arg-type]
         if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result
