@@ -45,6 +45,7 @@ from .varnames import (
     VAR_NAME_RE,
     check_var_name,
     normalize_value,
+    var_size,
 )
 from .vars import Vars, _Store
 
@@ -313,7 +314,7 @@ def _drop(drops: dict[tuple[str, str], list[Any]], name: str, reason: str, kind:
         counted[1] += 1
 
 
-def apply_ack(ack: Ack, vars: Vars, *, var_prefix: str, force_set_var: bool = False,
+def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False,
               agent: str | None = None, journal: Journal | None = None) -> ActionReport:
     """:func:`apply_actions` for a whole ACK (its ``truncated`` and
     ``undecoded`` included).
@@ -335,8 +336,8 @@ def apply_ack(ack: Ack, vars: Vars, *, var_prefix: str, force_set_var: bool = Fa
 # --------------------------------------------------------------------------- plans
 
 #: One step of a plan: (scope byte, scope label, name after the scope, full
-#: name, stored value or None to unset).
-_Step = tuple[int, str, str, str, Value]
+#: name, stored value or None to unset, its ``var_size``).
+_Step = tuple[int, str, str, str, Value, int]
 #: The steps of an action list, and the report of applying all of them.
 _Plan = tuple[tuple[_Step, ...], ActionReport]
 #: Plans by ``id()`` of the action tuple, each entry holding the tuple itself (so
@@ -392,7 +393,8 @@ def _build_plan(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
             value = _stored(action.value) if kind is SetVar else None  # type: ignore[union-attr]
         except VariableError:
             return None
-        steps.append((int(scope), _LABELS[scope], local, full_name, value))
+        size = 0 if value is None else var_size(local, value)
+        steps.append((int(scope), _LABELS[scope], local, full_name, value, size))
         done.pop(full_name, None)  # the order of the last change, as apply_actions
         done[full_name] = value
     return tuple(steps), ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
@@ -404,7 +406,7 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
     steps, report = plan
     refused: list[tuple[int, str]] | None = None
     index = -1
-    for scope, label, local, _, value in steps:
+    for scope, label, local, _, value, size in steps:
         index += 1
         store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
         if value is None:
@@ -413,10 +415,10 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
             store._pop(label, local)
             continue
         if journal is None:
-            reason = store._put(label, local, value)
+            reason = store._put(label, local, value, size=size)
         else:
             old = store._data[label].get(local)
-            reason = store._put(label, local, value)
+            reason = store._put(label, local, value, size=size)
             if reason is None:
                 journal.append((store, label, local, old))
         if reason is not None:
@@ -429,7 +431,7 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
     reasons = dict(refused)
     done: dict[str, Value] = {}
     drops: dict[tuple[str, str], list[Any]] = {}
-    for index, (_, _, _, full_name, value) in enumerate(steps):
+    for index, (_, _, _, full_name, value, _) in enumerate(steps):
         reason = reasons.get(index)
         if reason is None:
             done.pop(full_name, None)

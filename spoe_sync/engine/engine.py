@@ -137,6 +137,7 @@ class Engine:
         except ConfigError as exc:
             raise ConfigError(f"SPOE agent '{agent.name}': {exc.message}", agent.filename,
                               agent.lineno) from None
+        self._max_payload = self.pool.max_payload
         try:
             self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
         except ValueError as exc:
@@ -332,14 +333,14 @@ class Engine:
             # conformance tier).
             self.nb_processed += 1
             return self._skipped_result(kind, name, _SKIPPED_NOTHING)
-        if len(payload) > self.pool.max_payload:
+        if len(payload) > self._max_payload:
             too_big = self.pool.unsendable(len(payload), messages_head(messages))
             if too_big is not None:
                 return self._end(stream, kind, name, start, 3, None, error=too_big)
         queued = monotonic()
-        stream._frame_id += 1  # never reused within a stream (see stream.py)
+        frame_id = stream._frame_id = stream._frame_id + 1  # never reused (see stream.py)
         try:
-            request = self.pool.send(stream.id, stream._frame_id, payload, deadline)
+            request = self.pool.send(stream.id, frame_id, payload, deadline)
         except EngineClosed:
             self.nb_interrupted += 1  # closed while this stream waited for its turn
             raise
@@ -360,16 +361,14 @@ class Engine:
                 status, error = 1, _LATE_ACK
             elif ack.actions or ack.truncated or ack.undecoded:
                 journal: Journal = []
-                report = apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
-                                   force_set_var=agent.force_set_var, agent=agent.name,
-                                   journal=journal)
+                report = apply_ack(ack, stream._vars, agent.var_prefix, agent.force_set_var,
+                                   agent.name, journal)
                 if monotonic() > deadline:
                     undo(journal)
                     report, status, error = None, 1, _LATE_APPLY
             else:
                 report = _NO_ACTIONS
-        return self._end(stream, kind, name, start, status, request, queued=queued,
-                         report=report, error=error)
+        return self._end(stream, kind, name, start, status, request, queued, report, error)
 
     @staticmethod
     def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
@@ -389,7 +388,7 @@ class Engine:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
-             request: FrameRequest | None, *, queued: float | None = None,
+             request: FrameRequest | None, queued: float | None = None,
              report: ActionReport | None = None, error: str | None = None) -> ProcessingResult:
         """Finish a processing that ran: timings, engine variables, counters, log.
 

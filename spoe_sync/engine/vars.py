@@ -85,21 +85,26 @@ class _Store:
     def __len__(self) -> int:
         return self._count
 
-    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True) -> str | None:
+    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True,
+             size: int | None = None) -> str | None:
         """Store an already normalized, non-None value; the refusal reason or None.
 
         The one place a variable is stored (the ACK hot path included): the
         count cap is checked first and costs one dict lookup, so that an agent
-        flooding a full store pays almost nothing per refused name."""
+        flooding a full store pays almost nothing per refused name.  ``size``
+        is ``var_size(name, value)`` when the caller already knows it (an
+        ACK's plan)."""
         bag = self._data[scope]
         old = bag.get(name)  # stored values are never None
         limits = self.limits
+        if size is None:
+            size = var_size(name, value)
         if old is None:
             if enforce and self._count >= limits.max_vars:
                 return REASON_TOO_MANY
-            added = var_size(name, value)
+            added = size
         else:
-            added = var_size(name, value) - var_size(name, old)
+            added = size - var_size(name, old)
         if enforce and self._bytes + added > limits.max_bytes:
             return REASON_TOO_BIG
         if old is None:

@@ -282,7 +282,7 @@ class EngineConnection:
             the connection is not READY, is a health check, already waits for
             these ids, or is in sync mode with a NOTIFY already waiting.
         """
-        if self.state is not ConnectionState.READY or self.healthcheck:
+        if self.state is not _READY or self.healthcheck:
             what = "a health check" if self.healthcheck else f"state {self.state.name}"
             raise LocalProtocolError(f"cannot send a NOTIFY in {what}", FrameStatus.INVALID)
         key = (stream_id, frame_id)

@@ -348,6 +348,9 @@ def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED,
         if buf[6] < 128:  # two bytes: the stream-ids of a young engine
             sid += buf[6] << 4
             pos = 7
+        elif buf[7] < 128:  # three bytes: up to about a million streams
+            sid += (buf[6] << 4) + (buf[7] << 11)
+            pos = 8
         else:
             sid, pos = _read_varint(buf, 5)
     fid = buf[pos]

@@ -215,3 +215,15 @@ def test_the_action_cache_is_bounded():
     pair.conn._ack_cache.clear()
     (event,) = pair.to_engine(encode_frame(Ack(2, 1, big)))
     assert event.ack.actions == big and not pair.conn._ack_cache  # too big to keep
+
+
+@pytest.mark.parametrize("sid", [0, 239, 240, 2287, 2288, 70_000, 2288 + 2**18 - 1, 2288 + 2**18,
+                                 10**9, 2**64 - 1])
+@pytest.mark.parametrize("fid", [1, 239, 240, 2**40])
+def test_the_connection_reads_every_size_of_stream_id(sid, fid):
+    # The ACK fast path reads one-, two- and three-byte varints itself.
+    pair = ready("async")
+    pair.notify(sid, fid, MSG)
+    actions = (SetVar(TXN, "score", 10),)
+    (event,) = pair.to_engine(encode_frame(Ack(sid, fid, actions)))
+    assert event.ack == Ack(sid, fid, actions) and event.matched
