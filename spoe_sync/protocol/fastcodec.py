@@ -356,7 +356,11 @@ def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED,
     fid = buf[pos]
     pos += 1
     if fid >= 240:
-        fid, pos = _read_varint(buf, pos - 1)
+        if buf[pos] < 128:  # two bytes: a long-lived stream's first 2288 frames
+            fid += buf[pos] << 4
+            pos += 1
+        else:
+            fid, pos = _read_varint(buf, pos - 1)
     if pos == len(buf):
         return Ack._trusted(sid, fid, (), flags)
     if cache is None or len(buf) - pos > ACK_CACHE_MAX_BYTES:
