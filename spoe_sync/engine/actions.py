@@ -324,6 +324,10 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
     names already checked, the values already converted, the report already
     built; only the stores' caps are left to check (see :func:`_plan_of`)."""
     actions = ack.actions
+    entry = _PLANS.get(id(actions))
+    if entry is not None and entry[0] is actions and entry[1] == var_prefix \
+            and type(entry[2]) is tuple:  # _plan_of(), its usual answer inlined
+        return _apply_plan(entry[2], vars, agent, journal)
     if not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
         plan = _plan_of(actions, var_prefix)
         if plan is not None:
@@ -415,10 +419,10 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
             store._pop(label, local)
             continue
         if journal is None:
-            reason = store._put(label, local, value, size=size)
+            reason = store._put(label, local, value, True, size)
         else:
             old = store._data[label].get(local)
-            reason = store._put(label, local, value, size=size)
+            reason = store._put(label, local, value, True, size)
             if reason is None:
                 journal.append((store, label, local, old))
         if reason is not None:

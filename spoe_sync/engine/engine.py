@@ -51,7 +51,14 @@ from .models import EngineMetrics
 from .pool import AppletPool
 from .prepared import PreparedMessage, messages_head
 from .ratelimit import RateCounter
-from .result import ProcessingResult, Timings, _measured, set_engine_vars, stream_status
+from .result import (
+    _STATUSES,
+    ProcessingResult,
+    Timings,
+    _measured,
+    set_engine_vars,
+    stream_status,
+)
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
@@ -284,7 +291,64 @@ class Engine:
                 raise
         self.in_progress += 1
         try:
-            return self._run(stream, kind, name, messages)
+            # The processing itself (one function: this runs for every event).
+            agent = self.agent
+            if not messages:  # HAProxy returns before starting anything: not counted
+                return self._skip(kind, name, _SKIPPED_NOTHING)
+            if stream.disabled_by is not None:
+                return self._skip(kind, name, _SKIPPED_DISABLED)
+            if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
+                return self._skip(kind, name, _SKIPPED_ERRRATE)
+            start = monotonic()
+            deadline = start + self._timeout
+            try:
+                payload = self._encode(stream, messages)
+            except Exception as exc:  # a fetch or encoder bug must not break the stream
+                return self._end(stream, kind, name, start, 255, None,
+                                 error=f"internal error while encoding: {exc!r}")
+            if payload is None:
+                # Every condition was false: no frame, no variable, no log, but the
+                # processing had started, so HAProxy 2.6 counts it in nb_processed
+                # (spoe_stop_processing(), checked against HAProxy in the
+                # conformance tier).
+                self.nb_processed += 1
+                return self._skipped_result(kind, name, _SKIPPED_NOTHING)
+            if len(payload) > self._max_payload:
+                too_big = self.pool.unsendable(len(payload), messages_head(messages))
+                if too_big is not None:
+                    return self._end(stream, kind, name, start, 3, None, error=too_big)
+            queued = monotonic()
+            frame_id = stream._frame_id = stream._frame_id + 1  # never reused (see stream.py)
+            try:
+                request = self.pool.send(stream.id, frame_id, payload, deadline)
+            except EngineClosed:
+                self.nb_interrupted += 1  # closed while this stream waited for its turn
+                raise
+            except Exception as exc:  # a pool bug: fail open, as for any agent failure
+                return self._end(stream, kind, name, start, 255, None, queued=queued,
+                                 error=f"internal error: {exc!r}")
+            except BaseException:
+                self._interrupted(stream)
+                raise
+            report: ActionReport | None = None
+            status = request.status
+            ack = request.ack
+            error = request.error
+            if status == 0 and ack is not None:
+                # Never a success past the deadline (issue 11): this greenlet may
+                # run long after the ACK came when the worker is busy.
+                if monotonic() > deadline:
+                    status, error = 1, _LATE_ACK
+                elif ack.actions or ack.truncated or ack.undecoded:
+                    journal: Journal = []
+                    report = apply_ack(ack, stream._vars, agent.var_prefix, agent.force_set_var,
+                                       agent.name, journal)
+                    if monotonic() > deadline:
+                        undo(journal)
+                        report, status, error = None, 1, _LATE_APPLY
+                else:
+                    report = _NO_ACTIONS
+            return self._end(stream, kind, name, start, status, request, queued, report, error)
         finally:
             self.in_progress -= 1
             lock = stream._lock
@@ -309,66 +373,6 @@ class Engine:
         if result is None:
             result = self._skipped[key] = ProcessingResult(kind, name, skipped=True, error=why)
         return result
-
-    def _run(self, stream: Stream, kind: str, name: str,
-             messages: tuple[PreparedMessage, ...]) -> ProcessingResult:
-        agent = self.agent
-        if not messages:  # HAProxy returns before starting anything: not counted
-            return self._skip(kind, name, _SKIPPED_NOTHING)
-        if stream.disabled_by is not None:
-            return self._skip(kind, name, _SKIPPED_DISABLED)
-        if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
-            return self._skip(kind, name, _SKIPPED_ERRRATE)
-        start = monotonic()
-        deadline = start + self._timeout
-        try:
-            payload = self._encode(stream, messages)
-        except Exception as exc:  # a fetch or encoder bug must not break the stream
-            return self._end(stream, kind, name, start, 255, None,
-                             error=f"internal error while encoding: {exc!r}")
-        if payload is None:
-            # Every condition was false: no frame, no variable, no log, but the
-            # processing had started, so HAProxy 2.6 counts it in nb_processed
-            # (spoe_stop_processing(), checked against HAProxy in the
-            # conformance tier).
-            self.nb_processed += 1
-            return self._skipped_result(kind, name, _SKIPPED_NOTHING)
-        if len(payload) > self._max_payload:
-            too_big = self.pool.unsendable(len(payload), messages_head(messages))
-            if too_big is not None:
-                return self._end(stream, kind, name, start, 3, None, error=too_big)
-        queued = monotonic()
-        frame_id = stream._frame_id = stream._frame_id + 1  # never reused (see stream.py)
-        try:
-            request = self.pool.send(stream.id, frame_id, payload, deadline)
-        except EngineClosed:
-            self.nb_interrupted += 1  # closed while this stream waited for its turn
-            raise
-        except Exception as exc:  # a pool bug: fail open, as for any agent failure
-            return self._end(stream, kind, name, start, 255, None, queued=queued,
-                             error=f"internal error: {exc!r}")
-        except BaseException:
-            self._interrupted(stream)
-            raise
-        report: ActionReport | None = None
-        status = request.status
-        ack = request.ack
-        error = request.error
-        if status == 0 and ack is not None:
-            # Never a success past the deadline (issue 11): this greenlet may
-            # run long after the ACK came when the worker is busy.
-            if monotonic() > deadline:
-                status, error = 1, _LATE_ACK
-            elif ack.actions or ack.truncated or ack.undecoded:
-                journal: Journal = []
-                report = apply_ack(ack, stream._vars, agent.var_prefix, agent.force_set_var,
-                                   agent.name, journal)
-                if monotonic() > deadline:
-                    undo(journal)
-                    report, status, error = None, 1, _LATE_APPLY
-            else:
-                report = _NO_ACTIONS
-        return self._end(stream, kind, name, start, status, request, queued, report, error)
 
     @staticmethod
     def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
@@ -422,9 +426,9 @@ class Engine:
         else:
             marks = (request_ms, process_ms, status, request.t_start, request.t_written,
                      request.t_acked, request.t_end, queued, end, report is not None)
-            if report is not None:
+            if report is not None:  # status 0, or 1 past the deadline: a StreamStatus
                 result = _measured(
-                    kind, name, stream_status(status),
+                    kind, name, _STATUSES[status] if status < 256 else stream_status(status),
                     request.ack.actions, report.vars_set,  # type: ignore[union-attr]
                     report.dropped + dropped if dropped else report.dropped, error,
                     report.truncated, marks)  # type: ignore[arg-type]

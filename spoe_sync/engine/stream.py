@@ -35,6 +35,7 @@ STREAM_KINDS = ("http", "tcp")
 assert tuple(f.name for f in dataclasses.fields(EvalContext)) == ("samples", "vars")
 assert not hasattr(EvalContext, "__post_init__") and "__slots__" not in EvalContext.__dict__
 _set_dict = object.__setattr__
+_new = object.__new__
 
 
 def _context(samples: SampleSource, vars: Vars) -> EvalContext:
@@ -82,7 +83,9 @@ class Stream:
         self._busy = False
         self._lock: Semaphore | None = None
         self._samples = samples
-        self._ctx = _context(samples, vars)
+        ctx: Any = _new(EvalContext)  # _context(samples, vars), inlined: one stream per request
+        _set_dict(ctx, "__dict__", {"samples": samples, "vars": vars})
+        self._ctx = ctx
 
     @property
     def samples(self) -> SampleSource:

@@ -85,7 +85,7 @@ class _Store:
     def __len__(self) -> int:
         return self._count
 
-    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True,
+    def _put(self, scope: str, name: str, value: Value, enforce: bool = True,
              size: int | None = None) -> str | None:
         """Store an already normalized, non-None value; the refusal reason or None.
 
