@@ -65,6 +65,13 @@ __all__ = [
     "var_size",
 ]
 
+#: The bag of a scope that holds no variable yet, shared by every store: a
+#: read-only view, which a store replaces with a dict of its own on its first
+#: variable (``_put``) or live view (``_view``).  A store is made for every
+#: request: one dict instead of one per scope.
+_UNUSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
+
+
 class _Store:
     """The variables of some scopes, keyed by scope then by the name after it,
     with the byte and count accounting of :class:`VarLimits`."""
@@ -73,7 +80,7 @@ class _Store:
 
     def __init__(self, scopes: tuple[str, ...], limits: VarLimits | None) -> None:
         self.limits = limits or _DEFAULT_LIMITS
-        self._data: dict[str, dict[str, Value]] = {scope: {} for scope in scopes}
+        self._data: dict[str, dict[str, Value]] = {scope: _UNUSED for scope in scopes}
         self._bytes = 0
         self._count = 0
 
@@ -109,6 +116,8 @@ class _Store:
             return REASON_TOO_BIG
         if old is None:
             self._count += 1
+            if bag is _UNUSED:
+                bag = self._data[scope] = {}
         bag[name] = value
         self._bytes += added
         return None
@@ -126,7 +135,10 @@ class _Store:
             self._pop(scope, name)
 
     def _view(self, scope: str) -> Mapping[str, Value]:
-        return MappingProxyType(self._data[scope])
+        bag = self._data[scope]
+        if bag is _UNUSED:  # a live view: of the dict the first variable will go in
+            bag = self._data[scope] = {}
+        return MappingProxyType(bag)
 
 
 
@@ -226,7 +238,7 @@ class Session(_ScopeStore):
         # _Store.__init__ written out: a session is made for every stream
         # that has none of its own (one per request on the hot path).
         self.limits = limits or _DEFAULT_LIMITS
-        self._data = {"sess": {}}
+        self._data = {"sess": _UNUSED}
         self._bytes = 0
         self._count = 0
 
@@ -273,7 +285,7 @@ class Vars(_Store, Mapping[str, Value]):
                  limits: VarLimits | None = None) -> None:
         # _Store.__init__ written out: one Vars per stream, on the hot path.
         self.limits = limits or _DEFAULT_LIMITS
-        self._data = {"txn": {}, "req": {}, "res": {}}
+        self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _UNUSED}
         self._bytes = 0
         self._count = 0
         self.session = session if session is not None else Session(limits=limits)

@@ -79,6 +79,9 @@ def _varint(value: int) -> bytes:
         return _SMALL[value]
     if value < 2288:  # two bytes: every stream-id of a young engine
         return bytes(((value & 0xFF) | 0xF0, (value - 240) >> 4))
+    if value < 264432:  # three bytes: the stream-ids of the next quarter million streams
+        rest = (value - 240) >> 4
+        return bytes(((value & 0xFF) | 0xF0, (rest & 0xFF) | 0x80, (rest - 128) >> 7))
     out = bytearray(((value & 0xFF) | 0xF0,))
     value = (value - 240) >> 4
     while value >= 128:
