@@ -226,8 +226,8 @@ class Engine:
             raise TypeError(f"samples must be a spoe_sync SampleSource (spoe_sync.samples), "
                             f"not {type(samples).__name__}")
         if vars is None:
-            vars = Vars(session if session is not None else Session(limits=self.var_limits),
-                        self.proc_vars, limits=self.var_limits)
+            # Without a session, the stream's private one is made when first used.
+            vars = Vars(session, self.proc_vars, limits=self.var_limits)
         elif not isinstance(vars, Vars):
             raise TypeError(f"vars must be a spoe_sync Vars, not {type(vars).__name__}")
         elif session is not None and session is not vars.session:

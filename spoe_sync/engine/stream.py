@@ -62,7 +62,7 @@ class Stream:
     """
 
     __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "_vars", "disabled_by", "engine",
-                 "id", "kind", "session", "total_ms")
+                 "id", "kind", "total_ms")
 
     def __init__(self, engine: object, stream_id: int, samples: SampleSource, vars: Vars,
                  kind: str = "http") -> None:
@@ -74,7 +74,6 @@ class Stream:
         self.id = stream_id
         self.kind = kind
         self._vars = vars
-        self.session: Session = vars.session
         self.total_ms = 0
         self.disabled_by: int | None = None
         self._frame_id = 0
@@ -107,8 +106,12 @@ class Stream:
     def vars(self, vars: Vars) -> None:
         # The fetches' context reads the variables too: keep it in step.
         self._vars = vars
-        self.session = vars.session
         self._ctx = _context(self._samples, vars)
+
+    @property
+    def session(self) -> Session:
+        """The client session (``sess.*`` variables): that of :attr:`vars`."""
+        return self._vars.session
 
     @property
     def disabled(self) -> bool:

@@ -277,7 +277,7 @@ class Vars(_Store, Mapping[str, Value]):
     ``dict(a) == dict(b)`` for the contents).
     """
 
-    __slots__ = ("proc", "session")
+    __slots__ = ("_session", "proc")
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
@@ -288,8 +288,18 @@ class Vars(_Store, Mapping[str, Value]):
         self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _UNUSED}
         self._bytes = 0
         self._count = 0
-        self.session = session if session is not None else Session(limits=limits)
+        self._session = session  # None: a private one, made when first needed
         self.proc = proc if proc is not None else ProcVars(limits=limits)
+
+    @property
+    def session(self) -> Session:
+        """The client session holding the ``sess`` scope."""
+        session = self._session
+        if session is None:
+            # Most streams made without a session never touch sess.*: the
+            # private one is made on first use, not with every stream.
+            session = self._session = Session(limits=self.limits)
+        return session
 
     def _owner(self, scope: str) -> _Store | None:
         if scope in self._data:
@@ -337,7 +347,8 @@ class Vars(_Store, Mapping[str, Value]):
 
     def __len__(self) -> int:
         """Variables the stream sees in all scopes (as many as iteration yields)."""
-        return self._count + len(self.session) + len(self.proc)
+        session = self._session
+        return self._count + (0 if session is None else len(session)) + len(self.proc)
 
     def items(self) -> ItemsView[str, Value]:
         """A live view of ``(full_name, value)`` pairs, every scope."""

@@ -368,3 +368,13 @@ def test_stores_made_empty_share_nothing_and_their_views_stay_live():
     first.unset("txn.a.x")
     first.clear("res")
     assert dict(txn_view) == {} and Vars().scope("res") == {}
+
+
+def test_a_store_without_session_makes_its_private_one_when_first_used():
+    limits = VarLimits(max_vars=3, max_bytes=1000)
+    first, second = Vars(limits=limits), Vars(limits=limits)
+    assert len(first) == 0 and first.get("sess.a.x") is None
+    first.set("sess.a.x", 1)
+    assert first.session is first.session and first.session is not second.session
+    assert first.session.limits is limits and dict(first) == {"sess.a.x": 1}
+    assert dict(second) == {} and len(first) == 1
