@@ -163,6 +163,10 @@ class EngineConnection:
         (:data:`DEFAULT_MAX_ACK_SIZE`); more is status 3.
     :param max_ack_actions: the most actions of one ACK decoded
         (:data:`DEFAULT_MAX_ACK_ACTIONS`); see ``Ack.undecoded``.
+    :param ack_cache: where decoded action lists are kept by their bytes
+        (agents repeat themselves; see ``fastcodec``): a dict the engine shares
+        between its connections, which all have the same ``max_ack_actions``.
+        A dict of this connection's own when None.
     :raises LocalProtocolError: status 9 for a max-frame-size out of range.
     """
 
@@ -170,7 +174,8 @@ class EngineConnection:
                  async_: bool = True, send_frag_payload: bool = True,
                  engine_id: str | None = None, healthcheck: bool = False, *,
                  max_ack_size: int = DEFAULT_MAX_ACK_SIZE,
-                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS) -> None:
+                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS,
+                 ack_cache: dict[bytes, Any] | None = None) -> None:
         if not MIN_FRAME_SIZE <= max_frame_size <= 0xFFFFFFFF:
             raise LocalProtocolError(f"max-frame-size {max_frame_size} is not between "
                                      f"{MIN_FRAME_SIZE} and {0xFFFFFFFF}", FrameStatus.BAD_FRAME_SIZE)
@@ -199,7 +204,7 @@ class EngineConnection:
         self._reassembler = Reassembler(max_ack_size)
         self.max_ack_actions = max_ack_actions
         #: decoded action lists by their bytes (fastcodec's ACK cache): agents repeat themselves
-        self._ack_cache: dict[bytes, Any] = {}
+        self._ack_cache: dict[bytes, Any] = {} if ack_cache is None else ack_cache
         self._waiting: dict[tuple[int, int], _Waiting] = {}
         # What the handshake settled, as plain attributes for send_notify().
         self._sync = False

@@ -325,7 +325,8 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
 #: Decoded action lists by their bytes (:func:`_fast_ack`'s ``cache``): an
 #: agent answers with the same few action lists again and again, and their
 #: values are immutable, so one decoding serves every ACK that repeats it.
-#: Bounded in entries and in the bytes of each key (a connection's own dict).
+#: Bounded in entries and in the bytes of each key (one dict per engine,
+#: shared by its connections).
 ACK_CACHE_ENTRIES = 64
 ACK_CACHE_MAX_BYTES = 256
 _AckActions = tuple[tuple[Action, ...], bool, int]  # actions, truncated, undecoded
