@@ -253,15 +253,23 @@ def _measured(kind: str, name: str, status: int, actions: tuple[Action, ...],
     """``ProcessingResult._trusted(...)`` with its timings left as ``marks``
     (``status`` already through :func:`stream_status`, ``vars_set`` read-only)."""
     result = _new(ProcessingResult)
-    _set_dict(result, "__dict__", {
-        "kind": kind, "name": name, "status": status, "actions": actions, "vars_set": vars_set,
-        "dropped_vars": dropped, "_marks": marks, "skipped": False, "error": error,
-        "actions_truncated": truncated})
+    # Item by item into the instance's own dict (a key-sharing dict: cheaper to
+    # fill than a new dict is to install).
+    fields = result.__dict__
+    fields["kind"] = kind
+    fields["name"] = name
+    fields["status"] = status
+    fields["actions"] = actions
+    fields["vars_set"] = vars_set
+    fields["dropped_vars"] = dropped
+    fields["_marks"] = marks
+    fields["skipped"] = False
+    fields["error"] = error
+    fields["actions_truncated"] = truncated
     return result  # type: ignore[no-any-return]
 
 
 _new = object.__new__
-_set_dict = object.__setattr__
 
 
 class _EngineVarOptions(Protocol):
