@@ -403,6 +403,11 @@ class EngineConnection:
                 except (_Fallback, IndexError, ValueError):
                     pass
                 else:
+                    key = (ack.stream_id, ack.frame_id)
+                    waiting = self._waiting
+                    if waiting.get(key) is _SINGLE_FRAME:  # _match(), its usual answer inlined
+                        del waiting[key]
+                        return AckReceived._trusted(ack, True, False, False)
                     try:
                         event = self._match(ack, aborted_ack=False)
                     except RemoteProtocolError as exc:  # sync: an ACK for another frame
