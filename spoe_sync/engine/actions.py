@@ -365,7 +365,7 @@ def _plan_of(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
     if entry is not None and entry[0] is actions and entry[1] == var_prefix:
         plan = entry[2]
         if plan is not None:
-            return None if plan is _NO_PLAN else plan  # type: ignore[no-any-return]
+            return None if plan is _NO_PLAN else plan
         plan = _build_plan(actions, var_prefix)
         _PLANS[key] = (actions, var_prefix, _NO_PLAN if plan is None else plan)
         return plan

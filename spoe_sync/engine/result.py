@@ -266,7 +266,7 @@ def _measured(kind: str, name: str, status: int, actions: tuple[Action, ...],
     fields["skipped"] = False
     fields["error"] = error
     fields["actions_truncated"] = truncated
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 _new = object.__new__
