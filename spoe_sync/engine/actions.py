@@ -24,6 +24,11 @@ make it hold, and the connection decodes at most ``max_ack_actions`` actions
 of one ACK: the work an ACK costs is bounded by its useful work (issue 11: one
 agent flooding ACKs must not freeze the worker).  Once a store is full, a
 refused name costs a cached name lookup and a dict lookup.
+
+Agents answer with the same few action lists, which the connection hands
+over as the same decoded tuple: from its second ACK such a list is applied
+from a *plan* (:func:`apply_ack`), its names checked, values converted and
+report built once; only the stores' caps are checked each time.
 """
 
 from __future__ import annotations

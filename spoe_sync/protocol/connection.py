@@ -25,7 +25,9 @@ matched per mode, the DISCONNECT texts, ignoring frames of unknown type.  What
 is ours: fragmented ACKs are reassembled instead of refused with status 10, up
 to ``max_ack_size`` bytes; and the actions of one ACK are decoded up to
 ``max_ack_actions``, so that the work one ACK costs is bounded whatever the
-agent sends (issue 11: one agent must not freeze the worker).
+agent sends (issue 11: one agent must not freeze the worker).  An action list
+of a few hundred bytes already decoded is not decoded again: agents repeat
+themselves (``ack_cache``, bounded, shared by the connections of an engine).
 """
 
 from __future__ import annotations
