@@ -24,6 +24,11 @@ make it hold, and the connection decodes at most ``max_ack_actions`` actions
 of one ACK: the work an ACK costs is bounded by its useful work (issue 11: one
 agent flooding ACKs must not freeze the worker).  Once a store is full, a
 refused name costs a cached name lookup and a dict lookup.
+
+Agents answer with the same few action lists, which the connection hands
+over as the same decoded tuple: from its second ACK such a list is applied
+from a *plan* (:func:`apply_ack`), its names checked, values converted and
+report built once; only the stores' caps are checked each time.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from .varnames import (
     VAR_NAME_RE,
     check_var_name,
     normalize_value,
+    var_size,
 )
 from .vars import Vars, _Store
 
@@ -313,13 +319,139 @@ def _drop(drops: dict[tuple[str, str], list[Any]], name: str, reason: str, kind:
         counted[1] += 1
 
 
-def apply_ack(ack: Ack, vars: Vars, *, var_prefix: str, force_set_var: bool = False,
+def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False,
               agent: str | None = None, journal: Journal | None = None) -> ActionReport:
     """:func:`apply_actions` for a whole ACK (its ``truncated`` and
-    ``undecoded`` included)."""
-    return apply_actions(ack.actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
+    ``undecoded`` included).
+
+    An action list seen before (the connection hands the same decoded tuple
+    to every ACK that repeats its bytes) is applied from its *plan*: the
+    names already checked, the values already converted, the report already
+    built; only the stores' caps are left to check (see :func:`_plan_of`)."""
+    actions = ack.actions
+    entry = _PLANS.get(id(actions))
+    if entry is not None and entry[0] is actions and entry[1] == var_prefix \
+            and type(entry[2]) is tuple:  # _plan_of(), its usual answer inlined
+        return _apply_plan(entry[2], vars, agent, journal)
+    if not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
+        plan = _plan_of(actions, var_prefix)
+        if plan is not None:
+            return _apply_plan(plan, vars, agent, journal)
+    return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
                          truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
                          journal=journal)
+
+
+# --------------------------------------------------------------------------- plans
+
+#: One step of a plan: (scope byte, scope label, name after the scope, full
+#: name, stored value or None to unset, its ``var_size``).
+_Step = tuple[int, str, str, str, Value, int]
+#: The steps of an action list, and the report of applying all of them.
+_Plan = tuple[tuple[_Step, ...], ActionReport]
+#: Plans by ``id()`` of the action tuple, each entry holding the tuple itself (so
+#: that its id cannot be reused while the entry lives), the var-prefix, and the
+#: plan: None while the tuple was seen only once (a list that does not repeat
+#: costs one dict entry, not a plan), or ``_NO_PLAN`` when it has none.
+_PLANS: dict[int, tuple[tuple[Action, ...], str, Any]] = {}
+_PLANS_MAX = 256
+_PLAN_MAX_ACTIONS = 16
+_NO_PLAN = object()
+
+
+def _plan_of(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
+    """The plan of ``actions`` from the second time the same tuple is seen;
+    None the first time, or when it has none: an action that is not a plain
+    set-var or unset-var, a ``proc`` name (whether it may be set changes at
+    run time), a name refused, or a value no variable can hold.  Those take
+    :func:`apply_actions`, which reports them."""
+    key = id(actions)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] is actions and entry[1] == var_prefix:
+        plan = entry[2]
+        if plan is not None:
+            return None if plan is _NO_PLAN else plan
+        plan = _build_plan(actions, var_prefix)
+        _PLANS[key] = (actions, var_prefix, _NO_PLAN if plan is None else plan)
+        return plan
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()  # tuples that do not repeat: start afresh
+    _PLANS[key] = (actions, var_prefix, None)
+    return None
+
+
+def _build_plan(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
+    tables = _names_of(var_prefix)
+    steps: list[_Step] = []
+    done: dict[str, Value] = {}
+    for action in actions:
+        kind = type(action)
+        if kind is not SetVar and kind is not UnsetVar:
+            return None
+        scope = action.scope
+        if type(scope) is not VarScope or scope == _PROC:
+            return None
+        table = tables[scope]
+        entry = table.get(action.name)
+        if entry is None:
+            entry = _check_name(table, scope, var_prefix, action.name)
+        full_name, local, reason = entry
+        if reason is not None:
+            return None
+        try:
+            value = _stored(action.value) if kind is SetVar else None  # type: ignore[union-attr]
+        except VariableError:
+            return None
+        size = 0 if value is None else var_size(local, value)
+        steps.append((int(scope), _LABELS[scope], local, full_name, value, size))
+        done.pop(full_name, None)  # the order of the last change, as apply_actions
+        done[full_name] = value
+    return tuple(steps), ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
+
+
+def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
+                journal: Journal | None) -> ActionReport:
+    """Apply the steps in order; the shared report when no cap refused any."""
+    steps, report = plan
+    refused: list[tuple[int, str]] | None = None
+    index = -1
+    for scope, label, local, _, value, size in steps:
+        index += 1
+        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
+        if value is None:
+            if journal is not None:
+                journal.append((store, label, local, store._data[label].get(local)))
+            store._pop(label, local)
+            continue
+        if journal is None:
+            reason = store._put(label, local, value, True, size)
+        else:
+            old = store._data[label].get(local)
+            reason = store._put(label, local, value, True, size)
+            if reason is None:
+                journal.append((store, label, local, old))
+        if reason is not None:
+            if refused is None:
+                refused = []
+            refused.append((index, reason))
+    if refused is None:
+        return report
+    # A cap refused some: the report apply_actions would have made.
+    reasons = dict(refused)
+    done: dict[str, Value] = {}
+    drops: dict[tuple[str, str], list[Any]] = {}
+    for index, (_, _, _, full_name, value, _) in enumerate(steps):
+        reason = reasons.get(index)
+        if reason is None:
+            done.pop(full_name, None)
+            done[full_name] = value
+        else:
+            _drop(drops, full_name, reason, "set-var")
+    dropped = tuple(DroppedVar(name, reason, kind_, count)
+                    for (reason, kind_), (name, count) in drops.items())
+    report = ActionReport(MappingProxyType(done) if done else _EMPTY, dropped, False)
+    _log_report(report, agent, len(steps), 0)
+    return report
 
 
 def _log_report(report: ActionReport, agent: str | None, seen: int, undecoded: int) -> None:

@@ -107,10 +107,13 @@ class Applet:
 
     :param link: its bookkeeping (``link.io`` is set to the applet).
     :param listener: where it reports (the pool).
+    :param ack_cache: the decoded action lists the engine's connections share
+        (``EngineConnection``'s ``ack_cache``).
     """
 
     def __init__(self, link: Link, listener: AppletListener, settings: PoolSettings,
-                 engine_id: str, connector: Connector) -> None:
+                 engine_id: str, connector: Connector,
+                 ack_cache: dict[bytes, Any] | None = None) -> None:
         self.link = link
         link.io = self
         self.listener = listener
@@ -120,7 +123,7 @@ class Applet:
             max_frame_size=settings.max_frame_size, pipelining=settings.pipelining,
             async_=settings.async_, send_frag_payload=settings.send_frag_payload,
             engine_id=engine_id, max_ack_size=settings.max_ack_size,
-            max_ack_actions=settings.max_ack_actions)
+            max_ack_actions=settings.max_ack_actions, ack_cache=ack_cache)
         self.writer = AppletWriter(self)
         self.sock: Any = None
         self.last_activity = time.monotonic()

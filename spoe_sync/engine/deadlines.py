@@ -75,9 +75,17 @@ class Deadlines:
         waiter: Waiter[Any] = Waiter(hub)
         request.waiter = waiter
         timer = None
-        if deadline is not None and not self.add(request, deadline):
-            timer = hub.loop.timer(max(deadline - monotonic(), 0.0))
-            timer.start(waiter.switch, None)
+        if deadline is not None:
+            latest = self._latest
+            if deadline >= latest - SLACK:  # add(), inlined: once per frame
+                self._frames[request] = None
+                if deadline > latest:
+                    self._latest = deadline
+                if self._timer is None:
+                    self._arm(deadline)
+            else:
+                timer = hub.loop.timer(max(deadline - monotonic(), 0.0))
+                timer.start(waiter.switch, None)
         try:
             waiter.get()
             while deadline is not None and request.state is not _DONE:
@@ -100,7 +108,11 @@ class Deadlines:
             request.waiter = None
             if timer is not None:
                 timer.close()
-            self.discard(request)
+            frames = self._frames  # discard(), inlined
+            if frames:
+                frames.pop(request, None)
+                if not frames:
+                    self.close()
 
     def discard(self, request: FrameRequest) -> None:
         """``request`` ended (or waits on a timer of its own now)."""

@@ -51,7 +51,14 @@ from .models import EngineMetrics
 from .pool import AppletPool
 from .prepared import PreparedMessage, messages_head
 from .ratelimit import RateCounter
-from .result import ProcessingResult, Timings, set_engine_vars, stream_status
+from .result import (
+    _STATUSES,
+    ProcessingResult,
+    Timings,
+    _measured,
+    set_engine_vars,
+    stream_status,
+)
 from .stream import Stream
 from .vars import ProcVars, Session, VarLimits, Vars
 from .waiting import FrameRequest
@@ -137,6 +144,7 @@ class Engine:
         except ConfigError as exc:
             raise ConfigError(f"SPOE agent '{agent.name}': {exc.message}", agent.filename,
                               agent.lineno) from None
+        self._max_payload = self.pool.max_payload
         try:
             self.spoe_log = SpoeLog.from_agent(cast(Any, agent))
         except ValueError as exc:
@@ -218,8 +226,8 @@ class Engine:
             raise TypeError(f"samples must be a spoe_sync SampleSource (spoe_sync.samples), "
                             f"not {type(samples).__name__}")
         if vars is None:
-            vars = Vars(session if session is not None else Session(limits=self.var_limits),
-                        self.proc_vars, limits=self.var_limits)
+            # Without a session, the stream's private one is made when first used.
+            vars = Vars(session, self.proc_vars, limits=self.var_limits)
         elif not isinstance(vars, Vars):
             raise TypeError(f"vars must be a spoe_sync Vars, not {type(vars).__name__}")
         elif session is not None and session is not vars.session:
@@ -283,7 +291,64 @@ class Engine:
                 raise
         self.in_progress += 1
         try:
-            return self._run(stream, kind, name, messages)
+            # The processing itself (one function: this runs for every event).
+            agent = self.agent
+            if not messages:  # HAProxy returns before starting anything: not counted
+                return self._skip(kind, name, _SKIPPED_NOTHING)
+            if stream.disabled_by is not None:
+                return self._skip(kind, name, _SKIPPED_DISABLED)
+            if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
+                return self._skip(kind, name, _SKIPPED_ERRRATE)
+            start = monotonic()
+            deadline = start + self._timeout
+            try:
+                payload = self._encode(stream, messages)
+            except Exception as exc:  # a fetch or encoder bug must not break the stream
+                return self._end(stream, kind, name, start, 255, None,
+                                 error=f"internal error while encoding: {exc!r}")
+            if payload is None:
+                # Every condition was false: no frame, no variable, no log, but the
+                # processing had started, so HAProxy 2.6 counts it in nb_processed
+                # (spoe_stop_processing(), checked against HAProxy in the
+                # conformance tier).
+                self.nb_processed += 1
+                return self._skipped_result(kind, name, _SKIPPED_NOTHING)
+            if len(payload) > self._max_payload:
+                too_big = self.pool.unsendable(len(payload), messages_head(messages))
+                if too_big is not None:
+                    return self._end(stream, kind, name, start, 3, None, error=too_big)
+            queued = monotonic()
+            frame_id = stream._frame_id = stream._frame_id + 1  # never reused (see stream.py)
+            try:
+                request = self.pool.send(stream.id, frame_id, payload, deadline)
+            except EngineClosed:
+                self.nb_interrupted += 1  # closed while this stream waited for its turn
+                raise
+            except Exception as exc:  # a pool bug: fail open, as for any agent failure
+                return self._end(stream, kind, name, start, 255, None, queued=queued,
+                                 error=f"internal error: {exc!r}")
+            except BaseException:
+                self._interrupted(stream)
+                raise
+            report: ActionReport | None = None
+            status = request.status
+            ack = request.ack
+            error = request.error
+            if status == 0 and ack is not None:
+                # Never a success past the deadline (issue 11): this greenlet may
+                # run long after the ACK came when the worker is busy.
+                if monotonic() > deadline:
+                    status, error = 1, _LATE_ACK
+                elif ack.actions or ack.truncated or ack.undecoded:
+                    journal: Journal = []
+                    report = apply_ack(ack, stream._vars, agent.var_prefix, agent.force_set_var,
+                                       agent.name, journal)
+                    if monotonic() > deadline:
+                        undo(journal)
+                        report, status, error = None, 1, _LATE_APPLY
+                else:
+                    report = _NO_ACTIONS
+            return self._end(stream, kind, name, start, status, request, queued, report, error)
         finally:
             self.in_progress -= 1
             lock = stream._lock
@@ -309,68 +374,6 @@ class Engine:
             result = self._skipped[key] = ProcessingResult(kind, name, skipped=True, error=why)
         return result
 
-    def _run(self, stream: Stream, kind: str, name: str,
-             messages: tuple[PreparedMessage, ...]) -> ProcessingResult:
-        agent = self.agent
-        if not messages:  # HAProxy returns before starting anything: not counted
-            return self._skip(kind, name, _SKIPPED_NOTHING)
-        if stream.disabled_by is not None:
-            return self._skip(kind, name, _SKIPPED_DISABLED)
-        if agent.maxerrrate and not self._err_rate.allows(agent.maxerrrate):
-            return self._skip(kind, name, _SKIPPED_ERRRATE)
-        start = monotonic()
-        deadline = start + self._timeout
-        try:
-            payload = self._encode(stream, messages)
-        except Exception as exc:  # a fetch or encoder bug must not break the stream
-            return self._end(stream, kind, name, start, 255, None,
-                             error=f"internal error while encoding: {exc!r}")
-        if payload is None:
-            # Every condition was false: no frame, no variable, no log, but the
-            # processing had started, so HAProxy 2.6 counts it in nb_processed
-            # (spoe_stop_processing(), checked against HAProxy in the
-            # conformance tier).
-            self.nb_processed += 1
-            return self._skipped_result(kind, name, _SKIPPED_NOTHING)
-        if len(payload) > self.pool.max_payload:
-            too_big = self.pool.unsendable(len(payload), messages_head(messages))
-            if too_big is not None:
-                return self._end(stream, kind, name, start, 3, None, error=too_big)
-        queued = monotonic()
-        stream._frame_id += 1  # never reused within a stream (see stream.py)
-        try:
-            request = self.pool.send(stream.id, stream._frame_id, payload, deadline)
-        except EngineClosed:
-            self.nb_interrupted += 1  # closed while this stream waited for its turn
-            raise
-        except Exception as exc:  # a pool bug: fail open, as for any agent failure
-            return self._end(stream, kind, name, start, 255, None, queued=queued,
-                             error=f"internal error: {exc!r}")
-        except BaseException:
-            self._interrupted(stream)
-            raise
-        report: ActionReport | None = None
-        status = request.status
-        ack = request.ack
-        error = request.error
-        if status == 0 and ack is not None:
-            # Never a success past the deadline (issue 11): this greenlet may
-            # run long after the ACK came when the worker is busy.
-            if monotonic() > deadline:
-                status, error = 1, _LATE_ACK
-            elif ack.actions or ack.truncated or ack.undecoded:
-                journal: Journal = []
-                report = apply_ack(ack, stream.vars, var_prefix=agent.var_prefix,
-                                   force_set_var=agent.force_set_var, agent=agent.name,
-                                   journal=journal)
-                if monotonic() > deadline:
-                    undo(journal)
-                    report, status, error = None, 1, _LATE_APPLY
-            else:
-                report = _NO_ACTIONS
-        return self._end(stream, kind, name, start, status, request, queued=queued,
-                         report=report, error=error)
-
     @staticmethod
     def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
         ctx = stream._ctx
@@ -389,33 +392,21 @@ class Engine:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
-             request: FrameRequest | None, *, queued: float | None = None,
+             request: FrameRequest | None, queued: float | None = None,
              report: ActionReport | None = None, error: str | None = None) -> ProcessingResult:
-        """Finish a processing that ran: timings, engine variables, counters, log."""
+        """Finish a processing that ran: timings, engine variables, counters, log.
+
+        The timings of a processing that sent a frame are made from its marks
+        when first read (``result.timings``; the log line reads them)."""
         agent = self.agent
         end = monotonic()
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
-        if request is None:
-            timings = Timings._trusted(request_ms, -1, -1, -1, process_ms)
-        else:
-            written = request.t_written
-            acked = request.t_acked
-            q = int((written - request.t_start) * 1000) if written >= 0 else -1
-            w = int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1
-            if w < 0 <= q and status >= 256:
-                # HAProxy stops wT when the connection of a waiting frame is
-                # lost (spoe_release_appctx()), not only on its ACK.
-                w = max(int((request.t_end - request.t_start) * 1000) - q, 0)
-            response = -1
-            if report is not None:
-                response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)  # type: ignore[operator]
-            timings = Timings._trusted(request_ms, q, w, response, process_ms)
         stream.total_ms += process_ms
         dropped: tuple[DroppedVar, ...] = ()
         if self._engine_vars or status:
-            dropped = set_engine_vars(stream.vars, cast(Any, agent), status=status, process_ms=process_ms,
-                                      total_ms=stream.total_ms).dropped
+            dropped = set_engine_vars(stream.vars, cast(Any, agent), status=status,
+                                      process_ms=process_ms, total_ms=stream.total_ms).dropped
         self.nb_processed += 1
         if status:
             self.nb_errors += 1
@@ -423,17 +414,27 @@ class Engine:
                 self._err_rate.add()
             if not agent.continue_on_error:
                 stream.disabled_by = status
-        for drop in dropped:
-            log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
-        if report is not None:
-            assert request is not None and request.ack is not None
+            for drop in dropped:
+                log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
+        elif dropped:
+            for drop in dropped:
+                log.debug(f"SPOE: [{agent.name}] {drop.name!r} not set: {drop.reason}")
+        if request is None:
             result = ProcessingResult._trusted(
-                kind, name, stream_status(status), request.ack.actions, report.vars_set,
-                report.dropped + dropped if dropped else report.dropped, timings, False, error,
-                report.truncated)
+                kind, name, stream_status(status), (), _NO_VARS, dropped,
+                Timings._trusted(request_ms, -1, -1, -1, process_ms), False, error, False)
         else:
-            result = ProcessingResult._trusted(kind, name, stream_status(status), (), _NO_VARS,
-                                               dropped, timings, False, error, False)
+            marks = (request_ms, process_ms, status, request.t_start, request.t_written,
+                     request.t_acked, request.t_end, queued, end, report is not None)
+            if report is not None:  # status 0, or 1 past the deadline: a StreamStatus
+                result = _measured(
+                    kind, name, _STATUSES[status] if status < 256 else stream_status(status),
+                    request.ack.actions, report.vars_set,  # type: ignore[union-attr]
+                    report.dropped + dropped if dropped else report.dropped, error,
+                    report.truncated, marks)  # type: ignore[arg-type]
+            else:
+                result = _measured(kind, name, stream_status(status), (), _NO_VARS, dropped,
+                                   error, False, marks)  # type: ignore[arg-type]
         if self._logging:
             self.spoe_log.processing(result, stream.id, self._log_counters())
         return result

@@ -156,6 +156,9 @@ class AppletPool:
         self._idle_event.set()
         self._checker: Any = None
         self._notices = log.ServerNotices(self.agent_name)
+        #: decoded ACK action lists by their bytes, shared by every connection
+        #: (bounded: fastcodec.ACK_CACHE_ENTRIES)
+        self._ack_cache: dict[bytes, Any] = {}
 
     def _ensure_process(self) -> None:
         """First use in this process: start health checks.  First use after a
@@ -318,7 +321,8 @@ class AppletPool:
             self._submit(link, request)
         for link in opened:
             try:
-                Applet(link, self, self.settings, self.engine_id, self.connector)
+                Applet(link, self, self.settings, self.engine_id, self.connector,
+                       self._ack_cache)
             except Exception as exc:  # a bug must not leave a link opening forever
                 log.internal_error("opening an applet", exc)
                 self.state.link_closed(link, None, f"internal error: {exc!r}", failure=True)

@@ -432,7 +432,7 @@ class PoolState:
         if event.aborted:
             request.finish(4, error="the agent aborted the fragmented NOTIFY")
         else:
-            request.finish(0, ack=ack)
+            request.finish(0, ack)
         if owner is not None and owner.inflight.pop(key, None) is not None:
             self._give_back(owner)
         return request

@@ -1,7 +1,7 @@
 """What the engine prepares once per configuration: each ``spoe-message`` as a
 :class:`PreparedMessage`, its encoder built once (name and arg names
-pre-encoded).  (A processing's result and timings are built with the classes'
-trusted constructors, ``ProcessingResult._trusted`` and ``Timings._trusted``.)
+pre-encoded).  (A processing's result is built by ``result._measured``, its
+timings made from its marks only when read.)
 """
 
 from __future__ import annotations

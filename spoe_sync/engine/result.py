@@ -197,6 +197,18 @@ class ProcessingResult:
         return cls(kind, name, actions=actions, vars_set=report.vars_set,
                    dropped_vars=report.dropped, actions_truncated=report.truncated, **fields)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an attribute the instance lacks: the ``timings`` of a
+        # result built by _measured(), made from its marks on first read and kept
+        # (most callers never read them; the log line does).
+        if name == "timings":
+            marks = self.__dict__.get("_marks")
+            if marks is not None:
+                timings = _timings_of(*marks)
+                object.__setattr__(self, "timings", timings)
+                return timings
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
     def raise_for_status(self) -> ProcessingResult:
         """Return ``self`` when ok; else raise :class:`~spoe_sync.errors.ProcessingTimeout`
         (1), :class:`~spoe_sync.errors.ResourceError` (2),
@@ -211,6 +223,53 @@ class ProcessingResult:
         if self.error and self.error != status_text(status):
             message = f"{message} ({self.error})"
         raise _ERRORS.get(status, ProcessingError)(message, status, self)
+
+
+#: What the engine knows at the end of a processing that sent a frame, from which
+#: its :class:`Timings` are made when read: (request_ms, process_ms, stream
+#: status, the frame's t_start, t_written, t_acked and t_end, the instant the
+#: ACK was taken up (after the queue and wait), the end, whether actions were applied).
+Marks = tuple[int, int, int, float, float, float, float, float, float, bool]
+
+
+def _timings_of(request_ms: int, process_ms: int, status: int, t_start: float,
+                written: float, acked: float, t_end: float, queued: float, end: float,
+                applied: bool) -> Timings:
+    q = int((written - t_start) * 1000) if written >= 0 else -1
+    w = int((acked - written) * 1000) if acked >= 0 and written >= 0 else -1
+    if w < 0 <= q and status >= 256:
+        # HAProxy stops wT when the connection of a waiting frame is lost
+        # (spoe_release_appctx()), not only on its ACK.
+        w = max(int((t_end - t_start) * 1000) - q, 0)
+    response = -1
+    if applied:
+        response = max(int((end - queued) * 1000.0) - max(q, 0) - max(w, 0), 0)
+    return Timings._trusted(request_ms, q, w, response, process_ms)
+
+
+def _measured(kind: str, name: str, status: int, actions: tuple[Action, ...],
+              vars_set: Mapping[str, Value], dropped: tuple[DroppedVar, ...], error: str | None,
+              truncated: bool, marks: Marks) -> ProcessingResult:
+    """``ProcessingResult._trusted(...)`` with its timings left as ``marks``
+    (``status`` already through :func:`stream_status`, ``vars_set`` read-only)."""
+    result = _new(ProcessingResult)
+    # Item by item into the instance's own dict (a key-sharing dict: cheaper to
+    # fill than a new dict is to install).
+    fields = result.__dict__
+    fields["kind"] = kind
+    fields["name"] = name
+    fields["status"] = status
+    fields["actions"] = actions
+    fields["vars_set"] = vars_set
+    fields["dropped_vars"] = dropped
+    fields["_marks"] = marks
+    fields["skipped"] = False
+    fields["error"] = error
+    fields["actions_truncated"] = truncated
+    return result
+
+
+_new = object.__new__
 
 
 class _EngineVarOptions(Protocol):

@@ -34,13 +34,17 @@ STREAM_KINDS = ("http", "tcp")
 # directly instead; the assert keeps this in step with rules/sample.py.
 assert tuple(f.name for f in dataclasses.fields(EvalContext)) == ("samples", "vars")
 assert not hasattr(EvalContext, "__post_init__") and "__slots__" not in EvalContext.__dict__
-_set_dict = object.__setattr__
+_new = object.__new__
 
 
 def _context(samples: SampleSource, vars: Vars) -> EvalContext:
     """``EvalContext(samples, vars)``, cheaper."""
-    ctx: Any = object.__new__(EvalContext)
-    _set_dict(ctx, "__dict__", {"samples": samples, "vars": vars})
+    ctx: Any = _new(EvalContext)
+    # Item by item into the instance's own (key-sharing) dict: cheaper than
+    # installing a new dict.
+    fields = ctx.__dict__
+    fields["samples"] = samples
+    fields["vars"] = vars
     return ctx  # type: ignore[no-any-return]
 
 
@@ -61,7 +65,7 @@ class Stream:
     """
 
     __slots__ = ("_busy", "_ctx", "_frame_id", "_lock", "_samples", "_vars", "disabled_by", "engine",
-                 "id", "kind", "session", "total_ms")
+                 "id", "kind", "total_ms")
 
     def __init__(self, engine: object, stream_id: int, samples: SampleSource, vars: Vars,
                  kind: str = "http") -> None:
@@ -73,7 +77,6 @@ class Stream:
         self.id = stream_id
         self.kind = kind
         self._vars = vars
-        self.session: Session = vars.session
         self.total_ms = 0
         self.disabled_by: int | None = None
         self._frame_id = 0
@@ -82,7 +85,11 @@ class Stream:
         self._busy = False
         self._lock: Semaphore | None = None
         self._samples = samples
-        self._ctx = _context(samples, vars)
+        ctx: Any = _new(EvalContext)  # _context(samples, vars), inlined: one stream per request
+        fields = ctx.__dict__
+        fields["samples"] = samples
+        fields["vars"] = vars
+        self._ctx = ctx
 
     @property
     def samples(self) -> SampleSource:
@@ -104,8 +111,12 @@ class Stream:
     def vars(self, vars: Vars) -> None:
         # The fetches' context reads the variables too: keep it in step.
         self._vars = vars
-        self.session = vars.session
         self._ctx = _context(self._samples, vars)
+
+    @property
+    def session(self) -> Session:
+        """The client session (``sess.*`` variables): that of :attr:`vars`."""
+        return self._vars.session
 
     @property
     def disabled(self) -> bool:

@@ -65,6 +65,13 @@ __all__ = [
     "var_size",
 ]
 
+#: The bag of a scope that holds no variable yet, shared by every store: a
+#: read-only view, which a store replaces with a dict of its own on its first
+#: variable (``_put``) or live view (``_view``).  A store is made for every
+#: request: one dict instead of one per scope.
+_UNUSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
+
+
 class _Store:
     """The variables of some scopes, keyed by scope then by the name after it,
     with the byte and count accounting of :class:`VarLimits`."""
@@ -73,7 +80,7 @@ class _Store:
 
     def __init__(self, scopes: tuple[str, ...], limits: VarLimits | None) -> None:
         self.limits = limits or _DEFAULT_LIMITS
-        self._data: dict[str, dict[str, Value]] = {scope: {} for scope in scopes}
+        self._data: dict[str, dict[str, Value]] = {scope: _UNUSED for scope in scopes}
         self._bytes = 0
         self._count = 0
 
@@ -85,25 +92,32 @@ class _Store:
     def __len__(self) -> int:
         return self._count
 
-    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True) -> str | None:
+    def _put(self, scope: str, name: str, value: Value, enforce: bool = True,
+             size: int | None = None) -> str | None:
         """Store an already normalized, non-None value; the refusal reason or None.
 
         The one place a variable is stored (the ACK hot path included): the
         count cap is checked first and costs one dict lookup, so that an agent
-        flooding a full store pays almost nothing per refused name."""
+        flooding a full store pays almost nothing per refused name.  ``size``
+        is ``var_size(name, value)`` when the caller already knows it (an
+        ACK's plan)."""
         bag = self._data[scope]
         old = bag.get(name)  # stored values are never None
         limits = self.limits
+        if size is None:
+            size = var_size(name, value)
         if old is None:
             if enforce and self._count >= limits.max_vars:
                 return REASON_TOO_MANY
-            added = var_size(name, value)
+            added = size
         else:
-            added = var_size(name, value) - var_size(name, old)
+            added = size - var_size(name, old)
         if enforce and self._bytes + added > limits.max_bytes:
             return REASON_TOO_BIG
         if old is None:
             self._count += 1
+            if bag is _UNUSED:
+                bag = self._data[scope] = {}
         bag[name] = value
         self._bytes += added
         return None
@@ -121,7 +135,10 @@ class _Store:
             self._pop(scope, name)
 
     def _view(self, scope: str) -> Mapping[str, Value]:
-        return MappingProxyType(self._data[scope])
+        bag = self._data[scope]
+        if bag is _UNUSED:  # a live view: of the dict the first variable will go in
+            bag = self._data[scope] = {}
+        return MappingProxyType(bag)
 
 
 
@@ -221,7 +238,7 @@ class Session(_ScopeStore):
         # _Store.__init__ written out: a session is made for every stream
         # that has none of its own (one per request on the hot path).
         self.limits = limits or _DEFAULT_LIMITS
-        self._data = {"sess": {}}
+        self._data = {"sess": _UNUSED}
         self._bytes = 0
         self._count = 0
 
@@ -260,7 +277,7 @@ class Vars(_Store, Mapping[str, Value]):
     ``dict(a) == dict(b)`` for the contents).
     """
 
-    __slots__ = ("proc", "session")
+    __slots__ = ("_session", "proc")
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
@@ -268,11 +285,21 @@ class Vars(_Store, Mapping[str, Value]):
                  limits: VarLimits | None = None) -> None:
         # _Store.__init__ written out: one Vars per stream, on the hot path.
         self.limits = limits or _DEFAULT_LIMITS
-        self._data = {"txn": {}, "req": {}, "res": {}}
+        self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _UNUSED}
         self._bytes = 0
         self._count = 0
-        self.session = session if session is not None else Session(limits=limits)
+        self._session = session  # None: a private one, made when first needed
         self.proc = proc if proc is not None else ProcVars(limits=limits)
+
+    @property
+    def session(self) -> Session:
+        """The client session holding the ``sess`` scope."""
+        session = self._session
+        if session is None:
+            # Most streams made without a session never touch sess.*: the
+            # private one is made on first use, not with every stream.
+            session = self._session = Session(limits=self.limits)
+        return session
 
     def _owner(self, scope: str) -> _Store | None:
         if scope in self._data:
@@ -320,7 +347,8 @@ class Vars(_Store, Mapping[str, Value]):
 
     def __len__(self) -> int:
         """Variables the stream sees in all scopes (as many as iteration yields)."""
-        return self._count + len(self.session) + len(self.proc)
+        session = self._session
+        return self._count + (0 if session is None else len(session)) + len(self.proc)
 
     def items(self) -> ItemsView[str, Value]:
         """A live view of ``(full_name, value)`` pairs, every scope."""

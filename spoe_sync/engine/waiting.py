@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ORPHAN_GRACE", "FrameRequest", "Orphans", "RequestState", "new_engine_id"]
 
+_DONE = RequestState.DONE
+
 #: Async mode: how long (seconds) the written frames of a lost connection wait
 #: for their ACK on another connection before they end with its 256+N.
 ORPHAN_GRACE = 0.25
@@ -77,9 +79,9 @@ class FrameRequest:
 
     def finish(self, status: int, ack: Ack | None = None, error: str | None = None) -> None:
         """End the request (idempotent: the first ending wins) and wake its stream."""
-        if self.state is RequestState.DONE:
+        if self.state is _DONE:
             return
-        self.state = RequestState.DONE
+        self.state = _DONE
         self.status = status
         self.ack = ack
         self.error = error

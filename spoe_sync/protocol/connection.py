@@ -25,7 +25,9 @@ matched per mode, the DISCONNECT texts, ignoring frames of unknown type.  What
 is ours: fragmented ACKs are reassembled instead of refused with status 10, up
 to ``max_ack_size`` bytes; and the actions of one ACK are decoded up to
 ``max_ack_actions``, so that the work one ACK costs is bounded whatever the
-agent sends (issue 11: one agent must not freeze the worker).
+agent sends (issue 11: one agent must not freeze the worker).  An action list
+of a few hundred bytes already decoded is not decoded again: agents repeat
+themselves (``ack_cache``, bounded, shared by the connections of an engine).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .buffer import ReceiveBuffer
@@ -162,6 +165,10 @@ class EngineConnection:
         (:data:`DEFAULT_MAX_ACK_SIZE`); more is status 3.
     :param max_ack_actions: the most actions of one ACK decoded
         (:data:`DEFAULT_MAX_ACK_ACTIONS`); see ``Ack.undecoded``.
+    :param ack_cache: where decoded action lists are kept by their bytes
+        (agents repeat themselves; see ``fastcodec``): a dict the engine shares
+        between its connections, which all have the same ``max_ack_actions``.
+        A dict of this connection's own when None.
     :raises LocalProtocolError: status 9 for a max-frame-size out of range.
     """
 
@@ -169,7 +176,8 @@ class EngineConnection:
                  async_: bool = True, send_frag_payload: bool = True,
                  engine_id: str | None = None, healthcheck: bool = False, *,
                  max_ack_size: int = DEFAULT_MAX_ACK_SIZE,
-                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS) -> None:
+                 max_ack_actions: int = DEFAULT_MAX_ACK_ACTIONS,
+                 ack_cache: dict[bytes, Any] | None = None) -> None:
         if not MIN_FRAME_SIZE <= max_frame_size <= 0xFFFFFFFF:
             raise LocalProtocolError(f"max-frame-size {max_frame_size} is not between "
                                      f"{MIN_FRAME_SIZE} and {0xFFFFFFFF}", FrameStatus.BAD_FRAME_SIZE)
@@ -197,6 +205,8 @@ class EngineConnection:
         self._buffer = ReceiveBuffer(max_frame_size)
         self._reassembler = Reassembler(max_ack_size)
         self.max_ack_actions = max_ack_actions
+        #: decoded action lists by their bytes (fastcodec's ACK cache): agents repeat themselves
+        self._ack_cache: dict[bytes, Any] = {} if ack_cache is None else ack_cache
         self._waiting: dict[tuple[int, int], _Waiting] = {}
         # What the handshake settled, as plain attributes for send_notify().
         self._sync = False
@@ -279,7 +289,7 @@ class EngineConnection:
             the connection is not READY, is a health check, already waits for
             these ids, or is in sync mode with a NOTIFY already waiting.
         """
-        if self.state is not ConnectionState.READY or self.healthcheck:
+        if self.state is not _READY or self.healthcheck:
             what = "a health check" if self.healthcheck else f"state {self.state.name}"
             raise LocalProtocolError(f"cannot send a NOTIFY in {what}", FrameStatus.INVALID)
         key = (stream_id, frame_id)
@@ -391,10 +401,15 @@ class EngineConnection:
                 # without the type dispatch; any irregularity (fragments, a
                 # malformed action, ...) takes the full path below.
                 try:
-                    ack = _fast_ack(body, self.max_ack_actions)
+                    ack = _fast_ack(body, self.max_ack_actions, self._ack_cache)
                 except (_Fallback, IndexError, ValueError):
                     pass
                 else:
+                    key = (ack.stream_id, ack.frame_id)
+                    waiting = self._waiting
+                    if waiting.get(key) is _SINGLE_FRAME:  # _match(), its usual answer inlined
+                        del waiting[key]
+                        return AckReceived._trusted(ack, True, False, False)
                     try:
                         event = self._match(ack, aborted_ack=False)
                     except RemoteProtocolError as exc:  # sync: an ACK for another frame

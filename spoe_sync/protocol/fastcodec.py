@@ -79,6 +79,9 @@ def _varint(value: int) -> bytes:
         return _SMALL[value]
     if value < 2288:  # two bytes: every stream-id of a young engine
         return bytes(((value & 0xFF) | 0xF0, (value - 240) >> 4))
+    if value < 264432:  # three bytes: the stream-ids of the next quarter million streams
+        rest = (value - 240) >> 4
+        return bytes(((value & 0xFF) | 0xF0, (rest & 0xFF) | 0x80, (rest - 128) >> 7))
     out = bytearray(((value & 0xFF) | 0xF0,))
     value = (value - 240) >> 4
     while value >= 128:
@@ -319,11 +322,25 @@ def _fast_payload(ftype: int, flags: int, sid: int, fid: int, buf: bytes, pos: i
     return UnknownFrame(ftype, sid, fid, buf[pos:], flags)
 
 
-def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED) -> Ack:
+#: Decoded action lists by their bytes (:func:`_fast_ack`'s ``cache``): an
+#: agent answers with the same few action lists again and again, and their
+#: values are immutable, so one decoding serves every ACK that repeats it.
+#: Bounded in entries and in the bytes of each key (one dict per engine,
+#: shared by its connections).
+ACK_CACHE_ENTRIES = 64
+ACK_CACHE_MAX_BYTES = 256
+_AckActions = tuple[tuple[Action, ...], bool, int]  # actions, truncated, undecoded
+
+
+def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED,
+              cache: dict[bytes, _AckActions] | None = None) -> Ack:
     """The ACK (type 103, FIN) whose body is ``buf``, at most ``max_actions``
     actions decoded: what an engine reads for every NOTIFY, so the frame type
     is not dispatched again.  Anything else (no FIN, a short frame, ...)
-    raises :class:`_Fallback`."""
+    raises :class:`_Fallback`.
+
+    With ``cache`` (one per ``max_actions``: a connection's), an action list
+    of at most :data:`ACK_CACHE_MAX_BYTES` bytes already decoded is reused."""
     if len(buf) < 7:
         raise _Fallback
     flags = _FLAGS_AT_1.unpack_from(buf)[0]
@@ -335,15 +352,32 @@ def _fast_ack(buf: bytes, max_actions: int = UNBOUNDED) -> Ack:
         if buf[6] < 128:  # two bytes: the stream-ids of a young engine
             sid += buf[6] << 4
             pos = 7
+        elif buf[7] < 128:  # three bytes: up to about a million streams
+            sid += (buf[6] << 4) + (buf[7] << 11)
+            pos = 8
         else:
             sid, pos = _read_varint(buf, 5)
     fid = buf[pos]
     pos += 1
     if fid >= 240:
-        fid, pos = _read_varint(buf, pos - 1)
+        if buf[pos] < 128:  # two bytes: a long-lived stream's first 2288 frames
+            fid += buf[pos] << 4
+            pos += 1
+        else:
+            fid, pos = _read_varint(buf, pos - 1)
     if pos == len(buf):
         return Ack._trusted(sid, fid, (), flags)
-    return _fast_actions(flags, sid, fid, buf, pos, max_actions)
+    if cache is None or len(buf) - pos > ACK_CACHE_MAX_BYTES:
+        return _fast_actions(flags, sid, fid, buf, pos, max_actions)
+    raw = buf[pos:]
+    hit = cache.get(raw)
+    if hit is not None:
+        return Ack._trusted(sid, fid, hit[0], flags, hit[1], hit[2])
+    ack = _fast_actions(flags, sid, fid, buf, pos, max_actions)
+    if len(cache) >= ACK_CACHE_ENTRIES:
+        cache.clear()  # an agent that never repeats itself: start afresh
+    cache[raw] = (ack.actions, ack.truncated, ack.undecoded)
+    return ack
 
 
 def _fast_frame(buf: bytes, start: int, max_actions: int = UNBOUNDED) -> Frame:

@@ -10,7 +10,7 @@ validated its input says so and the checks are skipped.
 
 :func:`trusted_constructor` gives a class that path as ``cls._trusted(...)``:
 same parameters and defaults as the class (positional), every field stored
-straight into its slot (or into the instance ``__dict__`` at once for a class
+straight into its slot (or into the instance ``__dict__``, item by item, for a class
 without slots), no ``__post_init__``.  The caller promises that the values are
 what ``__init__`` and ``__post_init__`` would have made of them.  Only code of
 this package calls it; the public way to build the objects is their class.
@@ -55,9 +55,11 @@ def trusted_constructor(cls: type[_T]) -> type[_T]:
             namespace[f"_s_{name}"] = cls.__dict__[name].__set__
             lines.append(f"    _s_{name}(self, {name})")
     else:
-        items = ", ".join(f"{name!r}: {name}" for name in names)
-        namespace["_set_dict"] = object.__setattr__
-        lines.append(f"    _set_dict(self, '__dict__', {{{items}}})")
+        # Item by item into the instance's own dict (key-sharing): cheaper to
+        # fill than a new dict is to install.
+        lines.append("    fields = self.__dict__")
+        for name in names:
+            lines.append(f"    fields[{name!r}] = {name}")
     lines.append("    return self")
     exec("\n".join(lines), namespace)  # our own field names only: no outside text
     build: Callable[..., _T] = namespace["_trusted"]

@@ -269,3 +269,73 @@ def test_the_checked_names_cache_stays_bounded():
     # a name checked once is still judged the same from the cache
     _, report = apply(S(TXN, "b-ad", 1), S(TXN, "b-ad", 2))
     assert [(d.name, d.reason, d.count) for d in report.dropped] == [("txn.iprep.b-ad", "invalid-name", 2)]
+
+
+# --------------------------------------------------------------------------- repeated action lists
+
+def _twice(ack, make_vars, **kw):
+    """apply_ack of the same decoded tuple twice (the second time from its plan),
+    and apply_actions of it, on fresh stores: the three must agree."""
+    out = []
+    for _ in range(2):
+        vars = make_vars()
+        journal: list = []
+        report = apply_ack(ack, vars, journal=journal, **kw)
+        out.append((report, vars.as_dict(), len(journal)))
+    vars = make_vars()
+    journal = []
+    report = apply_actions(ack.actions, vars, journal=journal, **kw)
+    out.append((report, vars.as_dict(), len(journal)))
+    return out
+
+
+def test_a_repeated_action_list_is_applied_from_its_plan():
+    from spoe_sync.engine import actions
+
+    ack = Ack(1, 1, (S(TXN, "score", 10), S(SESS, "verdict", "clean"), UnsetVar(TXN, "gone"),
+                     S(REQ, "score", Int32(-1)), S(TXN, "score", UInt64(2**64 - 1))))
+    first, second, reference = _twice(ack, Vars, var_prefix="plan")
+    assert first == second == reference
+    assert dict(second[0].vars_set) == {"sess.plan.verdict": "clean", "txn.plan.gone": None,
+                                        "req.plan.score": -1, "txn.plan.score": -1}
+    assert actions._PLANS[id(ack.actions)][2][1] is second[0]  # the report, shared
+
+
+def test_a_plan_still_checks_the_caps():
+    ack = Ack(1, 1, (S(TXN, "a", 1), S(TXN, "b", "x" * 50), S(TXN, "c", 3)))
+    full = VarLimits(max_vars=2, max_bytes=60)
+    first, second, reference = _twice(ack, lambda: Vars(limits=full), var_prefix="plancap")
+    assert first == second == reference
+    report = second[0]
+    assert [(d.name, d.reason) for d in report.dropped] == [("txn.plancap.b", "too-many-bytes")]
+    assert second[1] == {"txn.plancap.a": 1, "txn.plancap.c": 3}
+    vars = Vars(limits=VarLimits(max_vars=1, max_bytes=1000))
+    report = apply_ack(ack, vars, var_prefix="plancap")
+    assert [(d.name, d.reason, d.count) for d in report.dropped] == [
+        ("txn.plancap.b", "too-many-vars", 2)]
+
+
+@pytest.mark.parametrize("action", [
+    pytest.param(S(PROC, "q", 1), id="proc"),
+    pytest.param(S(TXN, "b-ad", 1), id="invalid-name"),
+    pytest.param(S(TXN, "x" * 60, 1), id="name-too-long"),
+    pytest.param(S(TXN, "v", 1.5), id="bad-value"),
+])
+def test_a_list_without_a_plan_is_judged_every_time(action):
+    ack = Ack(1, 1, (S(TXN, "ok", 1), action))
+    first, second, reference = _twice(ack, Vars, var_prefix="noplan")
+    assert first == second == reference and len(first[0].dropped) == 1
+
+
+def test_a_plan_is_undone_like_any_application():
+    from spoe_sync.engine.actions import undo
+
+    ack = Ack(1, 1, (S(TXN, "a", 1), UnsetVar(TXN, "b")))
+    for _ in range(3):
+        vars = Vars()
+        vars.set("txn.planundo.b", 2)
+        journal: list = []
+        apply_ack(ack, vars, var_prefix="planundo", journal=journal)
+        assert vars.as_dict() == {"txn.planundo.a": 1}
+        undo(journal)
+        assert vars.as_dict() == {"txn.planundo.b": 2}

@@ -60,6 +60,22 @@ def test_modes_as_negotiated_and_actions_returned(capabilities: str, mode: str) 
         pool.close(1)
 
 
+def test_the_connections_of_a_pool_share_the_decoded_actions() -> None:
+    # The agent answers every NOTIFY with the same action list: it is decoded
+    # once for the whole pool (one small cache per engine, whatever the
+    # number of connections), and every stream still gets its own ids.
+    with FakeAgent({"check-client-ip": score}, capabilities="pipelining",
+                   delays=0.05) as agent:
+        pool = make_pool(agent.address, max_waiting_frames=5)
+        outcomes = burst(pool, 40)
+        assert statuses(outcomes) == {0: 40} and agent.connections >= 4
+        assert len({id(o.ack.actions) for o in outcomes}) == 1
+        assert sorted(o.ack.stream_id for o in outcomes) == list(range(1, 41))
+        assert len({id(a.conn._ack_cache) for a in pool.applets()}) == 1
+        assert len(pool._ack_cache) == 1
+        pool.close(1)
+
+
 def test_one_uuid4_engine_id_per_engine() -> None:
     with FakeAgent(delays=0.05) as agent:
         first, second = make_pool(agent.address), make_pool(agent.address)

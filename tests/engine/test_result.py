@@ -212,3 +212,32 @@ def test_the_trusted_constructors_build_what_the_classes_build():
     assert ProcessingResult._trusted(*fields) == ProcessingResult(*fields)
     assert int(ProcessingResult._trusted(*fields).status) == 259
     assert stream_status(1) is StreamStatus.TOUT and stream_status(7) == 7
+
+
+@pytest.mark.parametrize(("marks", "expected"), [
+    # request_ms, process_ms, status, t_start, written, acked, t_end, queued, end, applied
+    pytest.param((0, 1000, 0, 2.0, 2.25, 2.5, 2.5, 2.0, 3.0, True), Timings(0, 250, 250, 500, 1000),
+                 id="acked"),
+    pytest.param((1, 1000, 1, 2.0, 2.25, -1.0, 3.0, 2.0, 3.0, False),
+                 Timings(1, 250, -1, -1, 1000), id="timeout"),
+    pytest.param((0, 750, 257, 2.0, 2.25, -1.0, 2.75, 2.0, 2.75, False),
+                 Timings(0, 250, 500, -1, 750), id="connection-lost"),
+    pytest.param((0, 500, 258, 2.0, -1.0, -1.0, 2.5, 2.0, 2.5, False),
+                 Timings(0, -1, -1, -1, 500), id="never-written"),
+])
+def test_a_result_made_from_marks_reads_like_an_eager_one(marks, expected):
+    import copy
+
+    from spoe_sync.engine.result import _measured, stream_status
+
+    fields = ("event", "e", stream_status(marks[2]), (), MappingProxyType({}), (), "why", False)
+    lazy = _measured(*fields[:7], False, marks)
+    eager = ProcessingResult("event", "e", marks[2], (), {}, (), expected, False, "why", False)
+    assert lazy.timings == expected and lazy.timings is lazy.timings  # made once
+    for other in (_measured(*fields[:7], False, marks), copy.copy(_measured(*fields[:7], False, marks))):
+        assert other == eager and repr(other) == repr(eager)
+    assert [getattr(lazy, f.name) for f in dataclasses.fields(lazy)] == \
+        [getattr(eager, f.name) for f in dataclasses.fields(eager)]
+    assert dataclasses.replace(lazy, error=None).timings == expected
+    with pytest.raises(AttributeError):
+        lazy.nonsense  # noqa: B018

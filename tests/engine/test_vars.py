@@ -347,3 +347,34 @@ def test_vars_compare_and_hash_by_identity():
     a, b = _filled(), _filled()
     assert a != b and a == a and dict(a) == dict(b)
     assert len({a, b}) == 2  # still usable as a dict key or in a set
+
+
+def test_stores_made_empty_share_nothing_and_their_views_stay_live():
+    # A store starts with a shared read-only bag per scope (one dict per
+    # request instead of one per scope): its first variable, or its first
+    # view, gets it a dict of its own.
+    first, second = Vars(), Vars()
+    txn_view, sess_view = first.scope("txn"), first.scope("sess")
+    first.set("txn.a.x", 1)
+    first.set("sess.a.y", 2)
+    second.set("req.a.z", 3)
+    assert dict(txn_view) == {"a.x": 1} and dict(sess_view) == {"a.y": 2}
+    assert dict(second) == {"req.a.z": 3} and dict(first) == {"sess.a.y": 2, "txn.a.x": 1}
+    assert dict(Vars()) == {} and len(Vars()) == 0
+    proc = ProcVars(["proc.a.reg"])
+    assert proc.exists("proc.a.reg") and not proc.exists("proc.a.other")
+    proc.set("proc.a.other", 4)
+    assert ProcVars().get("proc.a.other") is None
+    first.unset("txn.a.x")
+    first.clear("res")
+    assert dict(txn_view) == {} and Vars().scope("res") == {}
+
+
+def test_a_store_without_session_makes_its_private_one_when_first_used():
+    limits = VarLimits(max_vars=3, max_bytes=1000)
+    first, second = Vars(limits=limits), Vars(limits=limits)
+    assert len(first) == 0 and first.get("sess.a.x") is None
+    first.set("sess.a.x", 1)
+    assert first.session is first.session and first.session is not second.session
+    assert first.session.limits is limits and dict(first) == {"sess.a.x": 1}
+    assert dict(second) == {} and len(first) == 1

@@ -5,6 +5,8 @@ when every action is one the plain decoder hands to the grammar."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from spoe_sync.errors import RemoteProtocolError
@@ -25,6 +27,7 @@ from spoe_sync.protocol.trusted import trusted_constructor
 from .test_connection import MSG, ready
 
 TXN = VarScope.TXN
+_LEN = struct.Struct(">I")
 
 
 def _payload(actions) -> bytes:
@@ -166,3 +169,61 @@ def test_the_trusted_constructor_of_a_class_without_slots():
     assert (point.x, point.tags) == (3, [])
     assert Point._trusted(1).tags is not point.tags  # type: ignore[attr-defined]
 
+
+
+# --------------------------------------------------------------------------- repeated action lists
+
+
+def test_a_repeated_action_list_is_decoded_once_per_connection():
+    # Agents answer with the same few action lists: the second ACK reuses the
+    # first one's decoded (immutable) actions, under its own ids and flags.
+    pair = ready("async")
+    actions = (SetVar(TXN, "score", 10), SetVar(TXN, "verdict", "clean"))
+    pair.notify(1, 1, MSG)
+    pair.notify(300, 2, MSG)
+    (first,) = pair.to_engine(encode_frame(Ack(1, 1, actions)))
+    (second,) = pair.to_engine(encode_frame(Ack(300, 2, actions)))
+    assert first.ack == Ack(1, 1, actions) and second.ack == Ack(300, 2, actions)
+    assert second.ack.actions is first.ack.actions
+
+
+def test_the_action_cache_keeps_the_bound_and_the_truncation():
+    pair = ready("async", max_ack_actions=3)
+    actions = [UnsetVar(TXN, f"u{i}") for i in range(5)]
+    for fid in (1, 2):
+        pair.notify(1, fid, MSG)
+        (event,) = pair.to_engine(encode_frame(Ack(1, fid, tuple(actions))))
+        assert event.ack.actions == tuple(actions[:3])
+        assert event.ack.undecoded == len(_payload(actions[3:]))
+    bad = _body([SetVar(TXN, "a", 1)]) + b"\x03\x02\x02\x01a"
+    for fid in (3, 4):
+        pair.notify(1, fid, MSG)
+        (event,) = pair.to_engine(_LEN.pack(len(bad)) + bad[:5] + bytes((1, fid)) + bad[7:])
+        assert event.ack.truncated and event.ack.actions == (SetVar(TXN, "a", 1),)
+
+
+def test_the_action_cache_is_bounded():
+    from spoe_sync.protocol.fastcodec import ACK_CACHE_ENTRIES, ACK_CACHE_MAX_BYTES
+
+    pair = ready("async")
+    for fid in range(1, 2 * ACK_CACHE_ENTRIES + 2):
+        pair.notify(1, fid, MSG)
+        pair.to_engine(encode_frame(Ack(1, fid, (SetVar(TXN, "v", fid),))))
+        assert 0 < len(pair.conn._ack_cache) <= ACK_CACHE_ENTRIES
+    big = (SetVar(TXN, "big", "x" * ACK_CACHE_MAX_BYTES),)
+    pair.notify(2, 1, MSG)
+    pair.conn._ack_cache.clear()
+    (event,) = pair.to_engine(encode_frame(Ack(2, 1, big)))
+    assert event.ack.actions == big and not pair.conn._ack_cache  # too big to keep
+
+
+@pytest.mark.parametrize("sid", [0, 239, 240, 2287, 2288, 70_000, 2288 + 2**18 - 1, 2288 + 2**18,
+                                 10**9, 2**64 - 1])
+@pytest.mark.parametrize("fid", [1, 239, 240, 2**40])
+def test_the_connection_reads_every_size_of_stream_id(sid, fid):
+    # The ACK fast path reads one-, two- and three-byte varints itself.
+    pair = ready("async")
+    pair.notify(sid, fid, MSG)
+    actions = (SetVar(TXN, "score", 10),)
+    (event,) = pair.to_engine(encode_frame(Ack(sid, fid, actions)))
+    assert event.ack == Ack(sid, fid, actions) and event.matched
