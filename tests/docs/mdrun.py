@@ -141,7 +141,7 @@ def normalize(text: str) -> str:
 
 def console_commands(text: str) -> list[tuple[str, str]]:
     """``(command, expected output)`` pairs of a console block (``$ `` starts a command; a
-    trailing backslash continues it)."""
+    trailing backslash continues it, as in the shell)."""
     out: list[tuple[str, list[str]]] = []
     lines = text.splitlines()
     i = 0
@@ -151,7 +151,7 @@ def console_commands(text: str) -> list[tuple[str, str]]:
             cmd = line[2:]
             while cmd.endswith("\\") and i + 1 < len(lines):
                 i += 1
-                cmd = cmd[:-1] + "\n" + lines[i]
+                cmd = cmd + "\n" + lines[i]  # bash reads the backslash-newline as one line
             out.append((cmd, []))
         elif out:
             out[-1][1].append(line)
