@@ -1,7 +1,7 @@
 """Run the code blocks of a documentation page, so that the page cannot rot.
 
 A page marks each block it wants run with a MyST comment line (``% test: ...``, invisible in
-the built site) just before the block:
+the built site; in the README, an HTML comment ``<!-- test: ... -->``) just before the block:
 
 ``% test: file NAME``
     write the block to NAME in the working directory;
@@ -44,7 +44,9 @@ from tests.kit import stop_process
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _FENCE = re.compile(r"^(```+|~~~+)\s*(\{[^}]*\}\s*)?(\S*)\s*$")
-_MARK = re.compile(r"^%\s*test:\s*(\S+)\s*(.*?)\s*$")
+# ``% test: ...`` (a MyST comment) in the docs; ``<!-- test: ... -->`` (an HTML comment,
+# invisible on GitHub too) in the README
+_MARK = re.compile(r"^(?:%|<!--)\s*test:\s*(\S+)\s*(.*?)\s*(?:-->)?\s*$")
 _TIMES = (
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<time>"),
     (re.compile(r"\bin \d+ ms\b"), "in <n> ms"),
