@@ -1,7 +1,7 @@
 """Run the code blocks of a documentation page, so that the page cannot rot.
 
 A page marks each block it wants run with a MyST comment line (``% test: ...``, invisible in
-the built site) just before the block:
+the built site; in the README, an HTML comment ``<!-- test: ... -->``) just before the block:
 
 ``% test: file NAME``
     write the block to NAME in the working directory;
@@ -44,7 +44,9 @@ from tests.kit import stop_process
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _FENCE = re.compile(r"^(```+|~~~+)\s*(\{[^}]*\}\s*)?(\S*)\s*$")
-_MARK = re.compile(r"^%\s*test:\s*(\S+)\s*(.*?)\s*$")
+# ``% test: ...`` (a MyST comment) in the docs; ``<!-- test: ... -->`` (an HTML comment,
+# invisible on GitHub too) in the README
+_MARK = re.compile(r"^(?:%|<!--)\s*test:\s*(\S+)\s*(.*?)\s*(?:-->)?\s*$")
 _TIMES = (
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<time>"),
     (re.compile(r"\bin \d+ ms\b"), "in <n> ms"),
@@ -141,7 +143,7 @@ def normalize(text: str) -> str:
 
 def console_commands(text: str) -> list[tuple[str, str]]:
     """``(command, expected output)`` pairs of a console block (``$ `` starts a command; a
-    trailing backslash continues it)."""
+    trailing backslash continues it, as in the shell)."""
     out: list[tuple[str, list[str]]] = []
     lines = text.splitlines()
     i = 0
@@ -151,7 +153,7 @@ def console_commands(text: str) -> list[tuple[str, str]]:
             cmd = line[2:]
             while cmd.endswith("\\") and i + 1 < len(lines):
                 i += 1
-                cmd = cmd[:-1] + "\n" + lines[i]
+                cmd = cmd + "\n" + lines[i]  # bash reads the backslash-newline as one line
             out.append((cmd, []))
         elif out:
             out[-1][1].append(line)
