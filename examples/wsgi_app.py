@@ -7,8 +7,10 @@
 
     http-request deny deny_status 403 if { var(sess.iprep.ip_score) -m int lt 20 }
 
-decides.  If the agent is down the event fails open after the config's ``timeout processing``
-(the score is unset, the rule does not match), as in HAProxy.  The app itself reads the score
+decides.  If the agent is down the event fails open, as in HAProxy (the score is unset, the rule
+does not match): at once with the connection's status once the server is known to be
+unreachable (it backs off), within ``timeout processing`` at worst, and with a warning on the
+library's logger.  The app itself reads the score
 from ``environ["spoe_sync.vars"]``.
 
 Run it::
