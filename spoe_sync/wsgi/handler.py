@@ -125,13 +125,26 @@ def client_socket(environ: dict[str, Any]) -> Any:
     return None
 
 
+def _connection_key(environ: dict[str, Any]) -> Any:
+    """Something that lives exactly as long as the client connection: its socket where the
+    server exposes it, else gevent's stock handler's buffered reader of the socket (made once
+    per connection, behind every request's ``wsgi.input``)."""
+    sock = client_socket(environ)
+    if sock is not None:
+        return sock
+    wsgi_input = environ.get("wsgi.input")
+    if isinstance(wsgi_input, pywsgi.Input):
+        return wsgi_input.rfile
+    return None
+
+
 def connection_for(environ: dict[str, Any]) -> Connection:
     """The client connection of a request; a fresh one per request when the server does
     not expose it (``sess.*`` then lasts one request)."""
     conn = environ.get(CONNECTION_KEY)
     if isinstance(conn, Connection):
         return conn
-    sock = client_socket(environ)
+    sock = _connection_key(environ)
     if sock is not None:
         try:
             conn = _BY_SOCKET.get(sock)
