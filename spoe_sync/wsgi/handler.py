@@ -17,6 +17,7 @@ from gevent.pywsgi import WSGIHandler
 from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
+from .request_head import environ_headers, parse_head
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
            "connection_for", "listener", "silent_drop"]
@@ -50,7 +51,8 @@ class SpoeWSGIHandler(WSGIHandler):
     environ also carries the raw header list in arrival order, the raw request-target, the
     local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
     (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
-    with less work: the response head and a first body chunk of up to 16 KiB in one send, and
+    with less work: plain request headers read without the e-mail parser (same header object,
+    same environ), the response head and a first body chunk of up to 16 KiB in one send, and
     no access-log line formatted when the server has no log (``log=None``)::
 
         WSGIServer(listener(("127.0.0.1", 8080)), application, handler_class=SpoeWSGIHandler)
@@ -84,6 +86,15 @@ class SpoeWSGIHandler(WSGIHandler):
             head += data
             data = head
         super()._sendall(data)  # type: ignore[misc]
+
+    def MessageClass(self, fp: Any, *args: Any) -> Any:  # gevent's name
+        # the request's header block without the e-mail parser when it is plain (see
+        # request_head); gevent's own parser for everything else
+        return parse_head(fp, super().MessageClass)
+
+    def _headers(self) -> Any:
+        items = environ_headers(self.headers)
+        return items if items is not None else super()._headers()  # type: ignore[misc]
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
