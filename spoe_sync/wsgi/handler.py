@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import socket as _stdsocket
 import struct
+import time
 import weakref
 from typing import Any
 
@@ -29,6 +30,17 @@ _COALESCE_MAX = 16384
 _HOLD = object()
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
+#: the ``Date`` response header of the current second: [second, value]
+_DATE: list[Any] = [-1, b""]
+
+
+def _http_date() -> bytes:
+    # gevent formats the date (gmtime, %-formatting, encode) for every response; its value
+    # changes once a second
+    now = int(time.time())
+    if now != _DATE[0]:
+        _DATE[:] = [now, pywsgi.format_date_time(now)]
+    return _DATE[1]  # type: ignore[no-any-return]
 
 
 class Connection:
@@ -52,8 +64,9 @@ class SpoeWSGIHandler(WSGIHandler):
     local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
     (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
     with less work: plain request headers read without the e-mail parser (same header object,
-    same environ), the response head and a first body chunk of up to 16 KiB in one send, and
-    no access-log line formatted when the server has no log (``log=None``)::
+    same environ), the response head and a first body chunk of up to 16 KiB in one send, the
+    ``Date`` header formatted once a second, and no access-log line formatted when the server
+    has no log (``log=None``)::
 
         WSGIServer(listener(("127.0.0.1", 8080)), application, handler_class=SpoeWSGIHandler)
     """
@@ -95,6 +108,12 @@ class SpoeWSGIHandler(WSGIHandler):
     def _headers(self) -> Any:
         items = environ_headers(self.headers)
         return items if items is not None else super()._headers()  # type: ignore[misc]
+
+    def finalize_headers(self) -> None:
+        if self.provided_date is None:  # what gevent's would add, from the cache
+            self.response_headers.append((b"Date", _http_date()))
+            self.provided_date = True
+        super().finalize_headers()  # type: ignore[misc]
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server

@@ -54,6 +54,15 @@ if _MESSAGE is not None:
     class _PlainMessage(_MESSAGE):  # type: ignore[misc, valid-type]
         """A header block parsed here (every line plain: see :func:`environ_headers`)."""
 
+        def get(self, name: str, failobj: Any = None) -> Any:
+            # Message.get without the policy's fetch step, which changes only values
+            # holding surrogates (never one decoded from latin-1): gevent calls it 7 times
+            name = name.lower()
+            for key, value in self._headers:
+                if key.lower() == name:
+                    return value
+            return failobj
+
 
 def parse_head(fp: Any, general: Any) -> Any:
     """The header block read from ``fp``: gevent's header object, as ``general(fp)`` (gevent's
