@@ -358,14 +358,11 @@ class _Transaction(RuleRunner):
         self.spoe.set_samples(samples)
         self.ctx = self.spoe.ctx
 
-    def _events(self, plan: Sequence[tuple[Engine, str]]) -> None:
-        self.spoe.events(plan)
-
     # -- rules
 
     def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        self._events(self.rt.request_plan)
+        self.spoe.events(self.rt.request_plan)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
 
@@ -396,7 +393,7 @@ class _Transaction(RuleRunner):
         if mw.stats_path is not None and self.environ.get("PATH_INFO") == mw.stats_path:
             app = mw._stats_app
         if rt.server_plan:
-            self._events(rt.server_plan)
+            self.spoe.events(rt.server_plan)
         if not (rt.response_events or mw._response_plan or mw._after_plan
                 or mw.buffer_response is not None):
             return app(self.environ, start_response)  # nothing to do on the response
@@ -433,7 +430,7 @@ class _Transaction(RuleRunner):
             head, body, chunks = buffer_response(pending + head, chunks, limit)
             pending = []
         self._response_samples(resp, body)
-        self._events(rt.response_plan)
+        self.spoe.events(rt.response_plan)
         reply = self._rules(mw._response_plan, resp, final=False)
         if reply is not None:
             close_result(result)
