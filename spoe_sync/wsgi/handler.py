@@ -110,7 +110,7 @@ class SpoeWSGIHandler(WSGIHandler):
         return items if items is not None else super()._headers()  # type: ignore[misc]
 
     def finalize_headers(self) -> None:
-        if self.provided_date is None:  # what gevent's would add, from the cache
+        if self.provided_date is None:  # type: ignore[has-type]  # gevent's Date, cached
             self.response_headers.append((b"Date", _http_date()))
             self.provided_date = True
         super().finalize_headers()  # type: ignore[misc]

@@ -51,7 +51,7 @@ class _Replay:
 
 
 if _MESSAGE is not None:
-    class _PlainMessage(_MESSAGE):  # type: ignore[misc, valid-type]
+    class _PlainMessage(_MESSAGE):  # type: ignore[misc]
         """A header block parsed here (every line plain: see :func:`environ_headers`)."""
 
         def get(self, name: str, failobj: Any = None) -> Any:
