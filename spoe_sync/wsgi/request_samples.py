@@ -6,14 +6,16 @@ request behind ``path``, ``url``, ``method``... is rebuilt from the environ: the
 scanning every environ key for ``HTTP_*``, the request-target by escaping ``PATH_INFO`` with
 :func:`urllib.parse.quote`.  Most requests read the path and never a header, and most paths
 need no escaping, so here the scan waits for the first header read and a path made only of
-characters ``quote`` leaves alone is the target as it is.  Everything else (a raw URI, raw
-headers, a body, a path to escape) takes the general path, so both give the same request.
+characters ``quote`` leaves alone is the target as it is.  Under
+:class:`~spoe_sync.wsgi.SpoeWSGIHandler` (raw headers and URI in the environ) the raw headers
+are checked when first read too.  Everything else (a body, a path to escape, a URI from
+another server's key) takes the general path, so both give the same request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..rules.sources import RequestInfo
@@ -25,6 +27,7 @@ from ..rules.wsgisource import (
     _environ_headers,
     _request_info,
     _str,
+    _valid_headers,
     _wire_text,
 )
 
@@ -33,36 +36,43 @@ __all__ = ["MiddlewareSamples"]
 # what quote(path, safe="/;=,:@!$&'()*+-._~") returns unchanged (it also keeps letters, digits
 # and "_.-~"); "%" is not in it: PATH_INFO is decoded, a "%" in it must be escaped
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/;=,:@!$&'()*+]*\Z")
-#: environ keys that make the general path build the target from them
-_RAW_KEYS = (RAW_HEADERS_KEY, RAW_URI_KEY, "REQUEST_URI", "RAW_URI", BODY_KEY)
+#: environ keys the general path would build the target from
+_URI_KEYS = (RAW_URI_KEY, "REQUEST_URI", "RAW_URI")
 
 
-class _EnvironHeaders:
-    """The environ's ``HTTP_*`` headers, scanned when first iterated."""
+class _Deferred:
+    """Header pairs made by ``fn(arg)`` when first iterated."""
 
-    __slots__ = ("environ",)
+    __slots__ = ("arg", "fn")
 
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        self.environ = environ
+    def __init__(self, fn: Callable[[Any], list[tuple[Any, Any]]], arg: Any) -> None:
+        self.fn, self.arg = fn, arg
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(_environ_headers(self.environ))
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self.fn(self.arg))
 
 
 class MiddlewareSamples(WSGISamples):
-    """:class:`WSGISamples` with the plain-environ fast path (see the module)."""
+    """:class:`WSGISamples` with the fast paths of the module."""
 
     def _request(self, environ: Mapping[str, Any], body: bytes | None) -> RequestInfo:
-        if body is not None or not environ.keys().isdisjoint(_RAW_KEYS):
-            return super()._request(environ, body)
-        path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
-        if _PLAIN_PATH.match(path) is None:
-            return super()._request(environ, body)
-        query = _str(environ, "QUERY_STRING")
-        target = (path or "/") + ("?" + query if query else "")
-        return _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(target),
-                             _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"),
-                             _EnvironHeaders(environ), None)
+        if body is None and BODY_KEY not in environ:
+            raw = environ.get(RAW_HEADERS_KEY)
+            target: str | None = None
+            if raw is None:  # a plain environ
+                path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
+                if environ.keys().isdisjoint(_URI_KEYS) and _PLAIN_PATH.match(path):
+                    query = _str(environ, "QUERY_STRING")
+                    target = (path or "/") + ("?" + query if query else "")
+                    headers = _Deferred(_environ_headers, environ)
+            elif isinstance(raw, (list, tuple)):  # SpoeWSGIHandler's raw headers and URI
+                uri = environ.get(RAW_URI_KEY)
+                if isinstance(uri, str) and uri:
+                    target, headers = uri, _Deferred(_valid_headers, raw)
+            if target is not None:
+                return _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(target),
+                                     _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, None)
+        return super()._request(environ, body)
 
     def settle(self) -> None:
         """Read the headers of a request already built, now: the app may edit the environ,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from spoe_sync.rules.wsgisource import WSGISamples
 from spoe_sync.wsgi import listener
-from spoe_sync.wsgi.request_samples import MiddlewareSamples, _EnvironHeaders
+from spoe_sync.wsgi.request_samples import MiddlewareSamples, _Deferred
 
 from .support import Client
 
@@ -26,14 +26,17 @@ _OPTIONAL = st.one_of(st.none(), _TEXT)
 
 @settings(max_examples=400, deadline=None)
 @given(path=_TEXT, script=_OPTIONAL, query=_OPTIONAL, method=_OPTIONAL,
-       raw_uri=_OPTIONAL, headers=st.dictionaries(st.sampled_from(
+       raw_uri=_OPTIONAL, ours=_OPTIONAL, raw_headers=st.one_of(st.none(), st.lists(
+           st.one_of(st.tuples(_TEXT, _TEXT), st.tuples(st.integers(), _TEXT)), max_size=3)),
+       headers=st.dictionaries(st.sampled_from(
            ["HTTP_HOST", "HTTP_X_A", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_COOKIE"]), _TEXT),
        body=st.one_of(st.none(), st.binary(max_size=4)))
-def test_same_request_as_the_general_samples(path, script, query, method, raw_uri, headers,
-                                             body):
+def test_same_request_as_the_general_samples(path, script, query, method, raw_uri, ours,
+                                             raw_headers, headers, body):
     env = {"PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1", **headers}
     for key, value in (("SCRIPT_NAME", script), ("QUERY_STRING", query),
                        ("REQUEST_METHOD", method), ("REQUEST_URI", raw_uri),
+                       ("spoe_sync.raw_uri", ours), ("spoe_sync.raw_headers", raw_headers),
                        ("spoe_sync.body", body)):
         if value is not None:
             env[key] = value
@@ -44,11 +47,16 @@ def test_plain_environ_takes_the_fast_path():
     env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/a/b.c", "QUERY_STRING": "x=1",
            "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "h"}
     req = MiddlewareSamples(env).request
-    assert isinstance(req.__dict__["_raw"], _EnvironHeaders)  # no scan yet
+    assert isinstance(req.__dict__["_raw"], _Deferred)  # no scan yet
     assert req.target == "/a/b.c?x=1" and req.headers == ((b"host", b"h"),)
     escaped = MiddlewareSamples({**env, "PATH_INFO": "/a b"}).request
-    assert not isinstance(escaped.__dict__.get("_raw"), _EnvironHeaders)
+    assert not isinstance(escaped.__dict__.get("_raw"), _Deferred)
     assert escaped.target == "/a%20b?x=1"
+    # SpoeWSGIHandler's environ: the raw headers are checked when first read
+    raw = {**env, "spoe_sync.raw_uri": "/a%20b?x=1", "spoe_sync.raw_headers": [("Host", "h")]}
+    req = MiddlewareSamples(raw).request
+    assert isinstance(req.__dict__["_raw"], _Deferred)
+    assert req.target == "/a%20b?x=1" and req.headers == ((b"Host", b"h"),)
 
 
 LATE = """[test]
