@@ -30,6 +30,7 @@ _COALESCE_MAX = 16384
 _HOLD = object()
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
+_VALID_VERSIONS = frozenset(("HTTP/1.1", "HTTP/1.0"))
 #: the ``Date`` response header of the current second: [second, value]
 _DATE: list[Any] = [-1, b""]
 
@@ -104,6 +105,13 @@ class SpoeWSGIHandler(WSGIHandler):
         # the request's header block without the e-mail parser when it is plain (see
         # request_head); gevent's own parser for everything else
         return parse_head(fp, super().MessageClass)
+
+    def _check_http_version(self) -> bool:
+        # gevent parses the version into a tuple of ints for every request: the two
+        # versions clients send are valid as they are
+        if self.request_version in _VALID_VERSIONS:
+            return True
+        return bool(super()._check_http_version())
 
     def _headers(self) -> Any:
         items = environ_headers(self.headers)

@@ -139,3 +139,16 @@ def test_plain_blocks_skip_the_email_parser(block, plain):
     # which blocks take the fast one
     msg = parse_head(io.BytesIO(block), _general)
     assert (environ_headers(msg) is not None) is plain
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0", "HTTP/0.9", "HTTP/2.0",
+                                     "HTTP/1.x", "HTTP/1.1.1", "HTTP/01.1", "HTTX/1.1"])
+def test_same_answer_for_any_version(version):
+    servers = [_serve_environ(h) for h in (WSGIHandler, SpoeWSGIHandler)]
+    try:
+        request = f"GET /x {version}\r\nHost: a\r\nConnection: close\r\n\r\n".encode()
+        plain, ours = (_exchange(s.server_port, request) for s in servers)
+    finally:
+        for s in servers:
+            s.stop(timeout=1)
+    assert ours == plain
