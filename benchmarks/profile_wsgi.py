@@ -41,13 +41,16 @@ def main() -> None:
     parser.add_argument("--handler", choices=("spoe", "stock"), default="spoe")
     parser.add_argument("--empty", action="store_true", help="empty ACK, no rule")
     parser.add_argument("--noop", action="store_true", help="a message that never fires")
+    parser.add_argument("--bare", action="store_true",
+                        help="the app without the middleware (what the handler itself costs)")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="spoe-bench-profile-") as workdir:
         stats_file = os.path.join(workdir, "server.prof")
         agent = start_agent(set_vars=not args.empty)
         try:
-            server = start_server(agent.port, spoe=True, handler=args.handler, empty=args.empty,
+            server = start_server(agent.port, spoe=not args.bare, handler=args.handler,
+                                  empty=args.empty,
                                   noop=args.noop, profile=stats_file)
             try:
                 result = measure(server.port, {"server": server.pid}, args.conns,

@@ -11,6 +11,9 @@ answered by an ACK carrying two set-var actions, and all running the same deny r
 * ``haproxy``: HAProxy (``nbthread 1``, a generated haproxy.cfg on free 127.0.0.1 ports,
   ``filter spoe`` with that SPOE file, the rule in ``http-request``) in front of a bare
   gevent.pywsgi app (gevent's handler), HAProxy keeping its server connections alive;
+* ``haproxy-h``: the same with ``SpoeWSGIHandler`` in the app behind HAProxy (the handler
+  is usable without the middleware, and parses headers faster than gevent's): the comparison
+  with our handler's own saving taken out of it;
 * ``mw``: gevent.pywsgi + ``SpoeMiddleware`` + ``SpoeWSGIHandler``;
 * ``mw-stock``: the same with gevent's stock ``WSGIHandler``;
 * ``bare`` (unless ``--no-bare``): the app alone, gevent's handler, for reference.
@@ -99,12 +102,13 @@ def _wait_listening(port: int, proc: Proc, what: str) -> None:
     raise RuntimeError(f"{what} did not start listening on 127.0.0.1:{port}")
 
 
-def start_haproxy(haproxy: str, workdir: str, app_port: int, agent_port: int) -> Proc:
+def start_haproxy(haproxy: str, workdir: str, app_port: int, agent_port: int,
+                  tag: str = "") -> Proc:
     spoe = os.path.join(workdir, "bench.spoe.conf")
     with open(spoe, "w") as f:
         f.write(CONF)
     port = free_port()
-    cfg = os.path.join(workdir, "haproxy.cfg")
+    cfg = os.path.join(workdir, f"haproxy{tag}.cfg")
     with open(cfg, "w") as f:
         f.write(HAPROXY_CFG.format(port=port, spoe=spoe, rule=DENY_RULE, app=app_port,
                                    agent=agent_port))
@@ -146,6 +150,12 @@ def main() -> None:
             procs.append(front)
             setups["haproxy"] = (front.port, {"app": behind.pid, "haproxy": front.pid,
                                               "agent": agent.pid})
+            behind_h = start_server(handler="spoe")
+            procs.append(behind_h)
+            front_h = start_haproxy(haproxy, workdir, behind_h.port, agent.port, "-h")
+            procs.append(front_h)
+            setups["haproxy-h"] = (front_h.port, {"app": behind_h.pid, "haproxy": front_h.pid,
+                                                  "agent": agent.pid})
             for name, handler in (("mw", "spoe"), ("mw-stock", "stock")):
                 server = start_server(agent.port, spoe=True, handler=handler)
                 procs.append(server)
@@ -188,6 +198,11 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, version: str) 
         print(f"{name}/haproxy: CPU per request {cpu:.2f}x, p99 {p99:.2f}x, requests/s {rps:.2f}x"
               + (f" (issue 15 target 1, CPU <= 0.75x and p99 <= 1x: {verdict})"
                  if name == "mw" else ""))
+    hh = s["haproxy-h"]
+    if hh["cpu_total"] and hh["p99"] and hh["rps"]:
+        print(f"mw/haproxy-h (SpoeWSGIHandler on both sides): CPU per request "
+              f"{s['mw']['cpu_total'] / hh['cpu_total']:.2f}x, p99 {s['mw']['p99'] / hh['p99']:.2f}x"
+              f", requests/s {s['mw']['rps'] / hh['rps']:.2f}x")
     if any(r["errors"] for r in s.values()):
         print("WARNING: some runs had errors (non-200 answers or closed connections)",
               file=sys.stderr)

@@ -46,14 +46,14 @@ class Transaction:
     are first used, sharing those variables.
     """
 
-    __slots__ = ("by_id", "ctx", "engines", "failures", "kind", "observer", "results",
+    __slots__ = ("_by_id", "ctx", "engines", "failures", "kind", "observer", "results",
                  "samples", "session", "streams", "vars")
 
     def __init__(self, engines: Sequence[Engine], samples: SampleSource,
                  session: Session | None = None, *, kind: str = "http",
                  observer: Observer | None = None) -> None:
         self.engines = engines
-        self.by_id = {e.config.engine_id: e for e in engines}
+        self._by_id: dict[str, Engine] | None = None
         self.kind = kind
         self.observer = observer
         self.samples = samples
@@ -75,6 +75,14 @@ class Transaction:
             self.vars = Vars(session if session is not None else Session())
             self.ctx = EvalContext(samples, self.vars)
         self.session = self.vars.session
+
+    @property
+    def by_id(self) -> dict[str, Engine]:
+        """The engines by id (built when first asked: only ``send-spoe-group`` needs it)."""
+        by_id = self._by_id
+        if by_id is None:
+            by_id = self._by_id = {e.config.engine_id: e for e in self.engines}
+        return by_id
 
     def stream(self, engine: Engine) -> Stream:
         """``engine``'s stream of this transaction (made on first use)."""

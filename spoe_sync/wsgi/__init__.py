@@ -17,9 +17,9 @@ and ``on-http-response`` once the app has chosen its status and headers, before 
 ``http-response`` rules.  ``http-after-response`` rules edit every response, generated ones
 included.  Rules run in declaration order (``send-spoe-group`` is one of them).
 
-The client connection is known with :class:`SpoeWSGIHandler` (gevent.pywsgi: pass it as
-``handler_class``) and under gunicorn (``gunicorn.socket``): ``sess.*`` variables then last as
-long as the connection.  Elsewhere a connection is one request.
+The client connection is known under gevent.pywsgi (:class:`SpoeWSGIHandler` or gevent's own
+handler) and gunicorn (``gunicorn.socket``): ``sess.*`` variables then last as long as the
+connection.  Elsewhere a connection is one request.
 
 The listener must set TCP_NODELAY (:func:`listener` does): gevent.pywsgi writes headers and body
 in two sends, and without it Nagle's algorithm waits for the client's delayed ACK on every

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import socket as _stdsocket
 import struct
+import time
 import weakref
 from typing import Any
 
@@ -17,6 +18,7 @@ from gevent.pywsgi import WSGIHandler
 from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
+from .request_head import environ_headers, parse_head
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
            "connection_for", "listener", "silent_drop"]
@@ -28,6 +30,18 @@ _COALESCE_MAX = 16384
 _HOLD = object()
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
+_VALID_VERSIONS = frozenset(("HTTP/1.1", "HTTP/1.0"))
+#: the ``Date`` response header of the current second: [second, value]
+_DATE: list[Any] = [-1, b""]
+
+
+def _http_date() -> bytes:
+    # gevent formats the date (gmtime, %-formatting, encode) for every response; its value
+    # changes once a second
+    now = int(time.time())
+    if now != _DATE[0]:
+        _DATE[:] = [now, pywsgi.format_date_time(now)]
+    return _DATE[1]  # type: ignore[no-any-return]
 
 
 class Connection:
@@ -50,8 +64,10 @@ class SpoeWSGIHandler(WSGIHandler):
     environ also carries the raw header list in arrival order, the raw request-target, the
     local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
     (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
-    with less work: the response head and a first body chunk of up to 16 KiB in one send, and
-    no access-log line formatted when the server has no log (``log=None``)::
+    with less work: plain request headers read without the e-mail parser (same header object,
+    same environ), the response head and a first body chunk of up to 16 KiB in one send, the
+    ``Date`` header formatted once a second, and no access-log line formatted when the server
+    has no log (``log=None``)::
 
         WSGIServer(listener(("127.0.0.1", 8080)), application, handler_class=SpoeWSGIHandler)
     """
@@ -84,6 +100,28 @@ class SpoeWSGIHandler(WSGIHandler):
             head += data
             data = head
         super()._sendall(data)  # type: ignore[misc]
+
+    def MessageClass(self, fp: Any, *args: Any) -> Any:  # gevent's name
+        # the request's header block without the e-mail parser when it is plain (see
+        # request_head); gevent's own parser for everything else
+        return parse_head(fp, super().MessageClass)
+
+    def _check_http_version(self) -> bool:
+        # gevent parses the version into a tuple of ints for every request: the two
+        # versions clients send are valid as they are
+        if self.request_version in _VALID_VERSIONS:
+            return True
+        return bool(super()._check_http_version())
+
+    def _headers(self) -> Any:
+        items = environ_headers(self.headers)
+        return items if items is not None else super()._headers()  # type: ignore[misc]
+
+    def finalize_headers(self) -> None:
+        if self.provided_date is None:  # type: ignore[has-type]  # gevent's Date, cached
+            self.response_headers.append((b"Date", _http_date()))
+            self.provided_date = True
+        super().finalize_headers()  # type: ignore[misc]
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
@@ -125,13 +163,26 @@ def client_socket(environ: dict[str, Any]) -> Any:
     return None
 
 
+def _connection_key(environ: dict[str, Any]) -> Any:
+    """Something that lives exactly as long as the client connection: its socket where the
+    server exposes it, else gevent's stock handler's buffered reader of the socket (made once
+    per connection, behind every request's ``wsgi.input``)."""
+    sock = client_socket(environ)
+    if sock is not None:
+        return sock
+    wsgi_input = environ.get("wsgi.input")
+    if isinstance(wsgi_input, pywsgi.Input):
+        return wsgi_input.rfile
+    return None
+
+
 def connection_for(environ: dict[str, Any]) -> Connection:
     """The client connection of a request; a fresh one per request when the server does
     not expose it (``sess.*`` then lasts one request)."""
     conn = environ.get(CONNECTION_KEY)
     if isinstance(conn, Connection):
         return conn
-    sock = client_socket(environ)
+    sock = _connection_key(environ)
     if sock is not None:
         try:
             conn = _BY_SOCKET.get(sock)

@@ -18,13 +18,14 @@ from ..engine.transaction import Transaction
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
 from ..rules import ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
-from ..rules.wsgisource import UNIQUE_ID_KEY, WSGISamples
+from ..rules.wsgisource import UNIQUE_ID_KEY
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
 from .fromcfg import section_options
 from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
+from .request_samples import MiddlewareSamples
 from .rule_runner import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
@@ -333,7 +334,7 @@ class _Transaction(RuleRunner):
             session = conn.session = rt.engines[0].new_session()
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
-        self.samples = samples = WSGISamples(environ)
+        self.samples = samples = MiddlewareSamples(environ)
         self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
         environ[RESULTS_KEY] = spoe.results
         self.vars = environ[VARS_KEY] = spoe.vars
@@ -348,9 +349,9 @@ class _Transaction(RuleRunner):
         env[UNIQUE_ID_KEY] = self.samples.unique_id = uid
         if self.mw.unique_id_header:
             set_request_header(env, self.mw.unique_id_header, uid)
-            self._set_samples(WSGISamples(env))
+            self._set_samples(MiddlewareSamples(env))
 
-    def _set_samples(self, samples: WSGISamples) -> None:
+    def _set_samples(self, samples: MiddlewareSamples) -> None:
         uid = self.environ.get(UNIQUE_ID_KEY)
         if uid is not None:
             samples.unique_id = uid
@@ -358,14 +359,11 @@ class _Transaction(RuleRunner):
         self.spoe.set_samples(samples)
         self.ctx = self.spoe.ctx
 
-    def _events(self, plan: Sequence[tuple[Engine, str]]) -> None:
-        self.spoe.events(plan)
-
     # -- rules
 
     def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        self._events(self.rt.request_plan)
+        self.spoe.events(self.rt.request_plan)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
 
@@ -396,10 +394,11 @@ class _Transaction(RuleRunner):
         if mw.stats_path is not None and self.environ.get("PATH_INFO") == mw.stats_path:
             app = mw._stats_app
         if rt.server_plan:
-            self._events(rt.server_plan)
+            self.spoe.events(rt.server_plan)
         if not (rt.response_events or mw._response_plan or mw._after_plan
                 or mw.buffer_response is not None):
             return app(self.environ, start_response)  # nothing to do on the response
+        self.samples.settle()  # the response's fetches see the request the app was given
         captured: list[Any] = []
         pending: list[bytes] = []
 
@@ -433,7 +432,7 @@ class _Transaction(RuleRunner):
             head, body, chunks = buffer_response(pending + head, chunks, limit)
             pending = []
         self._response_samples(resp, body)
-        self._events(rt.response_plan)
+        self.spoe.events(rt.response_plan)
         reply = self._rules(mw._response_plan, resp, final=False)
         if reply is not None:
             close_result(result)

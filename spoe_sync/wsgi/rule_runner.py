@@ -36,9 +36,9 @@ from ..config.rule_lines.actions import (
     RulePlan,
 )
 from ..errors import SpoeError
-from ..rules.wsgisource import WSGISamples
 from .handler import silent_drop
 from .headers import HttpResponse, delete_request_headers, hook_reply, set_request_header
+from .request_samples import MiddlewareSamples
 from .rewrite import (
     capture,
     replace_request_headers,
@@ -92,7 +92,7 @@ class RuleRunner:
     spoe: Any
     vars: Any
 
-    def _set_samples(self, samples: WSGISamples) -> None:
+    def _set_samples(self, samples: MiddlewareSamples) -> None:
         raise NotImplementedError
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
@@ -117,7 +117,7 @@ class RuleRunner:
                 value = action.value.render(self.ctx)
                 if resp is None:
                     set_request_header(env, action.name, value, action.add)
-                    self._set_samples(WSGISamples(env))
+                    self._set_samples(MiddlewareSamples(env))
                 else:
                     if not action.add:
                         name = action.name.lower()
@@ -127,7 +127,7 @@ class RuleRunner:
             elif code == OP_DEL_HDR:
                 if resp is None:
                     delete_request_headers(env, action.matches)
-                    self._set_samples(WSGISamples(env))
+                    self._set_samples(MiddlewareSamples(env))
                 else:
                     resp.headers[:] = [h for h in resp.headers if not action.matches(h[0])]
                     self._response_samples(resp)
@@ -178,7 +178,7 @@ class RuleRunner:
                                    for n, v in resp.headers]
                 self._response_samples(resp)
             elif replace_request_headers(env, action, template):
-                self._set_samples(WSGISamples(env))
+                self._set_samples(MiddlewareSamples(env))
         elif code == OP_REWRITE:
             request = self.samples.request
             new = action.value.render_bytes(self.ctx).decode("latin-1")
@@ -187,17 +187,17 @@ class RuleRunner:
                 logger.info(f"SPOE: set-{action.part} made a request line the server would "
                             f"refuse ({new!r}): 400")
                 return error_page(400)
-            self._set_samples(WSGISamples(env))
+            self._set_samples(MiddlewareSamples(env))
         elif code == OP_SET_SRC:
             if set_client_address(env, action.expr.evaluate(self.ctx)):
-                self._set_samples(WSGISamples(env))
+                self._set_samples(MiddlewareSamples(env))
         elif code == OP_CAPTURE:
             capture(env, action, action.expr.evaluate(self.ctx))
         elif code == OP_WAIT_BODY and resp is None:
             # the response's body is buffered before the response rules (buffer_response)
             if not wait_for_body(env, action.at_least, action.time_ms):
                 return error_page(408)
-            self._set_samples(WSGISamples(env))
+            self._set_samples(MiddlewareSamples(env))
         return None
 
     def _redirect(self, action: Redirect) -> Reply | None:

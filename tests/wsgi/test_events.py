@@ -43,20 +43,23 @@ COUNTER = ["set-var(sess.count) int(0) if !{ var(sess.count) -m found }",
            "set-var(sess.count) var(sess.count),add(1)", "set-var(txn.mine) var(sess.count)"]
 
 
-def test_without_the_handler_a_connection_is_one_request(agent, make_mw):
+def test_gevent_stock_handler_sess_vars_live_on_the_connection(agent, make_mw):
+    # gevent's own WSGIHandler exposes no socket, but its per-connection reader is behind
+    # every request's wsgi.input: sess.* lasts the connection there too, as in HAProxy
     mw = make_mw(http_request=COUNTER)
     seen = []
     server = WSGIServer(listener(("127.0.0.1", 0)), mw, handler_class=WSGIHandler, log=None,
                         error_log=None)
     server.start()
     try:
-        with Client(server.server_port) as c:
-            for i in range(2):
-                seen.append(parse_echo(c.request("GET", f"/{i}").body)["txn.mine"])
+        for _ in range(2):
+            with Client(server.server_port) as c:
+                seen.append([parse_echo(c.request("GET", f"/{i}").body)["txn.mine"]
+                             for i in range(2)])
     finally:
         server.stop(timeout=1)
-    assert _messages(agent, "check-client") == 2
-    assert seen == ["1", "1"]  # plain WSGIHandler: the session is the request
+    assert _messages(agent, "check-client") == 4  # on-client-session: one per HTTP stream
+    assert seen == [["1", "2"], ["1", "2"]]  # one session per connection, none shared
 
 
 def test_request_events_fire_before_rules(agent, make_mw):

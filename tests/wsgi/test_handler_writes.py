@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 from gevent import socket
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer, format_date_time
 
 from spoe_sync.wsgi import SpoeWSGIHandler, listener
 
@@ -43,6 +44,10 @@ def _app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (part for part in (b"abc", b"", b"def"))
     size = _size(path)
+    if path == "/dated":  # the app's own Date: gevent adds none
+        start_response("200 OK", [("Date", "Mon, 01 Jan 2001 00:00:00 GMT"),
+                                  ("Content-Length", str(size))])
+        return [b"x" * size]
     start_response("200 OK", [("Content-Length", str(size))])
     return [b"x" * size]
 
@@ -51,7 +56,8 @@ def _size(path: str) -> int:
     return 20000 if path == "/big" else 5
 
 
-def _exchange(handler: type[WSGIHandler], path: str) -> tuple[bytes, list[bytes]]:
+def _exchange(handler: type[WSGIHandler], path: str,
+              raw: bool = False) -> tuple[bytes, list[bytes]]:
     sends: list[bytes] = []
     server = _Server(listener(("127.0.0.1", 0)), _app, handler_class=handler, log=None,
                      sends=sends)
@@ -66,7 +72,7 @@ def _exchange(handler: type[WSGIHandler], path: str) -> tuple[bytes, list[bytes]
                     break
     finally:
         server.stop(timeout=1)
-    return re.sub(rb"Date: [^\r]*", b"Date: -", data), sends
+    return data if raw else re.sub(rb"Date: [^\r]*", b"Date: -", data), sends
 
 
 @pytest.mark.parametrize(("path", "spoe_sends"), [
@@ -81,6 +87,19 @@ def test_head_and_first_chunk(path: str, spoe_sends: int) -> None:
     assert b"".join(our_sends) == b"".join(plain_sends)
     assert len(our_sends) == spoe_sends
     assert len(plain_sends) == spoe_sends + (1 if path != "/big" else 0)
+
+
+def test_date_header_as_gevents() -> None:
+    # the Date is formatted once a second: it is still the current second, in gevent's
+    # format, and an app's own Date is the only one
+    before = int(time.time())
+    ours, _ = _exchange(SpoeWSGIHandler, "/", raw=True)
+    after = int(time.time())
+    (date,) = re.findall(rb"\r\nDate: ([^\r]*)", ours)
+    assert date in {format_date_time(t) for t in range(before, after + 1)}
+    plain, _ = _exchange(WSGIHandler, "/dated", raw=True)
+    ours, _ = _exchange(SpoeWSGIHandler, "/dated", raw=True)
+    assert ours == plain and ours.count(b"Date: ") == 1
 
 
 def test_access_log_still_written() -> None:

@@ -1,0 +1,83 @@
+"""The middleware's samples of a request: :class:`MiddlewareSamples`, the
+:class:`~spoe_sync.rules.wsgisource.WSGISamples` of a plain environ built with less work.
+
+Under a server that passes no raw request data (gevent's own handler, most servers), the
+request behind ``path``, ``url``, ``method``... is rebuilt from the environ: the headers by
+scanning every environ key for ``HTTP_*``, the request-target by escaping ``PATH_INFO`` with
+:func:`urllib.parse.quote`.  Most requests read the path and never a header, and most paths
+need no escaping, so here the scan waits for the first header read and a path made only of
+characters ``quote`` leaves alone is the target as it is.  Under
+:class:`~spoe_sync.wsgi.SpoeWSGIHandler` (raw headers and URI in the environ) the raw headers
+are checked when first read too.  Everything else (a body, a path to escape, a URI from
+another server's key) takes the general path, so both give the same request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..rules.sources import RequestInfo
+from ..rules.wsgisource import (
+    BODY_KEY,
+    RAW_HEADERS_KEY,
+    RAW_URI_KEY,
+    WSGISamples,
+    _environ_headers,
+    _request_info,
+    _str,
+    _valid_headers,
+    _wire_text,
+)
+
+__all__ = ["MiddlewareSamples"]
+
+# what quote(path, safe="/;=,:@!$&'()*+-._~") returns unchanged (it also keeps letters, digits
+# and "_.-~"); "%" is not in it: PATH_INFO is decoded, a "%" in it must be escaped
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/;=,:@!$&'()*+]*\Z")
+#: environ keys the general path would build the target from
+_URI_KEYS = (RAW_URI_KEY, "REQUEST_URI", "RAW_URI")
+
+
+class _Deferred:
+    """Header pairs made by ``fn(arg)`` when first iterated."""
+
+    __slots__ = ("arg", "fn")
+
+    def __init__(self, fn: Callable[[Any], list[tuple[Any, Any]]], arg: Any) -> None:
+        self.fn, self.arg = fn, arg
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self.fn(self.arg))
+
+
+class MiddlewareSamples(WSGISamples):
+    """:class:`WSGISamples` with the fast paths of the module."""
+
+    def _request(self, environ: Mapping[str, Any], body: bytes | None) -> RequestInfo:
+        if body is None and BODY_KEY not in environ:
+            raw = environ.get(RAW_HEADERS_KEY)
+            target: str | None = None
+            if raw is None:  # a plain environ
+                path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
+                if environ.keys().isdisjoint(_URI_KEYS) and _PLAIN_PATH.match(path):
+                    query = _str(environ, "QUERY_STRING")
+                    target = (path or "/") + ("?" + query if query else "")
+                    headers = _Deferred(_environ_headers, environ)
+            elif isinstance(raw, (list, tuple)):  # SpoeWSGIHandler's raw headers and URI
+                uri = environ.get(RAW_URI_KEY)
+                if isinstance(uri, str) and uri:
+                    target, headers = uri, _Deferred(_valid_headers, raw)
+            if target is not None:
+                return _request_info(_str(environ, "REQUEST_METHOD", "GET"), _wire_text(target),
+                                     _str(environ, "SERVER_PROTOCOL", "HTTP/1.1"), headers, None)
+        return super()._request(environ, body)
+
+    def settle(self) -> None:
+        """Read the headers of a request already built, now: the app may edit the environ,
+        and the response's fetches must see the request as it was before the app ran (as
+        when the headers were read with the rest of the request)."""
+        request = self.__dict__.get("request")
+        if request is not None:
+            request.headers  # noqa: B018 - resolves the lazy field
