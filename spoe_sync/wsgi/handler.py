@@ -40,7 +40,7 @@ def _http_date() -> bytes:
     # changes once a second
     now = int(time.time())
     if now != _DATE[0]:
-        _DATE[:] = [now, pywsgi.format_date_time(now)]
+        _DATE[:] = [now, pywsgi.format_date_time(now)]  # type: ignore[attr-defined]
     return _DATE[1]  # type: ignore[no-any-return]
 
 
@@ -111,17 +111,18 @@ class SpoeWSGIHandler(WSGIHandler):
         # versions clients send are valid as they are
         if self.request_version in _VALID_VERSIONS:
             return True
-        return bool(super()._check_http_version())
+        return bool(super()._check_http_version())  # type: ignore[misc]
 
     def _headers(self) -> Any:
         items = environ_headers(self.headers)
         return items if items is not None else super()._headers()  # type: ignore[misc]
 
     def finalize_headers(self) -> None:
-        if self.provided_date is None:  # type: ignore[has-type]  # gevent's Date, cached
-            self.response_headers.append((b"Date", _http_date()))
-            self.provided_date = True
-        super().finalize_headers()  # type: ignore[misc]
+        if self.provided_date is None:  # gevent's Date, cached
+            # gevent keeps bytes pairs here (its stubs say str)
+            self.response_headers.append((b"Date", _http_date()))  # type: ignore[union-attr, arg-type]
+            self.provided_date = True  # type: ignore[assignment]
+        super().finalize_headers()
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
