@@ -55,8 +55,14 @@ class SpoeStats:
         self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[str, str, str, int], Any] = {}
         if self.multiprocess:
-            from prometheus_client import multiprocess
+            from prometheus_client import multiprocess, values
 
+            if values.ValueClass is values.MutexValue:
+                # prometheus-client picks where values live when it is first imported: set
+                # PROMETHEUS_MULTIPROC_DIR after that (importing spoe_sync.wsgi is enough) and
+                # every metric would stay in this process's memory, the scrape empty.  The
+                # variable says what the application wants: pick again for the metrics to come.
+                values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
             # the metrics live in the per-process files, not in a registry: the endpoint's
             # registry only reads the files back, aggregated
             multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]

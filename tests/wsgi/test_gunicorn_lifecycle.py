@@ -13,6 +13,7 @@ import time
 
 import gevent
 import pytest
+from gevent import subprocess as gsubprocess
 
 from spoe_sync.wsgi import listener
 from tests.kit import wait_until
@@ -130,3 +131,33 @@ def test_multiprocess_scrapes_aggregate_every_worker(agent, tmp_path):
     # counts all of them, whichever worker answered (before: that worker's share only)
     assert [count for _, count, _ in scrapes] == [sent for _, _, sent in scrapes], scrapes
     assert b"Traceback" not in out, out.decode(errors="replace")
+
+
+def test_multiprocess_mode_holds_when_the_variable_comes_after_the_import(agent, tmp_path):
+    # prometheus-client decides where values live at its import; an application that sets
+    # PROMETHEUS_MULTIPROC_DIR after importing spoe_sync.wsgi (which imports it) got an empty
+    # scrape and no per-process files.
+    script = """
+import os, sys
+import spoe_sync.wsgi
+from spoe_sync.wsgi import SpoeMiddleware
+from werkzeug.test import Client
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+from tests.wsgi.support import CONF
+mw = SpoeMiddleware(app, CONF, "test", {"agents": [sys.argv[2]]}, stats_path="/spoe-stats")
+client = Client(mw)
+for _ in range(3):
+    client.get("/")
+print(client.get("/spoe-stats", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data(as_text=True))
+mw.close()
+"""
+    # gevent's subprocess: the agent answers from this process's hub meanwhile
+    done = gsubprocess.run([sys.executable, "-c", script, str(tmp_path), agent.address],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r'^spoe_streams_total\{[^}]*\} [1-9]', done.stdout, re.M), done.stdout
+    assert list(tmp_path.glob("*.db")), "no per-process file was written"
