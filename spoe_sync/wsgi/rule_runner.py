@@ -70,7 +70,7 @@ def labelled_plan(plan: RulePlan, rules: Sequence[Any], param: str) -> LabelledP
 def _fired(label: str, what: str) -> None:
     # what a deny/return/redirect/reject did and which rule did it: INFO on the spoe_sync
     # logger (off until the application enables it), so that a blocked request can be traced
-    logger.info(f"SPOE: {label} {what}")
+    logger.info(f"rule {label} {what}")  # not "SPOE:": that prefix is the SPOE log line's
 
 
 def error_page(status: int) -> Reply:

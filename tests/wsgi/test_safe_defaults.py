@@ -78,7 +78,7 @@ def test_each_deny_is_logged_with_the_rule_that_fired(make_mw, tmp_path):
     finally:
         logger.remove(sink)
         logger.disable("spoe_sync")
-    fired = [line for line in lines if "SPOE: http_request[" in line]
+    fired = [line for line in lines if "rule http_request[" in line]
     assert len(fired) == 3, lines
     assert "http_request[1] 'deny deny_status 403 if" in fired[0] and "answered 403" in fired[0]
     assert "http_request[2]" in fired[1] and "redirected (302)" in fired[1]
