@@ -26,9 +26,4 @@ KNOWN: dict[str, str] = {
     "arg res.v_res NULL/BINARY": "the same res variable, still there at the response",
     "arg res.v_req NULL/STRING": "req variables are gone by the response phase in HAProxy; "
                                  "spoe_sync keeps them",
-    # The middleware builds the response's version from the request's SERVER_PROTOCOL;
-    # HAProxy's res.ver is the server's, and HAProxy speaks HTTP/1.1 to servers.
-    "arg res.ver STRING!=": "res.ver of an HTTP/1.0 request: the middleware says 1.0, "
-                            "HAProxy's server answered 1.1",
-    "arg res.ver2 STRING!=": "resp_ver: same cause as res.ver",
 }
