@@ -54,6 +54,7 @@ from .varnames import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_VARS",
+    "REASON_SCOPE_CLOSED",
     "SCOPES",
     "ProcVars",
     "Session",
@@ -64,6 +65,10 @@ __all__ = [
     "split_var_name",
     "var_size",
 ]
+
+#: why a req.* variable cannot be set in the response phase, nor res.* in the request phase
+REASON_SCOPE_CLOSED = "scope-not-active"
+
 
 class _Store:
     """The variables of some scopes, keyed by scope then by the name after it,
@@ -232,6 +237,9 @@ def _set(store: _Store, scope: str, name: str, value: object, full_name: str) ->
         store._pop(scope, name)
         return
     reason = store._put(scope, name, value)
+    if reason == REASON_SCOPE_CLOSED:
+        raise VariableError(f"cannot set {full_name!r}: {reason} (req.* is only writable "
+                            "before the response, res.* after)", full_name, reason)
     if reason is not None:
         raise VariableError(
             f"cannot set {full_name!r}: {reason} (limits: {store.limits.max_vars} variables, "
@@ -260,7 +268,7 @@ class Vars(_Store, Mapping[str, Value]):
     ``dict(a) == dict(b)`` for the contents).
     """
 
-    __slots__ = ("proc", "session")
+    __slots__ = ("_closed", "proc", "session")
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
@@ -273,6 +281,22 @@ class Vars(_Store, Mapping[str, Value]):
         self._count = 0
         self.session = session if session is not None else Session(limits=limits)
         self.proc = proc if proc is not None else ProcVars(limits=limits)
+        # HAProxy 2.6 keeps req.* and res.* in one store of one scope at a time: req until
+        # the response phase starts, then emptied and res (src/vars.c get_vars(), stream.c).
+        # A write to the other scope fails there; it is refused here, so reads find nothing.
+        self._closed = "res"
+
+    def _put(self, scope: str, name: str, value: Value, *, enforce: bool = True) -> str | None:
+        if scope == self._closed:
+            return REASON_SCOPE_CLOSED
+        return _Store._put(self, scope, name, value, enforce=enforce)
+
+    def start_response(self) -> None:
+        """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from
+        now on (HAProxy 2.6 does it when the stream connects to its server)."""
+        if self._closed != "req":
+            self._clear("req")
+            self._closed = "req"
 
     def _owner(self, scope: str) -> _Store | None:
         if scope in self._data:

@@ -19,11 +19,4 @@ MASKED: dict[tuple[str, str], str] = {
 
 #: class name -> one-line reason it is not fixed yet
 KNOWN: dict[str, str] = {
-    # Variables the agent sets (every ACK sets <scope>.fz.v in sess, txn, req and res): the
-    # engine/middleware keep what HAProxy 2.6 drops (the engine layer's, not the rules').
-    "arg body.v_res NULL/BINARY": "a res variable set by a request-phase ACK: HAProxy 2.6 "
-                                  "drops it, spoe_sync keeps it",
-    "arg res.v_res NULL/BINARY": "the same res variable, still there at the response",
-    "arg res.v_req NULL/STRING": "req variables are gone by the response phase in HAProxy; "
-                                 "spoe_sync keeps them",
 }
