@@ -11,10 +11,12 @@ validity rules (:mod:`spoe_sync.wsgi.validity`): what HAProxy 2.6 answers itself
 422) gets HAProxy's bytes before any SPOE event, and the connection is closed; a request
 gunicorn's stricter parser refuses gets HAProxy's 400 page instead of gunicorn's.
 
-What gunicorn's parser changes before we see it (the README lists it): header names come
-upper-cased (HAProxy lower-cases them anyway), headers with ``_`` are dropped (gunicorn's
-``header_map`` default), and gunicorn refuses with 400 some requests HAProxy serves (folded
-header lines, a lowercase method, two identical Content-Length headers...).
+gunicorn's settings ``permit_unconventional_http_method`` and
+``permit_unconventional_http_version`` are turned on (HAProxy serves such requests).  What gunicorn's
+parser still changes before we see it (the README lists it): header names come upper-cased
+(HAProxy lower-cases them anyway), headers with ``_`` are dropped (gunicorn's ``header_map``
+default), and gunicorn refuses with 400 some requests HAProxy serves (control bytes in a header
+value, folded header lines, two identical Content-Length headers, ``*`` as a GET target...).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _REQUEST_ERRORS = tuple(getattr(http_errors, name) for name in (
     "InvalidHeaderName", "ObsoleteFolding", "LimitRequestLine", "LimitRequestHeaders",
     "UnsupportedTransferCoding", "InvalidChunkSize", "ChunkMissingTerminator",
     "InvalidChunkExtension") if hasattr(http_errors, name))
+_HAPROXY_ACCEPTS = ("permit_unconventional_http_method", "permit_unconventional_http_version")
 _APP_ERRORS = tuple(getattr(http_errors, name) for name in (
     "InvalidResponseHeader", "InvalidResponseHeaderName") if hasattr(http_errors, name))
 
@@ -75,6 +78,13 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]  # gunicorn has
     """gunicorn's gevent worker with SpoeWSGIHandler's raw data and HTTP validity."""
 
     def load_wsgi(self) -> None:
+        # what gunicorn refuses by default and HAProxy serves: a method with lowercase
+        # letters, a version past 1.x (HTTP/1.2, HTTP/2.0 on an HTTP/1 line).  Folded lines stay
+        # refused (HAProxy's 400 page): gunicorn would join them with one space where HAProxy
+        # keeps the line break as spaces, and the agent would read another value
+        for name in _HAPROXY_ACCEPTS:
+            if name in self.cfg.settings and not self.cfg.settings[name].get():
+                self.cfg.set(name, True)
         super().load_wsgi()
         self._spoe_current = local()
         # HAProxy's 413 for an HTTP/1.0 GET/HEAD/DELETE with a body only applies when it
