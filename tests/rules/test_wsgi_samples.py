@@ -91,6 +91,8 @@ def test_plain_gevent_handler_falls_back_to_environ_keys():
     assert values["req.cook(sid)"] == "2"
     assert values["url"] == "/p%20q?a=1&b=?"
     assert values["dst_port"] == server_port
+    # dst: SERVER_NAME is a host name; the socket under wsgi.input tells the address
+    assert values["dst"] == IPv4Address("127.0.0.1")
     # CONTENT_LENGTH is set before the HTTP_* keys: arrival order is lost
     assert values["req.hdrs"].startswith("content-length: 4\r\nhost: Example.ORG\r\n")
     assert "user-agent: agent/1.0 (x, y)\r\n" in values["req.hdrs"]
