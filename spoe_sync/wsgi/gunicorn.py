@@ -89,8 +89,9 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]  # gunicorn has
         self._spoe_current = local()
         # HAProxy's 413 for an HTTP/1.0 GET/HEAD/DELETE with a body only applies when it
         # waits for the body (the middleware's buffer_body: option http-buffer-request)
-        self._spoe_waits = getattr(self.wsgi, "buffer_body", None) is not None
-        self.wsgi = _RawData(self.wsgi, self._spoe_current)
+        app: Any = getattr(self, "wsgi")  # noqa: B009 (gunicorn sets it; untyped)
+        self._spoe_waits = getattr(app, "buffer_body", None) is not None
+        self.wsgi = _RawData(app, self._spoe_current)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         refusal = check(request_head(req), wait_for_body=self._spoe_waits)
