@@ -96,6 +96,8 @@ class Transaction:
     def set_samples(self, samples: SampleSource) -> None:
         """The request (or response) changed: later fetches, messages and rules read this."""
         self.samples = samples
+        if samples.response is not None:
+            self.vars.start_response()  # req.* gone, res.* open (HAProxy 2.6's one store)
         self.ctx = EvalContext(samples, self.vars)
         for stream in self.streams.values():
             stream.samples = samples

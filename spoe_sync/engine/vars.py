@@ -54,6 +54,7 @@ from .varnames import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_VARS",
+    "REASON_SCOPE_CLOSED",
     "SCOPES",
     "ProcVars",
     "Session",
@@ -70,6 +71,11 @@ __all__ = [
 #: variable (``_put``) or live view (``_view``).  A store is made for every
 #: request: one dict instead of one per scope.
 _UNUSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
+#: The bag of a scope that is not active (``res`` in the request phase, ``req`` in the
+#: response phase): always empty, and ``_put`` refuses it with one identity test.
+_CLOSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
+#: why a req.* variable cannot be set in the response phase, nor res.* in the request phase
+REASON_SCOPE_CLOSED = "scope-not-active"
 
 
 class _Store:
@@ -102,6 +108,8 @@ class _Store:
         is ``var_size(name, value)`` when the caller already knows it (an
         ACK's plan)."""
         bag = self._data[scope]
+        if bag is _CLOSED:
+            return REASON_SCOPE_CLOSED
         old = bag.get(name)  # stored values are never None
         limits = self.limits
         if size is None:
@@ -249,6 +257,9 @@ def _set(store: _Store, scope: str, name: str, value: object, full_name: str) ->
         store._pop(scope, name)
         return
     reason = store._put(scope, name, value)
+    if reason == REASON_SCOPE_CLOSED:
+        raise VariableError(f"cannot set {full_name!r}: {reason} (req.* is only writable "
+                            "before the response, res.* after)", full_name, reason)
     if reason is not None:
         raise VariableError(
             f"cannot set {full_name!r}: {reason} (limits: {store.limits.max_vars} variables, "
@@ -285,11 +296,23 @@ class Vars(_Store, Mapping[str, Value]):
                  limits: VarLimits | None = None) -> None:
         # _Store.__init__ written out: one Vars per stream, on the hot path.
         self.limits = limits or _DEFAULT_LIMITS
-        self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _UNUSED}
+        # HAProxy 2.6 keeps req.* and res.* in one store of one scope at a time: req until
+        # the response phase starts, then emptied and res (src/vars.c get_vars(), stream.c).
+        # A write to the other scope fails there; it is refused here, so reads find nothing.
+        self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _CLOSED}
         self._bytes = 0
         self._count = 0
         self._session = session  # None: a private one, made when first needed
         self.proc = proc if proc is not None else ProcVars(limits=limits)
+
+    def start_response(self) -> None:
+        """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from
+        now on (HAProxy 2.6 does it when the stream connects to its server)."""
+        data = self._data
+        if data["req"] is not _CLOSED:
+            self._clear("req")
+            data["req"] = _CLOSED
+            data["res"] = _UNUSED
 
     @property
     def session(self) -> Session:

@@ -400,6 +400,7 @@ class TCPProxy(StreamServer):
             raise _Aborted
 
         conn.upstream = self._connect()
+        conn.vars.start_response()  # HAProxy 2.6 turns req.* into res.* when it connects
         self._event(conn, "on-server-session")
         to_upstream = gevent.spawn(forward, conn, conn.client, conn.upstream, True, self.stats,
                                    self.idle_timeout)

@@ -36,7 +36,7 @@ from .sources import (
     to_address,
 )
 
-__all__ = ["RAW_HEADERS_KEY", "RAW_URI_KEY", "WSGISamples", "handler_environ"]
+__all__ = ["RAW_HEADERS_KEY", "RAW_URI_KEY", "WSGISamples", "handler_environ", "socket_local"]
 
 RAW_HEADERS_KEY = "spoe_sync.raw_headers"
 RAW_URI_KEY = "spoe_sync.raw_uri"
@@ -113,6 +113,8 @@ def _wire_text(target: str) -> str:
 
 def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     addr = to_address(environ.get(LOCAL_ADDR_KEY))
+    if addr is None:
+        addr = socket_local(environ)
     if addr is not None:
         return addr
     port: int | None
@@ -126,6 +128,24 @@ def _local(environ: Mapping[str, Any]) -> tuple[Any, int | None] | None:
     except ValueError:
         host = None
     return None if host is None and port is None else (host, port)
+
+
+def socket_local(environ: Mapping[str, Any]) -> Any:
+    """``dst`` from the client socket when the server does not tell it: gunicorn's
+    ``gunicorn.socket``, or the socket under gevent.pywsgi's ``wsgi.input`` (its ``rfile`` is
+    the connection's file object).  SERVER_NAME is a host name, not the address connected to."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        rfile = getattr(environ.get("wsgi.input"), "rfile", None)
+        sock = getattr(getattr(rfile, "raw", None), "_sock", None)
+    getsockname = getattr(sock, "getsockname", None)
+    if getsockname is None:
+        return None
+    try:
+        local = getsockname()
+    except (OSError, ValueError):  # closed meanwhile
+        return None
+    return to_address(local[:2]) if isinstance(local, tuple) else None
 
 
 def _answer_expect(headers: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from gevent import pywsgi
 
-from ..rules.wsgisource import BODY_KEY
+from ..rules.wsgisource import BODY_KEY, LOCAL_ADDR_KEY, socket_local
 
 __all__ = ["BODY_KEY", "Body", "buffer_request_body", "buffer_response", "close_result"]
 
@@ -90,6 +90,10 @@ def buffer_request_body(environ: dict[str, Any], limit: int) -> bytes:
         # nobody to answer; EPIPE makes the server close the connection quietly.
         raise OSError(errno.EPIPE, "client aborted while its body was buffered") from None
     body = b"".join(parts)
+    if LOCAL_ADDR_KEY not in environ:  # dst reads the socket under the input replaced below
+        local = socket_local(environ)
+        if local is not None:
+            environ[LOCAL_ADDR_KEY] = local
     complete = (length is not None and got >= length) or (length is None and not extra) or (
         length is not None and got < want)
     environ["wsgi.input"] = io.BytesIO(body) if complete else _PrefixedInput(body + extra, inp)

@@ -6,6 +6,7 @@ and ``silent-drop`` on the client socket.
 from __future__ import annotations
 
 import errno
+import io
 import socket as _stdsocket
 import struct
 import time
@@ -19,6 +20,7 @@ from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
 from .request_head import environ_headers, parse_head
+from .validity import Refused, read_head
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
            "connection_for", "listener", "silent_drop"]
@@ -30,7 +32,6 @@ _COALESCE_MAX = 16384
 _HOLD = object()
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
-_VALID_VERSIONS = frozenset(("HTTP/1.1", "HTTP/1.0"))
 #: the ``Date`` response header of the current second: [second, value]
 _DATE: list[Any] = [-1, b""]
 
@@ -101,17 +102,50 @@ class SpoeWSGIHandler(WSGIHandler):
             data = head
         super()._sendall(data)  # type: ignore[misc]
 
-    def MessageClass(self, fp: Any, *args: Any) -> Any:  # gevent's name
-        # the request's header block without the e-mail parser when it is plain (see
-        # request_head); gevent's own parser for everything else
-        return parse_head(fp, super().MessageClass)
+    # HTTP validity (spoe_sync.wsgi.validity): what HAProxy answers itself (400, 413, 422) is
+    # answered here with HAProxy's bytes, before any event, and the connection closed; the
+    # head is read raw for that, then handed to gevent's parser.
+    _spoe_header_block: bytes | None = None
+    #: HAProxy's ``option accept-invalid-http-request``: 8-bit bytes and ``#`` in the target,
+    #: odd header names and an authority that differs from Host are served (set it on a
+    #: subclass)
+    accept_invalid_http_request = False
+    #: the header list as parsed, before gevent drops Content-Length for Transfer-Encoding
+    #: (HAProxy drops it too, but still counts it in req.body_size: the rules need it)
+    _spoe_raw_headers: Any = None
+
+    def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
+        line = raw_requestline.encode("latin-1")
+        waits = getattr(self.server.application, "buffer_body", None) is not None
+        self._spoe_header_block = read_head(self.rfile, line, wait_for_body=waits,
+                                            accept_invalid=self.accept_invalid_http_request)
+        try:
+            if not line.startswith(b"HEAD "):
+                return bool(super().read_request(raw_requestline))
+            # gevent refuses a HEAD request with a body (400); HAProxy serves it
+            ok = super().read_request("GET" + raw_requestline[4:])
+            self.command, self.requestline = "HEAD", raw_requestline.rstrip()
+            return bool(ok)
+        finally:
+            self._spoe_header_block = None
 
     def _check_http_version(self) -> bool:
-        # gevent parses the version into a tuple of ints for every request: the two
-        # versions clients send are valid as they are
-        if self.request_version in _VALID_VERSIONS:
-            return True
-        return bool(super()._check_http_version())  # type: ignore[misc]
+        # read_head() let through what HAProxy accepts: any HTTP/<d>.<d> (HTTP/2.0 in an
+        # HTTP/1 request line is served as 1.1), where gevent refuses >= 2.0
+        return True
+
+    def MessageClass(self, fp: Any, *args: Any) -> Any:  # gevent's name
+        # the block read_head() already read; parsed without the e-mail parser when it is plain
+        # (see request_head), by gevent's own parser otherwise
+        block = self._spoe_header_block
+        msg = parse_head(fp if block is None else io.BytesIO(block), super().MessageClass)
+        self._spoe_raw_headers = getattr(msg, "_headers", None)  # del rebinds, never edits it
+        return msg
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, Refused):
+            return str(ex.refusal.status), ex.refusal.response
+        return super()._handle_client_error(ex)  # type: ignore[misc]
 
     def _headers(self) -> Any:
         items = environ_headers(self.headers)
@@ -140,7 +174,9 @@ class SpoeWSGIHandler(WSGIHandler):
             local = handler_environ(self).get(LOCAL_ADDR_KEY)
             parsed = to_address(local)
             conn.local = parsed if parsed is not None else local
-        raw = getattr(self.headers, "_headers", None)
+        raw = self._spoe_raw_headers
+        if not isinstance(raw, list):
+            raw = getattr(self.headers, "_headers", None)
         if isinstance(raw, list):
             env[RAW_HEADERS_KEY] = raw  # (name, value) text pairs; rule edits copy it
         if isinstance(self.path, str):

@@ -369,8 +369,9 @@ class _Transaction(RuleRunner):
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
-                            reason=resp.reason,
-                            version=str(self.environ.get("SERVER_PROTOCOL", "HTTP/1.1")))
+                            reason=resp.reason, version="HTTP/1.1")
+        # res.ver is the server's version, not the client's: HAProxy speaks HTTP/1.1 to
+        # servers, and the app is the server here (an HTTP/1.0 client still gets 1.1)
         self._set_samples(self.samples.with_response(info))
 
     # -- responses

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Refusal", "check", "check_raw", "error_response"]
+__all__ = ["Refusal", "Refused", "check", "check_raw", "error_response", "read_head"]
 
 DEFAULT_BUFSIZE = 16384
 DEFAULT_MAXREWRITE = 1024
@@ -84,6 +85,40 @@ class Refusal:
         return error_response(self.status)
 
 
+class Refused(ValueError):
+    """Raised by a server's request reader for a request HAProxy refuses (a ValueError: gevent
+    and gunicorn take it as a client error, not a crash)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(f"HAProxy would answer {refusal.status}: {refusal.why}")
+        self.refusal = refusal
+
+
+def read_head(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
+              accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
+              maxrewrite: int = DEFAULT_MAXREWRITE) -> bytes:
+    """Read the header lines after ``request_line`` from the file ``rfile`` up to and with the
+    blank line (or EOF), and return them; raise :class:`Refused` when HAProxy would refuse the
+    request (:func:`check`).  A head larger than HAProxy's buffer stops the reading there."""
+    limit = bufsize - maxrewrite
+    size = len(request_line)
+    lines = []
+    while True:
+        line = rfile.readline(limit + 1 - size)  # size <= limit here
+        lines.append(line)
+        size += len(line)
+        if size > limit:
+            raise Refused(Refusal(400, "the request head does not fit the buffer"))
+        if line in (b"\r\n", b"\n", b""):
+            break
+    block = b"".join(lines)
+    refusal = check_raw(request_line + block, wait_for_body=wait_for_body, bufsize=bufsize,
+                        maxrewrite=maxrewrite, accept_invalid=accept_invalid)
+    if refusal is not None:
+        raise Refused(refusal)
+    return block
+
+
 def check_raw(raw: bytes, **options: object) -> Refusal | None:
     """:func:`check` on a raw request: its head is what comes before the first blank line."""
     match = re.search(rb"\r?\n\r?\n", raw)
@@ -91,12 +126,15 @@ def check_raw(raw: bytes, **options: object) -> Refusal | None:
 
 
 def check(head: bytes, *, wait_for_body: bool = False, bufsize: int = DEFAULT_BUFSIZE,
-          maxrewrite: int = DEFAULT_MAXREWRITE) -> Refusal | None:
+          maxrewrite: int = DEFAULT_MAXREWRITE, accept_invalid: bool = False) -> Refusal | None:
     """Whether HAProxy 2.6 refuses the request whose head (request line and header lines, CRLF
     or LF line ends, without the blank line) is ``head``; ``None`` when it would go on.
 
     :param wait_for_body: HAProxy waits for the body (``option http-buffer-request`` or
         ``http-request wait-for-body``): the 413 rule applies.
+    :param accept_invalid: ``option accept-invalid-http-request``: 8-bit bytes and ``#`` in the
+        target, non-token bytes in header names and an authority that is not the Host header
+        pass (HAProxy's h1 parser only logs them then).
     """
     if len(head) + 4 > bufsize - maxrewrite:
         return Refusal(400, "the request head does not fit the buffer")
@@ -105,17 +143,18 @@ def check(head: bytes, *, wait_for_body: bool = False, bufsize: int = DEFAULT_BU
         lines.pop(0)  # empty lines before a request are skipped
     if not lines:
         return None
-    start = _request_line(lines[0])
+    start = _request_line(lines[0], accept_invalid)
     if isinstance(start, Refusal):
         return start
     method, target, version = start
-    headers = _headers(lines[1:])
+    headers = _headers(lines[1:], accept_invalid)
     if isinstance(headers, Refusal):
         return headers
-    return (_host(method, target, headers) or _framing(method, version, headers, wait_for_body))
+    return (_host(method, target, headers, accept_invalid)
+            or _framing(method, version, headers, wait_for_body))
 
 
-def _request_line(line: bytes) -> tuple[bytes, bytes, bytes] | Refusal:
+def _request_line(line: bytes, accept_invalid: bool) -> tuple[bytes, bytes, bytes] | Refusal:
     i, end = 0, len(line)
     while i < end and line[i] in _TOKEN:
         i += 1
@@ -127,7 +166,7 @@ def _request_line(line: bytes) -> tuple[bytes, bytes, bytes] | Refusal:
     t0 = i
     while i < end and line[i] not in _BLANKS:
         c = line[i]
-        if c <= 32 or c >= 127 or c == 0x23:
+        if c <= 32 or c == 127 or (not accept_invalid and (c > 127 or c == 0x23)):
             return Refusal(400, f"byte {c:#04x} in the request target")
         i += 1
     target = line[t0:i]
@@ -141,7 +180,7 @@ def _request_line(line: bytes) -> tuple[bytes, bytes, bytes] | Refusal:
     return method, target, version
 
 
-def _headers(lines: list[bytes]) -> list[tuple[bytes, bytes]] | Refusal:
+def _headers(lines: list[bytes], accept_invalid: bool) -> list[tuple[bytes, bytes]] | Refusal:
     out: list[tuple[bytes, bytes]] = []
     for line in lines:
         if b"\r" in line:
@@ -153,7 +192,7 @@ def _headers(lines: list[bytes]) -> list[tuple[bytes, bytes]] | Refusal:
             out[-1] = (name, (value + b" " + line.strip(_BLANKS)).strip(_BLANKS))
             continue
         name, colon, value = line.partition(b":")
-        if not colon or not name or any(c not in _TOKEN for c in name):
+        if not colon or not name or (not accept_invalid and any(c not in _TOKEN for c in name)):
             return Refusal(400, f"header name {name!r}")
         out.append((name.lower(), value.strip(_BLANKS)))
     return out
@@ -163,11 +202,12 @@ def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     return [v for n, v in headers if n == name]
 
 
-def _host(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> Refusal | None:
+def _host(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+          accept_invalid: bool) -> Refusal | None:
     hosts = _values(headers, b"host")
     if len({h.lower() for h in hosts}) > 1:
         return Refusal(400, "two different Host headers")
-    if not hosts or method == b"CONNECT" or target[:1] in (b"/", b"*"):
+    if not hosts or method == b"CONNECT" or target[:1] in (b"/", b"*") or accept_invalid:
         return None
     scheme = _SCHEME.match(target)
     if scheme is None:

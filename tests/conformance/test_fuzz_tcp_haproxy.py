@@ -2,7 +2,7 @@
 
 A seeded generator makes the first bytes a client sends: random bytes, TLS ClientHellos made by
 OpenSSL (with and without SNI and ALPN, TLS 1.2 and 1.3 ceilings), the same cut short at random,
-HTTP/1.x request heads and near misses.  Each payload goes, byte for byte, through HAProxy
+HTTP/1.x request heads and near misses, the HTTP fuzz tier's nasty requests whole and cut.  Each payload goes, byte for byte, through HAProxy
 (``tcp-request content send-spoe-group ... if { req.len gt 0 }`` then ``reject``) and through
 :class:`spoe_sync.proxy.TCPProxy` with the same SPOE file and rules; the recording agent must get
 the same arguments, type and value, for every payload fetch the proxy serves (``req.payload``,
@@ -29,6 +29,7 @@ from spoe_sync.proxy import TCPProxy
 from tests.kit import free_port, make_engine
 
 from . import cfgkit
+from .fuzz.generator import generate
 from .harness import NOTIFY, RecordingAgent, run_haproxy
 from .test_rules_args_haproxy import _typed, spoe_conf
 
@@ -40,7 +41,7 @@ COUNT = int(os.environ.get("SPOE_SYNC_FUZZ_TCP_N", "80"))
 ARGS = [("len", "req.len"), ("head", "req.payload(0,8)"), ("mid", "req.payload(5,16)"),
         ("all", "req.payload(0,0)"), ("hello", "req.ssl_hello_type"), ("ver", "req.ssl_ver"),
         ("sni", "req.ssl_sni"), ("alpn", "req.ssl_alpn"), ("ec", "req.ssl_ec_ext"),
-        ("st", "req.ssl_st_ext")]
+        ("st", "req.ssl_st_ext"), ("http", "req.proto_http")]
 RULES = ["send-spoe-group conf grp if { req.len gt 0 }", "reject"]
 
 
@@ -73,6 +74,10 @@ def payloads(seed: int, count: int) -> list[bytes]:
         elif kind < 0.55:
             data = client_hello(rng)
             data = data[:rng.randrange(1, len(data))]
+        elif kind < 0.62:  # the HTTP fuzz tier's nasty requests, whole or cut
+            data = generate(rng.randrange(1 << 30), 1)[0].raw
+            if rng.random() < 0.3:
+                data = data[:rng.randrange(1, len(data) + 1)]
         elif kind < 0.7:
             method = rng.choice([b"GET", b"POST", b"HEAD", b"OPTIONS", b"BREW", b"get"])
             version = rng.choice([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1", b""])

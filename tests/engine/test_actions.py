@@ -148,11 +148,15 @@ def test_null_value_unsets():
 def test_unset_var_in_every_scope():
     proc = ProcVars()
     vars = Vars(Session(), proc)
-    for scope in ("proc", "sess", "txn", "req", "res"):
+    for scope in ("proc", "sess", "txn", "req"):
         vars.set(f"{scope}.iprep.x", 1)
-    _, report = apply(*(UnsetVar(s, "x") for s in (PROC, SESS, TXN, REQ, RES)), vars=vars)
+    _, report = apply(*(UnsetVar(s, "x") for s in (PROC, SESS, TXN, REQ)), vars=vars)
     assert list(vars) == []
     assert report.dropped == () and set(report.vars_set.values()) == {None}
+    vars.start_response()  # res.* only exists from the response phase on (HAProxy 2.6)
+    vars.set("res.iprep.x", 1)
+    _, report = apply(UnsetVar(RES, "x"), vars=vars)
+    assert list(vars) == [] and report.dropped == ()
 
 
 @pytest.mark.parametrize(
@@ -182,7 +186,10 @@ def test_proc_scope_needs_an_existing_name(registered, preset, force, allowed):
     [pytest.param(s, n, id=n) for s, n in ((SESS, "sess"), (TXN, "txn"), (REQ, "req"), (RES, "res"))],
 )
 def test_other_scopes_are_created_freely(scope, name):
-    vars, report = apply(S(scope, "dyn_claim_7", "v"))
+    vars = Vars()
+    if scope == RES:
+        vars.start_response()  # res.* only exists from the response phase on (HAProxy 2.6)
+    vars, report = apply(S(scope, "dyn_claim_7", "v"), vars=vars)
     assert vars[f"{name}.iprep.dyn_claim_7"] == "v" and report.dropped == ()
 
 

@@ -28,9 +28,11 @@ def test_set_var_in_every_scope_with_the_var_prefix():
         session = engine.new_session()
         stream = engine.new_stream(samples(), session)
         result = engine.process_event(stream, EVENT)
-        assert result.ok and result.dropped_vars == ()
+        # a res variable in the request phase: HAProxy 2.6 drops it (one req/res store)
+        assert result.ok and result.dropped_vars == (
+            DroppedVar("res.test.d", "scope-not-active", "set-var", 1),)
         assert dict(result.vars_set) == {"sess.test.a": 1, "txn.test.b": "two",
-                                         "req.test.c": b"\x00\x01", "res.test.d": True,
+                                         "req.test.c": b"\x00\x01",
                                          "txn.test.ip": IPv4Address("10.1.2.3")}
         assert stream.vars.get("txn.test.b") == "two"
         assert session.get("sess.test.a") == 1
@@ -144,3 +146,22 @@ def test_nothing_set_when_nothing_was_sent():
         stream = engine.new_stream(samples())
         assert engine.process_event(stream, "on-http-response").skipped
         assert len(stream.vars) == 0
+
+
+def test_req_vars_end_and_res_vars_start_with_the_response_phase():
+    """HAProxy 2.6 keeps req.* and res.* in one store of one scope at a time (src/vars.c,
+    stream.c): an agent's res variable set in the request phase is dropped, and req variables
+    are gone once the response phase starts (Transaction.set_samples with a response)."""
+    acts = _actions(SetVar(VarScope.REQ, "q", 1), SetVar(VarScope.RES, "r", 2))
+    with FakeAgent(acts) as agent, make_engine(agent.address) as engine:
+        stream = engine.new_stream(samples())
+        first = engine.process_event(stream, EVENT)
+        assert dict(first.vars_set) == {"req.test.q": 1}
+        assert [d.name for d in first.dropped_vars] == ["res.test.r"]
+        assert stream.vars.get("req.test.q") == 1 and stream.vars.get("res.test.r") is None
+        stream.vars.start_response()
+        assert stream.vars.get("req.test.q") is None
+        second = engine.process_event(stream, EVENT)
+        assert dict(second.vars_set) == {"res.test.r": 2}
+        assert [d.name for d in second.dropped_vars] == ["req.test.q"]
+        assert dict(stream.vars) == {"res.test.r": 2}

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 
 from spoe_sync.engine.vars import (
+    REASON_SCOPE_CLOSED,
     ProcVars,
     Session,
     VarLimits,
@@ -116,11 +117,14 @@ def test_get_getitem_contains_and_none_unsets():
 def test_iteration_goes_scope_by_scope():
     proc = ProcVars()
     vars = Vars(Session(), proc)
-    for name in ("res.r", "txn.t", "req.q", "sess.s", "proc.p"):
+    for name in ("txn.t", "req.q", "sess.s", "proc.p"):
         vars.set(name, 1)
-    assert list(vars) == ["proc.p", "sess.s", "txn.t", "req.q", "res.r"]
-    assert len(vars) == 5 and repr(vars) == "<Vars 3 txn/req/res, 1 sess, 1 proc>"
-    assert vars.as_dict() == dict.fromkeys(["proc.p", "sess.s", "txn.t", "req.q", "res.r"], 1)
+    assert list(vars) == ["proc.p", "sess.s", "txn.t", "req.q"]
+    vars.start_response()  # req.* gone, res.* open (HAProxy 2.6: one req/res store)
+    vars.set("res.r", 1)
+    assert list(vars) == ["proc.p", "sess.s", "txn.t", "res.r"]
+    assert len(vars) == 4 and repr(vars) == "<Vars 2 txn/req/res, 1 sess, 1 proc>"
+    assert vars.as_dict() == dict.fromkeys(["proc.p", "sess.s", "txn.t", "res.r"], 1)
 
 
 def test_sess_vars_live_on_the_session_and_txn_on_the_stream():
@@ -150,11 +154,11 @@ def test_scope_view_is_read_only_and_live():
 def test_clear_one_direction():
     vars = Vars()
     vars.set("req.a", 1)
-    vars.set("res.b", 2)
+    vars.set("req.b", 2)
     vars.set("txn.c", 3)
     vars.clear("req")
-    assert list(vars) == ["txn.c", "res.b"]
-    assert vars.nbytes == var_size("c", 3) + var_size("b", 2)
+    assert list(vars) == ["txn.c"]
+    assert vars.nbytes == var_size("c", 3)
     with pytest.raises(VariableError):
         vars.clear("sess")
 
@@ -179,8 +183,8 @@ def test_var_size(name, value, size):
     [
         pytest.param(VarLimits(max_vars=2), [("txn.a", 1), ("txn.b", 1), ("txn.c", 1)], 2,
                      "too-many-vars", id="count"),
-        pytest.param(VarLimits(max_vars=2), [("txn.a", 1), ("req.b", 1), ("res.c", 1)], 2,
-                     "too-many-vars", id="count-spans-txn-req-res"),
+        pytest.param(VarLimits(max_vars=2), [("txn.a", 1), ("req.b", 1), ("req.c", 1)], 2,
+                     "too-many-vars", id="count-spans-txn-req"),
         pytest.param(VarLimits(max_bytes=20), [("txn.a", "x" * 10), ("txn.b", "y" * 10)], 1,
                      "too-many-bytes", id="bytes"),
         pytest.param(VarLimits(max_vars=1), [("txn.a", 1), ("txn.a", 2), ("txn.a", "abc")], None,
@@ -314,6 +318,7 @@ def _filled() -> Vars:
     vars.set("proc.app.known", 1)
     vars.set("sess.app.user", "bob")
     vars.set("txn.app.score", 87)
+    vars.start_response()
     vars.set("res.app.ok", True)
     return vars
 
@@ -337,10 +342,10 @@ def test_vars_is_a_read_only_mapping_of_every_scope():
 def test_the_mapping_views_are_live():
     vars = _filled()
     keys = vars.keys()
-    vars.set("req.app.late", b"x")
+    vars.set("res.app.late", b"x")
     vars.unset("sess.app.user")
-    assert "req.app.late" in keys and "sess.app.user" not in keys
-    assert dict(vars)["req.app.late"] == b"x"
+    assert "res.app.late" in keys and "sess.app.user" not in keys
+    assert dict(vars)["res.app.late"] == b"x"
 
 
 def test_vars_compare_and_hash_by_identity():
@@ -378,3 +383,24 @@ def test_a_store_without_session_makes_its_private_one_when_first_used():
     assert first.session is first.session and first.session is not second.session
     assert first.session.limits is limits and dict(first) == {"sess.a.x": 1}
     assert dict(second) == {} and len(first) == 1
+
+
+# --------------------------------------------------------------------------- req/res phases
+
+
+def test_req_and_res_share_one_store_of_one_scope_at_a_time():
+    """HAProxy 2.6 (src/vars.c get_vars(), stream.c): req.* until the response phase, then the
+    store is emptied and holds res.*; a write to the other scope fails, a read finds nothing."""
+    vars = Vars()
+    vars.set("req.a", 1)
+    with pytest.raises(VariableError) as info:
+        vars.set("res.b", 2)  # a res variable in the request phase: refused
+    assert info.value.reason == REASON_SCOPE_CLOSED
+    assert vars.try_set("res.b", 2) == REASON_SCOPE_CLOSED
+    assert vars.get("res.b") is None and vars.get("req.a") == 1
+    vars.start_response()
+    assert vars.get("req.a") is None and "req.a" not in vars and vars.nbytes == 0
+    assert vars.try_set("req.a", 1) == REASON_SCOPE_CLOSED
+    vars.set("res.b", 2)
+    vars.start_response()  # idempotent: res.* stays
+    assert dict(vars) == {"res.b": 2}

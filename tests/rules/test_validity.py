@@ -102,3 +102,32 @@ def test_haproxy_error_pages_byte_for_byte():
         b"\r\nContent-Type: text/html\r\n\r\n<html><body><h1>422 Unprocessable Content</h1>\nThe"
         b" server cannot process the contained instructions.\n</body></html>\n")
     assert check_raw(b"GET /# HTTP/1.1\r\n\r\n").response == error_response(400)
+
+
+def test_read_head_reads_the_header_lines_and_refuses_as_haproxy():
+    import io
+
+    from spoe_sync.wsgi.validity import Refused, read_head
+
+    rfile = io.BytesIO(b"Host: h\r\nX: 1\r\n\r\nbody")
+    assert read_head(rfile, b"GET / HTTP/1.1\r\n") == b"Host: h\r\nX: 1\r\n\r\n"
+    assert rfile.read() == b"body"  # the body is left to the server
+    with pytest.raises(Refused) as refused:
+        read_head(io.BytesIO(b"Host: a\r\nHost: b\r\n\r\n"), b"GET / HTTP/1.1\r\n")
+    assert refused.value.refusal.status == 400
+    with pytest.raises(Refused) as refused:  # a head past HAProxy's buffer stops there
+        read_head(io.BytesIO(b"X: " + b"a" * 20000 + b"\r\n\r\n"), b"GET / HTTP/1.1\r\n")
+    assert refused.value.refusal.status == 400
+    with pytest.raises(Refused) as refused:
+        read_head(io.BytesIO(b"Content-Length: 1\r\n\r\na"), b"GET / HTTP/1.0\r\n",
+                  wait_for_body=True)
+    assert refused.value.refusal.status == 413
+
+
+def test_accept_invalid_http_request_lets_through_what_haproxy_then_only_logs():
+    for raw in (b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", b"GET /a#b HTTP/1.1\r\n\r\n",
+                b"GET / HTTP/1.1\r\nX A: 1\r\n\r\n",
+                b"GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n"):
+        assert check_raw(raw).status == 400
+        assert check_raw(raw, accept_invalid=True) is None
+    assert check_raw(b"GET /\x01 HTTP/1.1\r\n\r\n", accept_invalid=True).status == 400

@@ -91,6 +91,8 @@ def test_plain_gevent_handler_falls_back_to_environ_keys():
     assert values["req.cook(sid)"] == "2"
     assert values["url"] == "/p%20q?a=1&b=?"
     assert values["dst_port"] == server_port
+    # dst: SERVER_NAME is a host name; the socket under wsgi.input tells the address
+    assert values["dst"] == IPv4Address("127.0.0.1")
     # CONTENT_LENGTH is set before the HTTP_* keys: arrival order is lost
     assert values["req.hdrs"].startswith("content-length: 4\r\nhost: Example.ORG\r\n")
     assert "user-agent: agent/1.0 (x, y)\r\n" in values["req.hdrs"]
@@ -178,10 +180,15 @@ def test_environ(extra, expr, expected):
     assert parse_sample(expr).evaluate(EvalContext(WSGISamples(env))) == expected
 
 
-@pytest.mark.parametrize("handler_class", [pytest.param(SpoeWSGIHandler, id="spoe-handler")])
+class _AcceptInvalid(SpoeWSGIHandler):
+    accept_invalid_http_request = True  # HAProxy refuses an 8-bit target (400) without it
+
+
+@pytest.mark.parametrize("handler_class", [pytest.param(_AcceptInvalid, id="spoe-handler")])
 def test_an_8bit_request_target_goes_out_as_its_raw_bytes(handler_class):
     """PEP 3333 carries the request line's bytes as latin-1 text; the ``path`` and ``url``
-    fetches must send those bytes (as HAProxy does), not their UTF-8 encoding.  (Under
+    fetches must send those bytes (as HAProxy does with option accept-invalid-http-request),
+    not their UTF-8 encoding.  (Under
     gevent's own handler the raw target is unknown: it is rebuilt from PATH_INFO, quoted.)"""
     from spoe_sync.protocol.codec import MessageEncoder
 

@@ -134,8 +134,8 @@ def parse_echo(body: bytes) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve(app) -> Iterator[int]:
-    server = WSGIServer(listener(("127.0.0.1", 0)), app, handler_class=SpoeWSGIHandler,
+def serve(app, handler_class: type = SpoeWSGIHandler) -> Iterator[int]:
+    server = WSGIServer(listener(("127.0.0.1", 0)), app, handler_class=handler_class,
                         log=None, error_log=None)
     server.start()
     try:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...protocol.values import Value
 from ..casts import int_of_text, strl2ic, to_text
+from ..h1 import H1Request, parse_request_head
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
 from .params import find_param, find_params, param_list
@@ -380,7 +381,15 @@ def _status(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("req.proto_http", out="bool")
 def _proto_http(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return ctx.samples.request is not None
+    if ctx.samples.request is not None:
+        return True
+    # a TCP stream: HAProxy parses the buffer as an HTTP/1 request head (smp_prefetch_htx()
+    # in raw mode); NULL, not false, while it is not one, and an HTTP/0.9 request only counts
+    # as a GET with a target
+    head = parse_request_head(ctx.samples.req_payload or b"")
+    if not isinstance(head, H1Request):
+        return None
+    return True if head.version or (head.method == b"GET" and head.target) else None
 
 
 # --------------------------------------------------------------------------- bodies

@@ -1,109 +1,217 @@
 """TLS ClientHello fetches on the raw request buffer (``req.ssl_*``, configuration.txt §7.3.5),
-for TCP proxies that inspect the first bytes a client sends."""
+for TCP proxies that inspect the first bytes a client sends.
+
+Each fetch walks the buffer exactly as HAProxy 2.6's ``src/payload.c`` does, quirks included
+(docs/explanation/haproxy-behaviour.md): an agent must get the same value from spoe_sync as from
+HAProxy for any payload, not only for well-formed hellos.  The quirks that matter:
+
+- the "whole handshake" check compares the handshake length with what follows the record
+  header *including* the 4-byte handshake header, so a ClientHello cut up to 4 bytes short still
+  parses (the walk then reads past the data: HAProxy reads its buffer's stale bytes, we read
+  zeros);
+- ``req.ssl_ver`` and ``req.ssl_hello_type`` only read the record header and a few bytes (any
+  record type 0x14-0x17 or 0xff; ``req.ssl_ver`` also takes SSLv2 hellos);
+- ``req.ssl_ec_ext`` is NULL, not false, when the extension is missing; ``req.ssl_st_ext`` is
+  then 0;
+- the SNI's name length is not checked against the extension's.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ...protocol.values import Value
 from ..casts import to_text
 from . import fetch
 
-
-@dataclass(frozen=True)
-class ClientHello:
-    version: int  # the ClientHello's client_version, major << 16 | minor
-    extensions: tuple[tuple[int, bytes], ...]
-    session_id: bytes
+#: HAProxy's default receive limit of a channel (tune.bufsize - tune.maxrewrite)
+_RECV_LIMIT = 16384 - 1024
 
 
-def parse_client_hello(data: bytes | None) -> ClientHello | None:
-    """The first TLS record of ``data`` as a ClientHello, or ``None`` when the buffer does not
-    hold a complete one (HAProxy fails the fetch until it does)."""
-    if not data or len(data) < 5 or data[0] != 0x16 or data[1] < 3:
+class _Buf:
+    """The payload as HAProxy's buffer: bytes past the data read as zeros."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __getitem__(self, i: int) -> int:
+        return self.data[i] if 0 <= i < len(self.data) else 0
+
+    def u16(self, i: int) -> int:
+        return (self[i] << 8) + self[i + 1]
+
+    def span(self, start: int, length: int) -> bytes:
+        out = self.data[start:start + length]
+        return out + bytes(length - len(out))
+
+
+#: one extension: (type, length, offset of its type field, what is left of the list there)
+_Ext = tuple[int, int, int, int]
+_OVERRUN: _Ext = (-1, -1, -1, -1)
+
+
+def _extensions(data: bytes | None) -> list[_Ext] | None:
+    """The ClientHello's extensions after HAProxy's checks, ``None`` when one fails before the
+    extension list; the list ends with ``_OVERRUN`` when an extension overruns it (HAProxy's
+    fetches then fail unless they met theirs before)."""
+    if not data:
         return None
-    rec_len = int.from_bytes(data[3:5], "big")
-    body = data[5:5 + rec_len]
-    if len(body) < rec_len or len(body) < 4 or body[0] != 1:
+    d = _Buf(data)
+    bleft = len(data)
+    if d[0] != 0x16 or bleft < 3 or d[1] < 0x03 or bleft < 5:
         return None
-    hs_len = int.from_bytes(body[1:4], "big")
-    hello = body[4:4 + hs_len]
-    if len(hello) < hs_len or len(hello) < 35:
+    if d.u16(3) < 1 + 3 + 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2 + 2:
+        return None  # too short to have an extension
+    p, bleft = 5, bleft - 5
+    if bleft < 1 or d[p] != 0x01 or bleft < 4:  # not a ClientHello
         return None
-    pos = 34  # client_version (2) + random (32)
-    sid_len = hello[pos]
-    session_id = hello[pos + 1:pos + 1 + sid_len]
-    pos += 1 + sid_len
-    if pos + 2 > len(hello):
+    hs_len = (d[p + 1] << 16) + (d[p + 2] << 8) + d[p + 3]
+    if hs_len < 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2 + 2 or bleft < hs_len:
+        return None  # bleft still counts the handshake header: HAProxy's off-by-4, kept
+    p += 4
+    if d[p] < 0x03 or d[p + 1] < 0x01:  # TLSv1 minimum
         return None
-    pos += 2 + int.from_bytes(hello[pos:pos + 2], "big")  # cipher suites
-    if pos + 1 > len(hello):
+    sid = d[p + 34]
+    if sid > 32 or sid > hs_len - 35:
         return None
-    pos += 1 + hello[pos]  # compression methods
-    extensions: list[tuple[int, bytes]] = []
-    if pos + 2 <= len(hello):
-        end = min(len(hello), pos + 2 + int.from_bytes(hello[pos:pos + 2], "big"))
-        pos += 2
-        while pos + 4 <= end:
-            ext_type = int.from_bytes(hello[pos:pos + 2], "big")
-            ext_len = int.from_bytes(hello[pos + 2:pos + 4], "big")
-            extensions.append((ext_type, hello[pos + 4:pos + 4 + ext_len]))
-            pos += 4 + ext_len
-    return ClientHello((hello[0] << 16) + hello[1], tuple(extensions), session_id)
+    hs_len -= 35 + sid
+    p += 35 + sid
+    ciphers = d.u16(p)
+    if hs_len < 4 or ciphers < 2 or ciphers > hs_len:
+        return None
+    hs_len -= 2 + ciphers
+    p += 2 + ciphers
+    if hs_len < 2 or d[p] < 1 or d[p] > hs_len:  # compression methods
+        return None
+    hs_len -= 1 + d[p]
+    p += 1 + d[p]
+    if hs_len < 2 or d.u16(p) > hs_len - 2:
+        return None
+    hs_len = d.u16(p)
+    p += 2
+    out: list[_Ext] = []
+    while hs_len >= 4:
+        ext_type, ext_len = d.u16(p), d.u16(p + 2)
+        if ext_len > hs_len - 4:
+            out.append(_OVERRUN)
+            break
+        out.append((ext_type, ext_len, p, hs_len))
+        hs_len -= 4 + ext_len
+        p += 4 + ext_len
+    return out
 
 
-def _ext(hello: ClientHello | None, ext_type: int) -> bytes | None:
-    if hello is None:
-        return None
-    return next((body for t, body in hello.extensions if t == ext_type), None)
-
-
-def _hello(ctx: Any) -> ClientHello | None:
-    return parse_client_hello(ctx.samples.req_payload)
+def _find(data: bytes | None, wanted: int) -> _Ext | None:
+    for ext in _extensions(data) or ():
+        if ext is _OVERRUN:
+            return None
+        if ext[0] == wanted:
+            return ext
+    return None
 
 
 @fetch("req.ssl_hello_type", out="sint")
 def _hello_type(ctx: Any, args: tuple[Any, ...]) -> Value:
-    return 1 if _hello(ctx) is not None else None
+    data = ctx.samples.req_payload
+    if not data or not (0x14 <= data[0] <= 0x17 or data[0] == 0xFF) or len(data) < 9:
+        return None
+    d = _Buf(data)
+    if (d[1] << 16) + d[2] < 0x30000 or d.u16(3) < 4:
+        return None
+    hs_len = (d[6] << 16) + (d[7] << 8) + d[8]
+    return d[5] if len(data) >= 9 + hs_len else None  # the handshake type, whatever it is
 
 
 @fetch("req.ssl_ver", out="sint")
 def _ssl_ver(ctx: Any, args: tuple[Any, ...]) -> Value:
-    hello = _hello(ctx)
-    return None if hello is None else hello.version
+    data = ctx.samples.req_payload
+    if not data:
+        return None
+    d = _Buf(data)
+    bleft = len(data)
+    if 0x14 <= d[0] <= 0x17 or d[0] == 0xFF:  # SSLv3 record header, any record type
+        if bleft < 11:
+            return None
+        msg_len = d.u16(3)
+        if (d[1] << 16) + d[2] < 0x30000 or not 6 <= msg_len <= (1 << 14) + 2048:
+            return None
+        bleft -= 5
+        version = (d[9] << 16) + d[10]  # the hello's client_version, not the record's
+    else:  # SSLv2 hello
+        if d[0] & 0x80:
+            if bleft < 3:
+                return None
+            rlen, plen, p = ((d[0] & 0x7F) << 8) | d[1], 0, 2
+        else:
+            if bleft < 4:
+                return None
+            rlen, plen, p = ((d[0] & 0x3F) << 8) | d[1], d[2], 3
+        bleft -= p
+        if d[p] != 0x01:
+            return None
+        bleft -= 1
+        p += 1
+        if bleft < 8:
+            return None
+        version = (d[p] << 16) + d[p + 1]
+        cilen, silen, chlen = d.u16(p + 2), d.u16(p + 4), d.u16(p + 6)
+        bleft -= 8
+        if cilen % 3 or (silen and silen != 16) or not 16 <= chlen <= 32 \
+                or rlen != 9 + cilen + silen + chlen:
+            return None
+        msg_len = cilen + silen + chlen + plen
+    return version if bleft >= min(msg_len, _RECV_LIMIT) else None
 
 
 @fetch("req.ssl_sni", out="str")
 def _ssl_sni(ctx: Any, args: tuple[Any, ...]) -> Value:
-    body = _ext(_hello(ctx), 0)
-    # server_name_list: total(2) then name_type(1) len(2) name
-    if body is None or len(body) < 5 or body[2] != 0:
-        return None
-    name_len = int.from_bytes(body[3:5], "big")
-    return to_text(body[5:5 + name_len]) if len(body) >= 5 + name_len else None
+    data = ctx.samples.req_payload
+    d = _Buf(data or b"")
+    for ext in _extensions(data) or ():
+        if ext is _OVERRUN:
+            return None
+        ext_type, ext_len, p, left = ext
+        if ext_type != 0:
+            continue
+        # the server_name_list is bounded by what is left of the extension list, and the
+        # name's length by nothing (HAProxy's)
+        srv_len = d.u16(p + 4)
+        if ext_len < 2 or srv_len < 4 or srv_len > left - 6:
+            return None
+        if d[p + 6] == 0:  # host_name; another type: HAProxy goes on to the next extension
+            return to_text(d.span(p + 9, d.u16(p + 7)))
+    return None
 
 
 @fetch("req.ssl_alpn", out="str")
 def _ssl_alpn(ctx: Any, args: tuple[Any, ...]) -> Value:
-    body = _ext(_hello(ctx), 16)
-    # protocol_name_list: total(2) then len(1) name...; HAProxy returns the first name
-    if body is None or len(body) < 3:
+    data = ctx.samples.req_payload
+    found = _find(data, 16)
+    if found is None:
         return None
-    first = body[2]
-    return to_text(body[3:3 + first]) if len(body) >= 3 + first else None
+    _, ext_len, p, _ = found
+    d = _Buf(data or b"")
+    name_len = d[p + 6]  # the first protocol name (SPOE takes the first sample)
+    if ext_len < 3 or name_len + 6 - 3 > ext_len:
+        return None
+    return to_text(d.span(p + 7, name_len))
 
 
 @fetch("req.ssl_ec_ext", out="bool")
 def _ssl_ec_ext(ctx: Any, args: tuple[Any, ...]) -> Value:
-    hello = _hello(ctx)
-    return None if hello is None else _ext(hello, 10) is not None
+    return True if _find(ctx.samples.req_payload, 10) is not None else None
 
 
 @fetch("req.ssl_st_ext", out="sint")
 def _ssl_st_ext(ctx: Any, args: tuple[Any, ...]) -> Value:
-    hello = _hello(ctx)
-    if hello is None:
+    exts = _extensions(ctx.samples.req_payload)
+    if exts is None:
         return None
-    ticket = _ext(hello, 35)
-    return 0 if ticket is None else (2 if ticket else 1)
+    for ext in exts:
+        if ext is _OVERRUN:
+            return None
+        if ext[0] == 35:  # SessionTicket: 2 when it carries a ticket
+            return 2 if ext[1] > 0 else 1
+    return 0

@@ -1,4 +1,4 @@
-"""``python -m tests.conformance.fuzz --seed N --count M [--handler stock]``: a differential run
+"""``python -m tests.conformance.fuzz --seed N --count M [--handler stock|gunicorn]``: a differential run
 of N's requests against HAProxy 2.6; prints every mismatch class with its count per 1,000
 requests, HAProxy's value, ours and a minimised reproducer.  Exit status 1 when a class is not
 in the KNOWN list."""
@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.conformance.fuzz")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--handler", choices=("spoe", "stock"), default="spoe",
-                        help="SpoeWSGIHandler (default) or gevent's stock WSGIHandler")
+    parser.add_argument("--handler", choices=("spoe", "stock", "gunicorn"), default="spoe",
+                        help="SpoeWSGIHandler (default), gevent's stock WSGIHandler, or "
+                             "gunicorn -k spoe_sync.wsgi.gunicorn.GeventWorker")
     parser.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     parser.add_argument("--no-minimise", action="store_true")
     args = parser.parse_args(argv)

@@ -6,8 +6,11 @@ gives the same responses as the backend."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -37,7 +40,7 @@ from ..harness import (
 from ..rules_support import RawResponder, parse_raw_response
 from . import config
 
-__all__ = ["Observation", "Pair", "engines"]
+__all__ = ["Observation", "Pair", "app", "engines"]
 
 Messages = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
 
@@ -81,7 +84,7 @@ class _Backend(RawResponder):
         return _pick(request)
 
 
-def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     status, _, headers, body = parse_raw_response(_pick(
         b"\r\nx-resp: " + environ.get("HTTP_X_RESP", "0").encode("latin-1") + b"\r\n"))
     reason = {200: "OK", 302: "Found", 404: "Not Found", 418: "I Am A Teapot"}[status]
@@ -169,9 +172,13 @@ def engines(haproxy_bin: str, handler: str = "spoe",
                                         workdir, files=files, ready_port=port))
         cfg_path = workdir / "ours.cfg"
         cfg_path.write_text(config.haproxy_cfg(free_port(), our_agent.port, backend.port))
+        if handler == "gunicorn":
+            gport = stack.enter_context(_gunicorn(cfg_path))
+            yield Pair(_Side(their_agent, port, False), _Side(our_agent, gport, True))
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # capture-slot and similar notes: not under test
-            mw = SpoeMiddleware.from_haproxy_cfg(_app, str(cfg_path), "fe", buffer_body=16384)
+            mw = SpoeMiddleware.from_haproxy_cfg(app, str(cfg_path), "fe", buffer_body=16384)
         stack.callback(mw.close, 1)
         handler_class = SpoeWSGIHandler if handler == "spoe" else WSGIHandler
         server = WSGIServer(("127.0.0.1", 0), mw, handler_class=handler_class, log=None,
@@ -179,3 +186,44 @@ def engines(haproxy_bin: str, handler: str = "spoe",
         server.start()
         stack.callback(server.stop, 1)
         yield Pair(_Side(their_agent, port, False), _Side(our_agent, server.server_port, True))
+
+
+@contextlib.contextmanager
+def _gunicorn(cfg_path: Path) -> Iterator[int]:
+    """gunicorn -k spoe_sync.wsgi.gunicorn.GeventWorker in a subprocess on the same middleware
+    (gunicorn_app.py): its port once it listens."""
+    root = Path(__file__).resolve().parents[3]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    fd = sock.fileno()
+    env = {**os.environ, "SPOE_FUZZ_CFG": str(cfg_path),
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", "spoe_sync.wsgi.gunicorn.GeventWorker", "-w",
+         "1", "--bind", f"fd://{fd}", "--graceful-timeout", "1", "--log-level", "error",
+         "tests.conformance.fuzz.gunicorn_app:application"],
+        cwd=root, env=env, pass_fds=(fd,), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)  # gunicorn notes each HEAD body it drops
+    try:
+        port = sock.getsockname()[1]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # up once it answers a request
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+            try:
+                with gsocket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"GET /ready HTTP/1.1\r\nConnection: close\r\n\r\n")
+                    if s.recv(16):
+                        break
+            except OSError:
+                gevent.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        sock.close()
