@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["INCOMPLETE", "INVALID", "H1Request", "parse_request_head"]
+__all__ = ["INCOMPLETE", "INVALID", "H1Request", "parse_request_head", "value_end"]
 
 INCOMPLETE: Literal["incomplete"] = "incomplete"
 INVALID: Literal["invalid"] = "invalid"
@@ -230,7 +230,7 @@ class _Framing:
             if value[i] in _LWS:
                 i += 1
                 continue
-            j = _value_end(value, i)
+            j = value_end(value, i)
             word = value[i:j].rstrip(bytes(_LWS)).lower()
             self.chunked = False
             if word == b"chunked":
@@ -242,7 +242,7 @@ class _Framing:
             i = j + 1
 
 
-def _value_end(value: bytes, i: int) -> int:
+def value_end(value: bytes, i: int) -> int:
     """``http_find_hdr_value_end()``: the next comma outside a quoted string."""
     quoted = pair = False
     for j in range(i, len(value)):

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...protocol.values import Value
 from ..casts import int_of_text, strl2ic, to_text
-from ..h1 import H1Request, parse_request_head
+from ..h1 import H1Request, parse_request_head, value_end
 from ..hdrs import encode_hdrs_bin, hdrs_text, htx_headers
 from . import fetch
 from .params import find_param, find_params, param_list
@@ -17,22 +17,13 @@ _MAX_HDR_HISTORY = 10  # HAProxy's MAX_HDR_HISTORY: -occ beyond this fails
 def _split_commas(value: bytes) -> list[bytes]:
     """``http_find_hdr_value_end()``: commas split values, except inside quoted strings."""
     out: list[bytes] = []
-    start, quoted, qdpair = 0, False, False
-    for i, c in enumerate(value):
-        if qdpair:
-            qdpair = False
-        elif quoted:
-            if c == 0x5C:
-                qdpair = True
-            elif c == 0x22:
-                quoted = False
-        elif c == 0x22:
-            quoted = True
-        elif c == 0x2C:
-            out.append(value[start:i])
-            start = i + 1
-    out.append(value[start:])
-    return [v.strip(b" \t") for v in out]
+    start, end = 0, len(value)
+    while True:
+        stop = value_end(value, start)
+        out.append(value[start:stop].strip(b" \t"))
+        if stop >= end:
+            return out
+        start = stop + 1
 
 
 def _values(headers: Any, name: str | None, full: bool) -> list[bytes]:
