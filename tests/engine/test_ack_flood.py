@@ -23,6 +23,7 @@ from spoe_sync.protocol import Ack, AgentHello, SetVar, VarScope, encode_frame, 
 from spoe_sync.protocol.connection import DEFAULT_MAX_ACK_ACTIONS, DEFAULT_MAX_ACK_SIZE
 from spoe_sync.testing import FakeAgent
 
+from ..conformance.harness import read_varint
 from .enginekit import EVENT, make_engine, samples
 
 _LEN = struct.Struct(">I")
@@ -103,22 +104,10 @@ class FloodAgent:
 
 
 def _ids(body: bytes) -> tuple[int, int]:
-    ids = []
-    pos = 5
-    for _ in range(2):
-        value = body[pos]
-        pos += 1
-        if value >= 240:
-            shift = 4
-            while True:
-                byte = body[pos]
-                pos += 1
-                value += byte << shift
-                shift += 7
-                if byte < 128:
-                    break
-        ids.append(value)
-    return ids[0], ids[1]
+    """A NOTIFY's stream-id and frame-id (after its type and flags), decoded without spoe_sync."""
+    sid, pos = read_varint(body, 5)
+    fid, _ = read_varint(body, pos)
+    return sid, fid
 
 
 def _ack_frames(sid: int, fid: int, payload: bytes) -> list[bytes]:
