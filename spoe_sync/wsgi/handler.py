@@ -19,8 +19,8 @@ from gevent.pywsgi import WSGIHandler
 from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
-from .request_head import environ_headers, parse_head
-from .validity import Refused, read_head
+from .request_head import environ_headers, parse_head, plain_message
+from .validity import Refused, read_head_fields
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
            "connection_for", "listener", "silent_drop"]
@@ -114,11 +114,20 @@ class SpoeWSGIHandler(WSGIHandler):
     #: (HAProxy drops it too, but still counts it in req.body_size: the rules need it)
     _spoe_raw_headers: Any = None
 
+    #: parse a plain head once (False: always gevent's read_request, for differential tests)
+    _spoe_plain_heads = True
+
     def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
         line = raw_requestline.encode("latin-1")
         waits = getattr(self.server.application, "buffer_body", None) is not None
-        self._spoe_header_block = read_head(self.rfile, line, wait_for_body=waits,
-                                            accept_invalid=self.accept_invalid_http_request)
+        block, fields = read_head_fields(self.rfile, line, wait_for_body=waits,
+                                         accept_invalid=self.accept_invalid_http_request,
+                                         fast=self._spoe_plain_heads)
+        if fields is not None:
+            msg = plain_message(fields)
+            if msg is not None:
+                return self._plain_request(raw_requestline, msg)
+        self._spoe_header_block = block
         try:
             if not line.startswith(b"HEAD "):
                 return bool(super().read_request(raw_requestline))
@@ -128,6 +137,22 @@ class SpoeWSGIHandler(WSGIHandler):
             return bool(ok)
         finally:
             self._spoe_header_block = None
+
+    def _plain_request(self, raw_requestline: str, msg: Any) -> bool:
+        # What gevent's read_request sets, from the head read_head_fields() found plain: one
+        # "METHOD SP /target SP HTTP/1.x" line (three words), no Transfer-Encoding, at most one
+        # Content-Length of digits (never negative; a HEAD with a body is served, as above)
+        self.requestline = requestline = raw_requestline.rstrip()
+        self.command, self.path, self.request_version = requestline.split()
+        self.headers = msg
+        self._spoe_raw_headers = msg._headers
+        length = msg.get("content-length")
+        self.content_length = None if length is None else int(length)
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = msg.get("Connection", "").lower() == "close"
+        else:  # HTTP/1.0
+            self.close_connection = msg.get("Connection", "close").lower() != "keep-alive"
+        return True
 
     def _check_http_version(self) -> bool:
         # read_head() let through what HAProxy accepts: any HTTP/<d>.<d> (HTTP/2.0 in an
