@@ -30,6 +30,8 @@ SOCKET_KEY = "spoe_sync.socket"
 #: the largest first body chunk sent in one send() with the response head
 _COALESCE_MAX = 16384
 _HOLD = object()
+#: gevent's PATH_INFO decoding (urllib's unquote for latin-1)
+_unquote_latin1: Any = pywsgi.unquote_latin1  # type: ignore[attr-defined]
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
 #: the ``Date`` response header of the current second: [second, value]
@@ -116,6 +118,17 @@ class SpoeWSGIHandler(WSGIHandler):
 
     #: parse a plain head once (False: always gevent's read_request, for differential tests)
     _spoe_plain_heads = True
+    #: the request was read by _plain_request (and its environ can be made by _plain_environ)
+    _spoe_plain = False
+    #: _plain_environ() stands for gevent's get_environ() only while the hooks it inlines are
+    #: gevent's (a subclass may override them)
+    _spoe_plain_environ = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._spoe_plain_environ = (
+            cls._headers is SpoeWSGIHandler._headers
+            and cls._connection_upgrade_requested is WSGIHandler._connection_upgrade_requested)
 
     def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
         line = raw_requestline.encode("latin-1")
@@ -127,6 +140,7 @@ class SpoeWSGIHandler(WSGIHandler):
             msg = plain_message(fields)
             if msg is not None:
                 return self._plain_request(raw_requestline, msg)
+        self._spoe_plain = False
         self._spoe_header_block = block
         try:
             if not line.startswith(b"HEAD "):
@@ -142,6 +156,7 @@ class SpoeWSGIHandler(WSGIHandler):
         # What gevent's read_request sets, from the head read_head_fields() found plain: one
         # "METHOD SP /target SP HTTP/1.x" line (three words), no Transfer-Encoding, at most one
         # Content-Length of digits (never negative; a HEAD with a body is served, as above)
+        self._spoe_plain = self._spoe_plain_environ
         self.requestline = requestline = raw_requestline.rstrip()
         self.command, self.path, self.request_version = requestline.split()
         self.headers = msg
@@ -189,8 +204,65 @@ class SpoeWSGIHandler(WSGIHandler):
         if not isinstance(self.server.log, _NO_LOG):
             super().log_request()
 
+    def _plain_environ(self) -> dict[str, Any]:
+        # gevent's get_environ() for a head read by _plain_request (token names, no folded
+        # line, no Transfer-Encoding): one pass over the header pairs where gevent makes 5
+        # Message.get() calls and a generator; the same keys, values and order
+        env = self.server.get_environ()
+        env["REQUEST_METHOD"] = self.command
+        env["SCRIPT_NAME"] = ""
+        path, query = self.path.split("?", 1) if "?" in self.path else (self.path, "")
+        env["PATH_INFO"] = _unquote_latin1(path) if "%" in path else path  # unquote's own test
+        env["QUERY_STRING"] = query
+        ctype = length = connection = upgrade = None  # the first of each, as Message.get()
+        items = []
+        for name, value in self.headers._headers:
+            if "_" in name:  # gevent drops them (and no name get() looks for has one)
+                continue
+            key = name.replace("-", "_").upper()  # ASCII names: upper() is lower()'s twin
+            if key == "CONTENT_TYPE":
+                if ctype is None:
+                    ctype = value
+                continue
+            if key == "CONTENT_LENGTH":
+                if length is None:
+                    length = value
+                continue
+            if key == "CONNECTION":
+                if connection is None:
+                    connection = value
+            elif key == "UPGRADE" and upgrade is None:
+                upgrade = value
+            items.append(("HTTP_" + key, value.strip()))
+        if ctype is not None:
+            env["CONTENT_TYPE"] = ctype
+        if length:
+            env["CONTENT_LENGTH"] = length
+        env["SERVER_PROTOCOL"] = self.request_version
+        client_address = self.client_address
+        if isinstance(client_address, tuple):
+            env["REMOTE_ADDR"] = str(client_address[0])
+            env["REMOTE_PORT"] = str(client_address[1])
+        for key, value in items:
+            if key in env:
+                if "COOKIE" in key:
+                    env[key] += "; " + value
+                else:
+                    env[key] += "," + value
+            else:
+                env[key] = value
+        sock = self.socket if env.get("HTTP_EXPECT") == "100-continue" else None
+        chunked = env.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        handling_reads = not ((connection or "").lower() == "upgrade"
+                              or (upgrade or "").lower() == "websocket")
+        self.wsgi_input = pywsgi.Input(self.rfile, self.content_length, socket=sock,
+                                       chunked_input=chunked)
+        env["wsgi.input"] = self.wsgi_input if handling_reads else self.rfile
+        env["wsgi.input_terminated"] = handling_reads
+        return env
+
     def get_environ(self) -> dict[str, Any]:
-        env = super().get_environ()
+        env = self._plain_environ() if self._spoe_plain else super().get_environ()
         conn = self._spoe_connection
         if conn is None:
             # the first request of the connection: the local address (a getsockname()

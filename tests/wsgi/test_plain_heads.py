@@ -43,6 +43,10 @@ EDGES = [raw for raw, _ in ROWS] + [
     b"GET / HTTP/1.1\r\nHost: a\r\nHOST: A\r\n\r\n",
     b"GET / HTTP/1.1\r\nX-A: a\xa0\xff\t \r\n\r\n",
     b"GET / HTTP/1.1\r\nX-A: a\x85\r\n\r\n",
+    b"POST /%41%e9?%41 HTTP/1.1\r\nX_A: 1\r\nContent_Type: t\r\nContent-Type: a\r\n"
+    b"content-type: b\r\nX-B: \xa0b\xa0\r\nx-b: c\r\nCookie: a=1\r\nCOOKIE: b=2\r\n"
+    b"Connection: Upgrade\r\nUpgrade: h2c\r\nExpect: 100-continue\r\nContent-Length: 0 \r\n\r\n",
+    b"GET / HTTP/1.0\r\nUpgrade: WebSocket\r\nupgrade: x\r\nConnection: Keep-Alive\r\n\r\n",
     b"GET / HTTP/1.1\r\nX-A: a\r\n",  # no blank line: EOF
     b"\r\nGET / HTTP/1.1\r\n\r\n",
     b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(98)) + b"\r\n",
@@ -191,7 +195,7 @@ def _handle(handler_class, raw: bytes, server, sock):
     env = handler.get_environ()
     wsgi_input = env.pop("wsgi.input")
     conn = env.pop("spoe_sync.connection")
-    env = sorted(env.items(), key=lambda kv: kv[0])
+    env = list(env.items())  # the order too
     return (state, env, conn.local, type(wsgi_input), getattr(wsgi_input, "content_length", 0),
             getattr(wsgi_input, "chunked_input", 0), rfile.read())
 
@@ -220,6 +224,27 @@ def test_handler_reads_any_head_as_the_general_path_does(raw):
     try:
         assert _handle(SpoeWSGIHandler, raw, server, first) == \
             _handle(_General, raw, server, first)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_subclass_hooks_are_kept():
+    # _plain_environ() inlines gevent's _headers() and _connection_upgrade_requested(): a
+    # subclass that overrides one gets gevent's get_environ(), which calls it
+    class Renamed(SpoeWSGIHandler):
+        def _headers(self):
+            for key, value in super()._headers():
+                yield key + "_SEEN", value
+
+    first, second = socket.socketpair()
+    server = pywsgi.WSGIServer(("127.0.0.1", 0), lambda e, s: [], log=None, error_log=None)
+    try:
+        handler = Renamed(first, ("127.0.0.1", 40000), server,
+                          io.BytesIO(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        assert handler.read_request(handler.read_requestline())
+        assert handler.get_environ()["HTTP_HOST_SEEN"] == "a"
+        assert _Fast._spoe_plain_environ and not Renamed._spoe_plain_environ
     finally:
         first.close()
         second.close()
