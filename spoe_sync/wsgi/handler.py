@@ -67,8 +67,10 @@ class SpoeWSGIHandler(WSGIHandler):
     environ also carries the raw header list in arrival order, the raw request-target, the
     local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
     (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
-    with less work: plain request headers read without the e-mail parser (same header object,
-    same environ), the response head and a first body chunk of up to 16 KiB in one send, the
+    with less work: a plain request head (see :func:`~spoe_sync.wsgi.validity.plain_fields`)
+    checked by two compiled patterns and parsed once, into the same header object and the same
+    environ as gevent's (other heads: HAProxy's rules in full, then gevent's parser without the
+    e-mail parser where the lines allow it), the response head and a first body chunk of up to 16 KiB in one send, the
     ``Date`` header formatted once a second, and no access-log line formatted when the server
     has no log (``log=None``)::
 
@@ -208,7 +210,7 @@ class SpoeWSGIHandler(WSGIHandler):
         # gevent's get_environ() for a head read by _plain_request (token names, no folded
         # line, no Transfer-Encoding): one pass over the header pairs where gevent makes 5
         # Message.get() calls and a generator; the same keys, values and order
-        env = self.server.get_environ()
+        env: dict[str, Any] = self.server.get_environ()
         env["REQUEST_METHOD"] = self.command
         env["SCRIPT_NAME"] = ""
         path, query = self.path.split("?", 1) if "?" in self.path else (self.path, "")
