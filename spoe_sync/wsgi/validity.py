@@ -30,6 +30,10 @@ with a body.
 Accepted, though gevent may treat them otherwise: 8-bit, control and NUL bytes in header
 values, folded header lines, Content-Length with Transfer-Encoding (Content-Length is dropped),
 HTTP/1.0 with a chunked body, identical duplicate Host or Content-Length headers.
+
+:func:`read_head` (the handler's reader) lets a plainly valid head through on two compiled
+patterns (:func:`plain_fields`, a strict subset of what :func:`check` accepts) and hands every
+other head to :func:`check`, the one definition of the rules above.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ _BLANKS = b" \t"
 # check() walks bytes in Python.  A token method, one space, an origin-form target of the bytes
 # _request_line() lets through (no control, DEL, 8-bit or '#'), one space, HTTP/1.0 or 1.1...
 _TOKEN_RE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PLAIN_REQUEST_LINE = re.compile(rb"(" + _TOKEN_RE + rb") /[\x21\x22\x24-\x7e]* (HTTP/1\.[01])\r?\n")
+_PLAIN_REQUEST_LINE = re.compile(
+    rb"(" + _TOKEN_RE + rb") /[\x21\x22\x24-\x7e]* (HTTP/1\.[01])\r?\n")
 # ... then header lines: a token name, a colon, a value without CR or controls but tab (what
 # request_head's e-mail-parser-free path takes too: the same groups, name and value)
 _PLAIN_FIELD = re.compile(rb"(" + _TOKEN_RE + rb"):[ \t]*([\t\x20-\x7e\xa0-\xff]*)\r?\n")
