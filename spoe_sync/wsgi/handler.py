@@ -19,8 +19,8 @@ from gevent.pywsgi import WSGIHandler
 from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
-from .request_head import environ_headers, parse_head
-from .validity import Refused, read_head
+from .request_head import environ_headers, parse_head, plain_message
+from .validity import Refused, read_head_fields
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
            "connection_for", "listener", "silent_drop"]
@@ -30,6 +30,8 @@ SOCKET_KEY = "spoe_sync.socket"
 #: the largest first body chunk sent in one send() with the response head
 _COALESCE_MAX = 16384
 _HOLD = object()
+#: gevent's PATH_INFO decoding (urllib's unquote for latin-1)
+_unquote_latin1: Any = pywsgi.unquote_latin1  # type: ignore[attr-defined]
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
 #: the ``Date`` response header of the current second: [second, value]
@@ -65,8 +67,10 @@ class SpoeWSGIHandler(WSGIHandler):
     environ also carries the raw header list in arrival order, the raw request-target, the
     local address (see :mod:`spoe_sync.rules.wsgisource`) and the client socket
     (``spoe_sync.socket``, for ``silent-drop``).  It writes the same bytes as gevent's handler
-    with less work: plain request headers read without the e-mail parser (same header object,
-    same environ), the response head and a first body chunk of up to 16 KiB in one send, the
+    with less work: a plain request head (see :func:`~spoe_sync.wsgi.validity.plain_fields`)
+    checked by two compiled patterns and parsed once, into the same header object and the same
+    environ as gevent's (other heads: HAProxy's rules in full, then gevent's parser without the
+    e-mail parser where the lines allow it), the response head and a first body chunk of up to 16 KiB in one send, the
     ``Date`` header formatted once a second, and no access-log line formatted when the server
     has no log (``log=None``)::
 
@@ -114,11 +118,32 @@ class SpoeWSGIHandler(WSGIHandler):
     #: (HAProxy drops it too, but still counts it in req.body_size: the rules need it)
     _spoe_raw_headers: Any = None
 
+    #: parse a plain head once (False: always gevent's read_request, for differential tests)
+    _spoe_plain_heads = True
+    #: the request was read by _plain_request (and its environ can be made by _plain_environ)
+    _spoe_plain = False
+    #: _plain_environ() stands for gevent's get_environ() only while the hooks it inlines are
+    #: gevent's (a subclass may override them)
+    _spoe_plain_environ = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._spoe_plain_environ = (
+            cls._headers is SpoeWSGIHandler._headers
+            and cls._connection_upgrade_requested is WSGIHandler._connection_upgrade_requested)
+
     def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
         line = raw_requestline.encode("latin-1")
         waits = getattr(self.server.application, "buffer_body", None) is not None
-        self._spoe_header_block = read_head(self.rfile, line, wait_for_body=waits,
-                                            accept_invalid=self.accept_invalid_http_request)
+        block, fields = read_head_fields(self.rfile, line, wait_for_body=waits,
+                                         accept_invalid=self.accept_invalid_http_request,
+                                         fast=self._spoe_plain_heads)
+        if fields is not None:
+            msg = plain_message(fields)
+            if msg is not None:
+                return self._plain_request(raw_requestline, msg)
+        self._spoe_plain = False
+        self._spoe_header_block = block
         try:
             if not line.startswith(b"HEAD "):
                 return bool(super().read_request(raw_requestline))
@@ -128,6 +153,23 @@ class SpoeWSGIHandler(WSGIHandler):
             return bool(ok)
         finally:
             self._spoe_header_block = None
+
+    def _plain_request(self, raw_requestline: str, msg: Any) -> bool:
+        # What gevent's read_request sets, from the head read_head_fields() found plain: one
+        # "METHOD SP /target SP HTTP/1.x" line (three words), no Transfer-Encoding, at most one
+        # Content-Length of digits (never negative; a HEAD with a body is served, as above)
+        self._spoe_plain = self._spoe_plain_environ
+        self.requestline = requestline = raw_requestline.rstrip()
+        self.command, self.path, self.request_version = requestline.split()
+        self.headers = msg
+        self._spoe_raw_headers = msg._headers
+        length = msg.get("content-length")
+        self.content_length = None if length is None else int(length)
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = msg.get("Connection", "").lower() == "close"
+        else:  # HTTP/1.0
+            self.close_connection = msg.get("Connection", "close").lower() != "keep-alive"
+        return True
 
     def _check_http_version(self) -> bool:
         # read_head() let through what HAProxy accepts: any HTTP/<d>.<d> (HTTP/2.0 in an
@@ -164,8 +206,65 @@ class SpoeWSGIHandler(WSGIHandler):
         if not isinstance(self.server.log, _NO_LOG):
             super().log_request()
 
+    def _plain_environ(self) -> dict[str, Any]:
+        # gevent's get_environ() for a head read by _plain_request (token names, no folded
+        # line, no Transfer-Encoding): one pass over the header pairs where gevent makes 5
+        # Message.get() calls and a generator; the same keys, values and order
+        env: dict[str, Any] = self.server.get_environ()
+        env["REQUEST_METHOD"] = self.command
+        env["SCRIPT_NAME"] = ""
+        path, query = self.path.split("?", 1) if "?" in self.path else (self.path, "")
+        env["PATH_INFO"] = _unquote_latin1(path) if "%" in path else path  # unquote's own test
+        env["QUERY_STRING"] = query
+        ctype = length = connection = upgrade = None  # the first of each, as Message.get()
+        items = []
+        for name, value in self.headers._headers:
+            if "_" in name:  # gevent drops them (and no name get() looks for has one)
+                continue
+            key = name.replace("-", "_").upper()  # ASCII names: upper() is lower()'s twin
+            if key == "CONTENT_TYPE":
+                if ctype is None:
+                    ctype = value
+                continue
+            if key == "CONTENT_LENGTH":
+                if length is None:
+                    length = value
+                continue
+            if key == "CONNECTION":
+                if connection is None:
+                    connection = value
+            elif key == "UPGRADE" and upgrade is None:
+                upgrade = value
+            items.append(("HTTP_" + key, value.strip()))
+        if ctype is not None:
+            env["CONTENT_TYPE"] = ctype
+        if length:
+            env["CONTENT_LENGTH"] = length
+        env["SERVER_PROTOCOL"] = self.request_version
+        client_address = self.client_address
+        if isinstance(client_address, tuple):
+            env["REMOTE_ADDR"] = str(client_address[0])
+            env["REMOTE_PORT"] = str(client_address[1])
+        for key, value in items:
+            if key in env:
+                if "COOKIE" in key:
+                    env[key] += "; " + value
+                else:
+                    env[key] += "," + value
+            else:
+                env[key] = value
+        sock = self.socket if env.get("HTTP_EXPECT") == "100-continue" else None
+        chunked = env.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        handling_reads = not ((connection or "").lower() == "upgrade"
+                              or (upgrade or "").lower() == "websocket")
+        self.wsgi_input = pywsgi.Input(self.rfile, self.content_length, socket=sock,
+                                       chunked_input=chunked)
+        env["wsgi.input"] = self.wsgi_input if handling_reads else self.rfile
+        env["wsgi.input_terminated"] = handling_reads
+        return env
+
     def get_environ(self) -> dict[str, Any]:
-        env = super().get_environ()
+        env = self._plain_environ() if self._spoe_plain else super().get_environ()
         conn = self._spoe_connection
         if conn is None:
             # the first request of the connection: the local address (a getsockname()

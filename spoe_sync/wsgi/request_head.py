@@ -22,7 +22,7 @@ from typing import Any
 
 from gevent import pywsgi
 
-__all__ = ["environ_headers", "parse_head"]
+__all__ = ["environ_headers", "parse_head", "plain_message"]
 
 # http.client's limits: one line, and lines in a header block
 _MAXLINE = 65536
@@ -85,6 +85,18 @@ def parse_head(fp: Any, general: Any) -> Any:
         pairs.append((m[1].decode("latin-1"), m[2].decode("latin-1")))
     msg = _PlainMessage()
     msg._headers = pairs
+    return msg
+
+
+def plain_message(fields: list[tuple[bytes, bytes]]) -> Any:
+    """gevent's header object for the fields of a plain head (``validity.plain_fields``: every
+    line matched a pattern whose name and value groups are :data:`_PLAIN`'s), as
+    :func:`parse_head` makes it from the same lines; None past http.client's line count (its
+    line length is beyond HAProxy's buffer), or without gevent's header class."""
+    if _MESSAGE is None or len(fields) >= _MAXHEADERS:  # the blank line counts too
+        return None
+    msg = _PlainMessage()
+    msg._headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
     return msg
 
 

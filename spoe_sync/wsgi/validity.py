@@ -30,6 +30,10 @@ with a body.
 Accepted, though gevent may treat them otherwise: 8-bit, control and NUL bytes in header
 values, folded header lines, Content-Length with Transfer-Encoding (Content-Length is dropped),
 HTTP/1.0 with a chunked body, identical duplicate Host or Content-Length headers.
+
+:func:`read_head` (the handler's reader) lets a plainly valid head through on two compiled
+patterns (:func:`plain_fields`, a strict subset of what :func:`check` accepts) and hands every
+other head to :func:`check`, the one definition of the rules above.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Refusal", "Refused", "check", "check_raw", "error_response", "read_head"]
+__all__ = ["Refusal", "Refused", "check", "check_raw", "error_response", "plain_fields", "read_head",
+           "read_head_fields"]
 
 DEFAULT_BUFSIZE = 16384
 DEFAULT_MAXREWRITE = 1024
@@ -47,6 +52,21 @@ _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _SCHEME = re.compile(rb"([A-Za-z][A-Za-z0-9+.-]*):")
 _BLANKS = b" \t"
+
+# The fast path (plain_fields): heads plainly valid for HAProxy 2.6, matched by C code, where
+# check() walks bytes in Python.  A token method, one space, an origin-form target of the bytes
+# _request_line() lets through (no control, DEL, 8-bit or '#'), one space, HTTP/1.0 or 1.1...
+_TOKEN_RE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PLAIN_REQUEST_LINE = re.compile(
+    rb"(" + _TOKEN_RE + rb") /[\x21\x22\x24-\x7e]* (HTTP/1\.[01])\r?\n")
+# ... then header lines: a token name, a colon, a value without CR or controls but tab (what
+# request_head's e-mail-parser-free path takes too: the same groups, name and value)
+_PLAIN_FIELD = re.compile(rb"(" + _TOKEN_RE + rb"):[ \t]*([\t\x20-\x7e\xa0-\xff]*)\r?\n")
+#: the header names check() looks at (_host, _framing), lower-case
+_HOST, _LENGTH, _CODING = b"host", b"content-length", b"transfer-encoding"
+_SEMANTIC = frozenset((_HOST, _LENGTH, _CODING))
+#: the methods of HAProxy's 413 rule
+_NO_BODY_10 = (b"GET", b"HEAD", b"DELETE")
 
 # HAProxy's built-in error pages (http_err_msgs[] and http-errors defaults), byte for byte
 _PAGES = {
@@ -100,6 +120,18 @@ def read_head(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
     """Read the header lines after ``request_line`` from the file ``rfile`` up to and with the
     blank line (or EOF), and return them; raise :class:`Refused` when HAProxy would refuse the
     request (:func:`check`).  A head larger than HAProxy's buffer stops the reading there."""
+    return read_head_fields(rfile, request_line, wait_for_body=wait_for_body,
+                            accept_invalid=accept_invalid, bufsize=bufsize,
+                            maxrewrite=maxrewrite)[0]
+
+
+def read_head_fields(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
+                     accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
+                     maxrewrite: int = DEFAULT_MAXREWRITE, fast: bool = True,
+                     ) -> tuple[bytes, list[tuple[bytes, bytes]] | None]:
+    """:func:`read_head`, and the header fields when the head is plain (:func:`plain_fields`;
+    else ``None``).  ``fast=False`` always takes :func:`check` (the general path, for
+    differential tests): the outcome is the same."""
     limit = bufsize - maxrewrite
     size = len(request_line)
     lines = []
@@ -112,11 +144,57 @@ def read_head(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
         if line in (b"\r\n", b"\n", b""):
             break
     block = b"".join(lines)
-    refusal = check_raw(request_line + block, wait_for_body=wait_for_body, bufsize=bufsize,
-                        maxrewrite=maxrewrite, accept_invalid=accept_invalid)
-    if refusal is not None:
-        raise Refused(refusal)
-    return block
+    # check()'s size rule counts the head without its last line end and the blank line, plus
+    # 4: at most size + 2
+    fields = (plain_fields(request_line, lines, wait_for_body=wait_for_body)
+              if fast and size + 2 <= limit else None)
+    if fields is None:
+        refusal = check_raw(request_line + block, wait_for_body=wait_for_body, bufsize=bufsize,
+                            maxrewrite=maxrewrite, accept_invalid=accept_invalid)
+        if refusal is not None:
+            raise Refused(refusal)
+    return block, fields
+
+
+def plain_fields(request_line: bytes, lines: list[bytes], *,
+                 wait_for_body: bool = False) -> list[tuple[bytes, bytes]] | None:
+    """The ``(name, value)`` fields of a head that is plainly valid for HAProxy 2.6 (``None``
+    for any other: :func:`check` decides those), the value without the blanks before it.
+
+    ``lines`` are the header lines as read, the last one the blank line.  Plain: the request
+    line and header lines as the patterns above, at most one Host and one Content-Length (all
+    digits), no Transfer-Encoding, and not HAProxy's 413 case.  A strict subset of what
+    :func:`check` lets through (whatever ``accept_invalid``, which only loosens), so check()
+    stays the one definition of HAProxy's rules; the size rule is the caller's."""
+    start = _PLAIN_REQUEST_LINE.fullmatch(request_line)
+    if start is None or lines[-1] not in (b"\r\n", b"\n"):
+        return None
+    fields = []
+    field = _PLAIN_FIELD.fullmatch
+    host = length = False
+    for i in range(len(lines) - 1):
+        m = field(lines[i])
+        if m is None:
+            return None
+        name, value = m.groups()
+        if name.lower() in _SEMANTIC:  # what check() reads: plain only in its simplest forms
+            low = name.lower()
+            if low == _HOST:
+                if host:
+                    return None  # two Host headers: the same or not
+                host = True
+            elif low == _CODING or length:
+                return None
+            else:
+                digits = value.rstrip(_BLANKS)
+                if not digits.isdigit() or len(digits) > 19:  # 19 digits: under 2**64
+                    return None
+                length = True
+                if (wait_for_body and int(digits) and start[2] == b"HTTP/1.0"
+                        and start[1] in _NO_BODY_10):
+                    return None  # HAProxy's 413
+        fields.append((name, value))
+    return fields
 
 
 def check_raw(raw: bytes, **options: object) -> Refusal | None:
