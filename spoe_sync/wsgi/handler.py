@@ -20,6 +20,7 @@ from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
 from .request_head import environ_headers, parse_head
+from .response_head import encode_pairs, plain_head
 from .validity import Refused, read_head
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
@@ -76,11 +77,108 @@ class SpoeWSGIHandler(WSGIHandler):
     _spoe_connection: Connection | None = None
     #: the response head held back to go out with the first body chunk (see _sendall)
     _spoe_head: Any = None
+    #: the head start_response built in one pass (response_head.plain_head), until it is sent;
+    #: None when gevent's start_response took the response
+    _spoe_lines: bytes | None = None
+    #: (the app's (str, str) headers, the pairs added since) while ``response_headers`` is
+    #: not built: gevent encodes every pair at start_response, read by nothing on a plain
+    #: response but gevent's own head writer, which the fast path replaces
+    _spoe_pending: Any = None
+    _spoe_response_headers: Any = None
+
+    @property  # type: ignore[override]
+    def response_headers(self) -> Any:
+        """gevent's list of latin-1 (name, value) pairs, built when first read."""
+        pending = self._spoe_pending
+        if pending is not None:
+            self._spoe_pending = None
+            self._spoe_response_headers = encode_pairs(pending[0]) + pending[1]
+        return self._spoe_response_headers
+
+    @response_headers.setter
+    def response_headers(self, value: Any) -> None:
+        self._spoe_pending = None
+        self._spoe_response_headers = value
+
+    def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
+        head = None if exc_info else plain_head(status, headers)
+        if head is None or (head[2] in (304, 204) and head[6] is not None and head[6] != "0"):
+            # exc_info, an unusual type, a bad status or header, a 204/304 with a length:
+            # gevent's code, for its exact errors and state
+            self._spoe_lines = None
+            return super().start_response(status, headers, exc_info)
+        # the state gevent's start_response leaves, from one pass (see response_head)
+        lines, self.status, self.code, pairs, connection, date, length = head
+        self._orig_status = status
+        added: list[tuple[bytes, bytes]] = []
+        self._spoe_pending, self._spoe_response_headers = (pairs, added), None
+        self.provided_date, self.provided_content_length = date, length
+        if self.request_version == "HTTP/1.0" and connection is None:
+            value = b"close" if self.close_connection else b"keep-alive"
+            added.append((b"Connection", value))
+            lines += b"Connection: " + value + b"\r\n"
+        elif connection == "close":
+            self.close_connection = True
+        self._spoe_lines = lines
+        return self.write
+
+    def finalize_headers(self) -> bytes:  # type: ignore[override]
+        # gevent's, with the Date formatted once a second; it also returns the header lines it
+        # added, for the fast head (gevent's caller ignores them)
+        pending = self._spoe_pending
+        add = pending[1].append if pending is not None else self.response_headers.append
+        added = b""
+        if self.provided_date is None:
+            date = _http_date()
+            add((b"Date", date))
+            added = b"Date: " + date + b"\r\n"
+        code = self.code
+        self.connection_upgraded = code == 101
+        if code not in (304, 204) and self.provided_content_length is None:
+            if hasattr(self.result, "__len__"):
+                total = str(sum(len(chunk) for chunk in self.result)).encode("latin-1")
+                add((b"Content-Length", total))
+                added += b"Content-Length: " + total + b"\r\n"
+            else:
+                self.response_use_chunked = (not self.connection_upgraded
+                                             and self.request_version != "HTTP/1.0")
+                if self.response_use_chunked:
+                    add((b"Transfer-Encoding", b"chunked"))
+                    added += b"Transfer-Encoding: chunked\r\n"
+        return added
+
+    def process_result(self) -> None:
+        result = self.result
+        # the status too: gevent resets it for every response, and a head left unsent by an
+        # earlier one (its connection closed since) is never this one's
+        if (self._spoe_lines is not None and self.status and type(result) in (list, tuple)
+                and len(result) < 2):
+            data = result[0] if result else b""
+            if type(data) is bytes and not (data and self.code in (304, 204)):
+                # what gevent's loop does with one chunk or none: write() it (or b"") with
+                # the head; the length came from the app or from the list, never chunked
+                self._write_with_headers(data)
+                return
+        super().process_result()
 
     def _write_with_headers(self, data: bytes) -> None:
         # gevent sends the head and the first body chunk in two send() calls: one syscall
         # and one TCP segment more per response, and a Nagle stall without TCP_NODELAY.
         # A small first chunk goes out with the head instead (same bytes on the wire).
+        lines = self._spoe_lines
+        self._spoe_lines = None
+        if lines is not None and type(data) is bytes:
+            # the head start_response built, finished as gevent finishes it
+            self.headers_sent = True
+            head = lines + self.finalize_headers() + b"\r\n"
+            if not data or len(data) > _COALESCE_MAX:
+                self._sendall(head)
+                self._write(data)  # type: ignore[misc]  # gevent private API
+            elif self.response_use_chunked:  # gevent's _write() framing
+                self._sendall(head + b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                self._sendall(head + data)
+            return
         if not data or len(data) > _COALESCE_MAX:
             super()._write_with_headers(data)  # type: ignore[misc]  # gevent private API
             return
@@ -98,8 +196,11 @@ class SpoeWSGIHandler(WSGIHandler):
                 self._spoe_head = data
                 return
             self._spoe_head = None
-            head += data
-            data = head
+            try:
+                head += data
+                data = head
+            except TypeError:  # not bytes (an app's str): the head, then gevent's error
+                super()._sendall(head)  # type: ignore[misc]
         super()._sendall(data)  # type: ignore[misc]
 
     # HTTP validity (spoe_sync.wsgi.validity): what HAProxy answers itself (400, 413, 422) is
@@ -150,13 +251,6 @@ class SpoeWSGIHandler(WSGIHandler):
     def _headers(self) -> Any:
         items = environ_headers(self.headers)
         return items if items is not None else super()._headers()  # type: ignore[misc]
-
-    def finalize_headers(self) -> None:
-        if self.provided_date is None:  # gevent's Date, cached
-            # gevent keeps bytes pairs here (its stubs say str)
-            self.response_headers.append((b"Date", _http_date()))  # type: ignore[union-attr, arg-type]
-            self.provided_date = True  # type: ignore[assignment]
-        super().finalize_headers()
 
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
