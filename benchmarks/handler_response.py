@@ -16,8 +16,8 @@ compare two trees by running this file under each one's, alternately, several ro
 from __future__ import annotations
 
 import argparse
-import os
 import io
+import os
 import time
 from typing import Any
 
