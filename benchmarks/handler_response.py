@@ -2,7 +2,7 @@
 gevent's stock WSGIHandler.
 
     python benchmarks/handler_response.py [--seconds 1.0] [--handler spoe|stock|both]
-                                          [--app plain|dated|chunked|http10]
+                                          [--app plain|dated|chunked|http10|varying]
 
 Runs ``handle_one_response()`` (start_response, the head, the body, the access log) of one
 handler over and over on a request already read, the socket a sink that keeps nothing, and
@@ -45,7 +45,20 @@ def _chunked(environ: Any, start_response: Any) -> Any:
     return iter(_BODY)
 
 
-APPS = {"plain": _plain, "dated": _dated, "chunked": _chunked, "http10": _plain}
+_NEXT = [0]
+
+
+def _varying(environ: Any, start_response: Any) -> Any:
+    # a head never sent before (a request id in it): the handler's heads never help (the
+    # worst case)
+    _NEXT[0] = n = _NEXT[0] + 1
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5"),
+                              ("X-Request-Id", str(n))])
+    return _BODY
+
+
+APPS = {"plain": _plain, "dated": _dated, "chunked": _chunked, "http10": _plain,
+        "varying": _varying}
 
 
 class _Sink:

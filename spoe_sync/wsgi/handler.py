@@ -20,7 +20,7 @@ from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
 from .request_head import environ_headers, parse_head
-from .response_head import encode_pairs, plain_head
+from .response_head import plain_head
 from .validity import Refused, read_head
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
@@ -33,17 +33,18 @@ _COALESCE_MAX = 16384
 _HOLD = object()
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
-#: the ``Date`` response header of the current second: [second, value]
-_DATE: list[Any] = [-1, b""]
+#: the ``Date`` response header of the current second: [second, value, header line]
+_DATE: list[Any] = [-1, b"", b""]
 
 
-def _http_date() -> bytes:
-    # gevent formats the date (gmtime, %-formatting, encode) for every response; its value
-    # changes once a second
+def _http_date() -> list[Any]:
+    """[second, value, header line] of gevent's ``Date`` now.  gevent formats the date
+    (gmtime, %-formatting, encode) for every response; its value changes once a second."""
     now = int(time.time())
     if now != _DATE[0]:
-        _DATE[:] = [now, pywsgi.format_date_time(now)]  # type: ignore[attr-defined]
-    return _DATE[1]  # type: ignore[no-any-return]
+        value = pywsgi.format_date_time(now)  # type: ignore[attr-defined]
+        _DATE[:] = [now, value, b"Date: " + value + b"\r\n"]
+    return _DATE
 
 
 class Connection:
@@ -77,45 +78,26 @@ class SpoeWSGIHandler(WSGIHandler):
     _spoe_connection: Connection | None = None
     #: the response head held back to go out with the first body chunk (see _sendall)
     _spoe_head: Any = None
-    #: the head start_response built in one pass (response_head.plain_head), until it is sent;
-    #: None when gevent's start_response took the response
+    #: the head of a response met before (response_head.plain_head), until it is sent; None
+    #: when gevent's start_response took the response
     _spoe_lines: bytes | None = None
-    #: (the app's (str, str) headers, the pairs added since) while ``response_headers`` is
-    #: not built: gevent encodes every pair at start_response, read by nothing on a plain
-    #: response but gevent's own head writer, which the fast path replaces
-    _spoe_pending: Any = None
-    _spoe_response_headers: Any = None
-
-    @property  # type: ignore[override]
-    def response_headers(self) -> Any:
-        """gevent's list of latin-1 (name, value) pairs, built when first read."""
-        pending = self._spoe_pending
-        if pending is not None:
-            self._spoe_pending = None
-            self._spoe_response_headers = encode_pairs(pending[0]) + pending[1]
-        return self._spoe_response_headers
-
-    @response_headers.setter
-    def response_headers(self, value: Any) -> None:
-        self._spoe_pending = None
-        self._spoe_response_headers = value
+    result: Any  # gevent's: what the application returned
 
     def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
         head = None if exc_info else plain_head(status, headers)
         if head is None or (head[2] in (304, 204) and head[6] is not None and head[6] != "0"):
-            # exc_info, an unusual type, a bad status or header, a 204/304 with a length:
-            # gevent's code, for its exact errors and state
+            # a head met for the first time, exc_info, an unusual type, a bad status or
+            # header, a 204/304 with a length: gevent's code, for its exact errors and state
             self._spoe_lines = None
             return super().start_response(status, headers, exc_info)
-        # the state gevent's start_response leaves, from one pass (see response_head)
+        # the state gevent's start_response leaves, as it left it the last time
         lines, self.status, self.code, pairs, connection, date, length = head
         self._orig_status = status
-        added: list[tuple[bytes, bytes]] = []
-        self._spoe_pending, self._spoe_response_headers = (pairs, added), None
+        self.response_headers = response_headers = [*pairs]
         self.provided_date, self.provided_content_length = date, length
         if self.request_version == "HTTP/1.0" and connection is None:
             value = b"close" if self.close_connection else b"keep-alive"
-            added.append((b"Connection", value))
+            response_headers.append((b"Connection", value))
             lines += b"Connection: " + value + b"\r\n"
         elif connection == "close":
             self.close_connection = True
@@ -125,18 +107,17 @@ class SpoeWSGIHandler(WSGIHandler):
     def finalize_headers(self) -> bytes:  # type: ignore[override]
         # gevent's, with the Date formatted once a second; it also returns the header lines it
         # added, for the fast head (gevent's caller ignores them)
-        pending = self._spoe_pending
-        add = pending[1].append if pending is not None else self.response_headers.append
+        add = self.response_headers.append
         added = b""
         if self.provided_date is None:
-            date = _http_date()
-            add((b"Date", date))
-            added = b"Date: " + date + b"\r\n"
+            _second, value, added = _http_date()
+            add((b"Date", value))
         code = self.code
         self.connection_upgraded = code == 101
         if code not in (304, 204) and self.provided_content_length is None:
-            if hasattr(self.result, "__len__"):
-                total = str(sum(len(chunk) for chunk in self.result)).encode("latin-1")
+            result: Any = self.result
+            if hasattr(result, "__len__"):
+                total = str(sum(len(chunk) for chunk in result)).encode("latin-1")
                 add((b"Content-Length", total))
                 added += b"Content-Length: " + total + b"\r\n"
             else:
@@ -147,19 +128,30 @@ class SpoeWSGIHandler(WSGIHandler):
                     added += b"Transfer-Encoding: chunked\r\n"
         return added
 
-    def process_result(self) -> None:
-        result = self.result
-        # the status too: gevent resets it for every response, and a head left unsent by an
-        # earlier one (its connection closed since) is never this one's
-        if (self._spoe_lines is not None and self.status and type(result) in (list, tuple)
-                and len(result) < 2):
-            data = result[0] if result else b""
-            if type(data) is bytes and not (data and self.code in (304, 204)):
-                # what gevent's loop does with one chunk or none: write() it (or b"") with
-                # the head; the length came from the app or from the list, never chunked
-                self._write_with_headers(data)
-                return
-        super().process_result()
+    def run_application(self) -> None:
+        # gevent's, with its process_result() done here for the plain result (a list or
+        # tuple of one bytes chunk or none, nothing written yet): gevent's loop would write()
+        # that chunk (or b"") with the head, its length from the app or from the list, never
+        # chunked.  (The status is None until the app calls start_response.)
+        assert self.result is None
+        try:
+            result: Any = self.application(self.environ, self.start_response)
+            self.result = result
+            if (self.status and not self.headers_sent and type(result) in (list, tuple)
+                    and len(result) < 2):
+                data = result[0] if result else b""
+                if type(data) is bytes and not (data and self.code in (304, 204)):
+                    self._write_with_headers(data)
+                    return
+            self.process_result()
+        finally:
+            close: Any = getattr(self.result, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                close = None  # gevent frees the result (a generator's frames) at once
+                self.result = None
 
     def _write_with_headers(self, data: bytes) -> None:
         # gevent sends the head and the first body chunk in two send() calls: one syscall

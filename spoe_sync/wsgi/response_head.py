@@ -1,60 +1,76 @@
-"""The common response head in one pass, for :class:`~spoe_sync.wsgi.SpoeWSGIHandler`.
+"""Response heads already checked, for :class:`~spoe_sync.wsgi.SpoeWSGIHandler`.
 
-gevent.pywsgi's ``start_response`` walks the header list twice per response (types, CR/LF
-scans and two latin-1 encodes per header, then the names lowered one by one) and its
-``_write_with_headers`` appends the head to a bytearray piece by piece.  :func:`plain_head`
-does the same checks on the whole head at once, for the common case only: a ``str`` status
-and a list of ``(str, str)`` tuples.  Whatever it cannot prove plain (another type, a CR or
-LF, a non-latin-1 character, a status without a numeric code) it refuses with ``None``, and
-the handler takes gevent's own code, which raises gevent's exact error.
+gevent.pywsgi's ``start_response`` walks the header list twice for every response (types,
+CR/LF scans and two latin-1 encodes per header, then the names lowered one by one) and its
+``_write_with_headers`` appends the head to a bytearray piece by piece.  An application sends
+the same few heads over and over (the same status, names and values: a fixed Content-Type, a
+Content-Length from a small set), so :func:`plain_head` keeps what gevent's checks produce for
+a head it has met before: the head's bytes, the encoded pairs and the values gevent looks
+up.  A head met for the first time, or anything but a ``str`` status and a list of
+``(str, str)`` tuples, is left to gevent's own code (``None``): its exact errors, its state.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Head", "encode_pairs", "plain_head"]
+__all__ = ["Head", "plain_head"]
 
-#: the heads already checked, by (status, *headers): an app sends the same few heads over
-#: and over.  Only heads of exact str in exact tuples are stored; bounded (emptied when full)
-_HEADS: dict[tuple[Any, ...], Head] = {}
-_HEADS_MAX = 512
+#: (head bytes "HTTP/1.1 <status>\r\n<name>: <value>\r\n"..., status bytes, code, gevent's
+#: response_headers (latin-1 pairs), the last Connection, Date and Content-Length values as
+#: gevent keeps them)
+Head = tuple[bytes, bytes, int, tuple[tuple[bytes, bytes], ...], Any, Any, Any]
 
-#: (head bytes "HTTP/1.1 <status>\r\n<name>: <value>\r\n"..., status bytes, code, the
-#: headers as given (a tuple of (str, str) tuples), the last Connection, Date and
-#: Content-Length values as gevent keeps them)
-Head = tuple[bytes, bytes, int, tuple[tuple[str, str], ...], Any, Any, Any]
+#: the heads checked: hash((status, *headers)) -> ((status, *headers), head).  A head is
+#: checked at its second coming (one that never comes again, such as one with a request id,
+#: costs gevent's own checks and a look-up).  Bounded: emptied when full
+_HEADS: dict[int, tuple[tuple[Any, ...], Any]] = {}
+#: the hashes of the heads met once (a collision at worst checks a head early)
+_SEEN: set[int] = set()
+_REFUSED: Any = object()  # a head _check() refused: gevent's code every time (its error)
+_MAX = 1024
 
 
 def plain_head(status: Any, headers: Any) -> Head | None:
-    """The head of a response whose status and headers gevent's ``start_response`` accepts
-    without an error, or None when it might raise (or when the input is not the plain kind:
-    then gevent decides)."""
+    """The head of a response met before, whose status and headers gevent's
+    ``start_response`` accepts without an error; None when gevent has to decide (the first
+    time, an unusual type, an error to raise).
+
+    The heads are found by equality: a header item equal to a ``(str, str)`` tuple (a named
+    tuple, a str subclass) gets that tuple's head, as gevent, which unpacks it, would give.
+    """
     if type(status) is not str or type(headers) is not list:
         return None
     key = (status, *headers)
     try:
-        return _HEADS[key]
-    except KeyError:
-        pass
+        hashed = hash(key)  # once: the tuple's hash is not kept
     except TypeError:  # an unhashable item (a list): not the plain kind
         return None
-    head = _check(status, headers)
-    if head is not None:
-        if len(_HEADS) >= _HEADS_MAX:
+    known = _HEADS.get(hashed)
+    if known is not None and known[0] == key:
+        head = known[1]
+    elif hashed not in _SEEN:
+        if len(_SEEN) >= _MAX:
+            _SEEN.clear()
+        _SEEN.add(hashed)
+        return None
+    else:
+        if len(_HEADS) >= _MAX:
             _HEADS.clear()
-        _HEADS[key] = head
-    return head
+        head = _check(status, headers) or _REFUSED
+        _HEADS[hashed] = key, head
+    return None if head is _REFUSED else head  # type: ignore[no-any-return]
 
 
 def _check(status: str, headers: list[Any]) -> Head | None:
+    """gevent's checks and encodings on the whole head at once, or None if it might raise."""
     try:
-        # exactly gevent's checks, on exact types only: an item is a 2-tuple of str (an
-        # immutable snapshot of it is kept for response_headers), else None breaks the join
-        lines = "".join([f"{p[0]}: {p[1]}\r\n"
-                         if type(p) is tuple and len(p) == 2 and type(p[0]) is str
-                         and type(p[1]) is str else None
-                         for p in headers])
+        # exact types only (an item a 2-tuple of str, immutable), else None breaks the join
+        parts: list[Any] = [f"{p[0]}: {p[1]}\r\n"
+                            if type(p) is tuple and len(p) == 2 and type(p[0]) is str
+                            and type(p[1]) is str else None
+                            for p in headers]
+        lines = "".join(parts)
     except TypeError:
         return None
     text = f"HTTP/1.1 {status}\r\n{lines}"
@@ -67,23 +83,14 @@ def _check(status: str, headers: list[Any]) -> Head | None:
         code = int(status.split(" ", 1)[0])
     except (UnicodeEncodeError, ValueError):
         return None
-    snapshot = tuple(headers)
     connection = date = length = None
-    low = lines.lower()
-    if "connection" in low or "date" in low or "content-length" in low:
-        # gevent's own loop (the last of each wins); most heads name none of them
-        for name, value in snapshot:
-            name = name.lower()
-            if name == "connection":
-                connection = value
-            elif name == "date":
-                date = value
-            elif name == "content-length":
-                length = value
-    return head, head[9:9 + len(status)], code, snapshot, connection, date, length
-
-
-def encode_pairs(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
-    """gevent's ``response_headers`` of a head :func:`plain_head` accepted: the pairs in
-    latin-1 (cannot fail: the whole head was encoded)."""
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    for name, value in headers:  # gevent's own lookup: the last of each wins
+        name = name.lower()
+        if name == "connection":
+            connection = value
+        elif name == "date":
+            date = value
+        elif name == "content-length":
+            length = value
+    pairs = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+    return head, head[9:9 + len(status)], code, pairs, connection, date, length

@@ -206,8 +206,8 @@ def _fresh(case: Case) -> Case:
 def test_same_response_as_gevents(servers: dict[str, Any], name: str,
                                   request_kind: str) -> None:
     request = _REQUESTS[request_kind]
-    stock = _exchange(servers["stock"], _fresh(CASES[name]), request, count=2)
-    ours = _exchange(servers["spoe"], _fresh(CASES[name]), request, count=2)
+    stock = _exchange(servers["stock"], _fresh(CASES[name]), request, count=3)
+    ours = _exchange(servers["spoe"], _fresh(CASES[name]), request, count=3)
     assert ours[0] == stock[0]  # the bytes on the wire
     assert ours[2] == stock[2]  # the errors start_response raised
     assert ours[1] == stock[1]  # the handler's state after each response
