@@ -159,10 +159,15 @@ class SpoeWSGIHandler(WSGIHandler):
         # A small first chunk goes out with the head instead (same bytes on the wire).
         lines = self._spoe_lines
         self._spoe_lines = None
-        if lines is not None and type(data) is bytes:
-            # the head start_response built, finished as gevent finishes it
+        if type(data) is bytes:
             self.headers_sent = True
-            head = lines + self.finalize_headers() + b"\r\n"
+            if lines is not None:  # the head start_response found, finished as gevent does
+                head = lines + self.finalize_headers() + b"\r\n"
+            else:  # gevent's start_response took it: gevent's head, in one join
+                self.finalize_headers()
+                head = b"".join([b"HTTP/1.1 ", self.status, b"\r\n",
+                                 *[name + b": " + value + b"\r\n"
+                                   for name, value in self.response_headers], b"\r\n"])
             if not data or len(data) > _COALESCE_MAX:
                 self._sendall(head)
                 self._write(data)  # type: ignore[misc]  # gevent private API

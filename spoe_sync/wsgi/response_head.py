@@ -21,12 +21,11 @@ __all__ = ["Head", "plain_head"]
 #: gevent keeps them)
 Head = tuple[bytes, bytes, int, tuple[tuple[bytes, bytes], ...], Any, Any, Any]
 
-#: the heads checked: hash((status, *headers)) -> ((status, *headers), head).  A head is
-#: checked at its second coming (one that never comes again, such as one with a request id,
-#: costs gevent's own checks and a look-up).  Bounded: emptied when full
-_HEADS: dict[int, tuple[tuple[Any, ...], Any]] = {}
-#: the hashes of the heads met once (a collision at worst checks a head early)
-_SEEN: set[int] = set()
+#: the heads met: hash((status, *headers)) -> ((status, *headers), head), or _ONCE for a
+#: head met once: it is checked at its second coming (one that never comes again, such as one
+#: with a request id, costs gevent's own checks and a look-up).  Bounded: emptied when full
+_HEADS: dict[int, Any] = {}
+_ONCE: Any = object()
 _REFUSED: Any = object()  # a head _check() refused: gevent's code every time (its error)
 _MAX = 1024
 
@@ -43,22 +42,22 @@ def plain_head(status: Any, headers: Any) -> Head | None:
         return None
     key = (status, *headers)
     try:
-        hashed = hash(key)  # once: the tuple's hash is not kept
+        hashed = hash(key)  # once: a tuple does not keep its hash
     except TypeError:  # an unhashable item (a list): not the plain kind
         return None
     known = _HEADS.get(hashed)
-    if known is not None and known[0] == key:
-        head = known[1]
-    elif hashed not in _SEEN:
-        if len(_SEEN) >= _MAX:
-            _SEEN.clear()
-        _SEEN.add(hashed)
-        return None
-    else:
+    if known is None:
         if len(_HEADS) >= _MAX:
             _HEADS.clear()
+        _HEADS[hashed] = _ONCE
+        return None
+    if known is _ONCE:  # its second coming (or a head of the same hash: checked all the same)
         head = _check(status, headers) or _REFUSED
         _HEADS[hashed] = key, head
+    elif known[0] == key:
+        head = known[1]
+    else:  # another head of the same hash: gevent's code
+        return None
     return None if head is _REFUSED else head  # type: ignore[no-any-return]
 
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spoe_sync.wsgi import SpoeWSGIHandler, listener
+from spoe_sync.wsgi.response_head import plain_head
 
 _STATE = ("status", "_orig_status", "code", "response_headers", "provided_date",
           "provided_content_length", "close_connection", "response_use_chunked",
@@ -249,3 +250,41 @@ def test_random_responses_as_gevents(servers: dict[str, Any], status: str,
     stock = _exchange(servers["stock"], case, request, count=2)
     ours = _exchange(servers["spoe"], case, request, count=2)
     assert ours == stock
+
+
+# ------------------------------------------------------------------ the heads kept (pure)
+
+def test_a_head_is_kept_at_its_second_coming() -> None:
+    # a fresh value: this head was never met in this process
+    headers = [_CT, ("X-Id", "kept-1")]
+    assert plain_head("200 OK", list(headers)) is None  # gevent's code the first time
+    head = plain_head("200 OK", list(headers))
+    assert head is not None
+    assert head[0] == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Id: kept-1\r\n"
+    assert head[1:3] == (b"200 OK", 200)
+    assert head[3] == ((b"Content-Type", b"text/plain"), (b"X-Id", b"kept-1"))
+    assert plain_head("200 OK", list(headers)) is head  # found, not checked again
+    # a header that differs by its value only is another head
+    assert plain_head("200 OK", [_CT, ("X-Id", "kept-2")]) is None
+
+
+def test_equal_items_find_the_head_and_odd_ones_never_do() -> None:
+    class Pair(NamedTuple):
+        name: str
+        value: str
+
+    headers = [("X-Id", "odd-1")]
+    plain_head("201 Created", headers)
+    head = plain_head("201 Created", headers)
+    assert head is not None
+    assert plain_head("201 Created", [Pair("X-Id", "odd-1")]) is head  # gevent unpacks both
+    for odd in ([["X-Id", "odd-1"]], ("X-Id", "odd-1"), [("X-Id", b"odd-1")]):
+        for _ in range(3):  # never kept, never found
+            assert plain_head("201 Created", odd) is None
+    assert plain_head(b"201 Created", headers) is None
+
+
+def test_a_head_gevent_refuses_is_never_kept() -> None:
+    for status, headers in (("200 OK", [("X-A", "a\rb")]), ("20x OK", []),
+                            ("200 OK", [("X-A", "\u0100")]), ("200 OK", [("X-A", "b", "c")])):
+        assert [plain_head(status, list(headers)) for _ in range(3)] == [None] * 3
