@@ -81,10 +81,16 @@ class SpoeWSGIHandler(WSGIHandler):
     #: the head of a response met before (response_head.plain_head), until it is sent; None
     #: when gevent's start_response took the response
     _spoe_lines: bytes | None = None
+    #: the response methods are this class's (see _plain_response): the shortcuts hold
+    _spoe_plain_response = False
     result: Any  # gevent's: what the application returned
 
     def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
-        head = None if exc_info else plain_head(status, headers)
+        plain = _PLAIN_RESPONSE.get(type(self))
+        if plain is None:
+            plain = _plain_response(type(self))
+        self._spoe_plain_response = plain
+        head = None if exc_info or not plain else plain_head(status, headers)
         if head is None or (head[2] in (304, 204) and head[6] is not None and head[6] != "0"):
             # a head met for the first time, exc_info, an unusual type, a bad status or
             # header, a 204/304 with a length: gevent's code, for its exact errors and state
@@ -137,8 +143,8 @@ class SpoeWSGIHandler(WSGIHandler):
         try:
             result: Any = self.application(self.environ, self.start_response)
             self.result = result
-            if (self.status and not self.headers_sent and type(result) in (list, tuple)
-                    and len(result) < 2):
+            if (self.status and self._spoe_plain_response and not self.headers_sent
+                    and type(result) in (list, tuple) and len(result) < 2):
                 data = result[0] if result else b""
                 if type(data) is bytes and not (data and self.code in (304, 204)):
                     self._write_with_headers(data)
@@ -277,6 +283,21 @@ class SpoeWSGIHandler(WSGIHandler):
         env[CONNECTION_KEY] = conn
         env[SOCKET_KEY] = self.socket
         return env
+
+
+#: the response methods the shortcuts of SpoeWSGIHandler stand for: a subclass that overrides
+#: one of them (to add a header to response_headers, to write differently) gets gevent's
+#: path through its own code
+_RESPONSE_METHODS = ("start_response", "finalize_headers", "write", "process_result",
+                     "_write_with_headers", "_write")
+#: handler class -> whether its response methods are SpoeWSGIHandler's
+_PLAIN_RESPONSE: dict[type, bool] = {}
+
+
+def _plain_response(cls: type) -> bool:
+    plain = _PLAIN_RESPONSE[cls] = all(
+        getattr(cls, name) is getattr(SpoeWSGIHandler, name) for name in _RESPONSE_METHODS)
+    return plain
 
 
 _BY_SOCKET: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()

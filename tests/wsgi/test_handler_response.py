@@ -288,3 +288,37 @@ def test_a_head_gevent_refuses_is_never_kept() -> None:
     for status, headers in (("200 OK", [("X-A", "a\rb")]), ("20x OK", []),
                             ("200 OK", [("X-A", "\u0100")]), ("200 OK", [("X-A", "b", "c")])):
         assert [plain_head(status, list(headers)) for _ in range(3)] == [None] * 3
+
+
+class _ServerHeader:
+    """What a subclass may do: add a header once gevent has finished the list."""
+
+    def finalize_headers(self) -> None:
+        super().finalize_headers()  # type: ignore[misc]
+        self.response_headers.append((b"Server", b"mine"))  # type: ignore[attr-defined]
+
+
+class _LoudWrite:
+    """... or write every chunk through its own write()."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data + b"!" if data else data)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mixin", [_ServerHeader, _LoudWrite])
+def test_a_subclass_overriding_a_response_method_is_served_by_it(mixin: type) -> None:
+    made = {}
+    for name, base in (("stock", WSGIHandler), ("spoe", SpoeWSGIHandler)):
+        handler = _recording(type("Sub", (mixin, base), {}))
+        made[name] = _Server(listener(("127.0.0.1", 0)), _app, handler_class=handler,
+                             log=None, error_log=None)
+        made[name].start()
+    try:
+        for case in (CASES["length-computed"], CASES["no-headers"]):
+            stock = _exchange(made["stock"], case, _REQUESTS["1.1"], count=3)
+            ours = _exchange(made["spoe"], case, _REQUESTS["1.1"], count=3)
+            assert ours == stock
+            assert (b"Server: mine" in ours[0]) is (mixin is _ServerHeader)
+    finally:
+        for server in made.values():
+            server.stop(timeout=1)
