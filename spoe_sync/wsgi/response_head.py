@@ -26,8 +26,10 @@ Head = tuple[bytes, bytes, int, tuple[tuple[bytes, bytes], ...], Any, Any, Any]
 #: with a request id, costs gevent's own checks and a look-up).  Bounded: emptied when full
 _HEADS: dict[int, Any] = {}
 _ONCE: Any = object()
-_REFUSED: Any = object()  # a head _check() refused: gevent's code every time (its error)
+_REFUSED: Any = object()  # a head not kept (refused, or too long): gevent's code every time
 _MAX = 1024
+#: the longest head kept (memory: at most _MAX of them, their strings, bytes and pairs)
+_MAX_HEAD = 4096
 
 
 def plain_head(status: Any, headers: Any) -> Head | None:
@@ -52,7 +54,9 @@ def plain_head(status: Any, headers: Any) -> Head | None:
         _HEADS[hashed] = _ONCE
         return None
     if known is _ONCE:  # its second coming (or a head of the same hash: checked all the same)
-        head = _check(status, headers) or _REFUSED
+        head = _check(status, headers)
+        if head is None or len(head[0]) > _MAX_HEAD:
+            head = _REFUSED
         _HEADS[hashed] = key, head
     elif known[0] == key:
         head = known[1]

@@ -163,6 +163,7 @@ CASES = {
     "generator-big": Case("200 OK", [_CT], (_BIG, b"z"), "gen"),
     "big-body": Case("200 OK", [_CT], (_BIG,)),
     "big-body-length": Case("200 OK", [("Content-Length", "20000")], (_BIG,)),
+    "long-head": Case("200 OK", [("X-Long", "v" * 5000)]),
     "write-callable": Case("200 OK", [_CT], (b"ab", b"cd"), "write"),
     "bytearray-chunk": Case("200 OK", [_CT], (bytearray(b"hello"),)),
     "memoryview-chunk": Case("200 OK", [_CT], (memoryview(b"hello"),)),
@@ -322,3 +323,8 @@ def test_a_subclass_overriding_a_response_method_is_served_by_it(mixin: type) ->
     finally:
         for server in made.values():
             server.stop(timeout=1)
+
+
+def test_a_long_head_is_not_kept() -> None:
+    headers = [("X-Long", "v" * 5000)]
+    assert [plain_head("200 OK", headers) for _ in range(3)] == [None] * 3
