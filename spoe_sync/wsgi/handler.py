@@ -81,15 +81,15 @@ class SpoeWSGIHandler(WSGIHandler):
     #: the head of a response met before (response_head.plain_head), until it is sent; None
     #: when gevent's start_response took the response
     _spoe_lines: bytes | None = None
-    #: the response methods are this class's (see _plain_response): the shortcuts hold
-    _spoe_plain_response = False
+    #: the response methods are SpoeWSGIHandler's (see _plain_response): the shortcuts hold;
+    #: None until the connection's first start_response
+    _spoe_plain_response: bool | None = None
     result: Any  # gevent's: what the application returned
 
     def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
-        plain = _PLAIN_RESPONSE.get(type(self))
+        plain = self._spoe_plain_response
         if plain is None:
-            plain = _plain_response(type(self))
-        self._spoe_plain_response = plain
+            plain = self._spoe_plain_response = _plain_response(type(self))
         head = None if exc_info or not plain else plain_head(status, headers)
         if head is None or (head[2] in (304, 204) and head[6] is not None and head[6] != "0"):
             # a head met for the first time, exc_info, an unusual type, a bad status or
@@ -295,8 +295,10 @@ _PLAIN_RESPONSE: dict[type, bool] = {}
 
 
 def _plain_response(cls: type) -> bool:
-    plain = _PLAIN_RESPONSE[cls] = all(
-        getattr(cls, name) is getattr(SpoeWSGIHandler, name) for name in _RESPONSE_METHODS)
+    plain = _PLAIN_RESPONSE.get(cls)
+    if plain is None:
+        plain = _PLAIN_RESPONSE[cls] = all(
+            getattr(cls, name) is getattr(SpoeWSGIHandler, name) for name in _RESPONSE_METHODS)
     return plain
 
 
