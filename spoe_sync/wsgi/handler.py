@@ -20,6 +20,7 @@ from ..engine.vars import Session
 from ..rules.sources import to_address
 from ..rules.wsgisource import LOCAL_ADDR_KEY, RAW_HEADERS_KEY, RAW_URI_KEY, handler_environ
 from .request_head import environ_headers, parse_head, plain_message
+from .response_head import plain_head
 from .validity import Refused, read_head_fields
 
 __all__ = ["CONNECTION_KEY", "SOCKET_KEY", "Connection", "SpoeWSGIHandler", "client_socket",
@@ -34,17 +35,18 @@ _HOLD = object()
 _unquote_latin1: Any = pywsgi.unquote_latin1  # type: ignore[attr-defined]
 # gevent.pywsgi's log for log=None (a private class: nothing matches it if it goes away)
 _NO_LOG: Any = getattr(pywsgi, "_NoopLog", ())
-#: the ``Date`` response header of the current second: [second, value]
-_DATE: list[Any] = [-1, b""]
+#: the ``Date`` response header of the current second: [second, value, header line]
+_DATE: list[Any] = [-1, b"", b""]
 
 
-def _http_date() -> bytes:
-    # gevent formats the date (gmtime, %-formatting, encode) for every response; its value
-    # changes once a second
+def _http_date() -> list[Any]:
+    """[second, value, header line] of gevent's ``Date`` now.  gevent formats the date
+    (gmtime, %-formatting, encode) for every response; its value changes once a second."""
     now = int(time.time())
     if now != _DATE[0]:
-        _DATE[:] = [now, pywsgi.format_date_time(now)]  # type: ignore[attr-defined]
-    return _DATE[1]  # type: ignore[no-any-return]
+        value = pywsgi.format_date_time(now)  # type: ignore[attr-defined]
+        _DATE[:] = [now, value, b"Date: " + value + b"\r\n"]
+    return _DATE
 
 
 class Connection:
@@ -70,7 +72,9 @@ class SpoeWSGIHandler(WSGIHandler):
     with less work: a plain request head (see :func:`~spoe_sync.wsgi.validity.plain_fields`)
     checked by two compiled patterns and parsed once, into the same header object and the same
     environ as gevent's (other heads: HAProxy's rules in full, then gevent's parser without the
-    e-mail parser where the lines allow it), the response head and a first body chunk of up to 16 KiB in one send, the
+    e-mail parser where the lines allow it); a response head it has met before written from
+    the heads already checked (:mod:`~spoe_sync.wsgi.response_head`; gevent's
+    ``start_response`` otherwise), with a first body chunk of up to 16 KiB in one send; the
     ``Date`` header formatted once a second, and no access-log line formatted when the server
     has no log (``log=None``)::
 
@@ -80,11 +84,110 @@ class SpoeWSGIHandler(WSGIHandler):
     _spoe_connection: Connection | None = None
     #: the response head held back to go out with the first body chunk (see _sendall)
     _spoe_head: Any = None
+    #: the head of a response met before (response_head.plain_head), until it is sent; None
+    #: when gevent's start_response took the response
+    _spoe_lines: bytes | None = None
+    #: the response methods are SpoeWSGIHandler's (see _plain_response): the shortcuts hold;
+    #: None until the connection's first start_response
+    _spoe_plain_response: bool | None = None
+    result: Any  # gevent's: what the application returned
+
+    def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
+        plain = self._spoe_plain_response
+        if plain is None:
+            plain = self._spoe_plain_response = _plain_response(type(self))
+        head = None if exc_info or not plain else plain_head(status, headers)
+        if head is None or (head[2] in (304, 204) and head[6] is not None and head[6] != "0"):
+            # a head met for the first time, exc_info, an unusual type, a bad status or
+            # header, a 204/304 with a length: gevent's code, for its exact errors and state
+            self._spoe_lines = None
+            return super().start_response(status, headers, exc_info)
+        # the state gevent's start_response leaves, as it left it the last time
+        lines, self.status, self.code, pairs, connection, date, length = head
+        self._orig_status = status
+        self.response_headers = response_headers = [*pairs]
+        self.provided_date, self.provided_content_length = date, length
+        if self.request_version == "HTTP/1.0" and connection is None:
+            value = b"close" if self.close_connection else b"keep-alive"
+            response_headers.append((b"Connection", value))
+            lines += b"Connection: " + value + b"\r\n"
+        elif connection == "close":
+            self.close_connection = True
+        self._spoe_lines = lines
+        return self.write
+
+    def finalize_headers(self) -> bytes:  # type: ignore[override]
+        # gevent's, with the Date formatted once a second; it also returns the header lines it
+        # added, for the fast head (gevent's caller ignores them)
+        add = self.response_headers.append
+        added = b""
+        if self.provided_date is None:
+            _second, value, added = _http_date()
+            add((b"Date", value))
+        code = self.code
+        self.connection_upgraded = code == 101
+        if code not in (304, 204) and self.provided_content_length is None:
+            result: Any = self.result
+            if hasattr(result, "__len__"):
+                total = str(sum(len(chunk) for chunk in result)).encode("latin-1")
+                add((b"Content-Length", total))
+                added += b"Content-Length: " + total + b"\r\n"
+            else:
+                self.response_use_chunked = (not self.connection_upgraded
+                                             and self.request_version != "HTTP/1.0")
+                if self.response_use_chunked:
+                    add((b"Transfer-Encoding", b"chunked"))
+                    added += b"Transfer-Encoding: chunked\r\n"
+        return added
+
+    def run_application(self) -> None:
+        # gevent's, with its process_result() done here for the plain result (a list or
+        # tuple of one bytes chunk or none, nothing written yet): gevent's loop would write()
+        # that chunk (or b"") with the head, its length from the app or from the list, never
+        # chunked.  (The status is None until the app calls start_response.)
+        assert self.result is None
+        try:
+            result: Any = self.application(self.environ, self.start_response)
+            self.result = result
+            if (self.status and self._spoe_plain_response and not self.headers_sent
+                    and type(result) in (list, tuple) and len(result) < 2):
+                data = result[0] if result else b""
+                if type(data) is bytes and not (data and self.code in (304, 204)):
+                    self._write_with_headers(data)
+                    return
+            self.process_result()
+        finally:
+            close: Any = getattr(self.result, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                close = None  # gevent frees the result (a generator's frames) at once
+                self.result = None
 
     def _write_with_headers(self, data: bytes) -> None:
         # gevent sends the head and the first body chunk in two send() calls: one syscall
         # and one TCP segment more per response, and a Nagle stall without TCP_NODELAY.
         # A small first chunk goes out with the head instead (same bytes on the wire).
+        lines = self._spoe_lines
+        self._spoe_lines = None
+        if type(data) is bytes:
+            self.headers_sent = True
+            if lines is not None:  # the head start_response found, finished as gevent does
+                head = lines + self.finalize_headers() + b"\r\n"
+            else:  # gevent's start_response took it: gevent's head, in one join
+                self.finalize_headers()
+                head = b"".join([b"HTTP/1.1 ", self.status, b"\r\n",
+                                 *[name + b": " + value + b"\r\n"
+                                   for name, value in self.response_headers], b"\r\n"])
+            if not data or len(data) > _COALESCE_MAX:
+                self._sendall(head)
+                self._write(data)  # type: ignore[misc]  # gevent private API
+            elif self.response_use_chunked:  # gevent's _write() framing
+                self._sendall(head + b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                self._sendall(head + data)
+            return
         if not data or len(data) > _COALESCE_MAX:
             super()._write_with_headers(data)  # type: ignore[misc]  # gevent private API
             return
@@ -102,8 +205,11 @@ class SpoeWSGIHandler(WSGIHandler):
                 self._spoe_head = data
                 return
             self._spoe_head = None
-            head += data
-            data = head
+            try:
+                head += data
+                data = head
+            except TypeError:  # not bytes (an app's str): the head, then gevent's error
+                super()._sendall(head)  # type: ignore[misc]
         super()._sendall(data)  # type: ignore[misc]
 
     # HTTP validity (spoe_sync.wsgi.validity): what HAProxy answers itself (400, 413, 422) is
@@ -193,13 +299,6 @@ class SpoeWSGIHandler(WSGIHandler):
         items = environ_headers(self.headers)
         return items if items is not None else super()._headers()  # type: ignore[misc]
 
-    def finalize_headers(self) -> None:
-        if self.provided_date is None:  # gevent's Date, cached
-            # gevent keeps bytes pairs here (its stubs say str)
-            self.response_headers.append((b"Date", _http_date()))  # type: ignore[union-attr, arg-type]
-            self.provided_date = True  # type: ignore[assignment]
-        super().finalize_headers()
-
     def log_request(self) -> None:
         # gevent formats the access-log line (datetime.now(), strftime...) even for a server
         # without a log (log=None): skip the formatting when it would be thrown away.
@@ -285,6 +384,23 @@ class SpoeWSGIHandler(WSGIHandler):
         env[CONNECTION_KEY] = conn
         env[SOCKET_KEY] = self.socket
         return env
+
+
+#: the response methods the shortcuts of SpoeWSGIHandler stand for: a subclass that overrides
+#: one of them (to add a header to response_headers, to write differently) gets gevent's
+#: path through its own code
+_RESPONSE_METHODS = ("start_response", "finalize_headers", "write", "process_result",
+                     "_write_with_headers", "_write")
+#: handler class -> whether its response methods are SpoeWSGIHandler's
+_PLAIN_RESPONSE: dict[type, bool] = {}
+
+
+def _plain_response(cls: type) -> bool:
+    plain = _PLAIN_RESPONSE.get(cls)
+    if plain is None:
+        plain = _PLAIN_RESPONSE[cls] = all(
+            getattr(cls, name) is getattr(SpoeWSGIHandler, name) for name in _RESPONSE_METHODS)
+    return plain
 
 
 _BY_SOCKET: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
