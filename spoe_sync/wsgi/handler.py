@@ -210,7 +210,23 @@ class SpoeWSGIHandler(WSGIHandler):
                 data = head
             except TypeError:  # not bytes (an app's str): the head, then gevent's error
                 super()._sendall(head)  # type: ignore[misc]
-        super()._sendall(data)  # type: ignore[misc]
+        if type(data) is not bytes or not data:
+            super()._sendall(data)  # type: ignore[misc]
+            return
+        # gevent's _sendall with one send() first: gevent's socket.sendall() asks the kernel
+        # for SO_SNDBUF (a getsockopt() syscall) and slices a memoryview for every response,
+        # where one send() takes a small response whole; the rest, if any, goes through it
+        sock = self.socket
+        try:
+            sent = sock.send(data)
+            if sent < len(data):
+                sock.sendall(memoryview(data)[sent:])
+        except OSError as ex:  # what gevent's _sendall does on an error
+            self.status = f"socket error: {ex}"
+            if self.code > 0:
+                self.code = -self.code
+            raise
+        self.response_length += len(data)
 
     # HTTP validity (spoe_sync.wsgi.validity): what HAProxy answers itself (400, 413, 422) is
     # answered here with HAProxy's bytes, before any event, and the connection closed; the

@@ -8,6 +8,7 @@ import io
 import re
 import time
 
+import gevent
 import pytest
 from gevent import socket
 from gevent.pywsgi import WSGIHandler, WSGIServer, format_date_time
@@ -16,14 +17,23 @@ from spoe_sync.wsgi import SpoeWSGIHandler, listener
 
 
 class _CountingSocket:
-    """The accepted socket, counting the sendall() calls the handler makes on it."""
+    """The accepted socket, recording the writes (send() and sendall() calls) the handler
+    makes on it: what each one wrote."""
 
     def __init__(self, sock: socket.socket, sends: list[bytes]) -> None:
         self._sock, self._sends = sock, sends
+        self.calls: list[str] = []
 
     def sendall(self, data: bytes) -> None:
+        self.calls.append("sendall")
         self._sends.append(bytes(data))
         self._sock.sendall(data)
+
+    def send(self, data: bytes) -> int:
+        self.calls.append("send")
+        sent: int = self._sock.send(data)
+        self._sends.append(bytes(data[:sent]))
+        return sent
 
     def __getattr__(self, name: str):  # recv, makefile, close...: the real socket's
         return getattr(self._sock, name)
@@ -35,7 +45,8 @@ class _Server(WSGIServer):
         self.sends = sends
 
     def handle(self, sock, address):
-        super().handle(_CountingSocket(sock, self.sends), address)
+        self.socket_seen = _CountingSocket(sock, self.sends)
+        super().handle(self.socket_seen, address)
 
 
 def _app(environ, start_response):
@@ -119,3 +130,39 @@ def test_access_log_still_written() -> None:
     finally:
         server.stop(timeout=1)
     assert re.search(r'"GET /logged HTTP/1\.1" 200 \d+ ', access.getvalue())
+
+
+def test_a_response_larger_than_the_socket_buffer_arrives_whole() -> None:
+    """The handler writes a response with one send() first (gevent's sendall asks the kernel
+    for SO_SNDBUF every time): what that send() leaves, when the client reads slowly, goes out
+    after it, every byte in order."""
+    body = bytes(range(256)) * (128 * 1024)  # 32 MiB: more than loopback's socket buffers
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    sends: list[bytes] = []
+    server = _Server(listener(("127.0.0.1", 0)), app, handler_class=SpoeWSGIHandler, log=None,
+                     sends=sends)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            gevent.sleep(0.2)  # the server fills the buffers meanwhile
+            data = bytearray()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # bounded: until the whole response is in
+                chunk = client.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+                if data.endswith(body[-1000:]) and len(data) > len(body):
+                    break
+    finally:
+        server.stop(timeout=1)
+    _head, _, received = bytes(data).partition(b"\r\n\r\n")
+    assert received == body
+    assert b"".join(sends) == bytes(data)
+    calls = server.socket_seen.calls
+    assert "send" in calls and "sendall" in calls  # the first send() took only a part
