@@ -277,11 +277,13 @@ def encode_notify(stream_id: int, frame_id: int, payload: bytes, flags: int = FL
     :class:`MessageEncoder` / :func:`encode_messages`.  The hot path."""
     if flags == FLAG_FIN and 0 <= stream_id <= _MASK and 0 <= frame_id <= _MASK \
             and type(payload) is bytes:
-        # encode_raw_frame() with the checks that cannot fail here left out.
-        ids = _varint(stream_id) + _varint(frame_id)
-        size = 5 + len(ids) + len(payload)
+        # encode_raw_frame() with the checks that cannot fail here left out, and
+        # the one-byte varint of a stream's first 239 frames read from its table.
+        sid = _SMALL[stream_id] if stream_id < 240 else _varint(stream_id)
+        fid = _SMALL[frame_id] if frame_id < 240 else _varint(frame_id)
+        size = 5 + len(sid) + len(fid) + len(payload)
         if size <= 0xFFFFFFFF:
-            return b"".join((_LENGTH.pack(size), _NOTIFY_FIN, ids, payload))
+            return b"".join((_LENGTH.pack(size), _NOTIFY_FIN, sid, fid, payload))
     return encode_raw_frame(FrameType.NOTIFY, flags, stream_id, frame_id, payload)
 
 
