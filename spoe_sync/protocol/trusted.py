@@ -58,9 +58,10 @@ def trusted_constructor(cls: type[_T]) -> type[_T]:
         # frozen ``__setattr__``) by plain stores, then the instance becomes a
         # ``cls`` by ``__class__`` assignment, which CPython allows between
         # classes of one layout: half the cost of an ACK's two objects.
-        twin = namespace["_twin"] = type(cls)(cls.__name__, cls.__bases__,
-                                              {"__slots__": cls.__dict__["__slots__"],
-                                               "__module__": cls.__module__})
+        meta: Any = type(cls)
+        twin = namespace["_twin"] = meta(cls.__name__, cls.__bases__,
+                                         {"__slots__": cls.__dict__["__slots__"],
+                                          "__module__": cls.__module__})
         object.__new__(twin).__class__ = cls  # a layout CPython would refuse fails here, now
         lines.append("    self = _new(_twin)")
         for name in names:

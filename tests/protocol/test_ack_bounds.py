@@ -6,7 +6,6 @@ when every action is one the plain decoder hands to the grammar."""
 from __future__ import annotations
 
 import dataclasses
-
 import struct
 
 import pytest
