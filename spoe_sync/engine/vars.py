@@ -80,8 +80,9 @@ _CLOSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
 #: emptied and res; src/vars.c get_vars(), stream.c).  Shared, read-only, by every
 #: Vars until it changes a scope's bag (``_Store._own``): most waiting streams hold
 #: no variable yet, so one dict less each.
+_NEW_STREAM_TABLE: dict[str, dict[str, Value]] = {"txn": _UNUSED, "req": _UNUSED, "res": _CLOSED}
 _NEW_STREAM: dict[str, dict[str, Value]] = MappingProxyType(  # type: ignore[assignment]
-    {"txn": _UNUSED, "req": _UNUSED, "res": _CLOSED})
+    _NEW_STREAM_TABLE)
 #: why a req.* variable cannot be set in the response phase, nor res.* in the request phase
 REASON_SCOPE_CLOSED = "scope-not-active"
 
@@ -164,7 +165,7 @@ class _Store:
         :class:`Vars` shares :data:`_NEW_STREAM` until then)."""
         data = self._data
         if data is _NEW_STREAM:
-            data = self._data = dict(data)
+            data = self._data = _NEW_STREAM_TABLE.copy()  # a dict's copy: no Mapping walk
         return data
 
 
