@@ -388,8 +388,8 @@ class Engine:
             if condition is not None and not condition.evaluate(ctx):
                 continue
             exprs = message.exprs
-            if len(exprs) == 1:  # the usual message: no list comprehension to run
-                parts.append(message.encoder.encode((exprs[0].evaluate(ctx),)))
+            if len(exprs) == 1:  # the usual message: no sequence to build
+                parts.append(message.encoder.encode_one(exprs[0].evaluate(ctx)))
             else:
                 parts.append(message.encoder.encode([e.evaluate(ctx) for e in exprs]))
         if not parts:
