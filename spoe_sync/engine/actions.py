@@ -292,10 +292,7 @@ def apply_actions(actions: Iterable[Action], vars: Vars, *, var_prefix: str,
             elif scope == _PROC and not force_set_var and not proc_exists(full_name):
                 reason = REASON_PROC_NOT_REGISTERED
             else:
-                old = store._data[label].get(local) if journal is not None else None
-                reason = store._put(label, local, value)
-                if reason is None and journal is not None:
-                    journal.append((store, label, local, old))
+                reason = store._put(label, local, value, True, None, journal)
         if reason is None:
             done.pop(full_name, None)  # keep the dict in the order of the last change
             done[full_name] = value
@@ -423,13 +420,7 @@ def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
                 journal.append((store, label, local, store._data[label].get(local)))
             store._pop(label, local)
             continue
-        if journal is None:
-            reason = store._put(label, local, value, True, size)
-        else:
-            old = store._data[label].get(local)
-            reason = store._put(label, local, value, True, size)
-            if reason is None:
-                journal.append((store, label, local, old))
+        reason = store._put(label, local, value, True, size, journal)
         if reason is not None:
             if refused is None:
                 refused = []

@@ -111,6 +111,10 @@ class Applet:
         (``EngineConnection``'s ``ack_cache``).
     """
 
+    # One per agent connection, hundreds of them alive: slots, not a dict each.
+    __slots__ = ("_close_status", "_hold_timer", "_started", "close_status", "conn", "connector",
+                 "last_activity", "link", "listener", "reader", "settings", "sock", "writer")
+
     def __init__(self, link: Link, listener: AppletListener, settings: PoolSettings,
                  engine_id: str, connector: Connector,
                  ack_cache: dict[bytes, Any] | None = None) -> None:

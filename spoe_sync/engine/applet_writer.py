@@ -17,7 +17,6 @@ applet's listener (``frames_written``), a failed write ends the applet.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
@@ -55,13 +54,18 @@ class _Applet(Protocol):
 class AppletWriter:
     """The writer greenlet of one :class:`~.applet.Applet`."""
 
+    # One per agent connection, hundreds of them alive: slots, not a dict each.
+    __slots__ = ("_greenlet", "_wsock", "applet", "fragmenting", "frags", "out", "requests",
+                 "wake")
+
     def __init__(self, applet: _Applet) -> None:
         self.applet = applet
         #: whole frames to write, and the requests whose last frame they are
         self.out: list[bytes] = []
         self.requests: list[FrameRequest] = []
-        #: fragmented NOTIFYs, written one frame at a time
-        self.frags: deque[tuple[FrameRequest, list[bytes]]] = deque()
+        #: fragmented NOTIFYs, written one frame at a time (rare and few: a list
+        #: is a tenth of an empty deque's memory)
+        self.frags: list[tuple[FrameRequest, list[bytes]]] = []
         #: the key of the fragmented NOTIFY being written
         self.fragmenting: tuple[int, int] | None = None
         self.wake = Event()
@@ -119,7 +123,7 @@ class AppletWriter:
                     if not self._write_batch(wsock):
                         return
                 while self.frags and link.state is _READY:
-                    request, frames = self.frags.popleft()
+                    request, frames = self.frags.pop(0)
                     if not self._write_fragments(wsock, request, frames):
                         return
         except Exception as exc:

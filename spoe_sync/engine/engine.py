@@ -320,7 +320,7 @@ class Engine:
             queued = monotonic()
             frame_id = stream._frame_id = stream._frame_id + 1  # never reused (see stream.py)
             try:
-                request = self.pool.send(stream.id, frame_id, payload, deadline)
+                request = self.pool.send(stream.id, frame_id, payload, deadline, queued)
             except EngineClosed:
                 self.nb_interrupted += 1  # closed while this stream waited for its turn
                 raise
@@ -334,21 +334,26 @@ class Engine:
             status = request.status
             ack = request.ack
             error = request.error
+            end = None
             if status == 0 and ack is not None:
                 # Never a success past the deadline (issue 11): this greenlet may
-                # run long after the ACK came when the worker is busy.
-                if monotonic() > deadline:
+                # run long after the ACK came when the worker is busy.  The last
+                # clock read is also the processing's end (_end reads no other).
+                end = monotonic()
+                if end > deadline:
                     status, error = 1, _LATE_ACK
                 elif ack.actions or ack.truncated or ack.undecoded:
                     journal: Journal = []
                     report = apply_ack(ack, stream._vars, agent.var_prefix, agent.force_set_var,
                                        agent.name, journal)
-                    if monotonic() > deadline:
+                    end = monotonic()
+                    if end > deadline:
                         undo(journal)
                         report, status, error = None, 1, _LATE_APPLY
                 else:
                     report = _NO_ACTIONS
-            return self._end(stream, kind, name, start, status, request, queued, report, error)
+            return self._end(stream, kind, name, start, status, request, queued, report, error,
+                             end)
         finally:
             self.in_progress -= 1
             lock = stream._lock
@@ -383,8 +388,8 @@ class Engine:
             if condition is not None and not condition.evaluate(ctx):
                 continue
             exprs = message.exprs
-            if len(exprs) == 1:  # the usual message: no list comprehension to run
-                parts.append(message.encoder.encode((exprs[0].evaluate(ctx),)))
+            if len(exprs) == 1:  # the usual message: no sequence to build
+                parts.append(message.encoder.encode_one(exprs[0].evaluate(ctx)))
             else:
                 parts.append(message.encoder.encode([e.evaluate(ctx) for e in exprs]))
         if not parts:
@@ -393,13 +398,16 @@ class Engine:
 
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
              request: FrameRequest | None, queued: float | None = None,
-             report: ActionReport | None = None, error: str | None = None) -> ProcessingResult:
+             report: ActionReport | None = None, error: str | None = None,
+             end: float | None = None) -> ProcessingResult:
         """Finish a processing that ran: timings, engine variables, counters, log.
 
-        The timings of a processing that sent a frame are made from its marks
-        when first read (``result.timings``; the log line reads them)."""
+        ``end`` is the clock read the caller has just made, if any.  The timings
+        of a processing that sent a frame are made from its marks when first
+        read (``result.timings``; the log line reads them)."""
         agent = self.agent
-        end = monotonic()
+        if end is None:
+            end = monotonic()
         process_ms = int((end - start) * 1000.0)
         request_ms = -1 if queued is None else int((queued - start) * 1000.0)
         stream.total_ms += process_ms

@@ -201,15 +201,17 @@ class AppletPool:
         return self.send(stream_id, frame_id, payload, deadline).outcome()
 
     def send(self, stream_id: int, frame_id: int, payload: bytes,
-             deadline: float | None) -> FrameRequest:
+             deadline: float | None, now: float | None = None) -> FrameRequest:
         """:meth:`process` without building a :class:`FrameOutcome`: the ended
         request itself (``status``, ``ack``, ``error`` and the ``t_*`` marks).
-        The engine's hot path."""
+        The engine's hot path: ``now`` is its clock read of the moment it hands
+        the frame over (``t_start``), when it has just made one."""
         if self._closed:
             raise EngineClosed(f"SPOE agent '{self.agent_name}': the engine is closed")
         if self._pid != _this_process[0]:
             self._ensure_process()
-        request = FrameRequest(stream_id, frame_id, payload, deadline, monotonic())
+        request = FrameRequest(stream_id, frame_id, payload, deadline,
+                               monotonic() if now is None else now)
         frames = self._frames
         key = request.key
         if key in frames:

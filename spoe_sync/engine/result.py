@@ -270,6 +270,9 @@ def _measured(kind: str, name: str, status: int, actions: tuple[Action, ...],
 
 
 _new = object.__new__
+# Read once: Python 3.11 sends ``VarScope.TXN`` through the enum metaclass's
+# ``__getattr__`` hook (set_engine_vars runs after every processing that sets them).
+_TXN = VarScope.TXN
 
 
 class _EngineVarOptions(Protocol):
@@ -314,7 +317,7 @@ def set_engine_vars(vars: Vars, agent: _EngineVarOptions, *, status: int, proces
     for option, value in wanted:
         if not option:
             continue
-        full_name = spoe_var_name(VarScope.TXN, agent.var_prefix, option)
+        full_name = spoe_var_name(_TXN, agent.var_prefix, option)
         reason = (REASON_NAME_TOO_LONG
                   if len(full_name.encode("utf-8", "surrogateescape")) > MAX_VAR_NAME_BYTES
                   else vars.try_set(full_name, value, enforce_limits=False))

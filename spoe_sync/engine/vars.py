@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from ..errors import VariableError
 from ..protocol.values import Value
@@ -74,6 +75,14 @@ _UNUSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
 #: The bag of a scope that is not active (``res`` in the request phase, ``req`` in the
 #: response phase): always empty, and ``_put`` refuses it with one identity test.
 _CLOSED: dict[str, Value] = MappingProxyType({})  # type: ignore[assignment]
+#: The scope table of a new stream's :class:`Vars` (HAProxy 2.6 keeps req.* and res.*
+#: in one store of one scope at a time: req until the response phase starts, then
+#: emptied and res; src/vars.c get_vars(), stream.c).  Shared, read-only, by every
+#: Vars until it changes a scope's bag (``_Store._own``): most waiting streams hold
+#: no variable yet, so one dict less each.
+_NEW_STREAM_TABLE: dict[str, dict[str, Value]] = {"txn": _UNUSED, "req": _UNUSED, "res": _CLOSED}
+_NEW_STREAM: dict[str, dict[str, Value]] = MappingProxyType(  # type: ignore[assignment]
+    _NEW_STREAM_TABLE)
 #: why a req.* variable cannot be set in the response phase, nor res.* in the request phase
 REASON_SCOPE_CLOSED = "scope-not-active"
 
@@ -99,14 +108,15 @@ class _Store:
         return self._count
 
     def _put(self, scope: str, name: str, value: Value, enforce: bool = True,
-             size: int | None = None) -> str | None:
+             size: int | None = None, journal: list[Any] | None = None) -> str | None:
         """Store an already normalized, non-None value; the refusal reason or None.
 
         The one place a variable is stored (the ACK hot path included): the
         count cap is checked first and costs one dict lookup, so that an agent
         flooding a full store pays almost nothing per refused name.  ``size``
         is ``var_size(name, value)`` when the caller already knows it (an
-        ACK's plan)."""
+        ACK's plan).  A stored change is recorded in ``journal`` as
+        ``(store, scope, name, old value or None)`` (``actions.undo`` takes it back)."""
         bag = self._data[scope]
         if bag is _CLOSED:
             return REASON_SCOPE_CLOSED
@@ -125,9 +135,11 @@ class _Store:
         if old is None:
             self._count += 1
             if bag is _UNUSED:
-                bag = self._data[scope] = {}
+                bag = self._own()[scope] = {}
         bag[name] = value
         self._bytes += added
+        if journal is not None:
+            journal.append((self, scope, name, old))
         return None
 
     def _pop(self, scope: str, name: str) -> bool:
@@ -145,8 +157,16 @@ class _Store:
     def _view(self, scope: str) -> Mapping[str, Value]:
         bag = self._data[scope]
         if bag is _UNUSED:  # a live view: of the dict the first variable will go in
-            bag = self._data[scope] = {}
+            bag = self._own()[scope] = {}
         return MappingProxyType(bag)
+
+    def _own(self) -> dict[str, dict[str, Value]]:
+        """The store's own scope table, to change a scope's bag (a new
+        :class:`Vars` shares :data:`_NEW_STREAM` until then)."""
+        data = self._data
+        if data is _NEW_STREAM:
+            data = self._data = _NEW_STREAM_TABLE.copy()  # a dict's copy: no Mapping walk
+        return data
 
 
 
@@ -296,10 +316,9 @@ class Vars(_Store, Mapping[str, Value]):
                  limits: VarLimits | None = None) -> None:
         # _Store.__init__ written out: one Vars per stream, on the hot path.
         self.limits = limits or _DEFAULT_LIMITS
-        # HAProxy 2.6 keeps req.* and res.* in one store of one scope at a time: req until
-        # the response phase starts, then emptied and res (src/vars.c get_vars(), stream.c).
-        # A write to the other scope fails there; it is refused here, so reads find nothing.
-        self._data = {"txn": _UNUSED, "req": _UNUSED, "res": _CLOSED}
+        # A write to the scope not active (res.* before the response phase) fails
+        # in HAProxy; it is refused here, so reads find nothing (see _NEW_STREAM).
+        self._data = _NEW_STREAM
         self._bytes = 0
         self._count = 0
         self._session = session  # None: a private one, made when first needed
@@ -308,9 +327,9 @@ class Vars(_Store, Mapping[str, Value]):
     def start_response(self) -> None:
         """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from
         now on (HAProxy 2.6 does it when the stream connects to its server)."""
-        data = self._data
-        if data["req"] is not _CLOSED:
+        if self._data["req"] is not _CLOSED:
             self._clear("req")
+            data = self._own()
             data["req"] = _CLOSED
             data["res"] = _UNUSED
 

@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ORPHAN_GRACE", "FrameRequest", "Orphans", "RequestState", "new_engine_id"]
 
+# Read once: in Python 3.11, ``RequestState.QUEUED`` goes through the enum
+# metaclass's ``__getattr__`` hook, a fraction of a microsecond per frame.
 _DONE = RequestState.DONE
+_QUEUED = RequestState.QUEUED
+_WAITING = RequestState.WAITING
 
 #: Async mode: how long (seconds) the written frames of a lost connection wait
 #: for their ACK on another connection before they end with its 256+N.
@@ -59,7 +63,7 @@ class FrameRequest:
         self.key = (stream_id, frame_id)
         self.payload = payload
         self.deadline = deadline
-        self.state = RequestState.QUEUED
+        self.state = _QUEUED
         #: the connection holding it while ASSIGNED or WAITING (None when queued or orphaned)
         self.link: Link | None = None
         #: its NOTIFY went out in several frames
@@ -178,7 +182,7 @@ class Orphans:
         following: float | None = None
         for request in list(self.requests):
             lost = request.lost
-            if request.state is not RequestState.WAITING or lost is None:
+            if request.state is not _WAITING or lost is None:
                 self.requests.discard(request)
                 continue
             status, error, expiry = lost

@@ -215,7 +215,7 @@ class MessageEncoder:
     :raises LocalProtocolError: more than 255 args, or a name that cannot be encoded.
     """
 
-    __slots__ = ("_head", "_names", "arg_names", "name")
+    __slots__ = ("_head", "_names", "_one", "arg_names", "name")
 
     def __init__(self, name: str, arg_names: Sequence[str]) -> None:
         if len(arg_names) > 255:
@@ -225,6 +225,8 @@ class MessageEncoder:
         self.arg_names = tuple(arg_names)
         self._head = _name(name) + bytes((len(arg_names),))
         self._names = tuple(_name(n) for n in arg_names)
+        #: a message of one arg: everything before its value, in one piece
+        self._one = self._head + self._names[0] if len(self._names) == 1 else None
 
     def encode(self, values: Sequence[Value]) -> bytes:
         """The bytes of the message with these values (one per arg name).
@@ -236,11 +238,8 @@ class MessageEncoder:
         if len(values) != len(names):
             raise LocalProtocolError(
                 f"message {self.name!r} takes {len(names)} values, got {len(values)}", 4)
-        if len(names) == 1:  # the usual message (src, an IP reputation check)
-            value = values[0]
-            enc = _ENCODERS.get(type(value))
-            return b"".join((self._head, names[0],
-                             enc(value) if enc is not None else encode_value(value)))
+        if len(names) == 1:
+            return self.encode_one(values[0])
         parts = [self._head]
         get = _ENCODERS.get
         for arg, value in zip(names, values):
@@ -248,6 +247,21 @@ class MessageEncoder:
             parts.append(arg)
             parts.append(enc(value) if enc is not None else encode_value(value))
         return b"".join(parts)
+
+
+    def encode_one(self, value: Value) -> bytes:
+        """``encode((value,))`` for a message of one arg, the usual one (``src``,
+        an IP reputation check): no sequence to build or check.
+
+        :raises LocalProtocolError: the message does not take one value, or
+            SPOP cannot carry this one.
+        """
+        one = self._one
+        if one is None:
+            raise LocalProtocolError(
+                f"message {self.name!r} takes {len(self._names)} values, got 1", 4)
+        enc = _ENCODERS.get(type(value))
+        return one + (enc(value) if enc is not None else encode_value(value))
 
 
 def encode_messages(messages: Sequence[Message]) -> bytes:
@@ -277,11 +291,13 @@ def encode_notify(stream_id: int, frame_id: int, payload: bytes, flags: int = FL
     :class:`MessageEncoder` / :func:`encode_messages`.  The hot path."""
     if flags == FLAG_FIN and 0 <= stream_id <= _MASK and 0 <= frame_id <= _MASK \
             and type(payload) is bytes:
-        # encode_raw_frame() with the checks that cannot fail here left out.
-        ids = _varint(stream_id) + _varint(frame_id)
-        size = 5 + len(ids) + len(payload)
+        # encode_raw_frame() with the checks that cannot fail here left out, and
+        # the one-byte varint of a stream's first 239 frames read from its table.
+        sid = _SMALL[stream_id] if stream_id < 240 else _varint(stream_id)
+        fid = _SMALL[frame_id] if frame_id < 240 else _varint(frame_id)
+        size = 5 + len(sid) + len(fid) + len(payload)
         if size <= 0xFFFFFFFF:
-            return b"".join((_LENGTH.pack(size), _NOTIFY_FIN, ids, payload))
+            return b"".join((_LENGTH.pack(size), _NOTIFY_FIN, sid, fid, payload))
     return encode_raw_frame(FrameType.NOTIFY, flags, stream_id, frame_id, payload)
 
 

@@ -115,7 +115,13 @@ class ConnectionState(enum.Enum):
 
 
 _S = ConnectionState
+# Members read once: in Python 3.11, ``EnumClass.MEMBER`` goes through the
+# metaclass's ``__getattr__`` hook (a fraction of a microsecond each), too dear
+# for the calls made for every ACK.
 _READY = ConnectionState.READY
+_ERROR = ConnectionState.ERROR
+_CLOSED = ConnectionState.CLOSED
+_CONNECTING = ConnectionState.CONNECTING
 _ACK_TYPE = bytes((FrameType.ACK,))
 # (state, input) -> next state.  Anything missing is a LocalProtocolError: the
 # caller did something the current state does not allow (h11's rule).
@@ -374,12 +380,12 @@ class EngineConnection:
         :raises LocalProtocolError: before :meth:`initiate`.
         """
         state = self.state
-        if state is ConnectionState.ERROR:
+        if state is _ERROR:
             assert self.error is not None
             raise self.error
-        if state is ConnectionState.CLOSED:
+        if state is _CLOSED:
             return ConnectionClosed()
-        if state is ConnectionState.CONNECTING:
+        if state is _CONNECTING:
             raise LocalProtocolError("call initiate() before next_event()", FrameStatus.INVALID)
         buffer = self._buffer
         while True:

@@ -404,3 +404,28 @@ def test_req_and_res_share_one_store_of_one_scope_at_a_time():
     vars.set("res.b", 2)
     vars.start_response()  # idempotent: res.* stays
     assert dict(vars) == {"res.b": 2}
+
+
+def test_new_streams_share_one_read_only_scope_table_until_they_change_it():
+    # Memory (issue 15, target 4): a waiting stream holds no variable yet, so its
+    # Vars keeps the shared table; every change of a scope's bag copies it first.
+    from spoe_sync.engine.vars import _NEW_STREAM
+
+    a, b, c, d = Vars(), Vars(), Vars(), Vars()
+    assert a._data is b._data is _NEW_STREAM
+    a.set("txn.x", 1)
+    b.scope("req")  # a live view
+    c.start_response()
+    d.set("req.y", 2)
+    d.start_response()
+    for changed in (a, b, c, d):
+        assert changed._data is not _NEW_STREAM
+    assert dict(_NEW_STREAM) == {"txn": {}, "req": {}, "res": {}}
+    fresh = Vars()
+    assert dict(fresh) == {} and fresh._data is _NEW_STREAM
+    fresh.set("req.z", 3)  # still the request phase for a new stream
+    with pytest.raises(VariableError):
+        fresh.set("res.z", 3)
+    assert dict(a) == {"txn.x": 1} and dict(d) == {} and dict(c) == {}
+    c.set("res.r", 4)
+    assert dict(c) == {"res.r": 4} and Vars().get("res.r") is None

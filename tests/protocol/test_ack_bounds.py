@@ -5,6 +5,7 @@ when every action is one the plain decoder hands to the grammar."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -145,7 +146,36 @@ def test_a_malformed_action_truncates_the_list_as_the_grammar_does(bad):
     pytest.param(AckReceived, (Ack(1, 2), False, True, False), id="AckReceived"),
 ])
 def test_the_trusted_constructor_builds_what_the_class_builds(cls, values):
-    assert cls._trusted(*values) == cls(*values)
+    built, made = cls._trusted(*values), cls(*values)
+    assert built == made and type(built) is cls and hash(built) == hash(made)
+    assert repr(built) == repr(made)
+    assert [getattr(built, f.name) for f in dataclasses.fields(cls)] == \
+        [getattr(made, f.name) for f in dataclasses.fields(cls)]
+    with pytest.raises(dataclasses.FrozenInstanceError):  # still frozen
+        setattr(built, dataclasses.fields(cls)[0].name, None)
+
+
+def test_the_trusted_constructor_of_a_class_with_slots():
+    # Its fields go into a twin of the class by plain stores, then the instance
+    # becomes a cls: nothing of the twin shows.
+    from dataclasses import dataclass, field
+
+    @trusted_constructor
+    @dataclass(frozen=True, slots=True)
+    class Point:
+        x: int
+        y: int = 2
+        tags: list[str] = field(default_factory=list)
+
+        def __post_init__(self) -> None:
+            raise AssertionError("the trusted path skips __post_init__")
+
+    point = Point._trusted(3)  # type: ignore[attr-defined]
+    assert type(point) is Point and (point.x, point.y, point.tags) == (3, 2, [])
+    assert not hasattr(point, "__dict__") and Point._trusted(1).tags is not point.tags  # type: ignore[attr-defined]
+    assert point == Point._trusted(3, 2, [])  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.x = 4  # type: ignore[misc]
 
 
 def test_the_trusted_constructor_keeps_the_defaults():
