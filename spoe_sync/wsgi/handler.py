@@ -73,7 +73,7 @@ class SpoeWSGIHandler(WSGIHandler):
     checked by two compiled patterns and parsed once, into the same header object and the same
     environ as gevent's (other heads: HAProxy's rules in full, then gevent's parser without the
     e-mail parser where the lines allow it); a response head it has met before written from
-    the heads already checked (:mod:`~spoe_sync.wsgi.response_head`; gevent's
+    the heads already checked (``spoe_sync.wsgi.response_head``; gevent's
     ``start_response`` otherwise), with a first body chunk of up to 16 KiB in one send; the
     ``Date`` header formatted once a second, and no access-log line formatted when the server
     has no log (``log=None``)::
@@ -90,7 +90,19 @@ class SpoeWSGIHandler(WSGIHandler):
     #: the response methods are SpoeWSGIHandler's (see _plain_response): the shortcuts hold;
     #: None until the connection's first start_response
     _spoe_plain_response: bool | None = None
-    result: Any  # gevent's: what the application returned
+    # gevent's handler state, as gevent really keeps it: types-gevent's stubs say str where
+    # gevent stores bytes (status, response_headers), and Optional where it is set by then
+    result: Any  # what the application returned
+    status: Any
+    response_headers: Any
+    code: Any
+    environ: Any
+    application: Any
+    path: Any
+    headers: Any
+    content_length: Any
+    _write: Any
+    _connection_upgrade_requested: Any
 
     def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Any:
         plain = self._spoe_plain_response
@@ -182,7 +194,7 @@ class SpoeWSGIHandler(WSGIHandler):
                                    for name, value in self.response_headers], b"\r\n"])
             if not data or len(data) > _COALESCE_MAX:
                 self._sendall(head)
-                self._write(data)  # type: ignore[misc]  # gevent private API
+                self._write(data)  # gevent private API
             elif self.response_use_chunked:  # gevent's _write() framing
                 self._sendall(head + b"%x\r\n" % len(data) + data + b"\r\n")
             else:
@@ -252,7 +264,8 @@ class SpoeWSGIHandler(WSGIHandler):
         super().__init_subclass__(**kwargs)
         cls._spoe_plain_environ = (
             cls._headers is SpoeWSGIHandler._headers
-            and cls._connection_upgrade_requested is WSGIHandler._connection_upgrade_requested)
+            and cls._connection_upgrade_requested
+            is WSGIHandler._connection_upgrade_requested)  # type: ignore[attr-defined]
 
     def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
         line = raw_requestline.encode("latin-1")

@@ -65,7 +65,7 @@ def plain_head(status: Any, headers: Any) -> Head | None:
         head = known[1]
     else:  # another head of the same hash, or one not kept: gevent's code
         return None
-    return head  # type: ignore[no-any-return]
+    return head
 
 
 def _check(status: str, headers: list[Any]) -> Head | None:
