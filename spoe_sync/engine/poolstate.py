@@ -398,7 +398,8 @@ class PoolState:
         the shell tells its connection to forget it."""
         ack = event.ack
         key = (ack.stream_id, ack.frame_id)
-        if link.held == key:
+        held = link.held
+        if held is not None and held == key:  # None == key: a slower comparison
             self.unhold(link)
             return None
         request = self.frames.get(key)
