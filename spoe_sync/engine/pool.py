@@ -212,7 +212,7 @@ class AppletPool:
             self._ensure_process()
         request = FrameRequest(stream_id, frame_id, payload, deadline,
                                monotonic() if now is None else now)
-        frames = self._frames
+        frames: dict[tuple[int, int], FrameRequest] = self._frames
         key = request.key
         if not frames:
             self._idle_event.clear()
