@@ -102,6 +102,10 @@ class _CloseRequest(Exception):
     """Thrown into the reader greenlet by :meth:`Applet.close`."""
 
 
+class _IdleExpired(Exception):
+    """Thrown into the reader greenlet, blocked in ``recv``, by its idle timer."""
+
+
 class Applet:
     """One connection to one agent server: the I/O of one :class:`Link`.
 
@@ -112,8 +116,9 @@ class Applet:
     """
 
     # One per agent connection, hundreds of them alive: slots, not a dict each.
-    __slots__ = ("_close_status", "_hold_timer", "_started", "close_status", "conn", "connector",
-                 "last_activity", "link", "listener", "reader", "settings", "sock", "writer")
+    __slots__ = ("_close_status", "_hold_timer", "_idle_timer", "_reading", "_started",
+                 "close_status", "conn", "connector", "last_activity", "link", "listener",
+                 "reader", "settings", "sock", "writer")
 
     def __init__(self, link: Link, listener: AppletListener, settings: PoolSettings,
                  engine_id: str, connector: Connector,
@@ -135,6 +140,11 @@ class Applet:
         self._started = False
         self._close_status = 0
         self._hold_timer: gevent.Greenlet[..., Any] | None = None
+        #: ``timeout idle`` once READY: one libev timer, re-armed lazily (see _idle_check)
+        self._idle_timer: Any = None
+        #: the reader is blocked in the READY loop's ``recv`` (the only place
+        #: the idle timer may throw into it)
+        self._reading = False
         self.reader = gevent.spawn(self._run)
 
     # ------------------------------------------------------------------ views of the link
@@ -256,6 +266,7 @@ class Applet:
             log.internal_error("an applet's reader", exc)
             self.end(99, f"internal error: {exc!r}", failure=True)
         finally:
+            self._stop_idle_timer()
             self._close_socket()
 
     def _connect(self) -> bool:
@@ -331,6 +342,12 @@ class Applet:
         conn = self.conn
         link = self.link
         on_ack = self.listener.ack_received
+        # Reads block without a socket timeout: gevent's recv() under one
+        # builds, starts and closes a Timeout every time it waits (once per
+        # batch of ACKs).  ``timeout idle`` is one timer instead (_idle_check).
+        sock = self.sock
+        sock.settimeout(None)
+        recv = sock.recv
         eof = False
         while link.state is _READY:
             # Events already buffered first (an AGENT-DISCONNECT that came in
@@ -357,22 +374,55 @@ class Applet:
                 return
             if link.state is not _READY:
                 return
-            timeout = None
             if idle is not None:
-                timeout = self.last_activity + idle - time.monotonic()
-                if timeout <= 0:
+                remaining = self.last_activity + idle - time.monotonic()
+                if remaining <= 0:
                     busy = bool(link.inflight)
                     self.end(settings.idle_status, "timeout idle", failure=busy, disconnect=True)
                     return
-            data = self._recv(timeout)
-            if data is None:
-                continue
-            if isinstance(data, OSError):
-                self.end(1, f"I/O error: {data}", failure=True)
+                if self._idle_timer is None:
+                    self._arm_idle(remaining)
+            self._reading = True
+            try:
+                data = recv(_RECV_SIZE)
+            except _IdleExpired:
+                continue  # the check above ends the connection
+            except OSError as exc:
+                self.end(1, f"I/O error: {exc}", failure=True)
                 return
+            finally:
+                self._reading = False
             self.last_activity = time.monotonic()
             conn.receive_data(data)
             eof = not data
+
+    def _arm_idle(self, seconds: float) -> None:
+        timer = gevent.get_hub().loop.timer(seconds)
+        timer.start(self._idle_check)
+        self._idle_timer = timer
+
+    def _idle_check(self) -> None:
+        """The idle timer fired (in the hub).  It was armed for the idle
+        deadline of the last activity then known; any frame sent or received
+        since moved that deadline, so the timer is re-armed for the rest
+        instead of being restarted at every frame.  Past the deadline on the
+        real clock (libev's cached one may fire early), a reader blocked in
+        ``recv`` is woken to end the connection; a reader elsewhere meets
+        the deadline before it reads again (and arms a new timer if not)."""
+        self._stop_idle_timer()
+        idle = self.settings.idle_timeout
+        if idle is None or self.link.state is not _READY:
+            return
+        remaining = self.last_activity + idle - time.monotonic()
+        if remaining > 0:
+            self._arm_idle(remaining)
+        elif self._reading:
+            self.reader.throw(_IdleExpired)
+
+    def _stop_idle_timer(self) -> None:
+        timer, self._idle_timer = self._idle_timer, None
+        if timer is not None:
+            timer.close()
 
     # ------------------------------------------------------------------ the end
 

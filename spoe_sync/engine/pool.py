@@ -212,14 +212,14 @@ class AppletPool:
             self._ensure_process()
         request = FrameRequest(stream_id, frame_id, payload, deadline,
                                monotonic() if now is None else now)
-        frames = self._frames
+        frames: dict[tuple[int, int], FrameRequest] = self._frames
         key = request.key
-        if key in frames:
-            raise ValueError(f"frame (stream-id {stream_id}, frame-id {frame_id}) is already "
-                             "in flight")
         if not frames:
             self._idle_event.clear()
-        frames[key] = request
+        # One hash of the key, not two (``in``, then the store).
+        if frames.setdefault(key, request) is not request:
+            raise ValueError(f"frame (stream-id {stream_id}, frame-id {frame_id}) is already "
+                             "in flight")
         too_big = self.unsendable(len(payload)) if len(payload) > self.max_payload else None
         if too_big is not None:
             # Too big and may not be fragmented: fail before connecting anything
@@ -255,9 +255,11 @@ class AppletPool:
                 raise
             if request.state is not _DONE:
                 self._abandon(request, 1, "timeout processing")
-        # The request leaves the engine: its ids may be used again.
-        if frames.get(key) is request:
-            del frames[key]
+        # The request leaves the engine: its ids may be used again (one hash:
+        # the entry is almost always this request's; another one is put back).
+        other = frames.pop(key, None)
+        if other is not request and other is not None:
+            frames[key] = other
         if self._orphans.requests:  # not bool(): a Python-level call per frame
             self._orphans.discard(request)
         if not frames:

@@ -383,13 +383,16 @@ class PoolState:
 
     def written(self, link: Link, requests: Iterable[Any], now: float) -> None:
         """The last byte of these NOTIFYs went out on ``link``."""
+        count = 0
         for request in requests:
             if request.state is _ASSIGNED and request.link is link:
                 request.state = _WAITING
                 request.t_written = now
-                self.nb_assigned -= 1
-                self.nb_waiting += 1
-                self.frames_sent += 1
+                count += 1
+        # The counters once per batch (a batch is every frame of a loop iteration).
+        self.nb_assigned -= count
+        self.nb_waiting += count
+        self.frames_sent += count
 
     def acked(self, link: Link, event: AckReceived, now: float) -> Any:
         """An ACK came on ``link`` (read at ``now``): the request it ends, or
@@ -398,7 +401,8 @@ class PoolState:
         the shell tells its connection to forget it."""
         ack = event.ack
         key = (ack.stream_id, ack.frame_id)
-        if link.held == key:
+        held = link.held
+        if held is not None and held == key:  # None == key: a slower comparison
             self.unhold(link)
             return None
         request = self.frames.get(key)

@@ -128,6 +128,10 @@ class _Store:
             if enforce and self._count >= limits.max_vars:
                 return REASON_TOO_MANY
             added = size
+        elif old is value:
+            # The same object again (an ACK's plan hands out the same values
+            # each time its action list repeats): var_size(name, old) == size.
+            added = 0
         else:
             added = size - var_size(name, old)
         if enforce and self._bytes + added > limits.max_bytes:

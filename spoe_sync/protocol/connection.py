@@ -413,9 +413,12 @@ class EngineConnection:
                 else:
                     key = (ack.stream_id, ack.frame_id)
                     waiting = self._waiting
-                    if waiting.get(key) is _SINGLE_FRAME:  # _match(), its usual answer inlined
-                        del waiting[key]
+                    # _match(), its usual answer inlined (one hash of the key)
+                    entry = waiting.pop(key, None)
+                    if entry is _SINGLE_FRAME:
                         return AckReceived._trusted(ack, True, False, False)
+                    if entry is not None:
+                        waiting[key] = entry  # _match() decides (a fragmented NOTIFY's)
                     try:
                         event = self._match(ack, aborted_ack=False)
                     except RemoteProtocolError as exc:  # sync: an ACK for another frame

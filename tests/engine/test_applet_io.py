@@ -22,7 +22,7 @@ from spoe_sync.config import Timeouts
 from spoe_sync.engine import AppletPool
 from spoe_sync.engine.applet import default_connect
 from spoe_sync.engine.settings import DEFAULT_WRITE_TIMEOUT, PoolSettings
-from spoe_sync.protocol import FLAG_ABORT, FLAG_FIN, AgentDisconnect, AgentHello, Message
+from spoe_sync.protocol import FLAG_ABORT, FLAG_FIN, Ack, AgentDisconnect, AgentHello, Message
 from spoe_sync.protocol.codec import encode_frame, encode_messages
 from tests.kit import read_frame
 
@@ -124,6 +124,40 @@ def test_a_write_to_an_agent_that_stopped_reading_fails_the_connection() -> None
         assert m.applets == 0, m  # the blocked connection was given up
         assert m.servers[0].last_status == 256 + 2
         assert "stopped reading" in (m.servers[0].last_error or "")
+        pool.close(0)
+    finally:
+        agent.stop()
+
+
+def test_a_write_the_socket_cannot_take_at_once_is_finished_then_writes_go_on() -> None:
+    """The agent reads late: the batch of NOTIFYs is more than the socket takes
+    at once, the rest is written as the agent reads (under the write deadline),
+    every frame gets its ACK, and later frames go out as usual."""
+    acked: list[tuple[int, int]] = []
+
+    def late_reader(sock: Any) -> None:
+        gevent.sleep(0.3)  # the engine's send buffer and ours fill meanwhile
+        for _ in range(1000):
+            body = read_frame(sock)
+            if body is None:
+                return
+            ftype, _flags, sid, fid, _size = header(body)
+            if ftype == 3:  # NOTIFY
+                acked.append((sid, fid))
+                sock.sendall(encode_frame(Ack(sid, fid)))
+
+    hello = encode_frame(AgentHello.make(max_frame_size=16380, capabilities="pipelining"))
+    agent = RawAgent(hello, late_reader, rcvbuf=4096)
+    big = encode_messages([Message("check-client-ip", (("data", b"x" * 16000),))])
+    try:
+        pool = AppletPool(agent_config(timeouts=Timeouts(hello=0.5, idle=None, processing=5.0)),
+                          backend(agent.address), connect=small_sndbuf_connect, backoff=(0.2, 2.0))
+        deadline = time.monotonic() + 5.0
+        greenlets = [gevent.spawn(pool.process, sid, 1, big, deadline) for sid in range(1, 21)]
+        gevent.joinall(greenlets, timeout=8.0)
+        assert statuses([g.value for g in greenlets]) == {0: 20}
+        assert statuses(burst(pool, 5, first_sid=100, timeout=5.0)) == {0: 5}
+        assert len(acked) == 25 and pool.metrics().connections_opened == 1
         pool.close(0)
     finally:
         agent.stop()

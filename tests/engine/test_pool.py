@@ -232,6 +232,25 @@ def test_idle_timeout_disconnects_with_status_2_and_reconnects_on_demand() -> No
         pool.close(1)
 
 
+def test_idle_timeout_counts_from_the_last_frame_not_from_the_first() -> None:
+    """``timeout idle`` is one timer per connection, armed for the deadline of the
+    activity known then and moved on lazily: a frame every 0.25 s keeps a 1 s idle
+    connection open past 1.5 s (4x margins for a loaded machine), and it still ends
+    after the last frame."""
+    with FakeAgent() as agent:
+        pool = make_pool(agent.address, timeouts=Timeouts(hello=0.5, idle=1.0, processing=1))
+        started = time.monotonic()
+        for sid in range(1, 8):  # 1.5 s of traffic at least
+            assert pool.process(sid, 1, PAYLOAD, time.monotonic() + 1).status == 0
+            gevent.sleep(0.25)
+        assert time.monotonic() - started >= 1.5
+        assert agent.connections == 1 and not agent.disconnects
+        wait_until(lambda: agent.disconnects, timeout=5.0)
+        assert [d.status_code for d in agent.disconnects] == [2]
+        assert agent.connections == 1
+        pool.close(1)
+
+
 def test_metrics_follow_frames_in_flight() -> None:
     with FakeAgent(delays=0.2, capabilities="pipelining") as agent:
         pool = make_pool(agent.address, max_waiting_frames=20)

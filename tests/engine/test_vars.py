@@ -429,3 +429,26 @@ def test_new_streams_share_one_read_only_scope_table_until_they_change_it():
     assert dict(a) == {"txn.x": 1} and dict(d) == {} and dict(c) == {}
     c.set("res.r", 4)
     assert dict(c) == {"res.r": 4} and Vars().get("res.r") is None
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(70000, id="int"), pytest.param("\u00e9t\u00e9", id="str"),
+    pytest.param(b"xyz" * 5, id="bytes"), pytest.param(IPv6Address("::1"), id="ipv6"),
+])
+def test_setting_the_same_value_object_again_counts_as_an_equal_copy_would(value):
+    """A store replacing a value by the very same object skips re-measuring the old
+    one (an ACK's plan hands out the same objects each time): the byte count and
+    the cap's verdict are those of the general path, fed an equal copy."""
+    def copy(v):
+        return type(v)(str(v)) if isinstance(v, IPv6Address) else (
+            v[:1] + v[1:] if isinstance(v, (str, bytes)) else v + 0)
+
+    size = var_size("a", value) + var_size("b", value)
+    same, equal = Vars(limits=VarLimits(max_bytes=size)), Vars(limits=VarLimits(max_bytes=size))
+    for store, second in ((same, value), (equal, copy(value))):
+        store.set("txn.a", value)
+        store.set("txn.b", value)
+        store.set("txn.a", second)  # at the cap: refused if counted as new bytes
+        assert store.nbytes == size
+        assert store["txn.a"] == value
+    assert dict(same) == dict(equal) and same.nbytes == equal.nbytes
