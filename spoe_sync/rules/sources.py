@@ -186,6 +186,15 @@ class SampleSource:
     sni: str | None = None
     sni_known: bool = False
 
+    # Whether this class answers fetches itself (overrides :meth:`lookup`), set for every
+    # subclass: a fetch on samples that do not (WSGI, TCP) skips a call that can only answer
+    # NOTSET.  Not annotated: a class attribute, no dataclass field.
+    _own_lookup = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_lookup = cls.lookup is not SampleSource.lookup
+
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let
         the fetch compute it from the fields above."""

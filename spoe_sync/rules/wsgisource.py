@@ -276,7 +276,12 @@ class WSGISamples(SampleSource):
     @_Lazy
     def client(self) -> Any:
         env = self.environ
-        return _client(_str(env, "REMOTE_ADDR"), env.get("REMOTE_PORT"))
+        host, port = env.get("REMOTE_ADDR"), env.get("REMOTE_PORT")
+        if type(host) is str and type(port) is str:  # _client()'s cache hit, written out
+            addr = _CLIENTS.get((host, port), _CLIENTS)
+            if addr is not _CLIENTS:
+                return addr
+        return _client(_str(env, "REMOTE_ADDR"), port)
 
     @_Lazy
     def local(self) -> Any:

@@ -25,7 +25,7 @@ from .handler import CONNECTION_KEY, Connection, SpoeWSGIHandler, connection_for
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
-from .request_samples import MiddlewareSamples
+from .request_samples import MiddlewareSamples, new_samples
 from .rule_runner import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
@@ -340,7 +340,7 @@ class _Transaction(RuleRunner):
             session = conn.session = rt.engines[0].new_session()
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
-        self.samples = samples = MiddlewareSamples(environ)
+        self.samples = samples = new_samples(environ)
         self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
         environ[RESULTS_KEY] = spoe.results
         self.vars = environ[VARS_KEY] = spoe.vars
