@@ -61,20 +61,23 @@ class Transaction:
         self.results: list[ProcessingResult] = []
         #: ``(engine id, kind, name, error)`` of each processing an engine refused
         self.failures: list[tuple[str, str, str, SpoeError]] = []
-        self.streams: dict[str, Stream] = {}
         if engines:
             first = engines[0]
             if session is None:
                 session = first.new_session()
             stream = first.new_stream(samples, session, kind=kind)
-            self.streams[first.config.engine_id] = stream
-            self.vars = stream.vars
+            self.streams: dict[str, Stream] = {first.config.engine_id: stream}
+            self.vars = stream._vars  # stream.vars without the property: once per request
             # the first stream's fetch context is the transaction's (same samples and vars)
             self.ctx = stream._ctx
         else:
-            self.vars = Vars(session if session is not None else Session())
+            self.streams = {}
+            if session is None:
+                session = Session()
+            self.vars = Vars(session)
             self.ctx = EvalContext(samples, self.vars)
-        self.session = self.vars.session
+        # the session of the variables: new_stream() and Vars() keep the one given
+        self.session = session
 
     @property
     def by_id(self) -> dict[str, Engine]:

@@ -215,8 +215,10 @@ def _compile_line(line: AclExpr) -> Test | None:
         always = line.evaluate(_NO_STREAM)
         return lambda ctx: always
     value: Callable[[EvalContext], Any] = expr.evaluate
+    var: str | None = None
     if expr.fetch == "var" and not expr._convs and len(expr.args) == 1:
-        value = _var_lookup(expr.args[0])
+        var = expr.args[0]
+        value = _var_lookup(var)
     if method == "found":
         # wire() never turns a value into None: found is "not None", with or without it
         return lambda ctx: value(ctx) is not None
@@ -224,7 +226,16 @@ def _compile_line(line: AclExpr) -> Test | None:
         ranges = tuple(p.value for p in patterns)
 
         def int_match(ctx: EvalContext) -> bool:
-            v = value(ctx)
+            if var is None:
+                v = value(ctx)
+            else:  # _var_lookup(), written out: "var(txn.x.score) -m int ge 100" is common
+                store = ctx.vars
+                try:
+                    v = None if store is None else store.get(var)
+                except Exception:
+                    v = None
+            if v is None:
+                return False  # what match() answers for None
             if type(v) is not int or not _INT64_MIN <= v <= _INT64_MAX:
                 return match("int", wire(v), patterns)  # casts, 64-bit wrap: the matcher's job
             for low, high in ranges:
@@ -237,6 +248,8 @@ def _compile_line(line: AclExpr) -> Test | None:
     if method == "bool":
         def bool_match(ctx: EvalContext) -> bool:
             v = value(ctx)
+            if v is None:
+                return False  # what match() answers for None
             return v if type(v) is bool else match("bool", wire(v), patterns)
         return bool_match
     return lambda ctx: match(method, wire(value(ctx)), patterns)
@@ -260,7 +273,7 @@ def _text_matcher(method: str, value: Callable[[EvalContext], Any],
     def text_match(ctx: EvalContext) -> bool:
         v = value(ctx)
         if type(v) is not str:
-            return match(method, wire(v), patterns)
+            return v is not None and match(method, wire(v), patterns)  # None never matches
         data = v.encode("utf-8", "surrogateescape")
         lowered = data.lower() if icase else data  # ASCII only, as patterns.py (C locale)
         for pattern, ic in pairs:

@@ -369,7 +369,9 @@ class _Transaction(RuleRunner):
 
     def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        self.spoe.events(self.rt.request_plan)
+        process = self.spoe.process  # Transaction.events(), written out: every request
+        for engine, event in self.rt.request_plan:
+            process(engine, "event", event)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
 
