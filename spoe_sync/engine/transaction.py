@@ -20,11 +20,10 @@ from collections.abc import Callable, Sequence
 from loguru import logger
 
 from ..errors import SpoeError
-from ..rules import EvalContext
 from ..rules.sources import SampleSource
 from .engine import Engine
 from .result import ProcessingResult
-from .stream import Stream
+from .stream import Stream, _context
 from .vars import Session, Vars
 
 __all__ = ["Observer", "Transaction"]
@@ -75,7 +74,7 @@ class Transaction:
             if session is None:
                 session = Session()
             self.vars = Vars(session)
-            self.ctx = EvalContext(samples, self.vars)
+            self.ctx = _context(samples, self.vars)
         # the session of the variables: new_stream() and Vars() keep the one given
         self.session = session
 
@@ -101,7 +100,7 @@ class Transaction:
         self.samples = samples
         if samples.response is not None:
             self.vars.start_response()  # req.* gone, res.* open (HAProxy 2.6's one store)
-        self.ctx = EvalContext(samples, self.vars)
+        self.ctx = _context(samples, self.vars)  # EvalContext(samples, self.vars), faster
         for stream in self.streams.values():
             stream.samples = samples
 

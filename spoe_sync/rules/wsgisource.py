@@ -207,6 +207,8 @@ def _request_info(method: str, target: str, version: str, raw: Any,
     return req
 
 
+_new = object.__new__
+
 # REMOTE_ADDR/REMOTE_PORT -> (ip_address, port): the same few clients come back on every
 # request, and ip_address() costs more than the rest of a request's samples.
 _CLIENTS: dict[tuple[str, Any], Any] = {}
@@ -341,6 +343,9 @@ class WSGISamples(SampleSource):
 
     def with_response(self, response: ResponseInfo) -> WSGISamples:
         """A copy that also sees ``response`` (for ``on-http-response`` and ``http-response``)."""
-        clone = copy.copy(self)
-        clone.response = response
+        # copy.copy(self), written out (the instance dict is all there is): once per response
+        clone = _new(type(self))
+        d = clone.__dict__
+        d.update(self.__dict__)
+        d["response"] = response
         return clone

@@ -16,8 +16,8 @@ from ..config.rule_lines.actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
 from ..engine.transaction import Transaction
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
-from ..rules import ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
+from ..rules.sources import response_info
 from ..rules.wsgisource import UNIQUE_ID_KEY
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
 from .fromcfg import section_options
@@ -376,8 +376,8 @@ class _Transaction(RuleRunner):
         return self._rules(plan, None, False) if plan else None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
-        info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
-                            reason=resp.reason, version="HTTP/1.1")
+        info = response_info(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
+                             reason=resp.reason, version="HTTP/1.1")
         # res.ver is the server's version, not the client's: HAProxy speaks HTTP/1.1 to
         # servers, and the app is the server here (an HTTP/1.0 client still gets 1.1)
         self._set_samples(self.samples.with_response(info))
@@ -442,11 +442,13 @@ class _Transaction(RuleRunner):
             pending = []
         self._response_samples(resp, body)
         self.spoe.events(rt.response_plan)
-        reply = self._rules(mw._response_plan, resp, final=False)
-        if reply is not None:
-            close_result(result)
-            return self.send_reply(start_response, *reply)
-        self._rules(mw._after_plan, resp, final=True)
+        if mw._response_plan:  # (no rule: no reply)
+            reply = self._rules(mw._response_plan, resp, final=False)
+            if reply is not None:
+                close_result(result)
+                return self.send_reply(start_response, *reply)
+        if mw._after_plan:
+            self._rules(mw._after_plan, resp, final=True)
         write = start_response(resp.status_line, resp.headers, exc_info)
         for data in pending:
             write(data)
