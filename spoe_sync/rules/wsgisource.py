@@ -193,11 +193,16 @@ class _Lazy:
 
 
 class _WSGIRequest(RequestInfo):
-    """A :class:`RequestInfo` whose headers are converted to bytes when first read."""
+    """A :class:`RequestInfo` whose headers are converted to bytes when first read: from
+    ``_raw``, or from ``_make(_raw)`` when that is given (the middleware's fast paths defer
+    reading the header pairs themselves: most requests never read a header)."""
 
     @_Lazy
     def headers(self) -> Any:
-        return normalize_headers(self.__dict__.pop("_raw"))
+        d = self.__dict__
+        raw = d.pop("_raw")
+        make = d.pop("_make", None)
+        return normalize_headers(raw if make is None else make(raw))
 
 
 def _request_info(method: str, target: str, version: str, raw: Any,

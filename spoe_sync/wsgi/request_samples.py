@@ -16,7 +16,7 @@ path, so both give the same request.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..rules.sources import DEFAULT_BUFSIZE
@@ -27,31 +27,21 @@ from ..rules.wsgisource import (
     WSGISamples,
     _environ_headers,
     _Lazy,
-    _request_info,
     _str,
     _valid_headers,
     _wire_text,
+    _WSGIRequest,
 )
 
 __all__ = ["MiddlewareSamples", "new_samples"]
+
+_new = object.__new__
 
 # what quote(path, safe="/;=,:@!$&'()*+-._~") returns unchanged (it also keeps letters, digits
 # and "_.-~"); "%" is not in it: PATH_INFO is decoded, a "%" in it must be escaped
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/;=,:@!$&'()*+]*\Z")
 #: environ keys the general path would build the target from
 _URI_KEYS = (RAW_URI_KEY, "REQUEST_URI", "RAW_URI")
-
-
-class _Deferred:
-    """Header pairs made by ``fn(arg)`` when first iterated."""
-
-    __slots__ = ("arg", "fn")
-
-    def __init__(self, fn: Callable[[Any], list[tuple[Any, Any]]], arg: Any) -> None:
-        self.fn, self.arg = fn, arg
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return iter(self.fn(self.arg))
 
 
 class MiddlewareSamples(WSGISamples):
@@ -66,25 +56,30 @@ class MiddlewareSamples(WSGISamples):
         if body is None and BODY_KEY not in environ:
             raw = environ.get(RAW_HEADERS_KEY)
             target: str | None = None
+            # the header pairs are made by make(arg) when first read (_WSGIRequest)
+            make: Callable[[Any], list[tuple[Any, Any]]]
             if raw is None:  # a plain environ
                 path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
                 if environ.keys().isdisjoint(_URI_KEYS) and _PLAIN_PATH.match(path):
                     query = _str(environ, "QUERY_STRING")
                     target = (path or "/") + ("?" + query if query else "")
-                    headers = _Deferred(_environ_headers, environ)
+                    make, arg = _environ_headers, environ
             elif isinstance(raw, (list, tuple)):  # SpoeWSGIHandler's raw headers and URI
                 uri = environ.get(RAW_URI_KEY)
                 if isinstance(uri, str) and uri:
-                    target, headers = uri, _Deferred(_valid_headers, raw)
+                    target, make, arg = uri, _valid_headers, raw
             if target is not None and target[0] == "/":
                 # (an absolute-form target, "http://h:80/a", is normalised with its Host
                 # header by the general path: htx_target())
-                # _str() and _wire_text()'s ASCII case, written out
+                # _request_info(), _str() and _wire_text()'s ASCII case, written out
                 method, version = environ.get("REQUEST_METHOD"), environ.get("SERVER_PROTOCOL")
-                return _request_info(method if isinstance(method, str) else "GET",
-                                     target if target.isascii() else _wire_text(target),
-                                     version if isinstance(version, str) else "HTTP/1.1",
-                                     headers, None)
+                req = _new(_WSGIRequest)
+                req.__dict__.update(
+                    method=method if isinstance(method, str) else "GET",
+                    target=target if target.isascii() else _wire_text(target),
+                    version=version if isinstance(version, str) else "HTTP/1.1",
+                    body=None, _raw=arg, _make=make)
+                return req
         return self._request(environ, body)
 
     def settle(self) -> None:
@@ -96,17 +91,15 @@ class MiddlewareSamples(WSGISamples):
             request.headers  # noqa: B018 - resolves the lazy field
 
 
-_new = object.__new__
-
 
 def new_samples(environ: dict[str, Any]) -> MiddlewareSamples:
     """``MiddlewareSamples(environ)``, its ``__init__`` written out (the fields of a request
     with no response, body, unique id or TLS flag given: those are read from ``environ``):
     one per request."""
     samples: Any = _new(MiddlewareSamples)
-    d = samples.__dict__
-    d["environ"] = environ
-    d["bufsize"] = DEFAULT_BUFSIZE
-    d["response"] = None
-    d["frontend_id"] = None
+    # attribute stores, not through __dict__: no dict is made until a lazy field is read
+    samples.environ = environ
+    samples.bufsize = DEFAULT_BUFSIZE
+    samples.response = None
+    samples.frontend_id = None
     return samples  # type: ignore[no-any-return]
