@@ -68,7 +68,8 @@ def normalize_headers(headers: Iterable[tuple[str | bytes, str | bytes]]) -> Hea
     items = headers if isinstance(headers, (list, tuple)) else list(headers)
     try:
         # the usual headers, PEP 3333 text: _header_bytes()'s first case without its calls
-        return tuple([(n.encode("latin-1"), v.encode("latin-1")) for n, v in items])
+        return tuple([(n.encode("latin-1"), v.encode("latin-1"))  # type: ignore[union-attr]
+                      for n, v in items])
     except (AttributeError, UnicodeEncodeError):  # bytes, text beyond latin-1, a bad value
         return tuple([(_header_bytes(n), _header_bytes(v)) for n, v in items])
 

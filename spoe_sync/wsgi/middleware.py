@@ -376,8 +376,8 @@ class _Transaction(RuleRunner):
         return self._rules(plan, None, False) if plan else None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
-        info = response_info(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
-                             reason=resp.reason, version="HTTP/1.1")
+        info = response_info(resp.status, tuple(resp.headers), body, reason=resp.reason,
+                             version="HTTP/1.1")
         # res.ver is the server's version, not the client's: HAProxy speaks HTTP/1.1 to
         # servers, and the app is the server here (an HTTP/1.0 client still gets 1.1)
         self._set_samples(self.samples.with_response(info))

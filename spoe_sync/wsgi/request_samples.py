@@ -58,6 +58,7 @@ class MiddlewareSamples(WSGISamples):
             target: str | None = None
             # the header pairs are made by make(arg) when first read (_WSGIRequest)
             make: Callable[[Any], list[tuple[Any, Any]]]
+            arg: Any
             if raw is None:  # a plain environ
                 path = _str(environ, "SCRIPT_NAME") + _str(environ, "PATH_INFO")
                 if environ.keys().isdisjoint(_URI_KEYS) and _PLAIN_PATH.match(path):
