@@ -20,11 +20,10 @@ from collections.abc import Callable, Sequence
 from loguru import logger
 
 from ..errors import SpoeError
-from ..rules import EvalContext
 from ..rules.sources import SampleSource
 from .engine import Engine
 from .result import ProcessingResult
-from .stream import Stream
+from .stream import Stream, _context
 from .vars import Session, Vars
 
 __all__ = ["Observer", "Transaction"]
@@ -61,20 +60,23 @@ class Transaction:
         self.results: list[ProcessingResult] = []
         #: ``(engine id, kind, name, error)`` of each processing an engine refused
         self.failures: list[tuple[str, str, str, SpoeError]] = []
-        self.streams: dict[str, Stream] = {}
         if engines:
             first = engines[0]
             if session is None:
                 session = first.new_session()
             stream = first.new_stream(samples, session, kind=kind)
-            self.streams[first.config.engine_id] = stream
-            self.vars = stream.vars
+            self.streams: dict[str, Stream] = {first.config.engine_id: stream}
+            self.vars = stream._vars  # stream.vars without the property: once per request
             # the first stream's fetch context is the transaction's (same samples and vars)
             self.ctx = stream._ctx
         else:
-            self.vars = Vars(session if session is not None else Session())
-            self.ctx = EvalContext(samples, self.vars)
-        self.session = self.vars.session
+            self.streams = {}
+            if session is None:
+                session = Session()
+            self.vars = Vars(session)
+            self.ctx = _context(samples, self.vars)
+        # the session of the variables: new_stream() and Vars() keep the one given
+        self.session = session
 
     @property
     def by_id(self) -> dict[str, Engine]:
@@ -98,7 +100,7 @@ class Transaction:
         self.samples = samples
         if samples.response is not None:
             self.vars.start_response()  # req.* gone, res.* open (HAProxy 2.6's one store)
-        self.ctx = EvalContext(samples, self.vars)
+        self.ctx = _context(samples, self.vars)  # EvalContext(samples, self.vars), faster
         for stream in self.streams.values():
             stream.samples = samples
 
@@ -127,7 +129,10 @@ class Transaction:
         observer = self.observer
         start = time.monotonic() if observer is not None else 0.0
         try:
-            stream = self.stream(engine)
+            # stream(), its usual case written out: every event of every request
+            stream = self.streams.get(engine.config.engine_id)
+            if stream is None:
+                stream = self.stream(engine)
             if kind == "event":
                 result = engine.process_event(stream, name)
             else:

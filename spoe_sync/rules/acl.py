@@ -71,8 +71,11 @@ class Acl:
     """A named ACL: the OR of its lines.  Lines added later (another ``acl`` line with the same
     name) are seen by conditions parsed earlier, as in HAProxy."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, fixed: bool = False) -> None:
         self.name = name
+        #: no line is ever added after parsing: anonymous (``{ ... }``) and predefined ACLs
+        #: (a user ACL of a predefined name is another object)
+        self.fixed = fixed
         self._exprs: list[AclExpr] = []
 
     @property
@@ -248,7 +251,7 @@ class AclRegistry:
             return acl
         if name in PREDEFINED_ACLS:
             if name not in self._predefined:
-                pre = Acl(name)
+                pre = Acl(name, fixed=True)
                 pre._exprs.append(parse_acl_expr(PREDEFINED_ACLS[name].split()))
                 self._predefined[name] = pre
             return self._predefined[name]

@@ -22,11 +22,17 @@ from ..errors import ExpressionError
 from .acl import Acl, AclExpr, AclRegistry, parse_acl_expr
 from .patterns import Pattern, match
 from .sample import EvalContext, wire
+from .sources import SampleSource
 
 __all__ = ["Condition", "compile_condition", "parse_condition"]
 
 Test = Callable[[EvalContext], bool]
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: fetches whose value is their arguments' (fetches/literal.py; not var(), rand(), date()...)
+_CONSTANT_FETCHES = frozenset(("always_true", "always_false", "str", "int", "bool", "bin",
+                               "ipv4", "ipv6"))
+#: what a constant line is evaluated against: it reads nothing of it
+_NO_STREAM = EvalContext(SampleSource())
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Condition:
         if test is None:
             test = compile_condition(self)
             object.__setattr__(self, "_test", test)  # a cache: frozen for its fields only
+            # and later calls go straight to it: an instance attribute shadows this method
+            # (one Python call less per condition, per message and rule, per request)
+            object.__setattr__(self, "evaluate", test)
         return test(ctx)
 
     def evaluate_general(self, ctx: EvalContext) -> bool:
@@ -126,7 +135,7 @@ def parse_condition(words: Sequence[str], acls: AclRegistry, *,
             except ValueError:
                 raise ExpressionError("missing closing '}' in condition") from None
             inner = body[i + 1:end]
-            acl = Acl("{" + " ".join(inner) + "}")
+            acl = Acl("{" + " ".join(inner) + "}", fixed=True)
             acl._exprs.append(parse_acl_expr(inner, base_dir=base_dir))
             i = end + 1
         else:
@@ -180,7 +189,7 @@ def _compile_term(term: Term) -> Test:
         if negate:
             return lambda ctx: not acl.evaluate(ctx)
         return acl.evaluate
-    if not acl.name.startswith("{"):
+    if not acl.fixed:
         # A named ACL may be given more lines after this condition is compiled ("acl" lines
         # with its name are ORed, wherever they are): then the general path.
         fast = matcher
@@ -200,9 +209,16 @@ def _compile_line(line: AclExpr) -> Test | None:
     if not expr.implemented or definition is None or definition.many is not None:
         return None  # not implemented: the general path raises; several values: it iterates
     method, patterns = line.method, line.patterns
+    if expr.fetch in _CONSTANT_FETCHES and not expr._convs:
+        # FALSE, TRUE, { int(3) gt 1 }...: the same answer for every stream (the fetch reads
+        # its arguments only), so the general path's answer, computed once
+        always = line.evaluate(_NO_STREAM)
+        return lambda ctx: always
     value: Callable[[EvalContext], Any] = expr.evaluate
+    var: str | None = None
     if expr.fetch == "var" and not expr._convs and len(expr.args) == 1:
-        value = _var_lookup(expr.args[0])
+        var = expr.args[0]
+        value = _var_lookup(var)
     if method == "found":
         # wire() never turns a value into None: found is "not None", with or without it
         return lambda ctx: value(ctx) is not None
@@ -210,7 +226,16 @@ def _compile_line(line: AclExpr) -> Test | None:
         ranges = tuple(p.value for p in patterns)
 
         def int_match(ctx: EvalContext) -> bool:
-            v = value(ctx)
+            if var is None:
+                v = value(ctx)
+            else:  # _var_lookup(), written out: "var(txn.x.score) -m int ge 100" is common
+                store = ctx.vars
+                try:
+                    v = None if store is None else store.get(var)
+                except Exception:
+                    v = None
+            if v is None:
+                return False  # what match() answers for None
             if type(v) is not int or not _INT64_MIN <= v <= _INT64_MAX:
                 return match("int", wire(v), patterns)  # casts, 64-bit wrap: the matcher's job
             for low, high in ranges:
@@ -223,6 +248,8 @@ def _compile_line(line: AclExpr) -> Test | None:
     if method == "bool":
         def bool_match(ctx: EvalContext) -> bool:
             v = value(ctx)
+            if v is None:
+                return False  # what match() answers for None
             return v if type(v) is bool else match("bool", wire(v), patterns)
         return bool_match
     return lambda ctx: match(method, wire(value(ctx)), patterns)
@@ -246,7 +273,7 @@ def _text_matcher(method: str, value: Callable[[EvalContext], Any],
     def text_match(ctx: EvalContext) -> bool:
         v = value(ctx)
         if type(v) is not str:
-            return match(method, wire(v), patterns)
+            return v is not None and match(method, wire(v), patterns)  # None never matches
         data = v.encode("utf-8", "surrogateescape")
         lowered = data.lower() if icase else data  # ASCII only, as patterns.py (C locale)
         for pattern, ic in pairs:

@@ -148,7 +148,10 @@ class SampleExpr:
             self._check_implemented()
         fdef = self._def
         assert fdef is not None
-        value: Any = NOTSET if fdef.literal else ctx.samples.lookup(self._keys)
+        samples = ctx.samples
+        # SampleSource.lookup() answers NOTSET: not called on samples that keep it
+        value: Any = samples.lookup(self._keys) if (
+            samples._own_lookup and not fdef.literal) else NOTSET
         if value is NOTSET:
             try:
                 value = fdef.fn(ctx, self.args)
@@ -156,6 +159,8 @@ class SampleExpr:
                 value = None
         if self._convs:
             return self._convert(value, ctx)
+        if type(value) in _AS_IS:  # wire()'s first case (text, addresses...), written out
+            return value  # type: ignore[no-any-return]
         return wire(value)
 
     def evaluate_all(self, ctx: EvalContext) -> list[Value]:

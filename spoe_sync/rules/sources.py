@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 from ..protocol.values import Value
 
@@ -25,6 +26,7 @@ __all__ = [
     "haproxy_body_limit",
     "htx_data_size",
     "normalize_headers",
+    "response_info",
     "to_address",
 ]
 
@@ -63,7 +65,13 @@ def _header_bytes(x: str | bytes) -> bytes:
 
 def normalize_headers(headers: Iterable[tuple[str | bytes, str | bytes]]) -> HeaderList:
     """Headers as ``((name, value), ...)`` bytes, order and case kept."""
-    return tuple((_header_bytes(n), _header_bytes(v)) for n, v in headers)
+    items = headers if isinstance(headers, (list, tuple)) else list(headers)
+    try:
+        # the usual headers, PEP 3333 text: _header_bytes()'s first case without its calls
+        return tuple([(n.encode("latin-1"), v.encode("latin-1"))  # type: ignore[union-attr]
+                      for n, v in items])
+    except (AttributeError, UnicodeEncodeError):  # bytes, text beyond latin-1, a bad value
+        return tuple([(_header_bytes(n), _header_bytes(v)) for n, v in items])
 
 
 def to_address(addr: object) -> Address | None:
@@ -113,6 +121,25 @@ class ResponseInfo:
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", normalize_headers(self.headers))
         object.__setattr__(self, "status", int(self.status))
+
+
+_new = object.__new__
+
+
+def response_info(status: int, headers: Iterable[tuple[str | bytes, str | bytes]] = (),
+                  body: bytes | None = None, version: str = "HTTP/1.1",
+                  reason: str = "") -> ResponseInfo:
+    """``ResponseInfo(...)`` without the frozen dataclass's ``__init__`` and
+    ``__post_init__`` (each field stored through ``object.__setattr__``): the same fields,
+    filled in place, for the response of every request that has response events or rules."""
+    info: Any = _new(ResponseInfo)
+    d = info.__dict__
+    d["status"] = int(status)
+    d["headers"] = normalize_headers(headers)
+    d["body"] = body
+    d["version"] = version
+    d["reason"] = reason
+    return info  # type: ignore[no-any-return]
 
 
 # What htx->data counts besides the strings: the start line's fixed part and the end of
@@ -185,6 +212,15 @@ class SampleSource:
     frontend_name: str | None = None
     sni: str | None = None
     sni_known: bool = False
+
+    # Whether this class answers fetches itself (overrides :meth:`lookup`), set for every
+    # subclass: a fetch on samples that do not (WSGI, TCP) skips a call that can only answer
+    # NOTSET.  Not annotated: a class attribute, no dataclass field.
+    _own_lookup = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_lookup = cls.lookup is not SampleSource.lookup
 
     def lookup(self, keys: tuple[str, ...]) -> Value | _NotSet:
         """A precomputed value for a fetch written as any of ``keys``, or :data:`NOTSET` to let

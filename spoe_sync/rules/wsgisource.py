@@ -193,11 +193,16 @@ class _Lazy:
 
 
 class _WSGIRequest(RequestInfo):
-    """A :class:`RequestInfo` whose headers are converted to bytes when first read."""
+    """A :class:`RequestInfo` whose headers are converted to bytes when first read: from
+    ``_raw``, or from ``_make(_raw)`` when that is given (the middleware's fast paths defer
+    reading the header pairs themselves: most requests never read a header)."""
 
     @_Lazy
     def headers(self) -> Any:
-        return normalize_headers(self.__dict__.pop("_raw"))
+        d = self.__dict__
+        raw = d.pop("_raw")
+        make = d.pop("_make", None)
+        return normalize_headers(raw if make is None else make(raw))
 
 
 def _request_info(method: str, target: str, version: str, raw: Any,
@@ -206,6 +211,8 @@ def _request_info(method: str, target: str, version: str, raw: Any,
     req.__dict__.update(method=method, target=target, version=version, body=body, _raw=raw)
     return req
 
+
+_new = object.__new__
 
 # REMOTE_ADDR/REMOTE_PORT -> (ip_address, port): the same few clients come back on every
 # request, and ip_address() costs more than the rest of a request's samples.
@@ -276,7 +283,12 @@ class WSGISamples(SampleSource):
     @_Lazy
     def client(self) -> Any:
         env = self.environ
-        return _client(_str(env, "REMOTE_ADDR"), env.get("REMOTE_PORT"))
+        host, port = env.get("REMOTE_ADDR"), env.get("REMOTE_PORT")
+        if type(host) is str and type(port) is str:  # _client()'s cache hit, written out
+            addr = _CLIENTS.get((host, port), _CLIENTS)
+            if addr is not _CLIENTS:
+                return addr
+        return _client(_str(env, "REMOTE_ADDR"), port)
 
     @_Lazy
     def local(self) -> Any:
@@ -336,6 +348,9 @@ class WSGISamples(SampleSource):
 
     def with_response(self, response: ResponseInfo) -> WSGISamples:
         """A copy that also sees ``response`` (for ``on-http-response`` and ``http-response``)."""
-        clone = copy.copy(self)
-        clone.response = response
+        # copy.copy(self), written out (the instance dict is all there is): once per response
+        clone = _new(type(self))
+        d = clone.__dict__
+        d.update(self.__dict__)
+        d["response"] = response
         return clone

@@ -16,16 +16,16 @@ from ..config.rule_lines.actions import rule_plan, uses_fetch
 from ..engine.engine import Engine
 from ..engine.transaction import Transaction
 from ..errors import ConfigError, ExpressionError, SpoeConfigWarning
-from ..rules import ResponseInfo
 from ..rules.logformat import LogFormat, parse_logformat
+from ..rules.sources import response_info
 from ..rules.wsgisource import UNIQUE_ID_KEY
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
 from .fromcfg import section_options
-from .handler import SpoeWSGIHandler, connection_for, listener
+from .handler import CONNECTION_KEY, Connection, SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
-from .request_samples import MiddlewareSamples
+from .request_samples import MiddlewareSamples, new_samples
 from .rule_runner import Reply, RuleRunner, labelled_plan
 from .stats import SpoeStats
 
@@ -259,7 +259,11 @@ class SpoeMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._get_runtime()
+        rt = self._runtime
+        if rt is None:
+            rt = self._get_runtime()
+        else:
+            check_same_hub(rt.hub)  # _get_runtime() once built, written out: every request
         tx = _Transaction(self, rt, environ)
         reply = tx.request()
         if reply is not None:
@@ -328,13 +332,15 @@ class _Transaction(RuleRunner):
 
     def __init__(self, mw: SpoeMiddleware, rt: _Runtime, environ: dict[str, Any]) -> None:
         self.mw, self.rt, self.environ = mw, rt, environ
-        conn = connection_for(environ)
+        conn = environ.get(CONNECTION_KEY)  # SpoeWSGIHandler's: connection_for()'s first case
+        if not isinstance(conn, Connection):
+            conn = connection_for(environ)
         session = conn.session
         if session is None and rt.engines:
             session = conn.session = rt.engines[0].new_session()
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
-        self.samples = samples = MiddlewareSamples(environ)
+        self.samples = samples = new_samples(environ)
         self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
         environ[RESULTS_KEY] = spoe.results
         self.vars = environ[VARS_KEY] = spoe.vars
@@ -363,13 +369,15 @@ class _Transaction(RuleRunner):
 
     def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        self.spoe.events(self.rt.request_plan)
+        process = self.spoe.process  # Transaction.events(), written out: every request
+        for engine, event in self.rt.request_plan:
+            process(engine, "event", event)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
-        info = ResponseInfo(resp.status, tuple(resp.headers), body,  # type: ignore[arg-type]
-                            reason=resp.reason, version="HTTP/1.1")
+        info = response_info(resp.status, tuple(resp.headers), body, reason=resp.reason,
+                             version="HTTP/1.1")
         # res.ver is the server's version, not the client's: HAProxy speaks HTTP/1.1 to
         # servers, and the app is the server here (an HTTP/1.0 client still gets 1.1)
         self._set_samples(self.samples.with_response(info))
@@ -434,11 +442,13 @@ class _Transaction(RuleRunner):
             pending = []
         self._response_samples(resp, body)
         self.spoe.events(rt.response_plan)
-        reply = self._rules(mw._response_plan, resp, final=False)
-        if reply is not None:
-            close_result(result)
-            return self.send_reply(start_response, *reply)
-        self._rules(mw._after_plan, resp, final=True)
+        if mw._response_plan:  # (no rule: no reply)
+            reply = self._rules(mw._response_plan, resp, final=False)
+            if reply is not None:
+                close_result(result)
+                return self.send_reply(start_response, *reply)
+        if mw._after_plan:
+            self._rules(mw._after_plan, resp, final=True)
         write = start_response(resp.status_line, resp.headers, exc_info)
         for data in pending:
             write(data)

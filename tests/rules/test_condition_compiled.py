@@ -29,7 +29,12 @@ LINES = (
     "{ var(txn.t.b) -m end an }", "{ var(txn.t.a) -m str -i É x -- Cl }",
     "{ var(txn.t.a) -m beg -i \xff }",
     "{ path_beg /api }", "{ hdr(x) -m int gt 3 }", "{ hdr(x) -m found }", "{ req.hdr_cnt(x) 2 }",
-    "named", "api", "TRUE", "FALSE",
+    "named", "api", "TRUE", "FALSE", "konst",
+    # constant lines (the fetch reads its arguments only): answered once, at compile time
+    "{ always_true }", "{ always_false }", "{ int(5) gt 3 }", "{ int(5) lt 3 }",
+    "{ str(abc) -m beg a }", "{ str(abc) -m str x }", "{ str(10.0.0.1) -m ip 10.0.0.0/8 }",
+    "{ bool(1) }", "{ bool(0) -m bool }", "{ bin(4142) -m str AB }", "{ ipv4(10.0.0.1) 10.0.0.1 }",
+    "{ ipv6(::1) ::1 }", "{ int(5),add(txn.t.b) gt 7 }", "{ str(abc),length 3 }",
 )
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70),
@@ -46,6 +51,7 @@ def registry() -> AclRegistry:
     acls = AclRegistry()
     acls.add("named", ["var(txn.t.a)", "-m", "found"])
     acls.add("api", ["path_beg", "/api"])
+    acls.add("konst", ["int(7)", "gt", "3"])
     return acls
 
 
@@ -107,6 +113,27 @@ def test_a_named_acl_given_a_line_after_the_first_evaluation_is_seen():
     acls.add("named", ["var(txn.t.b)", "-m", "found"])  # ORed with the first line
     assert cond.evaluate(ctx) is True
     assert cond.evaluate_general(ctx) is True
+
+
+def test_a_named_constant_acl_given_a_line_after_the_first_evaluation_is_seen():
+    acls = AclRegistry()
+    acls.add("k", ["always_false"])
+    cond = parse_condition("if k".split(), acls)
+    ctx = context(None, None, [], "/")
+    assert cond.evaluate(ctx) is False
+    acls.add("k", ["always_true"])
+    assert cond.evaluate(ctx) is cond.evaluate_general(ctx) is True
+
+
+def test_a_user_acl_named_as_a_predefined_one_replaces_it():
+    acls = AclRegistry()
+    acls.add("TRUE", ["var(txn.t.a)", "-m", "found"])
+    cond = parse_condition("if TRUE".split(), acls)
+    for a in (None, 1):
+        ctx = context(a, None, [], "/")
+        assert cond.evaluate(ctx) is cond.evaluate_general(ctx) is (a is not None)
+    acls.add("TRUE", ["always_true"])  # a line more: seen, as for any named ACL
+    assert cond.evaluate(context(None, None, [], "/")) is True
 
 
 class FailingVars:

@@ -284,8 +284,13 @@ def _url(ctx: Any, args: tuple[Any, ...]) -> Value:
 
 @fetch("path", out="str")
 def _path(ctx: Any, args: tuple[Any, ...]) -> str | None:
-    uri = _target(ctx)
-    start = None if uri is None else _path_start(uri)
+    req = ctx.samples.request  # _target(), written out: a common message argument
+    if req is None:
+        return None
+    uri = str(req.target)
+    if uri[:1] == "/":  # origin form (nearly every request): _path_start() is 0
+        return uri.partition("?")[0]
+    start = _path_start(uri)
     if uri is None or start is None:
         return None
     return uri[start:].split("?", 1)[0]
