@@ -129,10 +129,7 @@ class Transaction:
         observer = self.observer
         start = time.monotonic() if observer is not None else 0.0
         try:
-            # stream(), its usual case written out: every event of every request
-            stream = self.streams.get(engine.config.engine_id)
-            if stream is None:
-                stream = self.stream(engine)
+            stream = self.stream(engine)
             if kind == "event":
                 result = engine.process_event(stream, name)
             else:

@@ -21,7 +21,7 @@ from ..rules.sources import response_info
 from ..rules.wsgisource import UNIQUE_ID_KEY
 from .body import BODY_KEY, Body, buffer_request_body, buffer_response, close_result
 from .fromcfg import section_options
-from .handler import CONNECTION_KEY, Connection, SpoeWSGIHandler, connection_for, listener
+from .handler import SpoeWSGIHandler, connection_for, listener
 from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
@@ -259,11 +259,7 @@ class SpoeMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._runtime
-        if rt is None:
-            rt = self._get_runtime()
-        else:
-            check_same_hub(rt.hub)  # _get_runtime() once built, written out: every request
+        rt = self._get_runtime()
         tx = _Transaction(self, rt, environ)
         reply = tx.request()
         if reply is not None:
@@ -332,9 +328,7 @@ class _Transaction(RuleRunner):
 
     def __init__(self, mw: SpoeMiddleware, rt: _Runtime, environ: dict[str, Any]) -> None:
         self.mw, self.rt, self.environ = mw, rt, environ
-        conn = environ.get(CONNECTION_KEY)  # SpoeWSGIHandler's: connection_for()'s first case
-        if not isinstance(conn, Connection):
-            conn = connection_for(environ)
+        conn = connection_for(environ)
         session = conn.session
         if session is None and rt.engines:
             session = conn.session = rt.engines[0].new_session()
@@ -369,9 +363,7 @@ class _Transaction(RuleRunner):
 
     def request(self) -> Reply | None:
         """Events and ``http-request`` rules; a reply when a rule answered."""
-        process = self.spoe.process  # Transaction.events(), written out: every request
-        for engine, event in self.rt.request_plan:
-            process(engine, "event", event)
+        self.spoe.events(self.rt.request_plan)
         plan = self.mw._request_plan
         return self._rules(plan, None, False) if plan else None
 
