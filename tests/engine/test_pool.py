@@ -12,6 +12,7 @@ import time
 import uuid
 
 import gevent
+import gevent.os
 import pytest
 
 from spoe_sync.config import Timeouts
@@ -312,27 +313,27 @@ def test_a_pool_used_in_a_forked_child_starts_afresh() -> None:
         address = proc.stdout.readline().strip()  # type: ignore[union-attr]
         pool = make_pool(address)
         assert pool.process(1, 1, PAYLOAD, time.monotonic() + 2).status == 0
-        pid = os.fork()
+        # gevent's fork watches the child: once gevent handles SIGCHLD (an earlier test's
+        # gevent.subprocess turns that on), libev reaps every child and a plain os.waitpid()
+        # fails with ECHILD; gevent.os.waitpid() reads the status its watcher kept
+        pid = gevent.os.fork()
         if pid == 0:  # pragma: no cover - child
             code = 1
             try:
-                gevent.reinit()  # what gunicorn's gevent worker (or gevent.os.fork) does
+                gevent.reinit()  # what gunicorn's gevent worker does (gevent's fork did too)
                 with gevent.Timeout(3):
                     fresh = pool.metrics().applets == 0 and pool.metrics().connections_opened == 0
                     ok = pool.process(2, 1, PAYLOAD, time.monotonic() + 2).status == 0
                     code = 0 if (fresh and ok and pool.connections_opened == 1) else 2
             finally:
                 os._exit(code)
-        deadline = time.monotonic() + 5
         status = None
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            gevent.sleep(0.01)
-        else:
+        try:
+            with gevent.Timeout(5):
+                _, status = gevent.os.waitpid(pid, 0)
+        except gevent.Timeout:
             os.kill(pid, 9)
-            os.waitpid(pid, 0)
+            gevent.os.waitpid(pid, 0)
         assert status is not None and os.waitstatus_to_exitcode(status) == 0
         # The parent's connection is untouched and still serves it.
         assert pool.process(3, 1, PAYLOAD, time.monotonic() + 1).status == 0
