@@ -30,6 +30,10 @@ _NOT_HONOURED: tuple[tuple[tuple[str, ...], str], ...] = (
     (("option", "forwardfor"), "no X-Forwarded-For header is added: agents and the app see "
                                "the request without it (REMOTE_ADDR is the client)"),
     (("option", "originalto"), "no X-Original-To header is added"),
+    (("option", "accept-invalid-http-request"),
+     "the server parses requests, not the middleware: serve with a SpoeWSGIHandler subclass "
+     "that sets accept_invalid_http_request = True (8-bit bytes and '#' in the target, odd "
+     "header names, an authority that differs from Host are otherwise refused with 400)"),
     (("capture", "request"), "capture slots are those of 'http-request capture ... len' rules "
                              "only, so capture.req.hdr(<n>) may name another slot than in "
                              "HAProxy"),

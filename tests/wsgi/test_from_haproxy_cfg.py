@@ -111,6 +111,7 @@ def test_each_setting_not_honoured_is_named_once(tmp_path, body_agent):
     path = _cfg(tmp_path, body_agent, textwrap.indent(textwrap.dedent("""\
         option http-buffer-request
         option forwardfor
+        option accept-invalid-http-request
         tcp-request content reject if { src 10.0.0.1 }
         tcp-request inspect-delay 5s
         errorfile 403 /dev/null
@@ -126,11 +127,11 @@ def test_each_setting_not_honoured_is_named_once(tmp_path, body_agent):
         mw = SpoeMiddleware.from_haproxy_cfg(echo_app, path, "www")
     mw.close(timeout=0)
     texts = [str(w.message) for w in caught if issubclass(w.category, SpoeConfigWarning)]
-    for keyword in ("option forwardfor", "tcp-request", "errorfile", "compression", "filter",
-                    "default_backend"):
+    for keyword in ("option forwardfor", "option accept-invalid-http-request", "tcp-request",
+                    "errorfile", "compression", "filter", "default_backend"):
         hits = [t for t in texts if f"'{keyword}' is not honoured" in t]
         assert len(hits) == 1, (keyword, texts)
-    assert any(":11,12]" in t for t in texts if "'tcp-request'" in t), texts  # both lines named
+    assert any(":12,13]" in t for t in texts if "'tcp-request'" in t), texts  # both lines named
     assert not any("http-buffer-request" in t for t in texts)
     assert all(w.filename == __file__ for w in caught), [w.filename for w in caught]
 
