@@ -135,12 +135,16 @@ def start_agent(set_vars: bool, delay: float = 0.0) -> Proc:
 
 
 def start_server(agent_port: int = 0, *, spoe: bool = False, handler: str = "stock",
-                 empty: bool = False, noop: bool = False, profile: str | None = None) -> Proc:
+                 empty: bool = False, noop: bool = False, profile: str | None = None,
+                 floor: bool = False) -> Proc:
     """A gevent.pywsgi server of the tiny app on core 0: bare, or with the middleware
-    (``spoe``) asking the agent on ``agent_port``; gevent's ``stock`` handler or ``spoe``'s."""
+    (``spoe``) asking the agent on ``agent_port``, or behind the floor's minimal round trip
+    (``floor``, ``floor_client.py``); gevent's ``stock`` handler or ``spoe``'s."""
     args = ["server", "--handler", handler]
     if spoe:
         args += ["--spoe", "--agent", f"127.0.0.1:{agent_port}"]
+    elif floor:
+        args += ["--floor", "--agent", f"127.0.0.1:{agent_port}"]
     if empty:
         args.append("--empty")
     if noop:
@@ -171,6 +175,10 @@ def run_server(cli: argparse.Namespace) -> None:
         application = SpoeMiddleware(app, CONF_NOOP if cli.noop else CONF, "bench",
                                      {"agents": [cli.agent]},
                                      http_request=() if cli.empty else (DENY_RULE,))
+    elif cli.floor:
+        from floor_client import floor_app
+
+        application = floor_app(app, cli.agent)
     server = WSGIServer(sock, application, handler_class=handler, log=None, error_log=None)
     if cli.profile:
         _profile_until_stopped(server, cli.profile)
@@ -322,6 +330,8 @@ def main() -> None:
     parser.add_argument("--handler", choices=("stock", "spoe"), default="stock")
     parser.add_argument("--empty", action="store_true")
     parser.add_argument("--noop", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="server: the app behind floor_client's minimal round trip")
     parser.add_argument("--agent")
     parser.add_argument("--profile", help="server: cProfile it, stats written here on SIGTERM")
     parser.add_argument("--port", type=int)

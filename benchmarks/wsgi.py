@@ -1,6 +1,7 @@
 """WSGI benchmark: gevent.pywsgi with SpoeMiddleware against the same server without it.
 
-    python benchmarks/wsgi.py [--duration 3] [--rounds 3] [--conns 50] [--noop] [--empty]
+    python benchmarks/wsgi.py [--duration 3] [--rounds 3] [--conns 50] [--noop] [--floor]
+                              [--empty]
 
 The middleware's cost over the bare app (issue 15, target 2), with the same handler on both
 sides, for both handlers.  Processes (see ``_common.py`` for the workload and the pinning):
@@ -13,6 +14,11 @@ sides, for both handlers.  Processes (see ``_common.py`` for the workload and th
 * with ``--noop``, one more: the middleware with a message whose condition is false
   (the stream and the rules run, no frame goes out), to separate the middleware's cost from
   the engine's;
+* with ``--floor``, two more, one per handler (``floor+h``, ``floor-stock``): the bare app
+  behind the floor (``floor_client.py``), the least a Python client on gevent must do per
+  request for the same workload (the two arguments encoded, one round trip sharing its writes
+  and reads with the other requests, the two variables stored, the rule's comparison): what
+  the middleware's cost can be read against, measured under the same load;
 * the cheap agent (``cheap_agent.py``) pinned to core 1: each NOTIFY answered with an ACK
   carrying two set-var actions (``--empty``: an empty ACK, and no rule);
 * a load generator pinned to core 1: ``--conns`` keep-alive connections, one request in flight
@@ -42,6 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--noop", action="store_true",
                         help="also run the middleware with a message that never fires")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run the bare app behind the floor's minimal round trip")
     parser.add_argument("--handler", action="store_true",
                         help="(always on now: both handlers run on both sides)")
     parser.add_argument("--empty", action="store_true",
@@ -62,6 +70,9 @@ def main() -> None:
         if args.noop:
             servers["noop"] = start_server(agent.port, spoe=True, handler="spoe",
                                            empty=args.empty, noop=True)
+        if args.floor:
+            servers["floor+h"] = start_server(agent.port, floor=True, handler="spoe")
+            servers["floor-stock"] = start_server(agent.port, floor=True)
         runs: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(max(1, args.rounds)):
             for name, server in servers.items():
@@ -91,6 +102,15 @@ def main() -> None:
         print(f"{label} both sides: middleware adds {added:.1f} us CPU/req to the server "
               f"(target <= 20 us); {s[mw]['rps'] / s[bare]['rps']:.1%} of the bare requests/s; "
               f"p99 {s[mw]['p99'] - s[bare]['p99']:+.2f} ms")
+    if "floor+h" in s:
+        for label, floor, mw, bare in (("SpoeWSGIHandler", "floor+h", "spoe", "bare+h"),
+                                       ("gevent's handler", "floor-stock", "spoe-stock",
+                                        "bare")):
+            least = (s[floor]["cpu"]["server"] - s[bare]["cpu"]["server"]) * 1e6
+            own = (s[mw]["cpu"]["server"] - s[floor]["cpu"]["server"]) * 1e6
+            print(f"{label}: the floor's round trip alone adds {least:.1f} us CPU/req "
+                  f"({s[floor]['rps'] / s[bare]['rps']:.1%} of the bare requests/s); the "
+                  f"middleware costs {own:+.1f} us more than the floor")
     ratio = s["spoe-stock"]["rps"] / s["bare"]["rps"]
     print(f"stock-handler ratio spoe-stock/bare: {ratio:.1%} of the requests/s (target >= 75%: "
           f"{'met' if ratio >= 0.75 else 'NOT met'})")
