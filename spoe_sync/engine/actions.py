@@ -329,14 +329,36 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
     entry = _PLANS.get(id(actions))
     if entry is not None and entry[0] is actions and entry[1] == var_prefix \
             and type(entry[2]) is tuple:  # _plan_of(), its usual answer inlined
-        return _apply_plan(entry[2], vars, agent, journal)
-    if not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
+        plan: _Plan | None = entry[2]
+    elif not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
         plan = _plan_of(actions, var_prefix)
-        if plan is not None:
-            return _apply_plan(plan, vars, agent, journal)
-    return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
-                         truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
-                         journal=journal)
+    else:
+        plan = None
+    if plan is None:
+        return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
+                             truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
+                             journal=journal)
+    # The plan's steps, applied in order (here rather than in a function of
+    # their own: this runs for every ACK that carries actions).
+    steps, report = plan
+    refused: list[tuple[int, str]] | None = None
+    index = -1
+    for scope, label, local, _, value, size in steps:
+        index += 1
+        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
+        if value is None:
+            if journal is not None:
+                journal.append((store, label, local, store._data[label].get(local)))
+            store._pop(label, local)
+            continue
+        reason = store._put(label, local, value, True, size, journal)
+        if reason is not None:
+            if refused is None:
+                refused = []
+            refused.append((index, reason))
+    if refused is None:
+        return report
+    return _refused_report(steps, refused, agent)
 
 
 # --------------------------------------------------------------------------- plans
@@ -406,28 +428,10 @@ def _build_plan(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
     return tuple(steps), ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
 
 
-def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
-                journal: Journal | None) -> ActionReport:
-    """Apply the steps in order; the shared report when no cap refused any."""
-    steps, report = plan
-    refused: list[tuple[int, str]] | None = None
-    index = -1
-    for scope, label, local, _, value, size in steps:
-        index += 1
-        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
-        if value is None:
-            if journal is not None:
-                journal.append((store, label, local, store._data[label].get(local)))
-            store._pop(label, local)
-            continue
-        reason = store._put(label, local, value, True, size, journal)
-        if reason is not None:
-            if refused is None:
-                refused = []
-            refused.append((index, reason))
-    if refused is None:
-        return report
-    # A cap refused some: the report apply_actions would have made.
+def _refused_report(steps: tuple[_Step, ...], refused: list[tuple[int, str]],
+                    agent: str | None) -> ActionReport:
+    """The report :func:`apply_actions` would have made of a plan's steps
+    when a store's cap refused some (``refused``: (step index, reason))."""
     reasons = dict(refused)
     done: dict[str, Value] = {}
     drops: dict[tuple[str, str], list[Any]] = {}

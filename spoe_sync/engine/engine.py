@@ -337,9 +337,11 @@ class Engine:
             end = None
             if status == 0 and ack is not None:
                 # Never a success past the deadline (issue 11): this greenlet may
-                # run long after the ACK came when the worker is busy.  The last
-                # clock read is also the processing's end (_end reads no other).
-                end = monotonic()
+                # run long after the ACK came when the worker is busy.  The
+                # pool's last clock read (``t_end``: this greenlet running
+                # again, the frame gone from the engine) is also the
+                # processing's end (_end reads no other).
+                end = request.t_end
                 if end > deadline:
                     status, error = 1, _LATE_ACK
                 elif ack.actions or ack.truncated or ack.undecoded:

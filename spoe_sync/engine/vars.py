@@ -139,7 +139,11 @@ class _Store:
         if old is None:
             self._count += 1
             if bag is _UNUSED:
-                bag = self._own()[scope] = {}
+                # _own(), inlined: the first variable of every new stream comes here.
+                data = self._data
+                if data is _NEW_STREAM:
+                    data = self._data = _NEW_STREAM_TABLE.copy()
+                bag = data[scope] = {}
         bag[name] = value
         self._bytes += added
         if journal is not None:
