@@ -80,6 +80,8 @@ REASON_TOO_MANY_ACTIONS = "too-many-actions"
 _UINT64_MASK = (1 << 64) - 1
 _LABELS = tuple(scope.label for scope in sorted(VarScope))
 _PROC = VarScope.PROC
+_TXN = int(VarScope.TXN)
+_REQ = int(VarScope.REQ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,9 +340,16 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
         return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
                              truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
                              journal=journal)
+    steps, report, fresh = plan
+    if fresh is not None and vars._fill_new(fresh[0], fresh[1], fresh[2]):
+        # A new stream's first ACK: its variables in one step (what the loop
+        # below does there; tests/engine/test_actions.py compares them).
+        if journal is not None:
+            for label, local in fresh[3]:
+                journal.append((vars, label, local, None))
+        return report
     # The plan's steps, applied in order (here rather than in a function of
     # their own: this runs for every ACK that carries actions).
-    steps, report = plan
     refused: list[tuple[int, str]] | None = None
     index = -1
     for scope, label, local, _, value, size in steps:
@@ -366,8 +375,15 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
 #: One step of a plan: (scope byte, scope label, name after the scope, full
 #: name, stored value or None to unset, its ``var_size``).
 _Step = tuple[int, str, str, str, Value, int]
-#: The steps of an action list, and the report of applying all of them.
-_Plan = tuple[tuple[_Step, ...], ActionReport]
+#: What the steps store on a stream that holds no variable yet, when they are
+#: only set-vars of distinct ``txn``/``req`` names (``Vars._fill_new``): the
+#: count, the bytes, ``(scope, ((name, value), ...))`` per scope, and the
+#: ``(scope, name)`` of each step in order (the journal's).
+_Fresh = tuple[int, int, tuple[tuple[str, tuple[tuple[str, Value], ...]], ...],
+               tuple[tuple[str, str], ...]]
+#: The steps of an action list, the report of applying all of them, and its
+#: :data:`_Fresh` or None.
+_Plan = tuple[tuple[_Step, ...], ActionReport, _Fresh | None]
 #: Plans by ``id()`` of the action tuple, each entry holding the tuple itself (so
 #: that its id cannot be reused while the entry lives), the var-prefix, and the
 #: plan: None while the tuple was seen only once (a list that does not repeat
@@ -425,7 +441,25 @@ def _build_plan(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
         steps.append((int(scope), _LABELS[scope], local, full_name, value, size))
         done.pop(full_name, None)  # the order of the last change, as apply_actions
         done[full_name] = value
-    return tuple(steps), ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
+    report = ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
+    return tuple(steps), report, _fresh_of(steps)
+
+
+def _fresh_of(steps: list[_Step]) -> _Fresh | None:
+    """The steps' :data:`_Fresh`, or None: an unset, a name set twice, or a
+    scope a new stream does not hold open (``sess``: its session; ``res``:
+    closed in the request phase)."""
+    bags: dict[str, list[tuple[str, Value]]] = {}
+    names: set[str] = set()
+    nbytes = 0
+    for scope, label, local, full_name, value, size in steps:
+        if value is None or full_name in names or scope not in (_TXN, _REQ):
+            return None
+        names.add(full_name)
+        bags.setdefault(label, []).append((local, value))
+        nbytes += size
+    return (len(steps), nbytes, tuple((label, tuple(items)) for label, items in bags.items()),
+            tuple((label, local) for _, label, local, _, _, _ in steps))
 
 
 def _refused_report(steps: tuple[_Step, ...], refused: list[tuple[int, str]],

@@ -332,6 +332,29 @@ class Vars(_Store, Mapping[str, Value]):
         self._session = session  # None: a private one, made when first needed
         self.proc = proc if proc is not None else ProcVars(limits=limits)
 
+    def _fill_new(self, count: int, nbytes: int,
+                  bags: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]) -> bool:
+        """What ``_put`` of each variable in turn does (``enforce`` on), in one
+        step, on a stream that holds no variable yet: ``bags`` are ``(scope,
+        ((name, value), ...))`` of ``txn``/``req``, ``count`` distinct names
+        and ``nbytes`` their :func:`var_size` in all (an ACK's plan,
+        ``actions.apply_ack``: every new stream's first ACK).  On such a
+        stream each ``_put`` adds one name and its bytes, so none is refused
+        exactly when the totals fit the caps.  False, nothing stored, when the
+        stream has held a variable or a cap would refuse one: then ``_put``
+        each, which reports it."""
+        if self._data is not _NEW_STREAM:
+            return False
+        limits = self.limits
+        if count > limits.max_vars or nbytes > limits.max_bytes:
+            return False
+        data = self._data = _NEW_STREAM_TABLE.copy()
+        for scope, items in bags:
+            data[scope] = dict(items)
+        self._count = count
+        self._bytes = nbytes
+        return True
+
     def start_response(self) -> None:
         """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from
         now on (HAProxy 2.6 does it when the stream connects to its server)."""

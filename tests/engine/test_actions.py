@@ -346,3 +346,67 @@ def test_a_plan_is_undone_like_any_application():
         assert vars.as_dict() == {"txn.planundo.a": 1}
         undo(journal)
         assert vars.as_dict() == {"txn.planundo.b": 2}
+
+
+def _applied(ack, vars, how, **kw):
+    """Everything applying ``ack`` leaves: report, variables in their order,
+    the store's accounting, the journal, and what undo() leaves."""
+    from spoe_sync.engine.actions import undo
+
+    journal: list = []
+    report = how(ack, vars, journal, **kw)
+    state = (report, list(vars.items()), vars._count, vars._bytes,
+             [(store is vars, scope, name, old) for store, scope, name, old in journal])
+    undo(journal)
+    return state, list(vars.items()), vars._count, vars._bytes
+
+
+def _by_plan(ack, vars, journal, **kw):
+    return apply_ack(ack, vars, journal=journal, **kw)
+
+
+def _by_actions(ack, vars, journal, **kw):
+    return apply_actions(ack.actions, vars, journal=journal, **kw)
+
+
+@pytest.mark.parametrize("actions", [
+    pytest.param((S(TXN, "score", 87), S(TXN, "verdict", "clean")), id="txn"),
+    pytest.param((S(REQ, "a", 1), S(TXN, "b", b"x"), S(REQ, "c", IPv4Address("192.0.2.1"))),
+                 id="req-and-txn"),
+    pytest.param((S(TXN, "a", 1), S(TXN, "a", 2)), id="a-name-twice"),
+    pytest.param((S(TXN, "a", 1), UnsetVar(TXN, "b")), id="an-unset"),
+    pytest.param((S(TXN, "a", 1), S(SESS, "b", 2)), id="sess"),
+    pytest.param((S(TXN, "a", 1), S(RES, "b", 2)), id="res-closed"),
+])
+@pytest.mark.parametrize("caps", ["default", "vars-exact", "vars-over", "bytes-exact",
+                                  "bytes-over"])
+def test_a_new_streams_first_ack_by_its_plan_equals_applying_each_action(actions, caps):
+    """A plan of distinct txn/req set-vars is stored in one step on a stream
+    without variables (Vars._fill_new): the same report, variables, order,
+    accounting, journal and undo as the step-by-step application, at the caps
+    and one past them; and on a stream that already holds a variable."""
+    ack = Ack(1, 1, actions)
+    kw = {"var_prefix": "fresh"}
+    whole = Vars()
+    apply_actions(actions, whole, **kw)
+    count, nbytes = whole._count, whole._bytes  # what all of them take
+    limits = {"default": None,
+              "vars-exact": VarLimits(max_vars=count, max_bytes=1000),
+              "vars-over": VarLimits(max_vars=count - 1, max_bytes=1000),
+              "bytes-exact": VarLimits(max_vars=10, max_bytes=nbytes),
+              "bytes-over": VarLimits(max_vars=10, max_bytes=nbytes - 1)}[caps]
+    apply_ack(ack, Vars(limits=limits), **kw)  # the first time makes no plan
+    apply_ack(ack, Vars(limits=limits), **kw)
+    from spoe_sync.engine import actions as module
+    fresh = module._PLANS[id(ack.actions)][2][2]
+    distinct = len({(a.scope, a.name) for a in actions}) == len(actions)
+    assert (fresh is not None) == (distinct and all(
+        type(a) is S and a.scope in (TXN, REQ) for a in actions))
+    for setup in (None, "txn.other", "req.other"):
+        got = []
+        for how in (_by_plan, _by_actions):
+            vars = Vars(limits=limits)
+            if setup is not None:
+                vars._put(setup[:3], setup[4:], 1, enforce=False)  # past the caps too
+            got.append(_applied(ack, vars, how, **kw))
+        assert got[0] == got[1]
