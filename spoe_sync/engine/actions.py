@@ -341,13 +341,20 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
                              truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
                              journal=journal)
     steps, report, fresh = plan
-    if fresh is not None and vars._fill_new(fresh[0], fresh[1], fresh[2]):
-        # A new stream's first ACK: its variables in one step (what the loop
-        # below does there; tests/engine/test_actions.py compares them).
-        if journal is not None:
-            for label, local in fresh[3]:
-                journal.append((vars, label, local, None))
-        return report
+    if fresh is not None:
+        # What the loop below does, in one step, in two common cases
+        # (tests/engine/test_actions.py compares them): a new stream's first
+        # ACK, and the same values again on a long-lived stream.
+        bags = fresh[2]
+        if vars._fill_new(fresh[0], fresh[1], bags):
+            if journal is not None:
+                for label, local in fresh[3]:
+                    journal.append((vars, label, local, None))
+            return report
+        if vars._holds(bags):
+            # No journal entry: each would put back the value that stays (undo
+            # of it changes nothing).
+            return report
     # The plan's steps, applied in order (here rather than in a function of
     # their own: this runs for every ACK that carries actions).
     refused: list[tuple[int, str]] | None = None
@@ -375,10 +382,10 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
 #: One step of a plan: (scope byte, scope label, name after the scope, full
 #: name, stored value or None to unset, its ``var_size``).
 _Step = tuple[int, str, str, str, Value, int]
-#: What the steps store on a stream that holds no variable yet, when they are
-#: only set-vars of distinct ``txn``/``req`` names (``Vars._fill_new``): the
-#: count, the bytes, ``(scope, ((name, value), ...))`` per scope, and the
-#: ``(scope, name)`` of each step in order (the journal's).
+#: What the steps store, when they are only set-vars of distinct ``txn``/``req``
+#: names (``Vars._fill_new``, ``Vars._holds``): the count, the bytes,
+#: ``(scope, ((name, value), ...))`` per scope, and the ``(scope, name)`` of
+#: each step in order (the journal's).
 _Fresh = tuple[int, int, tuple[tuple[str, tuple[tuple[str, Value], ...]], ...],
                tuple[tuple[str, str], ...]]
 #: The steps of an action list, the report of applying all of them, and its

@@ -355,6 +355,22 @@ class Vars(_Store, Mapping[str, Value]):
         self._bytes = nbytes
         return True
 
+    def _holds(self, bags: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]) -> bool:
+        """True when every ``(name, value)`` of ``bags`` (as :meth:`_fill_new`'s)
+        is stored already, the very object, and the store is within its byte
+        cap: ``_put`` of each again (``enforce`` on) would change nothing and
+        refuse none (each adds 0 bytes and no name), so it can be skipped (a
+        long-lived stream answered the same again, ``actions.apply_ack``)."""
+        if self._bytes > self.limits.max_bytes:
+            return False
+        data = self._data
+        for scope, items in bags:
+            bag = data[scope]
+            for name, value in items:
+                if bag.get(name) is not value:
+                    return False
+        return True
+
     def start_response(self) -> None:
         """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from
         now on (HAProxy 2.6 does it when the stream connects to its server)."""
