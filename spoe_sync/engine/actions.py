@@ -220,15 +220,23 @@ def _stored(value: Any) -> Value:
 # --------------------------------------------------------------------------- applying
 
 #: An undo log of what :func:`apply_actions` changed: ``(store, scope, name,
-#: old value or None)`` in order.  :func:`undo` takes the changes back.
-Journal = list[tuple[_Store, str, str, Value]]
+#: old value or None)`` in order (or one :data:`_FILLED` entry).  :func:`undo`
+#: takes the changes back.
+Journal = list[tuple[_Store, str, Any, Value]]
+#: The scope of the one journal entry of a new stream's first variables
+#: (``Vars._fill_new``), whose name is the (scope, name) of each: one entry
+#: instead of one per variable.
+_FILLED = "<filled>"
 
 
 def undo(journal: Journal) -> None:
     """Take back the changes recorded in ``journal``, newest first (an ACK
     that finished applying past its deadline: nothing of it may stay)."""
     for store, scope, name, old in reversed(journal):
-        if old is None:
+        if scope is _FILLED:  # Vars._fill_new: ``name`` holds the (scope, name) of each
+            for label, local in name:
+                store._pop(label, local)
+        elif old is None:
             store._pop(scope, name)
         else:
             store._put(scope, name, old, enforce=False)
@@ -348,8 +356,7 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
         bags = fresh[2]
         if vars._fill_new(fresh[0], fresh[1], bags):
             if journal is not None:
-                for label, local in fresh[3]:
-                    journal.append((vars, label, local, None))
+                journal.append((vars, _FILLED, fresh[3], None))
             return report
         if vars._holds(bags):
             # No journal entry: each would put back the value that stays (undo

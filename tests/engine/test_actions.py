@@ -355,9 +355,14 @@ def _applied(ack, vars, how, **kw):
 
     journal: list = []
     report = how(ack, vars, journal, **kw)
+    from spoe_sync.engine.actions import _FILLED
+
+    # A new stream's first variables are one entry (_FILLED) of one per variable.
+    entries = [(store, label, local, None) for store, scope, name, old in journal
+               if scope is _FILLED for label, local in name] or journal
     state = (report, [(k, type(v), v) for k, v in vars.items()], vars._count, vars._bytes,
              # entries that put back the value stored (no-ops) may be left out
-             [(store is vars, scope, name, old) for store, scope, name, old in journal
+             [(store is vars, scope, name, old) for store, scope, name, old in entries
               if old is None or store._data[scope].get(name) is not old])
     undo(journal)
     return state, list(vars.items()), vars._count, vars._bytes
