@@ -57,10 +57,11 @@ class Wakeups:
 
     A ``Waiter`` may only be switched to from the hub, and the requests end
     in an applet's reader greenlet, a batch of ACKs per read.  A callback of
-    the hub per stream (``loop.run_callback(waiter.switch)``) costs about
-    800 CPU instructions more per stream than one callback per batch that
-    switches to each in turn (:meth:`run`); the order, and the moment (the
-    hub's next round of callbacks), are the same.  Each switch returns here
+    the hub per stream (``loop.run_callback(waiter.switch)``) cost about
+    2,600 CPU instructions more per event (``benchmarks/instructions.py``)
+    than one callback per batch that switches to each in turn (:meth:`run`);
+    the order, and the moment (the hub's next round of callbacks), are the
+    same.  Each switch returns here
     when the woken stream blocks again: ``Waiter.switch`` reports an error
     of the switch to the hub instead of raising, so one stream cannot keep
     the others asleep."""
