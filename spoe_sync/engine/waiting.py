@@ -84,8 +84,17 @@ class Wakeups:
         # schedules another round, after this one).
         waiters = self.waiters
         self.waiters = []
-        for waiter in waiters:
-            waiter.switch(None)
+        current = None
+        try:
+            for current in waiters:
+                current.switch(None)
+        except BaseException:
+            # Waiter.switch hands errors to the hub, so only a bug gets here:
+            # the streams after it must still wake (each callback was
+            # independent of the others before).
+            for waiter in waiters[waiters.index(current) + 1:]:
+                self.add(waiter)
+            raise
 
 
 class FrameRequest:

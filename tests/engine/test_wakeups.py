@@ -96,3 +96,33 @@ def test_frames_past_their_deadline_are_woken_by_the_shared_timer_in_order() -> 
     assert time.monotonic() >= deadline
     assert all(r.state is not RequestState.DONE for r in requests)  # the pool abandons them
     assert len(deadlines) == 0
+
+
+def test_a_waiter_that_raises_does_not_keep_the_next_ones_asleep() -> None:
+    """Each stream used to be one callback of its own; one round for all must
+    not lose the streams after one whose switch fails."""
+    class Broken:
+        def switch(self, value: object) -> None:
+            raise RuntimeError("a bug")
+
+    deadlines = Deadlines()
+    requests = _requests(3)
+    woken: list[int] = []
+    parked = [_park(deadlines, r, woken) for r in requests]
+    gevent.sleep(0)
+    hub = gevent.get_hub()
+    errors: list[object] = []
+    saved = hub.handle_error
+    hub.handle_error = lambda context, *exc: errors.append(exc[0])  # type: ignore[method-assign]
+    try:
+        def reader() -> None:
+            requests[0].finish(0)
+            deadlines.wakeups.waiters.append(Broken())  # in the same round
+            requests[1].finish(0)
+            requests[2].finish(0)
+        gevent.spawn(reader).join(5)
+        gevent.joinall(parked, timeout=5)
+    finally:
+        hub.handle_error = saved  # type: ignore[method-assign]
+    assert woken == [1, 2, 3]
+    assert errors == [RuntimeError]
