@@ -80,6 +80,8 @@ REASON_TOO_MANY_ACTIONS = "too-many-actions"
 _UINT64_MASK = (1 << 64) - 1
 _LABELS = tuple(scope.label for scope in sorted(VarScope))
 _PROC = VarScope.PROC
+_TXN = int(VarScope.TXN)
+_REQ = int(VarScope.REQ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +220,23 @@ def _stored(value: Any) -> Value:
 # --------------------------------------------------------------------------- applying
 
 #: An undo log of what :func:`apply_actions` changed: ``(store, scope, name,
-#: old value or None)`` in order.  :func:`undo` takes the changes back.
-Journal = list[tuple[_Store, str, str, Value]]
+#: old value or None)`` in order (or one :data:`_FILLED` entry).  :func:`undo`
+#: takes the changes back.
+Journal = list[tuple[_Store, str, Any, Value]]
+#: The scope of the one journal entry of a new stream's first variables
+#: (``Vars._fill_new``), whose name is the (scope, name) of each: one entry
+#: instead of one per variable.
+_FILLED = "<filled>"
 
 
 def undo(journal: Journal) -> None:
     """Take back the changes recorded in ``journal``, newest first (an ACK
     that finished applying past its deadline: nothing of it may stay)."""
     for store, scope, name, old in reversed(journal):
-        if old is None:
+        if scope is _FILLED:  # Vars._fill_new: ``name`` holds the (scope, name) of each
+            for label, local in name:
+                store._pop(label, local)
+        elif old is None:
             store._pop(scope, name)
         else:
             store._put(scope, name, old, enforce=False)
@@ -329,14 +339,49 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
     entry = _PLANS.get(id(actions))
     if entry is not None and entry[0] is actions and entry[1] == var_prefix \
             and type(entry[2]) is tuple:  # _plan_of(), its usual answer inlined
-        return _apply_plan(entry[2], vars, agent, journal)
-    if not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
+        plan: _Plan | None = entry[2]
+    elif not ack.truncated and not ack.undecoded and len(actions) <= _PLAN_MAX_ACTIONS:
         plan = _plan_of(actions, var_prefix)
-        if plan is not None:
-            return _apply_plan(plan, vars, agent, journal)
-    return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
-                         truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
-                         journal=journal)
+    else:
+        plan = None
+    if plan is None:
+        return apply_actions(actions, vars, var_prefix=var_prefix, force_set_var=force_set_var,
+                             truncated=ack.truncated, agent=agent, undecoded=ack.undecoded,
+                             journal=journal)
+    steps, report, fresh = plan
+    if fresh is not None:
+        # What the loop below does, in one step, in two common cases
+        # (tests/engine/test_actions.py compares them): a new stream's first
+        # ACK, and the same values again on a long-lived stream.
+        bags = fresh[2]
+        if vars._fill_new(fresh[0], fresh[1], bags):
+            if journal is not None:
+                journal.append((vars, _FILLED, fresh[3], None))
+            return report
+        if vars._holds(bags):
+            # No journal entry: each would put back the value that stays (undo
+            # of it changes nothing).
+            return report
+    # The plan's steps, applied in order (here rather than in a function of
+    # their own: this runs for every ACK that carries actions).
+    refused: list[tuple[int, str]] | None = None
+    index = -1
+    for scope, label, local, _, value, size in steps:
+        index += 1
+        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
+        if value is None:
+            if journal is not None:
+                journal.append((store, label, local, store._data[label].get(local)))
+            store._pop(label, local)
+            continue
+        reason = store._put(label, local, value, True, size, journal)
+        if reason is not None:
+            if refused is None:
+                refused = []
+            refused.append((index, reason))
+    if refused is None:
+        return report
+    return _refused_report(steps, refused, agent)
 
 
 # --------------------------------------------------------------------------- plans
@@ -344,8 +389,15 @@ def apply_ack(ack: Ack, vars: Vars, var_prefix: str, force_set_var: bool = False
 #: One step of a plan: (scope byte, scope label, name after the scope, full
 #: name, stored value or None to unset, its ``var_size``).
 _Step = tuple[int, str, str, str, Value, int]
-#: The steps of an action list, and the report of applying all of them.
-_Plan = tuple[tuple[_Step, ...], ActionReport]
+#: What the steps store, when they are only set-vars of distinct ``txn``/``req``
+#: names (``Vars._fill_new``, ``Vars._holds``): the count, the bytes,
+#: ``(scope, ((name, value), ...))`` per scope, and the ``(scope, name)`` of
+#: each step in order (the journal's).
+_Fresh = tuple[int, int, tuple[tuple[str, tuple[tuple[str, Value], ...]], ...],
+               tuple[tuple[str, str], ...]]
+#: The steps of an action list, the report of applying all of them, and its
+#: :data:`_Fresh` or None.
+_Plan = tuple[tuple[_Step, ...], ActionReport, _Fresh | None]
 #: Plans by ``id()`` of the action tuple, each entry holding the tuple itself (so
 #: that its id cannot be reused while the entry lives), the var-prefix, and the
 #: plan: None while the tuple was seen only once (a list that does not repeat
@@ -403,31 +455,31 @@ def _build_plan(actions: tuple[Action, ...], var_prefix: str) -> _Plan | None:
         steps.append((int(scope), _LABELS[scope], local, full_name, value, size))
         done.pop(full_name, None)  # the order of the last change, as apply_actions
         done[full_name] = value
-    return tuple(steps), ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
+    report = ActionReport(MappingProxyType(done) if done else _EMPTY, (), False)
+    return tuple(steps), report, _fresh_of(steps)
 
 
-def _apply_plan(plan: _Plan, vars: Vars, agent: str | None,
-                journal: Journal | None) -> ActionReport:
-    """Apply the steps in order; the shared report when no cap refused any."""
-    steps, report = plan
-    refused: list[tuple[int, str]] | None = None
-    index = -1
-    for scope, label, local, _, value, size in steps:
-        index += 1
-        store: _Store = vars if scope > 1 else vars.session  # never proc (see _build_plan)
-        if value is None:
-            if journal is not None:
-                journal.append((store, label, local, store._data[label].get(local)))
-            store._pop(label, local)
-            continue
-        reason = store._put(label, local, value, True, size, journal)
-        if reason is not None:
-            if refused is None:
-                refused = []
-            refused.append((index, reason))
-    if refused is None:
-        return report
-    # A cap refused some: the report apply_actions would have made.
+def _fresh_of(steps: list[_Step]) -> _Fresh | None:
+    """The steps' :data:`_Fresh`, or None: an unset, a name set twice, or a
+    scope a new stream does not hold open (``sess``: its session; ``res``:
+    closed in the request phase)."""
+    bags: dict[str, list[tuple[str, Value]]] = {}
+    names: set[str] = set()
+    nbytes = 0
+    for scope, label, local, full_name, value, size in steps:
+        if value is None or full_name in names or scope not in (_TXN, _REQ):
+            return None
+        names.add(full_name)
+        bags.setdefault(label, []).append((local, value))
+        nbytes += size
+    return (len(steps), nbytes, tuple((label, tuple(items)) for label, items in bags.items()),
+            tuple((label, local) for _, label, local, _, _, _ in steps))
+
+
+def _refused_report(steps: tuple[_Step, ...], refused: list[tuple[int, str]],
+                    agent: str | None) -> ActionReport:
+    """The report :func:`apply_actions` would have made of a plan's steps
+    when a store's cap refused some (``refused``: (step index, reason))."""
     reasons = dict(refused)
     done: dict[str, Value] = {}
     drops: dict[tuple[str, str], list[Any]] = {}

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from gevent import get_hub
 from gevent.hub import Waiter
 
-from .waiting import RequestState
+from .waiting import RequestState, Wakeups
 
 if TYPE_CHECKING:
     from .waiting import FrameRequest
@@ -44,9 +44,11 @@ _DONE = RequestState.DONE
 class Deadlines:
     """The waiting frames of one pool that have a deadline, and their timer."""
 
-    __slots__ = ("_frames", "_latest", "_timer")
+    __slots__ = ("_frames", "_latest", "_timer", "wakeups")
 
     def __init__(self) -> None:
+        #: wakes the streams parked here when their frames end (FrameRequest.finish)
+        self.wakeups = Wakeups()
         self._frames: dict[FrameRequest, None] = {}
         self._latest = float("-inf")
         self._timer: Any = None
@@ -74,6 +76,7 @@ class Deadlines:
         hub = get_hub()
         waiter: Waiter[Any] = Waiter(hub)
         request.waiter = waiter
+        request.wakeups = self.wakeups
         timer = None
         if deadline is not None:
             latest = self._latest
@@ -146,10 +149,10 @@ class Deadlines:
                 following = deadline
                 break
             expired.append(request)
-        run_callback = get_hub().loop.run_callback
+        wake = self.wakeups.add
         for request in expired:
             del frames[request]
             if request.waiter is not None:
-                run_callback(request.waiter.switch, None)
+                wake(request.waiter)
         if following is not None:
             self._arm(following)

@@ -337,9 +337,11 @@ class Engine:
             end = None
             if status == 0 and ack is not None:
                 # Never a success past the deadline (issue 11): this greenlet may
-                # run long after the ACK came when the worker is busy.  The last
-                # clock read is also the processing's end (_end reads no other).
-                end = monotonic()
+                # run long after the ACK came when the worker is busy.  The
+                # pool's last clock read (``t_end``: this greenlet running
+                # again, the frame gone from the engine) is also the
+                # processing's end (_end reads no other).
+                end = request.t_end
                 if end > deadline:
                     status, error = 1, _LATE_ACK
                 elif ack.actions or ack.truncated or ack.undecoded:
@@ -382,19 +384,24 @@ class Engine:
     @staticmethod
     def _encode(stream: Stream, messages: tuple[PreparedMessage, ...]) -> bytes | None:
         ctx = stream._ctx
-        parts = []
+        payload = None
+        parts: list[bytes] | None = None  # from the second message sent (most send one)
         for message in messages:
             condition = message.condition
             if condition is not None and not condition.evaluate(ctx):
                 continue
             exprs = message.exprs
             if len(exprs) == 1:  # the usual message: no sequence to build
-                parts.append(message.encoder.encode_one(exprs[0].evaluate(ctx)))
+                part = message.encoder.encode_one(exprs[0].evaluate(ctx))
             else:
-                parts.append(message.encoder.encode([e.evaluate(ctx) for e in exprs]))
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+                part = message.encoder.encode([e.evaluate(ctx) for e in exprs])
+            if payload is None:
+                payload = part
+            elif parts is None:
+                parts = [payload, part]
+            else:
+                parts.append(part)
+        return payload if parts is None else b"".join(parts)
 
     def _end(self, stream: Stream, kind: str, name: str, start: float, status: int,
              request: FrameRequest | None, queued: float | None = None,

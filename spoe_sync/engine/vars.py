@@ -139,7 +139,11 @@ class _Store:
         if old is None:
             self._count += 1
             if bag is _UNUSED:
-                bag = self._own()[scope] = {}
+                # _own(), inlined: the first variable of every new stream comes here.
+                data = self._data
+                if data is _NEW_STREAM:
+                    data = self._data = _NEW_STREAM_TABLE.copy()
+                bag = data[scope] = {}
         bag[name] = value
         self._bytes += added
         if journal is not None:
@@ -327,6 +331,45 @@ class Vars(_Store, Mapping[str, Value]):
         self._count = 0
         self._session = session  # None: a private one, made when first needed
         self.proc = proc if proc is not None else ProcVars(limits=limits)
+
+    def _fill_new(self, count: int, nbytes: int,
+                  bags: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]) -> bool:
+        """What ``_put`` of each variable in turn does (``enforce`` on), in one
+        step, on a stream that holds no variable yet: ``bags`` are ``(scope,
+        ((name, value), ...))`` of ``txn``/``req``, ``count`` distinct names
+        and ``nbytes`` their :func:`var_size` in all (an ACK's plan,
+        ``actions.apply_ack``: every new stream's first ACK).  On such a
+        stream each ``_put`` adds one name and its bytes, so none is refused
+        exactly when the totals fit the caps.  False, nothing stored, when the
+        stream has held a variable or a cap would refuse one: then ``_put``
+        each, which reports it."""
+        if self._data is not _NEW_STREAM:
+            return False
+        limits = self.limits
+        if count > limits.max_vars or nbytes > limits.max_bytes:
+            return False
+        data = self._data = _NEW_STREAM_TABLE.copy()
+        for scope, items in bags:
+            data[scope] = dict(items)
+        self._count = count
+        self._bytes = nbytes
+        return True
+
+    def _holds(self, bags: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]) -> bool:
+        """True when every ``(name, value)`` of ``bags`` (as :meth:`_fill_new`'s)
+        is stored already, the very object, and the store is within its byte
+        cap: ``_put`` of each again (``enforce`` on) would change nothing and
+        refuse none (each adds 0 bytes and no name), so it can be skipped (a
+        long-lived stream answered the same again, ``actions.apply_ack``)."""
+        if self._bytes > self.limits.max_bytes:
+            return False
+        data = self._data
+        for scope, items in bags:
+            bag = data[scope]
+            for name, value in items:
+                if bag.get(name) is not value:
+                    return False
+        return True
 
     def start_response(self) -> None:
         """The response phase starts: ``req.*`` is dropped and only ``res.*`` can be set from

@@ -96,7 +96,8 @@ class ReceiveBuffer:
         """
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < _PREFIX:
+        size = len(buf)
+        if size - pos < _PREFIX:
             return None
         length: int = _U32.unpack_from(buf, pos)[0]
         if length > self.max_frame_size:
@@ -104,7 +105,6 @@ class ReceiveBuffer:
                 f"the agent announced a frame of {length} bytes, over the max-frame-size of "
                 f"{self.max_frame_size}", status=FrameStatus.TOO_BIG)
         end = pos + _PREFIX + length
-        size = len(buf)
         if size < end:
             return None
         body = buf[pos + _PREFIX : end]
@@ -127,14 +127,16 @@ class ReceiveBuffer:
         """Walk the complete frames buffered after the read position and stop at
         the first incomplete one: if its prefix is over the limit, drop its body."""
         buf = self._buf
+        size = len(buf)  # once: this walks every frame of a read
+        limit = self.max_frame_size
         scan = max(self._scan, self._pos)
-        while len(buf) - scan >= _PREFIX:
+        while size - scan >= _PREFIX:
             length = _U32.unpack_from(buf, scan)[0]
-            if length > self.max_frame_size:
+            if length > limit:
                 self._buf = buf[: scan + _PREFIX]
                 self._oversized = True
                 break
-            if len(buf) < scan + _PREFIX + length:
+            if size < scan + _PREFIX + length:
                 break
             scan += _PREFIX + length
         self._scan = scan

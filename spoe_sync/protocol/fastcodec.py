@@ -103,16 +103,28 @@ _INT64 = _integer(b"\x04", _I64_MIN, _I64_LIMIT - 1, "an int64")
 _ID = _integer(b"", 0, _MASK, "a uint64 stream-id/frame-id")
 
 
+#: The type byte and one-byte length of a string, and of binary data, shorter
+#: than 240 bytes (most are): one concatenation and no _varint() call each.
+_TEXT_HEADS = tuple(b"\x08" + length for length in _SMALL)
+_BINARY_HEADS = tuple(b"\x09" + length for length in _SMALL)
+
+
 def _text(value: str) -> bytes:
     try:
         data = value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(f"cannot encode string {value!r}: {exc.reason}", 4) from None
-    return b"\x08" + _varint(len(data)) + data
+    size = len(data)
+    if size < 240:
+        return _TEXT_HEADS[size] + data
+    return b"\x08" + _varint(size) + data
 
 
 def _binary(value: bytes) -> bytes:
-    return b"\x09" + _varint(len(value)) + value
+    size = len(value)
+    if size < 240:
+        return _BINARY_HEADS[size] + value
+    return b"\x09" + _varint(size) + value
 
 
 # Exact type -> encoder; subclasses go through data_type_of() (see encode_value).

@@ -346,3 +346,100 @@ def test_a_plan_is_undone_like_any_application():
         assert vars.as_dict() == {"txn.planundo.a": 1}
         undo(journal)
         assert vars.as_dict() == {"txn.planundo.b": 2}
+
+
+def _applied(ack, vars, how, **kw):
+    """Everything applying ``ack`` leaves: report, variables in their order,
+    the store's accounting, the journal, and what undo() leaves."""
+    from spoe_sync.engine.actions import undo
+
+    journal: list = []
+    report = how(ack, vars, journal, **kw)
+    from spoe_sync.engine.actions import _FILLED
+
+    # A new stream's first variables are one entry (_FILLED) of one per variable.
+    entries = [(store, label, local, None) for store, scope, name, old in journal
+               if scope is _FILLED for label, local in name] or journal
+    state = (report, [(k, type(v), v) for k, v in vars.items()], vars._count, vars._bytes,
+             # entries that put back the value stored (no-ops) may be left out
+             [(store is vars, scope, name, old) for store, scope, name, old in entries
+              if old is None or store._data[scope].get(name) is not old])
+    undo(journal)
+    return state, list(vars.items()), vars._count, vars._bytes
+
+
+def _by_plan(ack, vars, journal, **kw):
+    return apply_ack(ack, vars, journal=journal, **kw)
+
+
+def _by_actions(ack, vars, journal, **kw):
+    return apply_actions(ack.actions, vars, journal=journal, **kw)
+
+
+@pytest.mark.parametrize("actions", [
+    pytest.param((S(TXN, "score", 87), S(TXN, "verdict", "clean")), id="txn"),
+    pytest.param((S(REQ, "a", 1), S(TXN, "b", b"x"), S(REQ, "c", IPv4Address("192.0.2.1"))),
+                 id="req-and-txn"),
+    pytest.param((S(TXN, "a", 1), S(TXN, "a", 2)), id="a-name-twice"),
+    pytest.param((S(TXN, "a", 1), UnsetVar(TXN, "b")), id="an-unset"),
+    pytest.param((S(TXN, "a", 1), S(SESS, "b", 2)), id="sess"),
+    pytest.param((S(TXN, "a", 1), S(RES, "b", 2)), id="res-closed"),
+])
+@pytest.mark.parametrize("caps", ["default", "vars-exact", "vars-over", "bytes-exact",
+                                  "bytes-over"])
+def test_a_new_streams_first_ack_by_its_plan_equals_applying_each_action(actions, caps):
+    """A plan of distinct txn/req set-vars is stored in one step on a stream
+    without variables (Vars._fill_new): the same report, variables, order,
+    accounting, journal and undo as the step-by-step application, at the caps
+    and one past them; and on a stream that already holds a variable, or
+    these very values (Vars._holds: nothing to change), or equal ones."""
+    ack = Ack(1, 1, actions)
+    kw = {"var_prefix": "fresh"}
+    whole = Vars()
+    apply_actions(actions, whole, **kw)
+    count, nbytes = whole._count, whole._bytes  # what all of them take
+    limits = {"default": None,
+              "vars-exact": VarLimits(max_vars=count, max_bytes=1000),
+              "vars-over": VarLimits(max_vars=count - 1, max_bytes=1000),
+              "bytes-exact": VarLimits(max_vars=10, max_bytes=nbytes),
+              "bytes-over": VarLimits(max_vars=10, max_bytes=nbytes - 1)}[caps]
+    apply_ack(ack, Vars(limits=limits), **kw)  # the first time makes no plan
+    apply_ack(ack, Vars(limits=limits), **kw)
+    from spoe_sync.engine import actions as module
+    fresh = module._PLANS[id(ack.actions)][2][2]
+    distinct = len({(a.scope, a.name) for a in actions}) == len(actions)
+    assert (fresh is not None) == (distinct and all(
+        type(a) is S and a.scope in (TXN, REQ) for a in actions))
+    def other(vars):
+        vars._put("txn", "other", 1, enforce=False)  # past the caps too
+
+    def other_req(vars):
+        vars._put("req", "other", 1, enforce=False)
+
+    def same(vars):  # a long-lived stream answered the same before
+        apply_actions(actions, vars, **kw)
+
+    def same_over_bytes(vars):
+        same(vars)
+        vars._put("txn", "big", "x" * 2000, enforce=False)
+
+    def equal_not_same(vars):  # equal values, other objects (True == 1)
+        def copy(value):
+            if type(value) is int and value == 1:
+                return True
+            if type(value) in (str, bytes):
+                return type(value)(value[:1]) + value[1:]
+            if type(value) is IPv4Address:
+                return IPv4Address(str(value))
+            return value
+        apply_actions(tuple(S(a.scope, a.name, copy(a.value)) if type(a) is S else a
+                            for a in actions), vars, **kw)
+
+    for setup in (None, other, other_req, same, same_over_bytes, equal_not_same):
+        got = []
+        for how in (_by_plan, _by_actions):
+            vars = Vars(limits=limits)
+            if setup is not None:
+                setup(vars)
+            got.append(_applied(ack, vars, how, **kw))
+        assert got[0] == got[1], setup

@@ -179,3 +179,40 @@ def test_a_processing_with_nothing_to_send_returns_one_shared_result() -> None:
         with pytest.raises(TypeError):
             first.vars_set["x"] = 1  # type: ignore[index]
         assert agent.frames == 0 and engine.nb_processed == 2
+
+
+THREE = """\
+[three]
+spoe-agent three
+    groups trio
+    option var-prefix three
+    timeout hello 500ms
+    timeout idle 10s
+    timeout processing 2s
+    use-backend agents
+spoe-message t-one
+    args a=str(one)
+spoe-message t-two
+    args b=str(two)
+    event on-backend-http-request if { req.hdr(x-two) -m found }
+spoe-message t-three
+    args c=str(three) d=int(3)
+spoe-group trio
+    messages t-one t-two t-three
+"""
+
+
+@pytest.mark.parametrize("headers, sent", [
+    ({}, ["t-one", "t-three"]),
+    ({"x_two": "1"}, ["t-one", "t-two", "t-three"]),
+])
+def test_every_message_of_a_notify_is_sent_in_order_whatever_their_number(headers, sent):
+    """One NOTIFY carries each message whose condition holds, in the group's
+    order, with its arguments (the payload is built from one, two or more)."""
+    from tests import kit
+
+    with FakeAgent() as agent, kit.make_engine(THREE, "three", agent.address) as engine:
+        assert engine.send_group(engine.new_stream(samples(**headers)), "trio").ok
+        (notify,) = agent.notifies
+        assert [m.name for m in notify.messages] == sent
+        assert notify.messages[-1].args == (("c", "three"), ("d", 3))

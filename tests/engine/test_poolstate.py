@@ -382,3 +382,49 @@ def test_a_recovery_is_noticed_even_after_a_health_check_cleared_the_back_off() 
     shell.write_all(link)
     shell.ack(link, req)
     assert [kind for kind, _, _ in shell.state.notices] == ["unreachable", "recovered"]
+
+
+def _slots(shell: Shell) -> tuple[object, ...]:
+    """What taking and giving back slots changes, comparable between two shells."""
+    st = shell.state
+    links = sorted(st.links, key=lambda link: link.ident)
+    return ([(link.ident, link.free, list(link.inflight)) for link in links],
+            [link.ident for link in st.available], st.nb_assigned, st.nb_queued)
+
+
+def test_take_and_acked_give_slots_as_take_slot_and_give_back_do() -> None:
+    """take() and acked() inline _take_slot() and _give_back() (the hot path):
+    driven side by side with the general methods, the slots end the same."""
+    fast, general = Shell(), Shell()
+    fast.open_ready(2, capacity=3)
+    general.open_ready(2, capacity=3)
+    assert _slots(fast) == _slots(general)
+    sent: list[tuple[Req, Req]] = []
+    for sid in range(1, 8):  # 6 slots: the 7th is queued on both sides
+        a, b = Req(sid), Req(sid)
+        link_a = fast.send(a)
+        st = general.state
+        general.state.frames[b.key] = b
+        link_b = next(iter(st.available), None) if not st.nb_queued else None
+        if link_b is not None:
+            st._take_slot(link_b, b)
+        else:
+            st.enqueue(b)
+            general.plan()
+        general.check()
+        assert (link_a is None) == (link_b is None)
+        assert (a.state, a.server, a.link and a.link.ident) == \
+            (b.state, b.server, b.link and b.link.ident)
+        assert _slots(fast) == _slots(general)
+        sent.append((a, b))
+    for link in fast.state.links:
+        fast.write_all(link)
+    for link in general.state.links:
+        general.write_all(link)
+    for a, b in sent[:4]:  # from full links back to free ones, in order
+        assert fast.ack(a.link, a) is a  # type: ignore[arg-type]
+        owner = b.link
+        assert owner is not None
+        general.state.put(owner, b)  # the general way a slot comes back
+        general.check()
+        assert _slots(fast)[:2] == _slots(general)[:2]

@@ -155,3 +155,13 @@ def test_unencodable_values_raise_local_protocol_error(value: object) -> None:
     with pytest.raises(LocalProtocolError) as slow:
         codec.encode_frame_by_grammar(Notify(1, 1, (Message("m", (("a", value),)),)))  # type: ignore[arg-type]
     assert fast.value.status == slow.value.status == 4
+
+
+@pytest.mark.parametrize("size", [0, 1, 239, 240, 241, 2287, 2288, 70000])
+def test_strings_and_binary_of_every_length_class_encode_as_the_grammar(size: int) -> None:
+    """The one-byte length heads of short strings and binary data (fastcodec),
+    and the general varint past 239 bytes, against the construct declaration."""
+    for value in ("é" * (size // 2) + "a" * (size % 2), b"\xff" * size):
+        data = encode_value(value)
+        assert grammar.TypedData.build(codec._tagged(value)) == data
+        assert codec._read_value(data, 0) == (value, len(data))
