@@ -435,25 +435,16 @@ def _plain_response(cls: type) -> bool:
 _BY_SOCKET: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
 
 
+#: where servers put the client socket, in the order client_socket() reads them
+_SOCKET_KEYS = (SOCKET_KEY, "gunicorn.socket", "gunicorn.sock")
+
+
 def client_socket(environ: dict[str, Any]) -> Any:
     """The client socket when the server exposes it (SpoeWSGIHandler, gunicorn)."""
-    for key in (SOCKET_KEY, "gunicorn.socket", "gunicorn.sock"):
+    for key in _SOCKET_KEYS:
         sock = environ.get(key)
         if sock is not None and hasattr(sock, "fileno"):
             return sock
-    return None
-
-
-def _connection_key(environ: dict[str, Any]) -> Any:
-    """Something that lives exactly as long as the client connection: its socket where the
-    server exposes it, else gevent's stock handler's buffered reader of the socket (made once
-    per connection, behind every request's ``wsgi.input``)."""
-    sock = client_socket(environ)
-    if sock is not None:
-        return sock
-    wsgi_input = environ.get("wsgi.input")
-    if isinstance(wsgi_input, pywsgi.Input):
-        return wsgi_input.rfile
     return None
 
 
@@ -463,7 +454,15 @@ def connection_for(environ: dict[str, Any]) -> Connection:
     conn = environ.get(CONNECTION_KEY)
     if isinstance(conn, Connection):
         return conn
-    sock = _connection_key(environ)
+    # keyed by something that lives exactly as long as the client connection: its socket
+    # where the server exposes it, else gevent's stock handler's buffered reader of the
+    # socket (made once per connection, behind every request's wsgi.input); the socket keys
+    # are looked for at once (gevent's stock handler has none: every request of it)
+    sock = None if environ.keys().isdisjoint(_SOCKET_KEYS) else client_socket(environ)
+    if sock is None:
+        wsgi_input = environ.get("wsgi.input")
+        if isinstance(wsgi_input, pywsgi.Input):
+            sock = wsgi_input.rfile
     if sock is not None:
         try:
             conn = _BY_SOCKET.get(sock)

@@ -43,6 +43,23 @@ def test_same_request_as_the_general_samples(path, script, query, method, raw_ur
     assert _fields(MiddlewareSamples(env)) == _fields(WSGISamples(env))
 
 
+
+_ODD = st.one_of(st.none(), _TEXT, st.binary(max_size=3), st.integers(0, 9))
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=_ODD, script=_ODD, query=_ODD, uri_key=st.sampled_from(
+    [None, "REQUEST_URI", "RAW_URI", "spoe_sync.raw_uri"]), uri=_ODD)
+def test_same_request_for_values_that_are_not_text(path, script, query, uri_key, uri):
+    # a broken server's environ (bytes, numbers, keys absent): the fast path reads only text
+    # and leaves the rest to the general path, which reads such a value as absent
+    env = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "h"}
+    for key, value in (("PATH_INFO", path), ("SCRIPT_NAME", script),
+                       ("QUERY_STRING", query), (uri_key, uri)):
+        if key is not None and value is not None:
+            env[key] = value
+    assert _fields(MiddlewareSamples(env)) == _fields(WSGISamples(env))
+
 def test_plain_environ_takes_the_fast_path():
     env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/a/b.c", "QUERY_STRING": "x=1",
            "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "h"}
