@@ -87,14 +87,11 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]  # gunicorn has
                 self.cfg.set(name, True)
         super().load_wsgi()
         self._spoe_current = local()
-        # HAProxy's 413 for an HTTP/1.0 GET/HEAD/DELETE with a body only applies when it
-        # waits for the body (the middleware's buffer_body: option http-buffer-request)
         app: Any = getattr(self, "wsgi")  # noqa: B009 (gunicorn sets it; untyped)
-        self._spoe_waits = getattr(app, "buffer_body", None) is not None
         self.wsgi = _RawData(app, self._spoe_current)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        refusal = check(request_head(req), wait_for_body=self._spoe_waits)
+        refusal = check(request_head(req))
         if refusal is not None:
             self._refuse(sock, refusal)
         current = self._spoe_current

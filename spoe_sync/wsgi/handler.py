@@ -269,8 +269,7 @@ class SpoeWSGIHandler(WSGIHandler):
 
     def read_request(self, raw_requestline: str) -> bool:  # type: ignore[override]
         line = raw_requestline.encode("latin-1")
-        waits = getattr(self.server.application, "buffer_body", None) is not None
-        block, fields = read_head_fields(self.rfile, line, wait_for_body=waits,
+        block, fields = read_head_fields(self.rfile, line,
                                          accept_invalid=self.accept_invalid_http_request,
                                          fast=self._spoe_plain_heads)
         if fields is not None:

@@ -23,9 +23,9 @@ Refused with 400:
 - a head that does not fit HAProxy's buffer (``tune.bufsize`` - ``tune.maxrewrite``).
 
 Refused with 422: a Transfer-Encoding with another coding before ``chunked``
-(``gzip, chunked``).  Refused with 413 when HAProxy waits for the body
-(``option http-buffer-request``, ``wait_for_body=True``): an HTTP/1.0 GET, HEAD or DELETE
-with a body.
+(``gzip, chunked``).  Refused with 413: an HTTP/1.0 GET, HEAD or DELETE with a body
+(Content-Length above 0 or chunked), whether or not HAProxy waits for the body (observed with
+and without ``option http-buffer-request``).
 
 Accepted, though gevent may treat them otherwise: 8-bit, control and NUL bytes in header
 values, folded header lines, Content-Length with Transfer-Encoding (Content-Length is dropped),
@@ -114,19 +114,16 @@ class Refused(ValueError):
         self.refusal = refusal
 
 
-def read_head(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
-              accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
+def read_head(rfile: Any, request_line: bytes, *, accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
               maxrewrite: int = DEFAULT_MAXREWRITE) -> bytes:
     """Read the header lines after ``request_line`` from the file ``rfile`` up to and with the
     blank line (or EOF), and return them; raise :class:`Refused` when HAProxy would refuse the
     request (:func:`check`).  A head larger than HAProxy's buffer stops the reading there."""
-    return read_head_fields(rfile, request_line, wait_for_body=wait_for_body,
-                            accept_invalid=accept_invalid, bufsize=bufsize,
-                            maxrewrite=maxrewrite)[0]
+    return read_head_fields(rfile, request_line, accept_invalid=accept_invalid,
+                            bufsize=bufsize, maxrewrite=maxrewrite)[0]
 
 
-def read_head_fields(rfile: Any, request_line: bytes, *, wait_for_body: bool = False,
-                     accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
+def read_head_fields(rfile: Any, request_line: bytes, *, accept_invalid: bool = False, bufsize: int = DEFAULT_BUFSIZE,
                      maxrewrite: int = DEFAULT_MAXREWRITE, fast: bool = True,
                      ) -> tuple[bytes, list[tuple[bytes, bytes]] | None]:
     """:func:`read_head`, and the header fields when the head is plain (:func:`plain_fields`;
@@ -146,18 +143,16 @@ def read_head_fields(rfile: Any, request_line: bytes, *, wait_for_body: bool = F
     block = b"".join(lines)
     # check()'s size rule counts the head without its last line end and the blank line, plus
     # 4: at most size + 2
-    fields = (plain_fields(request_line, lines, wait_for_body=wait_for_body)
-              if fast and size + 2 <= limit else None)
+    fields = plain_fields(request_line, lines) if fast and size + 2 <= limit else None
     if fields is None:
-        refusal = check_raw(request_line + block, wait_for_body=wait_for_body, bufsize=bufsize,
-                            maxrewrite=maxrewrite, accept_invalid=accept_invalid)
+        refusal = check_raw(request_line + block, bufsize=bufsize, maxrewrite=maxrewrite,
+                            accept_invalid=accept_invalid)
         if refusal is not None:
             raise Refused(refusal)
     return block, fields
 
 
-def plain_fields(request_line: bytes, lines: list[bytes], *,
-                 wait_for_body: bool = False) -> list[tuple[bytes, bytes]] | None:
+def plain_fields(request_line: bytes, lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
     """The ``(name, value)`` fields of a head that is plainly valid for HAProxy 2.6 (``None``
     for any other: :func:`check` decides those), the value without the blanks before it.
 
@@ -190,8 +185,7 @@ def plain_fields(request_line: bytes, lines: list[bytes], *,
                 if not digits.isdigit() or len(digits) > 19:  # 19 digits: under 2**64
                     return None
                 length = True
-                if (wait_for_body and int(digits) and start[2] == b"HTTP/1.0"
-                        and start[1] in _NO_BODY_10):
+                if int(digits) and start[2] == b"HTTP/1.0" and start[1] in _NO_BODY_10:
                     return None  # HAProxy's 413
         fields.append((name, value))
     return fields
@@ -203,13 +197,11 @@ def check_raw(raw: bytes, **options: object) -> Refusal | None:
     return check(raw[:match.start()] if match else raw, **options)  # type: ignore[arg-type]
 
 
-def check(head: bytes, *, wait_for_body: bool = False, bufsize: int = DEFAULT_BUFSIZE,
-          maxrewrite: int = DEFAULT_MAXREWRITE, accept_invalid: bool = False) -> Refusal | None:
+def check(head: bytes, *, bufsize: int = DEFAULT_BUFSIZE, maxrewrite: int = DEFAULT_MAXREWRITE,
+          accept_invalid: bool = False) -> Refusal | None:
     """Whether HAProxy 2.6 refuses the request whose head (request line and header lines, CRLF
     or LF line ends, without the blank line) is ``head``; ``None`` when it would go on.
 
-    :param wait_for_body: HAProxy waits for the body (``option http-buffer-request`` or
-        ``http-request wait-for-body``): the 413 rule applies.
     :param accept_invalid: ``option accept-invalid-http-request``: 8-bit bytes and ``#`` in the
         target, non-token bytes in header names and an authority that is not the Host header
         pass (HAProxy's h1 parser only logs them then).
@@ -229,7 +221,7 @@ def check(head: bytes, *, wait_for_body: bool = False, bufsize: int = DEFAULT_BU
     if isinstance(headers, Refusal):
         return headers
     return (_host(method, target, headers, accept_invalid)
-            or _framing(method, version, headers, wait_for_body))
+            or _framing(method, version, headers))
 
 
 def _request_line(line: bytes, accept_invalid: bool) -> tuple[bytes, bytes, bytes] | Refusal:
@@ -324,8 +316,8 @@ def _same_authority(scheme: bytes, authority: bytes, host: bytes) -> bool:
     return a_host.lower() == h_host.lower()
 
 
-def _framing(method: bytes, version: bytes, headers: list[tuple[bytes, bytes]],
-             wait_for_body: bool) -> Refusal | None:
+def _framing(method: bytes, version: bytes,
+             headers: list[tuple[bytes, bytes]]) -> Refusal | None:
     length: int | None = None
     for value in _values(headers, b"content-length"):
         for word in value.split(b","):
@@ -352,7 +344,6 @@ def _framing(method: bytes, version: bytes, headers: list[tuple[bytes, bytes]],
             return Refusal(422, "a Transfer-Encoding coding other than chunked")
         chunked = True
     body = chunked or bool(length)
-    if wait_for_body and body and version == b"HTTP/1.0" and method in (b"GET", b"HEAD",
-                                                                          b"DELETE"):
+    if body and version == b"HTTP/1.0" and method in _NO_BODY_10:
         return Refusal(413, "an HTTP/1.0 GET, HEAD or DELETE with a body")
     return None

@@ -80,12 +80,8 @@ ROWS = [
 
 @pytest.mark.parametrize(("raw", "status"), [pytest.param(r, s, id=repr(r[:48])) for r, s in ROWS])
 def test_refused_as_haproxy_refuses(raw, status):
-    refusal = check_raw(raw, wait_for_body=True)
+    refusal = check_raw(raw)
     assert (refusal.status if refusal else None) == status, refusal
-
-
-def test_413_only_when_the_body_is_waited_for():
-    assert check_raw(b"GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\na") is None
 
 
 def test_haproxy_error_pages_byte_for_byte():
@@ -119,8 +115,7 @@ def test_read_head_reads_the_header_lines_and_refuses_as_haproxy():
         read_head(io.BytesIO(b"X: " + b"a" * 20000 + b"\r\n\r\n"), b"GET / HTTP/1.1\r\n")
     assert refused.value.refusal.status == 400
     with pytest.raises(Refused) as refused:
-        read_head(io.BytesIO(b"Content-Length: 1\r\n\r\na"), b"GET / HTTP/1.0\r\n",
-                  wait_for_body=True)
+        read_head(io.BytesIO(b"Content-Length: 1\r\n\r\na"), b"GET / HTTP/1.0\r\n")
     assert refused.value.refusal.status == 413
 
 

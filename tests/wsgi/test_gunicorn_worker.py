@@ -36,7 +36,7 @@ NASTY = [
 REFUSED = [  # HAProxy's answer, no SPOE event: validity.check on gunicorn's parse
     (b"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
     (b"GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n", 400),
-    (b"GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\na", 200),  # no buffer_body: no 413
+    (b"GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\na", 413),  # buffer_body or not
 ]
 
 
@@ -74,7 +74,7 @@ def test_the_gunicorn_worker_sends_what_spoe_wsgi_handler_sends():
         finally:
             mw.close(timeout=1)
         expected = _args(agent, 0)
-        assert len(expected) == len(NASTY) + 1  # + the 200 of the last REFUSED row
+        assert len(expected) == len(NASTY)  # every REFUSED row is refused before any event
         before = len(agent.notifies)
 
         sock = listener(("127.0.0.1", 0))

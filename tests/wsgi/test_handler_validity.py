@@ -41,7 +41,7 @@ def _app(environ, start_response):
     pytest.param(b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 422,
                  id="coding-before-chunked"),
     pytest.param(b"GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\na", 413,
-                 id="http10-get-with-body-while-waiting-for-it"),
+                 id="http10-get-with-body"),
 ])
 def test_what_haproxy_refuses_gets_its_answer_and_no_event(make_mw, agent, raw, status):
     mw = make_mw(app=_app, conf=CONF, buffer_body=16384)
@@ -51,12 +51,19 @@ def test_what_haproxy_refuses_gets_its_answer_and_no_event(make_mw, agent, raw, 
     assert agent.notifies == []  # before any SPOE event, on-client-session included
 
 
-def test_the_413_only_when_the_body_is_waited_for(make_mw, agent):
-    mw = make_mw(app=_app, conf=CONF)  # no buffer_body: HAProxy does not wait for the body
+def test_the_413_whether_or_not_the_body_is_waited_for(make_mw, agent):
+    # HAProxy 2.6 refuses an HTTP/1.0 GET, HEAD or DELETE with a body without
+    # option http-buffer-request too (tests/conformance/test_fuzz_validity_haproxy.py)
+    mw = make_mw(app=_app, conf=CONF)  # no buffer_body
     with serve(mw) as port:
-        answer = _exchange(port, b"GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\na")
+        for method in (b"GET", b"HEAD", b"DELETE"):
+            answer = _exchange(port, method + b" / HTTP/1.0\r\nContent-Length: 1\r\n\r\na")
+            assert answer == error_response(413), method
+        assert agent.notifies == []  # refused before any event
+        answer = _exchange(port, b"OPTIONS / HTTP/1.0\r\nContent-Length: 1\r\n\r\na")
     assert answer.startswith(b"HTTP/1.1 200 ") or answer.startswith(b"HTTP/1.0 200 ")
-    assert answer.endswith(b"GET HTTP/1.0 1")
+    assert answer.endswith(b"OPTIONS HTTP/1.0 1")
+    assert agent.notifies
 
 
 def test_a_head_request_with_a_body_is_served(make_mw, agent):
