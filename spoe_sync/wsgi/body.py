@@ -53,12 +53,45 @@ class _PrefixedInput(io.RawIOBase):
         return iter(self.readline, b"")
 
 
-def buffer_request_body(environ: dict[str, Any], limit: int) -> bytes:
+def _arrived(inp: Any, room: int) -> int:
+    """How many bytes of a Content-Length body under gevent.pywsgi's ``wsgi.input`` can be
+    read now without waiting, at most ``room``: what the server's buffer holds, else what one
+    read of the socket finds (0 for other inputs, or chunked ones, whose buffer holds chunk
+    framing, not body bytes)."""
+    if not isinstance(inp, pywsgi.Input) or inp.chunked_input or room <= 0:
+        return 0
+    left = (inp.content_length or 0) - inp.position
+    rfile = inp.rfile
+    sock = getattr(getattr(rfile, "raw", None), "_sock", None)
+    if left <= 0 or sock is None:
+        return 0
+    # peek() returns the buffered bytes, or does one read of the socket when there are none:
+    # with the timeout at 0 that read finds what has arrived, or nothing, and never waits
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        ready = len(rfile.peek(1))
+    except (OSError, ValueError):  # the client went away: the app's read will tell
+        return 0
+    finally:
+        try:
+            sock.settimeout(timeout)
+        except OSError:
+            pass
+    return min(ready, left, room)
+
+
+def buffer_request_body(environ: dict[str, Any], limit: int, arrived: int = 0) -> bytes:
     """Read up to ``limit`` bytes of the request body (``option http-buffer-request``), put
     them in ``spoe_sync.body`` for ``req.body`` and give the app an equivalent ``wsgi.input``.
 
     A body larger than ``limit`` is truncated for ``req.body``, as HAProxy's buffer does;
     the app still reads all of it (the buffered part, then the rest from the client).
+
+    With ``arrived`` (``wait-for-body ... at-least``, ``limit`` being the at-least), once
+    ``limit`` bytes are in, what has already arrived of the rest is taken too, up to
+    ``arrived`` bytes in all, without waiting: HAProxy's ``req.body`` then holds whatever its
+    buffer got (under gevent.pywsgi, for a Content-Length body: :func:`_arrived`).
     """
     length_text = environ.get("CONTENT_LENGTH") or ""
     chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
@@ -83,6 +116,15 @@ def buffer_request_body(environ: dict[str, Any], limit: int) -> bytes:
             got += len(data)
         if length is None and got >= want:
             extra = inp.read(1) or b""  # is there more than the buffer holds?
+        if arrived and length is not None and got >= want:
+            cap = min(length, arrived)
+            while got < cap:
+                ready = _arrived(inp, cap - got)
+                data = inp.read(ready) if ready else b""
+                if not data:
+                    break
+                parts.append(data)
+                got += len(data)
     except _BAD_INPUT:
         raise  # a malformed body: the server answers 400, as HAProxy does
     except OSError:

@@ -129,7 +129,8 @@ def capture(environ: dict[str, Any], action: Capture, value: Any) -> None:
 
 def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
     """``wait-for-body``: buffer the body until it is complete, ``at_least`` bytes came (0: no
-    minimum) or :data:`BUFSIZE` bytes are held (HAProxy's buffer is full), for at most
+    minimum; then what has arrived besides is taken too, as HAProxy's buffer holds it) or
+    :data:`BUFSIZE` bytes are held (HAProxy's buffer is full), for at most
     ``time_ms`` (0: no limit but the server's socket timeout).  Returns ``False`` when the time
     ran out first (HAProxy answers 408, then closes: the client socket is shut for reading
     where the server exposes it).  The app still reads the whole body."""
@@ -143,7 +144,7 @@ def wait_for_body(environ: dict[str, Any], at_least: int, time_ms: int) -> bool:
     if timeout is not None:
         timeout.start()
     try:
-        buffer_request_body(environ, limit)
+        buffer_request_body(environ, limit, BUFSIZE if at_least else 0)
     except gevent.Timeout as exc:
         if exc is not timeout:
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import warnings
 
+import gevent
 import pytest
 from gevent import socket
 
@@ -40,20 +41,19 @@ def test_group_after_wait_for_body_sees_the_body_and_no_warning(make_mw):
     assert parse_echo(empty.body)["txn.test.body_len"] == "0"
 
 
-@pytest.mark.parametrize(("rule", "size", "expected"), [
-    pytest.param("wait-for-body time 1s at-least 1k", 20000, 1024, id="at-least"),
-    pytest.param("wait-for-body time 1s at-least 100k", 5000, 5000, id="at-least-above-body"),
-    pytest.param("wait-for-body time 1s", 50000, None, id="buffer-full"),
+@pytest.mark.parametrize(("rule", "size", "low", "high"), [
+    # at least 1k, and what else had arrived by then (HAProxy's buffer holds it too)
+    pytest.param("wait-for-body time 1s at-least 1k", 20000, 1024, 16384, id="at-least"),
+    pytest.param("wait-for-body time 1s at-least 100k", 5000, 5000, 5000,
+                 id="at-least-above-body"),
+    # cut where HAProxy's full 16 KiB buffer cuts req.body
+    pytest.param("wait-for-body time 1s", 50000, 15001, 16383, id="buffer-full"),
 ])
-def test_how_much_is_buffered(make_mw, rule, size, expected):
+def test_how_much_is_buffered(make_mw, rule, size, low, high):
     with serve(make_mw(http_request=[rule, GROUP])) as port:
         seen = post(port, b"z" * size)
     assert seen["body"] == str(size)  # the app reads the whole body anyway
-    got = int(seen["txn.test.body_len"])
-    if expected is not None:
-        assert got == expected
-    else:  # cut where HAProxy's full 16 KiB buffer cuts req.body
-        assert 15000 < got < 16384
+    assert low <= int(seen["txn.test.body_len"]) <= high
 
 
 def test_condition_and_rule_order(make_mw):
@@ -89,18 +89,21 @@ def test_body_late_is_answered_408(make_mw):
     assert 0.25 < elapsed < 2.0
 
 
-def test_at_least_reached_goes_on_without_the_rest(make_mw):
+def test_at_least_reached_goes_on_with_what_has_arrived(make_mw):
     with serve(make_mw(http_request=["wait-for-body time 2s at-least 4", GROUP])) as port:
         with _partial(port, b"abcdef", 10) as s:
             start = time.monotonic()
-            time.sleep(0.2)  # the rules run now; the app then waits for the rest
+            gevent.sleep(0.2)  # the rules run now (the server runs in this process); the
+            # app then waits for the rest
             s.sendall(b"ghij")
             data = read_until_eof(s)
         elapsed = time.monotonic() - start
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     seen = parse_echo(body)
-    assert seen["txn.test.body_len"] == "4" and seen["body"] == "10"
+    # at-least 4, and the 2 bytes that came with them (as HAProxy 2.6: its buffer holds what
+    # arrived, tests/conformance/test_wait_for_body_haproxy.py); the rest is the app's
+    assert seen["txn.test.body_len"] == "6" and seen["body"] == "10"
     assert elapsed < 1.5
 
 
