@@ -13,7 +13,9 @@ on core 0.  In each round, one after the other against the same agent process:
   pre-encoded message), one write (``send``), one greenlet wait and wake-up (a gevent
   ``Waiter``, switched to from the hub by the connection's io watcher callback), one read
   (that callback's ``recv``, shared by the ACKs it brings), one decode (the project's ACK
-  decoder, actions included), one dict update (the two variables);
+  decoder, actions included), one dict update (the two variables); the connections, their
+  reader callback and the flush are ``floor_client.FloorClient``'s, which ``wsgi.py --floor``
+  runs inside a WSGI app;
 * ``floor, batched``: the same with the NOTIFYs of one loop iteration written in one
   ``send`` per connection (a callback of the event loop flushes them), shown for comparison;
 * ``events``: ``--streams`` greenlets looping on ``process_event`` (engine.py's measurement:
@@ -30,92 +32,34 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import struct
 import sys
 import time
 
 import engine as engine_bench  # this directory: the scripts run as files
 from _common import ROOT, load_average, pin, start_agent
-
-_LEN = struct.Struct(">I")
+from floor_client import FloorClient
 
 
 def bench_floor(address: str, streams: int, duration: float, max_events: int,
                 batched: bool = False) -> dict:
-    import socket
-
     import gevent
     from gevent.hub import Waiter
 
-    from spoe_sync.protocol import HaproxyHello
-    from spoe_sync.protocol.codec import (
-        MessageEncoder,
-        decode_frame_body,
-        encode_frame,
-        encode_notify,
-    )
+    from spoe_sync.protocol.codec import MessageEncoder, encode_notify
 
     payload = MessageEncoder("check-client-ip", ["ip"]).encode(["192.0.2.1"])
-    host, port = address.rsplit(":", 1)
-    nconn = max(1, (streams + 19) // 20)
-    socks = []
-    for _ in range(nconn):
-        # the standard library's socket: written to directly, read from an io watcher
-        sock = socket.create_connection((host, int(port)))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(encode_frame(HaproxyHello.make(engine_id="floor")))
-        buf = b""
-        while len(buf) < 4 or len(buf) < 4 + _LEN.unpack_from(buf)[0]:
-            buf += sock.recv(65536)
-        socks.append(sock)
-    waiting: dict[tuple[int, int], Waiter] = {}
-    loop = gevent.get_hub().loop
-    outboxes: list[list[bytes]] = [[] for _ in socks]
-
-    buffers = [b""] * nconn
-
-    def readable(index: int) -> None:
-        # Runs in the hub (an io watcher's callback): the cheapest place a Waiter can be
-        # switched to from, with no greenlet of its own for the reader.
-        try:
-            chunk = socks[index].recv(262144)
-        except BlockingIOError:
-            return
-        if not chunk:  # the agent went away: its waiters stay asleep until joinall's timeout
-            watchers[index].stop()
-            return
-        buf = buffers[index] + chunk
-        pos, end = 0, len(buf)
-        while end - pos >= 4:
-            (size,) = _LEN.unpack_from(buf, pos)
-            if end - pos - 4 < size:
-                break
-            ack = decode_frame_body(buf[pos + 4:pos + 4 + size])
-            pos += 4 + size
-            waiter = waiting.pop((ack.stream_id, ack.frame_id), None)  # type: ignore[union-attr]
-            if waiter is not None:
-                waiter.switch(ack)
-        buffers[index] = buf[pos:]
-
-    def flush(index: int) -> None:
-        out = outboxes[index]
-        if out:
-            data = b"".join(out)
-            out.clear()
-            if socks[index].send(data) != len(data):
-                raise RuntimeError("short write: the floor's socket buffer filled")
-
-    for s in socks:
-        s.setblocking(False)
-    watchers = [loop.io(s.fileno(), 1) for s in socks]
-    for index, watcher in enumerate(watchers):
-        watcher.start(readable, index)
+    client = FloorClient(address, max(1, (streams + 19) // 20))
+    socks, waiting, outboxes = client.socks, client.waiting, client.outboxes
+    nconn = len(socks)
+    loop, flush = client.loop, client.flush
     stop_at = time.monotonic() + duration
     per_worker = max(max_events // streams, 1)
     done = [0]
     latencies: list[float] = []
 
     def worker(index: int) -> None:
+        # FloorClient.round_trip's steps written out, with a frame id per event and the
+        # unbatched variant (one send per NOTIFY)
         sid = 1_000_000 + index
         sock = socks[index % nconn]
         box = outboxes[index % nconn]
@@ -146,10 +90,7 @@ def bench_floor(address: str, streams: int, duration: float, max_events: int,
     gevent.joinall([gevent.spawn(worker, i) for i in range(streams)], timeout=duration + 10)
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
-    for watcher in watchers:
-        watcher.stop()
-    for s in socks:
-        s.close()
+    client.close()
     return {"kind": "floor, batched" if batched else "floor", "concurrency": streams,
             "frames": done[0], "fps": done[0] / elapsed,
             "p50_ms": engine_bench.percentile(latencies, 0.5) * 1000,

@@ -35,9 +35,13 @@ class FloorClient:
 
     def __init__(self, address: str, nconn: int = 3) -> None:
         import gevent
+        from gevent.hub import Waiter
 
         from spoe_sync.protocol import HaproxyHello
-        from spoe_sync.protocol.codec import encode_frame
+        from spoe_sync.protocol.codec import decode_frame_body, encode_frame, encode_notify
+
+        # imported here (the scripts put the project on sys.path first), read once per call
+        self._waiter, self._decode, self._encode = Waiter, decode_frame_body, encode_notify
 
         host, port = address.rsplit(":", 1)
         self.socks: list[socket.socket] = []
@@ -62,8 +66,6 @@ class FloorClient:
     def _readable(self, index: int) -> None:
         # Runs in the hub (an io watcher's callback): the cheapest place a Waiter can be
         # switched to from, with no greenlet of its own for the reader.
-        from spoe_sync.protocol.codec import decode_frame_body
-
         try:
             chunk = self.socks[index].recv(262144)
         except BlockingIOError:
@@ -73,19 +75,19 @@ class FloorClient:
             return
         buf = self.buffers[index] + chunk
         pos, end = 0, len(buf)
-        waiting = self.waiting
+        waiting, decode = self.waiting, self._decode
         while end - pos >= 4:
             (size,) = _LEN.unpack_from(buf, pos)
             if end - pos - 4 < size:
                 break
-            ack = decode_frame_body(buf[pos + 4:pos + 4 + size])
+            ack = decode(buf[pos + 4:pos + 4 + size])
             pos += 4 + size
             waiter = waiting.pop((ack.stream_id, ack.frame_id), None)  # type: ignore[union-attr]
             if waiter is not None:
                 waiter.switch(ack)
         self.buffers[index] = buf[pos:]
 
-    def _flush(self, index: int) -> None:
+    def flush(self, index: int) -> None:
         out = self.outboxes[index]
         if out:
             data = b"".join(out)
@@ -95,17 +97,13 @@ class FloorClient:
 
     def round_trip(self, stream_id: int, payload: bytes) -> Any:
         """One NOTIFY (frame 1 of ``stream_id``) carrying ``payload``; its ACK."""
-        from gevent.hub import Waiter
-
-        from spoe_sync.protocol.codec import encode_notify
-
         index = stream_id % len(self.socks)
-        waiter: Waiter[Any] = Waiter()
+        waiter = self._waiter()
         self.waiting[stream_id, 1] = waiter
         box = self.outboxes[index]
         if not box:
-            self.loop.run_callback(self._flush, index)
-        box.append(encode_notify(stream_id, 1, payload))
+            self.loop.run_callback(self.flush, index)
+        box.append(self._encode(stream_id, 1, payload))
         return waiter.get()
 
     def close(self) -> None:
