@@ -59,8 +59,8 @@ from .result import (
     set_engine_vars,
     stream_status,
 )
-from .stream import Stream
-from .vars import ProcVars, Session, VarLimits, Vars
+from .stream import Stream, _new_stream
+from .vars import ProcVars, Session, VarLimits, Vars, _stream_vars
 from .waiting import FrameRequest
 
 __all__ = ["DEFAULT_TIMEOUT_PROCESSING", "Engine"]
@@ -227,13 +227,14 @@ class Engine:
                             f"not {type(samples).__name__}")
         if vars is None:
             # Without a session, the stream's private one is made when first used.
-            vars = Vars(session, self.proc_vars, limits=self.var_limits)
+            vars = _stream_vars(session, self.proc_vars, self.var_limits)  # Vars(...), cheaper
         elif not isinstance(vars, Vars):
             raise TypeError(f"vars must be a spoe_sync Vars, not {type(vars).__name__}")
         elif session is not None and session is not vars.session:
             raise ValueError("new_stream(): session is not the session of vars")
         self.streams += 1
-        return Stream(self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
+        # Stream(...), cheaper
+        return _new_stream(self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
 
     # ------------------------------------------------------------------ processing
 
