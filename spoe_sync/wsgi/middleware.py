@@ -26,7 +26,7 @@ from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
 from .request_samples import MiddlewareSamples, new_samples
-from .rule_runner import Reply, RuleRunner, labelled_plan
+from .rule_runner import RuleRunner, labelled_plan
 from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
@@ -261,7 +261,10 @@ class SpoeMiddleware:
                  start_response: StartResponse) -> Iterable[bytes]:
         rt = self._get_runtime()
         tx = _Transaction(self, rt, environ)
-        reply = tx.request()
+        # the request events, then the http-request rules (no rule: no reply)
+        tx.spoe.events(rt.request_plan)
+        plan = self._request_plan
+        reply = tx._rules(plan, None, False) if plan else None
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
@@ -360,12 +363,6 @@ class _Transaction(RuleRunner):
         self.ctx = self.spoe.ctx
 
     # -- rules
-
-    def request(self) -> Reply | None:
-        """Events and ``http-request`` rules; a reply when a rule answered."""
-        self.spoe.events(self.rt.request_plan)
-        plan = self.mw._request_plan
-        return self._rules(plan, None, False) if plan else None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = response_info(resp.status, tuple(resp.headers), body, reason=resp.reason,
