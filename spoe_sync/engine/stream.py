@@ -140,28 +140,3 @@ class Stream:
         return (f"<Stream sid={self.id} {self.kind} [{state}, {self._frame_id} frames, "
                 f"{self.total_ms} ms]>")
 
-
-def _new_stream(engine: object, stream_id: int, samples: SampleSource, vars: Vars,
-                kind: str) -> Stream:
-    """``Stream(engine, stream_id, samples, vars, kind)`` (``Engine.new_stream``: once
-    per request): the slots set directly, without a class call and its ``__init__``.
-    The tests compare every slot with those ``__init__`` sets."""
-    if kind not in STREAM_KINDS:
-        raise ValueError(f"stream kind must be 'http' or 'tcp', not {kind!r}")
-    stream: Stream = _new(Stream)
-    stream.engine = engine
-    stream.id = stream_id
-    stream.kind = kind
-    stream._vars = vars
-    stream.total_ms = 0
-    stream.disabled_by = None
-    stream._frame_id = 0
-    stream._busy = False
-    stream._lock = None
-    stream._samples = samples
-    ctx: Any = _new(EvalContext)  # _context(samples, vars), inlined
-    fields = ctx.__dict__
-    fields["samples"] = samples
-    fields["vars"] = vars
-    stream._ctx = ctx
-    return stream

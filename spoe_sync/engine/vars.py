@@ -85,7 +85,6 @@ _NEW_STREAM: dict[str, dict[str, Value]] = MappingProxyType(  # type: ignore[ass
     _NEW_STREAM_TABLE)
 #: why a req.* variable cannot be set in the response phase, nor res.* in the request phase
 REASON_SCOPE_CLOSED = "scope-not-active"
-_new = object.__new__
 
 
 class _Store:
@@ -523,17 +522,3 @@ class Vars(_Store, Mapping[str, Value]):
     def __repr__(self) -> str:
         return f"<Vars {self._count} txn/req/res, {len(self.session)} sess, {len(self.proc)} proc>"
 
-
-def _stream_vars(session: Session | None, proc: ProcVars, limits: VarLimits) -> Vars:
-    """``Vars(session, proc, limits=limits)`` with ``proc`` and ``limits`` given
-    (``Engine.new_stream``: once per request): the slots set directly, without a
-    class call and its ``__init__`` (about half the cost).  The tests compare
-    every slot with those ``__init__`` sets."""
-    vars: Vars = _new(Vars)
-    vars.limits = limits
-    vars._data = _NEW_STREAM
-    vars._bytes = 0
-    vars._count = 0
-    vars._session = session
-    vars.proc = proc
-    return vars

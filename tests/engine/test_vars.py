@@ -454,27 +454,6 @@ def test_setting_the_same_value_object_again_counts_as_an_equal_copy_would(value
     assert dict(same) == dict(equal) and same.nbytes == equal.nbytes
 
 
-def _slots(obj):
-    return {name: getattr(obj, name) for cls in type(obj).__mro__
-            for name in getattr(cls, "__slots__", ())}
-
-
-@pytest.mark.parametrize("with_session", [True, False])
-def test_a_streams_vars_built_fast_equal_those_of_init(with_session):
-    # Engine.new_stream builds a stream's Vars without the class call: every slot,
-    # and what the store then does, must be what Vars.__init__ gives
-    from spoe_sync.engine.vars import _stream_vars
-    session = Session() if with_session else None
-    proc, limits = ProcVars(), VarLimits(max_vars=3, max_bytes=200)
-    fast, general = _stream_vars(session, proc, limits), Vars(session, proc, limits=limits)
-    assert type(fast) is Vars and _slots(fast) == _slots(general)
-    for vars in (fast, general):
-        vars.set("txn.a", 1)
-        vars.set("sess.b", "x")
-        assert vars.try_set("res.c", 2) == REASON_SCOPE_CLOSED
-    assert fast.as_dict() == general.as_dict() == {"txn.a": 1, "sess.b": "x"}
-
-
 _NAMES = ("txn.a", "txn.b", "req.r", "res.s", "sess.s", "sess.none", "proc.p", "proc.q",
           "nonsense", "txn.", ".a", "", "TXN.a", "txn.a.b", "tx.a", "sess", "proc")
 
