@@ -469,13 +469,15 @@ def _get_by_owner(vars, full_name, default=None):
     return default if value is None else value
 
 
-@pytest.mark.parametrize("phase", ["new", "request", "response", "private-session"])
+@pytest.mark.parametrize("phase", ["new", "req-only", "request", "response", "private-session"])
 def test_get_equals_the_owner_lookup_in_every_scope_and_phase(phase):
     proc = ProcVars(["proc.q"])
     proc.set("proc.p", 7)
     session = None if phase == "private-session" else Session()
     vars = Vars(session, proc)
-    if phase != "new":
+    if phase == "req-only":  # a table of its own, txn still the shared empty bag
+        vars.set("req.r", "r")
+    elif phase != "new":
         vars.set("txn.a", 1)
         vars.set("req.r", "r")
         vars.set("sess.s", b"s")
