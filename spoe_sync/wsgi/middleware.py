@@ -259,7 +259,11 @@ class SpoeMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._get_runtime()
+        rt = self._runtime
+        if rt is None:
+            rt = self._get_runtime()
+        else:
+            check_same_hub(rt.hub)  # _get_runtime() of a built runtime, written out
         tx = _new(_Transaction)  # _Transaction(self, rt, environ): see _new
         _init_tx(tx, self, rt, environ)
         # the request events, then the http-request rules (no rule: no reply)
