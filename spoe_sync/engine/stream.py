@@ -139,4 +139,3 @@ class Stream:
         state = f"disabled by st={self.disabled_by}" if self.disabled else "enabled"
         return (f"<Stream sid={self.id} {self.kind} [{state}, {self._frame_id} frames, "
                 f"{self.total_ms} ms]>")
-
