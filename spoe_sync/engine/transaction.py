@@ -22,6 +22,7 @@ from loguru import logger
 from ..errors import SpoeError
 from ..rules.sources import SampleSource
 from .engine import Engine
+from .prepared import PreparedMessage
 from .result import ProcessingResult
 from .stream import Stream, _context
 from .vars import Session, Vars
@@ -113,7 +114,7 @@ class Transaction:
     def events(self, plan: Sequence[tuple[Engine, str]]) -> None:
         """Fire precomputed ``(engine, event)`` pairs in order (the WSGI fast path)."""
         for engine, event in plan:
-            self.process(engine, "event", event)
+            self.process(engine, "event", event, engine._events.get(event))
 
     def group(self, engine_id: str, group: str) -> None:
         """``send-spoe-group <engine_id> <group>``."""
@@ -123,14 +124,22 @@ class Transaction:
             return
         self.process(engine, "group", group)
 
-    def process(self, engine: Engine, kind: str, name: str) -> ProcessingResult | None:
+    def process(self, engine: Engine, kind: str, name: str,
+                messages: tuple[PreparedMessage, ...] | None = None) -> ProcessingResult | None:
         """One event (``kind="event"``) or group: its result, or None when the engine
-        refused it (see the module's failure policy)."""
+        refused it (see the module's failure policy).  ``messages``: the event's, when the
+        caller has looked them up already (:meth:`events`); then the engine's
+        ``process_event`` is bypassed, whose only other work is to check the event's name."""
         observer = self.observer
         start = time.monotonic() if observer is not None else 0.0
         try:
-            stream = self.stream(engine)
-            if kind == "event":
+            # self.stream(engine), its usual case written out: once per event, per request
+            stream = self.streams.get(engine.config.engine_id)
+            if stream is None:
+                stream = self.stream(engine)
+            if messages is not None:
+                result = engine._process(stream, kind, name, messages)
+            elif kind == "event":
                 result = engine.process_event(stream, name)
             else:
                 result = engine.send_group(stream, name)

@@ -26,7 +26,7 @@ from .headers import HttpResponse, set_request_header
 from .hubcheck import check_same_hub, current_hub
 from .lifecycle import track
 from .request_samples import MiddlewareSamples, new_samples
-from .rule_runner import Reply, RuleRunner, labelled_plan
+from .rule_runner import RuleRunner, labelled_plan
 from .stats import SpoeStats
 
 __all__ = ["EngineSpec", "SpoeMiddleware", "SpoeWSGIHandler", "listener"]
@@ -259,9 +259,17 @@ class SpoeMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._get_runtime()
-        tx = _Transaction(self, rt, environ)
-        reply = tx.request()
+        rt = self._runtime
+        if rt is None:
+            rt = self._get_runtime()
+        else:
+            check_same_hub(rt.hub)  # _get_runtime() of a built runtime, written out
+        tx = _new(_Transaction)  # _Transaction(self, rt, environ): see _new
+        _init_tx(tx, self, rt, environ)
+        # the request events, then the http-request rules (no rule: no reply)
+        tx.spoe.events(rt.request_plan)
+        plan = self._request_plan
+        reply = tx._rules(plan, None, False) if plan else None
         if reply is not None:
             return tx.send_reply(start_response, *reply)
         return tx.run_app(start_response)
@@ -335,7 +343,8 @@ class _Transaction(RuleRunner):
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
         self.samples = samples = new_samples(environ)
-        self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
+        self.spoe = spoe = _new(Transaction)  # Transaction(...): see _new
+        _init_transaction(spoe, rt.engines, samples, session, observer=mw._observer)
         environ[RESULTS_KEY] = spoe.results
         self.vars = environ[VARS_KEY] = spoe.vars
         self.ctx = spoe.ctx
@@ -360,12 +369,6 @@ class _Transaction(RuleRunner):
         self.ctx = self.spoe.ctx
 
     # -- rules
-
-    def request(self) -> Reply | None:
-        """Events and ``http-request`` rules; a reply when a rule answered."""
-        self.spoe.events(self.rt.request_plan)
-        plan = self.mw._request_plan
-        return self._rules(plan, None, False) if plan else None
 
     def _response_samples(self, resp: HttpResponse, body: bytes | None = None) -> None:
         info = response_info(resp.status, tuple(resp.headers), body, reason=resp.reason,
@@ -445,3 +448,11 @@ class _Transaction(RuleRunner):
         for data in pending:
             write(data)
         return Body(head, chunks, result)
+
+
+#: ``Cls(...)`` for each request is ``obj = _new(Cls); Cls.__init__(obj, ...)``: the very steps
+#: type.__call__ takes (neither class has a __new__ or a metaclass), as plain Python calls,
+#: without the C detour through the class's tp_init slot.
+_new = object.__new__
+_init_tx = _Transaction.__init__
+_init_transaction = Transaction.__init__

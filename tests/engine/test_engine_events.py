@@ -11,6 +11,7 @@ import gevent
 import pytest
 
 from spoe_sync import ConfigError, Engine, load_config
+from spoe_sync.engine.result import ProcessingResult
 from spoe_sync.testing import FakeAgent
 from tests import kit
 
@@ -54,6 +55,13 @@ def test_nothing_to_send_means_no_frame_no_log_but_counts_as_processed():
             assert result.skipped and result.ok and result.timings.process == -1
             m = engine.metrics()
             assert (m.nb_processed, m.nb_errors, m.nb_skipped, m.applets) == (1, 0, 0, 0)
+            # the next such processing answers with the same (immutable) result, equal
+            # to the one a skip of that reason is made as
+            again = engine.process_event(engine.new_stream(samples()), EVENT)
+            assert again is result
+            assert again == ProcessingResult("event", EVENT, skipped=True,
+                                             error="no message to send")
+            assert engine.metrics().nb_processed == 2
         assert agent.connections == 0 and agent.frames == 0
 
 

@@ -122,3 +122,52 @@ def test_one_too_big_limit_for_the_pool_and_the_engine() -> None:
         assert pool.unsendable(limit + 1, head) is not None
         assert pool.unsendable(limit) is None
         pool.close(1)
+
+
+@pytest.mark.parametrize("kind", ["http", "tcp", "udp"])
+def test_new_stream_built_fast_equals_the_stream_of_init(kind: str) -> None:
+    """Engine.new_stream builds its Stream and Vars without the class calls: every slot
+    must be what Stream(...) and Vars(...) give, and a bad kind refused the same way."""
+    from spoe_sync.engine.stream import Stream
+    from spoe_sync.engine.vars import Vars
+    with FakeAgent() as agent:
+        engine = engine_without_processing_timeout(agent.address)
+        try:
+            src, session = samples(), engine.new_session()
+            if kind not in ("http", "tcp"):
+                with pytest.raises(ValueError, match="stream kind") as fast_exc:
+                    engine.new_stream(src, session, kind=kind)
+                with pytest.raises(ValueError, match="stream kind") as init_exc:
+                    Stream(engine, 1, src, Vars(session), kind)
+                assert str(fast_exc.value) == str(init_exc.value)
+                return
+            fast = engine.new_stream(src, session, kind=kind)
+            vars = Vars(session, engine.proc_vars, limits=engine.var_limits)
+            general = Stream(engine, fast.id, src, vars, kind)
+
+            def slots(obj: object) -> dict[str, object]:
+                return {name: getattr(obj, name) for cls in type(obj).__mro__
+                        for name in getattr(cls, "__slots__", ())}
+            got, want = slots(fast), slots(general)
+            assert got.pop("_vars") is not want.pop("_vars")  # a store of its own each
+            got_ctx, want_ctx = got.pop("_ctx"), want.pop("_ctx")
+            assert got == want and type(fast) is Stream
+            assert type(got_ctx) is type(want_ctx) and got_ctx.samples is want_ctx.samples
+            assert got_ctx.vars is fast.vars and want_ctx.vars is general.vars
+            assert slots(fast.vars) == slots(general.vars)
+            assert fast.session is general.session is session
+        finally:
+            engine.close(0)
+
+
+def test_the_classes_built_per_request_are_made_as_a_class_call_makes_them() -> None:
+    """new_stream and the WSGI middleware build these as ``_new(Cls)`` then ``Cls.__init__``:
+    that is what calling the class does only while neither it nor its metaclass changes
+    __new__ or __call__."""
+    from spoe_sync.engine.stream import Stream
+    from spoe_sync.engine.transaction import Transaction
+    from spoe_sync.engine.vars import Vars
+    from spoe_sync.wsgi.middleware import _Transaction
+    for cls in (Stream, Transaction, Vars, _Transaction):
+        assert cls.__new__ is object.__new__, cls
+        assert type(cls).__call__ is type.__call__, cls  # type or ABCMeta (Vars)

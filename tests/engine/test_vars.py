@@ -452,3 +452,40 @@ def test_setting_the_same_value_object_again_counts_as_an_equal_copy_would(value
         assert store.nbytes == size
         assert store["txn.a"] == value
     assert dict(same) == dict(equal) and same.nbytes == equal.nbytes
+
+
+_NAMES = ("txn.a", "txn.b", "req.r", "res.s", "sess.s", "sess.none", "proc.p", "proc.q",
+          "nonsense", "txn.", ".a", "", "TXN.a", "txn.a.b", "tx.a", "sess", "proc")
+
+
+def _get_by_owner(vars, full_name, default=None):
+    # Vars.get's definition: the store that owns the scope (_owner), then its bag;
+    # Vars.get writes _owner out and must agree with this
+    scope, _, name = full_name.partition(".")
+    store = vars._owner(scope)
+    if store is None:
+        return default
+    value = store._data[scope].get(name)
+    return default if value is None else value
+
+
+@pytest.mark.parametrize("phase", ["new", "req-only", "request", "response", "private-session"])
+def test_get_equals_the_owner_lookup_in_every_scope_and_phase(phase):
+    proc = ProcVars(["proc.q"])
+    proc.set("proc.p", 7)
+    session = None if phase == "private-session" else Session()
+    vars = Vars(session, proc)
+    if phase == "req-only":  # a table of its own, txn still the shared empty bag
+        vars.set("req.r", "r")
+    elif phase != "new":
+        vars.set("txn.a", 1)
+        vars.set("req.r", "r")
+        vars.set("sess.s", b"s")
+    if phase == "response":
+        vars.start_response()
+        vars.set("res.s", True)
+    for name in _NAMES:
+        for default in (None, 0, "dflt"):
+            assert vars.get(name, default) == _get_by_owner(vars, name, default), (name, default)
+    with pytest.raises(TypeError):
+        vars.get(None)  # type: ignore[arg-type]

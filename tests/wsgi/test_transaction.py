@@ -135,3 +135,29 @@ def test_the_proxy_follows_the_same_policy_for_a_closed_engine():
             assert exchange(proxy, b"ping") == b"ping"
             assert wait_until(lambda: ended)
     assert proxy.stats.aborted == 0
+
+
+def _outcome(tx):
+    return ([(r.kind, r.name, r.status, r.skipped, r.error, dict(r.vars_set)) for r in tx.results],
+            tx.vars.as_dict(), [(eid, kind, name) for eid, kind, name, _ in tx.failures])
+
+
+def test_events_with_their_messages_looked_up_equal_event_by_event(engines):
+    # events() hands each engine's messages to the engine's _process, bypassing
+    # process_event(): the same plan through process() one event at a time (the
+    # general path, process_event included) must give the same results, variables
+    # and failures; also for an event no engine has messages for and an engine closed
+    plan = [(engines[0], "on-frontend-http-request"), (engines[1], "on-frontend-http-request"),
+            (engines[0], "on-http-response")]
+    fast, general = Transaction(engines, _samples()), Transaction(engines, _samples())
+    fast.events(plan)
+    for engine, event in plan:
+        general.process(engine, "event", event)
+    assert _outcome(fast) == _outcome(general)
+    assert fast.vars.get("txn.second.saw") == 42 and len(fast.results) == 3
+    engines[1].close(timeout=1)
+    fast.events(plan)
+    for engine, event in plan:
+        general.process(engine, "event", event)
+    assert _outcome(fast) == _outcome(general)
+    assert [eid for eid, *_ in fast.failures] == ["second"]
