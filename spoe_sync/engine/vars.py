@@ -526,4 +526,3 @@ class Vars(_Store, Mapping[str, Value]):
 
     def __repr__(self) -> str:
         return f"<Vars {self._count} txn/req/res, {len(self.session)} sess, {len(self.proc)} proc>"
-
