@@ -201,8 +201,7 @@ class PoolState:
     # ------------------------------------------------------------------ slots
 
     def _take_slot(self, link: Link, request: Any) -> None:
-        """The one place a slot is taken (``link`` is READY with one free;
-        :meth:`take` inlines it, tests/engine/test_poolstate.py compares them)."""
+        """The one place a slot is taken (``link`` is READY with one free)."""
         link.free -= 1
         available = self.available
         del available[link]
@@ -215,8 +214,7 @@ class PoolState:
         self.nb_assigned += 1
 
     def _give_back(self, link: Link) -> None:
-        """The one place a slot comes back (ACK, abandon, a frame that could not
-        go out; :meth:`acked` inlines it, tests/engine/test_poolstate.py compares them)."""
+        """The one place a slot comes back (ACK, abandon, a frame that could not go out)."""
         if link.free < link.capacity:
             link.free += 1
         if link.state is _READY and link not in self.available:
@@ -228,18 +226,8 @@ class PoolState:
         the frame to ``link.io``); else None (the shell queues it)."""
         if self.nb_queued:
             return None
-        available = self.available
-        for link in available:
-            # _take_slot(), inlined: this runs for every frame.
-            link.free -= 1
-            del available[link]
-            if link.free:
-                available[link] = None  # still room: to the back of the line
-            request.link = link
-            request.server = link.server.name
-            request.state = _ASSIGNED
-            link.inflight[request.key] = request
-            self.nb_assigned += 1
+        for link in self.available:
+            self._take_slot(link, request)
             return link
         return None
 
@@ -450,11 +438,7 @@ class PoolState:
         else:
             request.finish(0, ack)
         if owner is not None and owner.inflight.pop(key, None) is not None:
-            # _give_back(owner), inlined: this runs for every ACK.
-            if owner.free < owner.capacity:
-                owner.free += 1
-            if owner.state is _READY and owner not in self.available:
-                self.available[owner] = None
+            self._give_back(owner)
         return request
 
     def link_closed(self, link: Link, status: int | None, error: str, *,
