@@ -61,10 +61,9 @@ class Wakeups:
     2,600 CPU instructions more per event (``benchmarks/instructions.py``)
     than one callback per batch that switches to each in turn (:meth:`run`);
     the order, and the moment (the hub's next round of callbacks), are the
-    same.  Each switch returns here
-    when the woken stream blocks again: ``Waiter.switch`` reports an error
-    of the switch to the hub instead of raising, so one stream cannot keep
-    the others asleep."""
+    same.  Each switch returns here when the woken stream blocks again:
+    ``Waiter.switch`` reports an error of the switch to the hub instead of
+    raising, so one stream cannot keep the others asleep."""
 
     __slots__ = ("waiters",)
 
