@@ -77,13 +77,6 @@ _LATE_APPLY = "the ACK's actions finished applying after timeout processing: the
 _NO_ACTIONS = ActionReport()
 _NO_VARS: Mapping[str, Any] = MappingProxyType({})
 monotonic = time.monotonic
-#: ``Cls(...)`` on the per-request path is ``obj = _new(Cls); Cls.__init__(obj, ...)``: the very
-#: steps type.__call__ takes (neither class has a __new__ or a metaclass), as plain Python
-#: calls, without the C detour through the class's tp_init slot (a stream and its variables
-#: for every request: about 40% of each object's cost).
-_new = object.__new__
-_init_vars = Vars.__init__
-_init_stream = Stream.__init__
 
 def _resolve_backend(config: SpoeConfig, backends: Any) -> Backend:
     if isinstance(backends, HaproxyConfig):
@@ -234,16 +227,13 @@ class Engine:
                             f"not {type(samples).__name__}")
         if vars is None:
             # Without a session, the stream's private one is made when first used.
-            vars = _new(Vars)  # Vars(...): see _new
-            _init_vars(vars, session, self.proc_vars, limits=self.var_limits)
+            vars = Vars(session, self.proc_vars, limits=self.var_limits)
         elif not isinstance(vars, Vars):
             raise TypeError(f"vars must be a spoe_sync Vars, not {type(vars).__name__}")
         elif session is not None and session is not vars.session:
             raise ValueError("new_stream(): session is not the session of vars")
         self.streams += 1
-        stream = _new(Stream)  # Stream(...): see _new
-        _init_stream(stream, self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
-        return stream
+        return Stream(self, next(self._sids) & 0xFFFFFFFF, samples, vars, kind)
 
     # ------------------------------------------------------------------ processing
 

@@ -264,8 +264,7 @@ class SpoeMiddleware:
             rt = self._get_runtime()
         else:
             check_same_hub(rt.hub)  # _get_runtime() of a built runtime, written out
-        tx = _new(_Transaction)  # _Transaction(self, rt, environ): see _new
-        _init_tx(tx, self, rt, environ)
+        tx = _Transaction(self, rt, environ)
         # the request events, then the http-request rules (no rule: no reply)
         tx.spoe.events(rt.request_plan)
         plan = self._request_plan
@@ -343,8 +342,7 @@ class _Transaction(RuleRunner):
         if mw.buffer_body is not None and BODY_KEY not in environ:
             buffer_request_body(environ, mw.buffer_body)
         self.samples = samples = new_samples(environ)
-        self.spoe = spoe = _new(Transaction)  # Transaction(...): see _new
-        _init_transaction(spoe, rt.engines, samples, session, observer=mw._observer)
+        self.spoe = spoe = Transaction(rt.engines, samples, session, observer=mw._observer)
         environ[RESULTS_KEY] = spoe.results
         self.vars = environ[VARS_KEY] = spoe.vars
         self.ctx = spoe.ctx
@@ -449,10 +447,3 @@ class _Transaction(RuleRunner):
             write(data)
         return Body(head, chunks, result)
 
-
-#: ``Cls(...)`` for each request is ``obj = _new(Cls); Cls.__init__(obj, ...)``: the very steps
-#: type.__call__ takes (neither class has a __new__ or a metaclass), as plain Python calls,
-#: without the C detour through the class's tp_init slot.
-_new = object.__new__
-_init_tx = _Transaction.__init__
-_init_transaction = Transaction.__init__

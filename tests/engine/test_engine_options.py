@@ -125,9 +125,9 @@ def test_one_too_big_limit_for_the_pool_and_the_engine() -> None:
 
 
 @pytest.mark.parametrize("kind", ["http", "tcp", "udp"])
-def test_new_stream_built_fast_equals_the_stream_of_init(kind: str) -> None:
-    """Engine.new_stream builds its Stream and Vars without the class calls: every slot
-    must be what Stream(...) and Vars(...) give, and a bad kind refused the same way."""
+def test_new_stream_equals_the_stream_of_init(kind: str) -> None:
+    """Engine.new_stream's Stream and Vars: every slot what Stream(...) and Vars(...) with the
+    engine's proc variables and limits give, and a bad kind refused the same way."""
     from spoe_sync.engine.stream import Stream
     from spoe_sync.engine.vars import Vars
     with FakeAgent() as agent:
@@ -158,16 +158,3 @@ def test_new_stream_built_fast_equals_the_stream_of_init(kind: str) -> None:
             assert fast.session is general.session is session
         finally:
             engine.close(0)
-
-
-def test_the_classes_built_per_request_are_made_as_a_class_call_makes_them() -> None:
-    """new_stream and the WSGI middleware build these as ``_new(Cls)`` then ``Cls.__init__``:
-    that is what calling the class does only while neither it nor its metaclass changes
-    __new__ or __call__."""
-    from spoe_sync.engine.stream import Stream
-    from spoe_sync.engine.transaction import Transaction
-    from spoe_sync.engine.vars import Vars
-    from spoe_sync.wsgi.middleware import _Transaction
-    for cls in (Stream, Transaction, Vars, _Transaction):
-        assert cls.__new__ is object.__new__, cls
-        assert type(cls).__call__ is type.__call__, cls  # type or ABCMeta (Vars)
