@@ -312,12 +312,7 @@ class Engine:
                 # (spoe_stop_processing(), checked against HAProxy in the
                 # conformance tier).
                 self.nb_processed += 1
-                # _skipped_result(), its cache hit written out: every request whose
-                # conditions are all false comes here
-                result = self._skipped.get((kind, name, _SKIPPED_NOTHING))
-                if result is None:
-                    result = self._skipped_result(kind, name, _SKIPPED_NOTHING)
-                return result
+                return self._skipped_result(kind, name, _SKIPPED_NOTHING)
             if len(payload) > self._max_payload:
                 too_big = self.pool.unsendable(len(payload), messages_head(messages))
                 if too_big is not None:

@@ -133,10 +133,7 @@ class Transaction:
         observer = self.observer
         start = time.monotonic() if observer is not None else 0.0
         try:
-            # self.stream(engine), its usual case written out: once per event, per request
-            stream = self.streams.get(engine.config.engine_id)
-            if stream is None:
-                stream = self.stream(engine)
+            stream = self.stream(engine)
             if messages is not None:
                 result = engine._process(stream, kind, name, messages)
             elif kind == "event":

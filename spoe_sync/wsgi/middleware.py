@@ -259,11 +259,7 @@ class SpoeMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        rt = self._runtime
-        if rt is None:
-            rt = self._get_runtime()
-        else:
-            check_same_hub(rt.hub)  # _get_runtime() of a built runtime, written out
+        rt = self._get_runtime()
         tx = _Transaction(self, rt, environ)
         # the request events, then the http-request rules (no rule: no reply)
         tx.spoe.events(rt.request_plan)
