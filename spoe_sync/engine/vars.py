@@ -139,11 +139,7 @@ class _Store:
         if old is None:
             self._count += 1
             if bag is _UNUSED:
-                # _own(), inlined: the first variable of every new stream comes here.
-                data = self._data
-                if data is _NEW_STREAM:
-                    data = self._data = _NEW_STREAM_TABLE.copy()
-                bag = data[scope] = {}
+                bag = self._own()[scope] = {}
         bag[name] = value
         self._bytes += added
         if journal is not None:
@@ -348,7 +344,7 @@ class Vars(_Store, Mapping[str, Value]):
         limits = self.limits
         if count > limits.max_vars or nbytes > limits.max_bytes:
             return False
-        data = self._data = _NEW_STREAM_TABLE.copy()
+        data = self._own()
         for scope, items in bags:
             data[scope] = dict(items)
         self._count = count
@@ -411,18 +407,17 @@ class Vars(_Store, Mapping[str, Value]):
             scope, _, name = full_name.partition(".")
         except (AttributeError, TypeError):  # None, int, bytes...: not a str
             raise _not_a_name(full_name) from None
-        # self._owner(scope), written out: the rules read variables on every request.
-        # The shared read-only tables are read through the dicts behind them: a
-        # MappingProxyType's get() is a method call on its dict, several times the cost.
+        # The rules read variables on every request: this stream's own scopes straight
+        # from its table (a new stream's shared one through the dict behind it: a
+        # MappingProxyType's get() is a method call on its dict, several times the
+        # cost), the others through _owner()
         data = self._data
         bag = (_NEW_STREAM_TABLE if data is _NEW_STREAM else data).get(scope)
         if bag is None:
-            if scope == "sess":
-                bag = self.session._data["sess"]
-            elif scope == "proc":
-                bag = self.proc._data["proc"]
-            else:
+            store = self._owner(scope)
+            if store is None:
                 return default
+            bag = store._data[scope]
         if bag is _UNUSED or bag is _CLOSED:  # empty: no variable of this scope
             return default
         value = bag.get(name)

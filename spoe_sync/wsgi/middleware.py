@@ -442,4 +442,3 @@ class _Transaction(RuleRunner):
         for data in pending:
             write(data)
         return Body(head, chunks, result)
-
